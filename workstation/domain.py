@@ -1,0 +1,183 @@
+"""Plain, frozen records shared by the core, the CLI and the GUI (no Qt, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BBox:
+    """An axis-aligned box in image pixels (x, y is the top-left corner)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def area(self) -> float:
+        return max(self.w, 0.0) * max(self.h, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.w / 2, self.y + self.h / 2)
+
+    def iou(self, other: BBox) -> float:
+        left, top = max(self.x, other.x), max(self.y, other.y)
+        right = min(self.x + self.w, other.x + other.w)
+        bottom = min(self.y + self.h, other.y + other.h)
+        inter = max(0.0, right - left) * max(0.0, bottom - top)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def contains(self, point: tuple[float, float]) -> bool:
+        px, py = point
+        return self.x <= px <= self.x + self.w and self.y <= py <= self.y + self.h
+
+    def as_list(self) -> list[float]:
+        return [round(self.x, 1), round(self.y, 1), round(self.w, 1), round(self.h, 1)]
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        """Parse "X,Y,W,H" as typed on a command line."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"a box is X,Y,W,H (four numbers), got {text!r}")
+        x, y, w, h = (float(p) for p in parts)
+        if w <= 0 or h <= 0:
+            raise ValueError(f"a box needs a positive width and height, got {text!r}")
+        return cls(x, y, w, h)
+
+
+# Five points in the order the ArcFace template uses: the eye on the image's left, the eye on
+# the image's right, nose tip, mouth corner on the image's left, mouth corner on the right.
+Landmarks = tuple[tuple[float, float], ...]
+
+
+class FaceSource(str, Enum):
+    """How a face was chosen: found by the detector, or drawn by a person."""
+
+    DETECTED = "detected"
+    MANUAL = "manual"
+
+
+class Verdict(str, Enum):
+    GOOD = "good"
+    WARN = "warn"
+    POOR = "poor"
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Measured probe quality and a verdict with its reasons in words."""
+
+    detector_score: float | None
+    inter_eye_px: float | None
+    sharpness: float
+    yaw_deg: float | None
+    pitch_deg: float | None
+    roll_deg: float | None
+    verdict: Verdict
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["reasons"] = list(self.reasons)
+        for key, value in data.items():
+            if isinstance(value, float):
+                data[key] = round(value, 3)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Quality:
+        return cls(
+            detector_score=data.get("detector_score"),
+            inter_eye_px=data.get("inter_eye_px"),
+            sharpness=float(data.get("sharpness", 0.0)),
+            yaw_deg=data.get("yaw_deg"),
+            pitch_deg=data.get("pitch_deg"),
+            roll_deg=data.get("roll_deg"),
+            verdict=Verdict(data.get("verdict", "poor")),
+            reasons=tuple(data.get("reasons", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """Which recognition model made an embedding: a name plus the SHA-256 of its weights."""
+
+    name: str
+    sha256: str
+    dim: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.sha256}"
+
+    @property
+    def short(self) -> str:
+        return f"{self.name}@{self.sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in an image: where it is, how it was chosen, its quality and its embedding."""
+
+    index: int
+    box: BBox
+    landmarks: Landmarks | None
+    source: FaceSource
+    aligned: bool
+    quality: Quality
+    embedding: np.ndarray = field(repr=False, compare=False)
+    model: ModelId | None = None
+
+    @property
+    def low_confidence(self) -> bool:
+        """A drawn box with no face found inside it was embedded unaligned."""
+        return not self.aligned
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (without the embedding)."""
+        return {
+            "index": self.index,
+            "box": self.box.as_list(),
+            "landmarks": (
+                [[round(x, 1), round(y, 1)] for x, y in self.landmarks]
+                if self.landmarks
+                else None
+            ),
+            "source": self.source.value,
+            "aligned": self.aligned,
+            "low_confidence": self.low_confidence,
+            "quality": self.quality.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked lead from a search: a gallery subject and its best-matching face."""
+
+    rank: int
+    subject_id: str
+    name: str | None
+    face_id: int
+    image_id: int
+    score: float
+    fmr: float | None = None
+    expected_strangers: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "name": self.name,
+            "face_id": self.face_id,
+            "score": round(self.score, 5),
+            "fmr": self.fmr,
+            "expected_strangers": self.expected_strangers,
+        }

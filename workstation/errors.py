@@ -1,0 +1,39 @@
+"""Errors that reach a user: each names the file or record and the reason, in plain words."""
+
+from __future__ import annotations
+
+
+class WorkstationError(Exception):
+    """Base class for failures a user should read (never shown as a traceback)."""
+
+
+class ImageError(WorkstationError):
+    """An image could not be read, or is not safe to decode."""
+
+
+class NoFaceError(WorkstationError):
+    """No face was found where one was needed."""
+
+
+class ModelError(WorkstationError):
+    """A model file is missing, altered, or cannot be loaded."""
+
+
+class ModelMismatchError(WorkstationError):
+    """A gallery was built with one model and is being used with another."""
+
+
+class GalleryError(WorkstationError):
+    """The gallery folder or its database cannot be used as asked."""
+
+
+class CaseRequiredError(WorkstationError):
+    """A search was asked for without a case number or purpose."""
+
+
+class AuditError(WorkstationError):
+    """The audit log could not be written or read."""
+
+
+class CancelledError(WorkstationError):
+    """Long work was cancelled by the user."""

@@ -1,0 +1,1 @@
+"""Qt-free image loading, face detection, alignment, embedding and quality."""

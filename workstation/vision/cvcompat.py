@@ -1,0 +1,40 @@
+"""Import OpenCV without letting it break Qt.
+
+insightface depends on the GUI wheel `opencv-python`, which shares the `cv2/` folder with
+`opencv-python-headless`. When the GUI wheel's files win, importing cv2 points
+QT_QPA_PLATFORM_PLUGIN_PATH and QT_QPA_FONTDIR at its own bundled Qt 5, and PySide6 then fails
+with "Could not load the Qt platform plugin". Every module imports cv2 through here, so the
+variables are removed before any QApplication can exist.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+_QT_VARIABLES_SET_BY_CV2 = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR")
+_cv2: ModuleType | None = None
+
+
+def cv2_module() -> ModuleType:
+    """Return cv2, imported once, with OpenCV's own Qt environment variables undone."""
+    global _cv2
+    if _cv2 is None:
+        saved = {name: os.environ.get(name) for name in _QT_VARIABLES_SET_BY_CV2}
+        import cv2
+
+        cv2_dir = Path(cv2.__file__).resolve().parent
+        for name in _QT_VARIABLES_SET_BY_CV2:
+            value = os.environ.get(name)
+            if value is None or value == saved[name]:
+                continue
+            if Path(value).resolve().is_relative_to(cv2_dir):
+                if saved[name] is None:
+                    del os.environ[name]
+                else:
+                    os.environ[name] = saved[name]  # type: ignore[assignment]
+        # Two threads: inference is the bottleneck and the target PCs have few cores.
+        cv2.setNumThreads(max(1, min(os.cpu_count() or 1, 4)))
+        _cv2 = cv2
+    return _cv2

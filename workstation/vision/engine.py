@@ -1,0 +1,249 @@
+"""The face engine: detect, align, embed and assess faces, for any detector + recogniser pair.
+
+Model families plug in behind two small protocols (`Detector`, `Embedder`); the engine owns what
+is common to all of them: scaling big photos for detection, ordering faces, the manual-box path,
+alignment and quality. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from workstation.domain import BBox, Face, FaceSource, Landmarks, ModelId
+from workstation.errors import NoFaceError
+from workstation.vision.alignment import align_face, crop_box
+from workstation.vision.cvcompat import cv2_module
+from workstation.vision.quality import assess_quality
+
+# Detection runs on a copy whose longer side is at most this; landmarks are mapped back and the
+# face is aligned from the full-resolution pixels.
+MAX_DETECTION_SIDE = 1920
+# A drawn box is searched for a face in a crop this much larger on every side (fraction of side).
+MANUAL_BOX_MARGIN = 0.5
+# Small drawn boxes are enlarged to about this many pixels so the detector can see the face.
+MANUAL_BOX_TARGET_SIDE = 192
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: BBox
+    landmarks: Landmarks
+    score: float
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        """All faces in a BGR image, in that image's pixel coordinates."""
+        ...
+
+
+class Embedder(Protocol):
+    model: ModelId
+    input_size: int
+
+    def embed(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
+        """L2-normalised embeddings (n x dim, float32) of aligned BGR face crops."""
+        ...
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class FaceEngine:
+    """Detects and embeds faces. One instance is safe to share: inference is serialised."""
+
+    def __init__(self, detector: Detector, embedder: Embedder, description: str = "") -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.description = description or f"{detector.name} + {embedder.model.name}"
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> ModelId:
+        return self.embedder.model
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        """Faces in the image, largest first (face 0 is the main face)."""
+        cv2 = cv2_module()
+        height, width = bgr.shape[:2]
+        scale = min(1.0, MAX_DETECTION_SIDE / max(height, width))
+        small = (
+            cv2.resize(bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1.0
+            else bgr
+        )
+        with self._lock:
+            found = self.detector.detect(small)
+        if scale < 1.0:
+            found = [_rescale(d, 1.0 / scale) for d in found]
+        return sorted(found, key=lambda d: d.box.area, reverse=True)
+
+    def embed_aligned(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
+        with self._lock:
+            return l2_normalise(self.embedder.embed(aligned_faces))
+
+    def analyze(self, bgr: np.ndarray) -> list[Face]:
+        """Every detected face, embedded and assessed, largest first."""
+        detections = self.detect(bgr)
+        if not detections:
+            return []
+        crops = [align_face(bgr, d.landmarks) for d in detections]
+        embeddings = self.embed_aligned(crops)
+        return [
+            Face(
+                index=i,
+                box=d.box,
+                landmarks=d.landmarks,
+                source=FaceSource.DETECTED,
+                aligned=True,
+                quality=assess_quality(crop, d.landmarks, d.score, aligned=True),
+                embedding=embeddings[i],
+                model=self.model,
+            )
+            for i, (d, crop) in enumerate(zip(detections, crops, strict=True))
+        ]
+
+    def analyze_box(self, bgr: np.ndarray, box: BBox) -> Face:
+        """A face a person boxed by hand.
+
+        The detector looks for landmarks in a crop around the box (with a margin, enlarged when
+        small); the detection best overlapping the box whose eyes lie inside it is aligned. When
+        there is none, the box is embedded unaligned and marked low-confidence.
+        """
+        height, width = bgr.shape[:2]
+        clipped = _clip_box(box, width, height)
+        if clipped is None:
+            raise NoFaceError(
+                f"the box {box.as_list()} lies outside the {width}x{height} image"
+            )
+        detection = self._detection_in_box(bgr, clipped)
+        if detection is not None:
+            crop = align_face(bgr, detection.landmarks)
+            landmarks: Landmarks | None = detection.landmarks
+            score: float | None = detection.score
+        else:
+            crop = crop_box(bgr, clipped)
+            landmarks, score = None, None
+        embedding = self.embed_aligned([crop])[0]
+        return Face(
+            index=0,
+            box=clipped,
+            landmarks=landmarks,
+            source=FaceSource.MANUAL,
+            aligned=detection is not None,
+            quality=assess_quality(crop, landmarks, score, aligned=detection is not None),
+            embedding=embedding,
+            model=self.model,
+        )
+
+    def aligned_crop(self, bgr: np.ndarray, face: Face) -> np.ndarray:
+        """The 112 px crop the embedding was computed from (for display in compare views)."""
+        if face.landmarks is not None:
+            return align_face(bgr, face.landmarks)
+        return crop_box(bgr, face.box)
+
+    def _detection_in_box(self, bgr: np.ndarray, box: BBox) -> Detection | None:
+        cv2 = cv2_module()
+        height, width = bgr.shape[:2]
+        margin = MANUAL_BOX_MARGIN * max(box.w, box.h)
+        left, top = max(0, int(box.x - margin)), max(0, int(box.y - margin))
+        right = min(width, int(box.x + box.w + margin + 1))
+        bottom = min(height, int(box.y + box.h + margin + 1))
+        crop = bgr[top:bottom, left:right]
+        zoom = MANUAL_BOX_TARGET_SIDE / max(box.w, box.h)
+        zoom = min(max(zoom, 0.25), 4.0)
+        if abs(zoom - 1.0) > 0.05:
+            crop = cv2.resize(
+                crop,
+                (max(1, round(crop.shape[1] * zoom)), max(1, round(crop.shape[0] * zoom))),
+                interpolation=cv2.INTER_CUBIC if zoom > 1 else cv2.INTER_AREA,
+            )
+        else:
+            zoom = 1.0
+        with self._lock:
+            found = self.detector.detect(np.ascontiguousarray(crop))
+        best: Detection | None = None
+        best_overlap = 0.0
+        for detection in found:
+            mapped = _rescale(detection, 1.0 / zoom, shift=(left, top))
+            eyes_inside = all(box.contains(p) for p in mapped.landmarks[:2])
+            overlap = mapped.box.iou(box)
+            if eyes_inside and overlap > best_overlap:
+                best, best_overlap = mapped, overlap
+        return best
+
+
+def _rescale(detection: Detection, factor: float, shift: tuple[float, float] = (0, 0)) -> Detection:
+    dx, dy = shift
+    box = detection.box
+    return Detection(
+        box=BBox(box.x * factor + dx, box.y * factor + dy, box.w * factor, box.h * factor),
+        landmarks=tuple((x * factor + dx, y * factor + dy) for x, y in detection.landmarks),
+        score=detection.score,
+    )
+
+
+def _clip_box(box: BBox, width: int, height: int) -> BBox | None:
+    left, top = max(0.0, box.x), max(0.0, box.y)
+    right, bottom = min(float(width), box.x + box.w), min(float(height), box.y + box.h)
+    if right - left < 4 or bottom - top < 4:
+        return None
+    return BBox(left, top, right - left, bottom - top)
+
+
+def select_face(
+    engine: FaceEngine,
+    bgr: np.ndarray,
+    source_name: str,
+    box: BBox | None = None,
+    face_index: int | None = None,
+) -> tuple[Face, list[Face]]:
+    """The face to search with, plus every face found (for the caller to report or offer).
+
+    A drawn box wins; else face `face_index` (0 = largest); else the largest face.
+    """
+    if box is not None:
+        face = engine.analyze_box(bgr, box)
+        return face, [face]
+    faces = engine.analyze(bgr)
+    if not faces:
+        raise NoFaceError(
+            f"{source_name}: no face found; draw a box around the face (--box X,Y,W,H) to "
+            "search it by hand"
+        )
+    index = 0 if face_index is None else face_index
+    if not 0 <= index < len(faces):
+        raise NoFaceError(
+            f"{source_name}: face {index} asked for, but only {len(faces)} face(s) found "
+            f"(numbered 0 to {len(faces) - 1}, largest first)"
+        )
+    return faces[index], faces
+
+
+def create_engine(
+    backend: str = "opencv",
+    model_dir: Path | None = None,
+    insightface_pack: Path | str | None = None,
+) -> FaceEngine:
+    """Build an engine for a backend name ("opencv" default, or "insightface")."""
+    if backend == "opencv":
+        from workstation.vision.opencv_backend import create_opencv_engine
+
+        return create_opencv_engine(model_dir)
+    if backend == "insightface":
+        from workstation.vision.insightface_backend import create_insightface_engine
+
+        return create_insightface_engine(insightface_pack, yunet_model_dir=model_dir)
+    from workstation.errors import ModelError
+
+    raise ModelError(f"unknown model backend {backend!r}; choose 'opencv' or 'insightface'")

@@ -1,0 +1,84 @@
+"""YuNet detection + SFace recognition through OpenCV's DNN module (the default backend).
+
+Why OpenCV DNN and not onnxruntime: OpenCV 4.12 runs both shipped int8 files as they are, while
+onnxruntime rejects YuNet's block-quantised nodes and needs SFace's graph cleaned; measured on
+these files, OpenCV was also faster here (see benchmarks/backend_speed.py and docs/ACCURACY.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from workstation.domain import BBox, ModelId
+from workstation.errors import ModelError
+from workstation.vision.cvcompat import cv2_module
+from workstation.vision.engine import Detection, FaceEngine
+from workstation.vision.models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, ModelFile, load_verified
+
+DETECTION_SCORE_THRESHOLD = 0.6
+NMS_THRESHOLD = 0.3
+
+
+class YuNetDetector:
+    """OpenCV's FaceDetectorYN over the verified YuNet bytes."""
+
+    def __init__(self, model: ModelFile, score_threshold: float = DETECTION_SCORE_THRESHOLD) -> None:
+        cv2 = cv2_module()
+        self.name = model.key
+        self.model_file = model
+        try:
+            self._detector = cv2.FaceDetectorYN.create(
+                "ONNX",
+                np.frombuffer(model.data, dtype=np.uint8),
+                np.array([], dtype=np.uint8),
+                (320, 320),
+                score_threshold,
+                NMS_THRESHOLD,
+                5000,
+            )
+        except cv2.error as exc:
+            raise ModelError(f"{model.path}: OpenCV cannot load this detector ({exc})") from exc
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        height, width = bgr.shape[:2]
+        self._detector.setInputSize((width, height))
+        _, rows = self._detector.detect(bgr)
+        if rows is None:
+            return []
+        found = []
+        for row in rows:
+            x, y, w, h = (float(v) for v in row[:4])
+            points = tuple((float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5))
+            found.append(Detection(box=BBox(x, y, w, h), landmarks=points, score=float(row[14])))
+        return found
+
+
+class SFaceEmbedder:
+    """OpenCV's FaceRecognizerSF over the verified SFace bytes: 128-d embeddings."""
+
+    input_size = 112
+
+    def __init__(self, model: ModelFile) -> None:
+        cv2 = cv2_module()
+        self.model_file = model
+        try:
+            self._recognizer = cv2.FaceRecognizerSF.create(
+                "ONNX", np.frombuffer(model.data, dtype=np.uint8), np.array([], dtype=np.uint8)
+            )
+        except cv2.error as exc:
+            raise ModelError(f"{model.path}: OpenCV cannot load this recogniser ({exc})") from exc
+        self.model = ModelId(name=model.key, sha256=model.sha256, dim=128)
+
+    def embed(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
+        if not aligned_faces:
+            return np.zeros((0, self.model.dim), dtype=np.float32)
+        rows = [self._recognizer.feature(face).reshape(-1) for face in aligned_faces]
+        return np.vstack(rows).astype(np.float32)
+
+
+def create_opencv_engine(model_dir: Path | None = None) -> FaceEngine:
+    detector = YuNetDetector(load_verified(DEFAULT_DETECTOR, model_dir))
+    embedder = SFaceEmbedder(load_verified(DEFAULT_RECOGNIZER, model_dir))
+    return FaceEngine(detector, embedder, description="YuNet + SFace (OpenCV DNN)")

@@ -8,7 +8,9 @@ worker thread. Nothing here knows about Qt.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,14 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+
+def drain(work: Iterator[Progress], on_progress: Callable[[Progress], None] | None = None) -> Any:
+    """Run a progress generator to its end; returns the generator's return value."""
+    while True:
+        try:
+            step = next(work)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(step)

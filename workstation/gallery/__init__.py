@@ -1,0 +1,1 @@
+"""Qt-free gallery: SQLite (source of truth) + FAISS (derived), enrolment and search."""

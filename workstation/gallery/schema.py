@@ -1,0 +1,152 @@
+"""The gallery database schema, as numbered migrations (PRAGMA user_version holds the number).
+
+Each migration is a small function run in its own transaction; a gallery opened by an older
+program version is upgraded in place, and one written by a newer version is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from workstation.errors import GalleryError
+
+
+def _run_statements(conn: sqlite3.Connection, script: str) -> None:
+    """Run a script statement by statement inside the caller's transaction.
+
+    sqlite3.complete_statement finds statement ends, so trigger bodies (which hold semicolons)
+    stay whole; executescript would instead commit the open transaction first.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement!r}")
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    _run_statements(
+        conn,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE subjects (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            original_path TEXT NOT NULL,
+            stored_path TEXT,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            format TEXT,
+            file_bytes INTEGER,
+            imported_at TEXT NOT NULL,
+            imported_by TEXT NOT NULL
+        );
+        CREATE TABLE faces (
+            id INTEGER PRIMARY KEY,
+            subject_id TEXT NOT NULL REFERENCES subjects(id),
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            box TEXT NOT NULL,
+            landmarks TEXT,
+            source TEXT NOT NULL,
+            aligned INTEGER NOT NULL,
+            quality TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX faces_subject ON faces(subject_id);
+        CREATE INDEX faces_image ON faces(image_id);
+        CREATE TABLE cases (
+            id TEXT PRIMARY KEY,
+            purpose TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE TABLE searches (
+            id INTEGER PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases(id),
+            purpose TEXT NOT NULL,
+            user TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            probe_path TEXT,
+            probe_sha256 TEXT NOT NULL,
+            face TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            params TEXT NOT NULL,
+            gallery_size INTEGER NOT NULL,
+            candidates TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX searches_case ON searches(case_id);
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            search_id INTEGER NOT NULL REFERENCES searches(id),
+            subject_id TEXT NOT NULL,
+            decision TEXT NOT NULL
+                CHECK (decision IN ('possible_lead', 'excluded', 'inconclusive', 'confirmed')),
+            note TEXT,
+            user TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            confirms INTEGER REFERENCES decisions(id)
+        );
+        CREATE INDEX decisions_search ON decisions(search_id);
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            user TEXT NOT NULL,
+            action TEXT NOT NULL,
+            case_id TEXT,
+            purpose TEXT,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL UNIQUE,
+            hash TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX audit_case ON audit(case_id);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be changed'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be deleted'); END;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, source: str) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it started at.
+
+    Each migration and its version bump commit together or not at all.
+    """
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > SCHEMA_VERSION:
+        raise GalleryError(
+            f"{source}: gallery schema version {current} is newer than this program "
+            f"understands ({SCHEMA_VERSION}); update workstation"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        if conn.in_transaction:
+            conn.commit()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version - 1](conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return current

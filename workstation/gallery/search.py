@@ -1,0 +1,290 @@
+"""1:N search of the gallery and 1:1 comparison, each recorded with its audit event.
+
+A search needs a case number and a purpose. Its result is a ranked list of candidate subjects
+(one row per subject, scored by its best face): investigative leads for human review, never
+identifications.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workstation.audit.log import utc_now
+from workstation.domain import BBox, Candidate, Face
+from workstation.errors import CaseRequiredError
+from workstation.gallery.store import Gallery
+from workstation.vision.engine import FaceEngine, select_face
+from workstation.vision.images import LoadedImage
+
+DEFAULT_TOP_K = 20  # what the FBI's face service returns to an investigator
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """Where a probe face came from: enough to trace it back to the exact file."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+    frame: dict[str, Any] | None = None  # video lineage (frame index, timecode) when from footage
+
+    @classmethod
+    def from_image(cls, image: LoadedImage, path_as_given: str | None = None) -> ProbeInfo:
+        return cls(path_as_given or str(image.path), image.sha256, image.width, image.height)
+
+
+@dataclass
+class SearchResult:
+    search_id: int
+    case_id: str
+    purpose: str
+    user: str
+    created_at: str
+    probe: ProbeInfo
+    face: Face
+    faces_found: int
+    candidates: list[Candidate]
+    model_id: str
+    gallery_faces: int
+    gallery_subjects: int
+    params: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probe": self.probe.path,
+            "sha256": self.probe.sha256,
+            "search_id": self.search_id,
+            "case": self.case_id,
+            "purpose": self.purpose,
+            "face": {**self.face.to_dict(), "faces_found": self.faces_found},
+            "model_id": self.model_id,
+            "gallery_faces": self.gallery_faces,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "error": None,
+        }
+
+
+def require_case(case_id: str | None, purpose: str | None) -> tuple[str, str]:
+    case_id, purpose = (case_id or "").strip(), (purpose or "").strip()
+    if not case_id or not purpose:
+        raise CaseRequiredError(
+            "a search needs a case number and a purpose (every search is recorded against them "
+            "in the audit log)"
+        )
+    return case_id, purpose
+
+
+def rank_candidates(gallery: Gallery, embedding: np.ndarray, top_k: int) -> list[Candidate]:
+    """Top-k subjects by their best face's cosine similarity (exact, from the flat index)."""
+    index = gallery.index()
+    if index.count == 0 or top_k <= 0:
+        return []
+    best: dict[str, tuple[float, int]] = {}
+    k = min(index.count, top_k * 4)
+    while True:
+        scores, ids = index.search(embedding, k)
+        best.clear()
+        subject_of = _subjects_of(gallery, [int(i) for i in ids])
+        for score, face_id in zip(scores, ids, strict=True):
+            subject = subject_of.get(int(face_id))
+            if subject is not None and subject not in best:
+                best[subject] = (float(score), int(face_id))
+        if len(best) >= top_k or k >= index.count:
+            break
+        k = min(index.count, k * 4)
+    ranked = sorted(best.items(), key=lambda item: -item[1][0])[:top_k]
+    details = _face_details(gallery, [face_id for _, (_, face_id) in ranked])
+    return [
+        Candidate(
+            rank=rank,
+            subject_id=subject,
+            name=details[face_id][1],
+            face_id=face_id,
+            image_id=details[face_id][0],
+            score=score,
+        )
+        for rank, (subject, (score, face_id)) in enumerate(ranked, start=1)
+    ]
+
+
+def _subjects_of(gallery: Gallery, face_ids: list[int]) -> dict[int, str]:
+    if not face_ids:
+        return {}
+    marks = ",".join("?" * len(face_ids))
+    rows = gallery.conn.execute(f"SELECT id, subject_id FROM faces WHERE id IN ({marks})", face_ids)
+    return {int(r[0]): r[1] for r in rows}
+
+
+def _face_details(gallery: Gallery, face_ids: list[int]) -> dict[int, tuple[int, str | None]]:
+    if not face_ids:
+        return {}
+    marks = ",".join("?" * len(face_ids))
+    rows = gallery.conn.execute(
+        f"SELECT f.id, f.image_id, s.name FROM faces f JOIN subjects s ON s.id = f.subject_id "
+        f"WHERE f.id IN ({marks})",
+        face_ids,
+    )
+    return {int(r[0]): (int(r[1]), r[2]) for r in rows}
+
+
+def search_face(
+    gallery: Gallery,
+    face: Face,
+    probe: ProbeInfo,
+    case_id: str | None,
+    purpose: str | None,
+    top_k: int = DEFAULT_TOP_K,
+    faces_found: int = 1,
+    note: str | None = None,
+    extra_params: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Search the gallery with an already analysed face and record the search."""
+    case_id, purpose = require_case(case_id, purpose)
+    assert face.model is not None
+    gallery.check_model(face.model)
+    candidates = rank_candidates(gallery, face.embedding, top_k)
+    params = {"top_k": top_k, "index": "flat-ip exact", **(extra_params or {})}
+    face_json = {**face.to_dict(), "faces_found": faces_found}
+    created_at = utc_now()
+    with gallery.transaction() as conn:
+        new_case = gallery.ensure_case(case_id, purpose)
+        gallery_faces, gallery_subjects = gallery.face_count(), gallery.subject_count()
+        search_id = conn.execute(
+            "INSERT INTO searches (case_id, purpose, user, created_at, probe_path, probe_sha256, "
+            "face, model_id, params, gallery_size, candidates, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case_id, purpose, gallery.user, created_at, probe.path, probe.sha256,
+                json.dumps(face_json), str(face.model), json.dumps(params), gallery_faces,
+                json.dumps([c.to_dict() for c in candidates]), note,
+            ),
+        ).lastrowid
+        assert search_id is not None
+        gallery.audit(
+            "search",
+            {
+                "search_id": search_id,
+                "new_case": new_case,
+                "probe_path": probe.path,
+                "probe_sha256": probe.sha256,
+                "probe_frame": probe.frame,
+                "face_source": face.source.value,
+                "box": face.box.as_list(),
+                "aligned": face.aligned,
+                "quality": face.quality.verdict.value,
+                "quality_reasons": list(face.quality.reasons),
+                "model_id": str(face.model),
+                "params": params,
+                "gallery_faces": gallery_faces,
+                "gallery_subjects": gallery_subjects,
+                "note": note,
+                "candidates": [
+                    {"rank": c.rank, "subject_id": c.subject_id, "face_id": c.face_id,
+                     "score": round(c.score, 5)}
+                    for c in candidates
+                ],
+            },
+            case_id=case_id,
+            purpose=purpose,
+        )
+    return SearchResult(
+        search_id=search_id,
+        case_id=case_id,
+        purpose=purpose,
+        user=gallery.user,
+        created_at=created_at,
+        probe=probe,
+        face=face,
+        faces_found=faces_found,
+        candidates=candidates,
+        model_id=str(face.model),
+        gallery_faces=gallery_faces,
+        gallery_subjects=gallery_subjects,
+        params=params,
+        note=note,
+    )
+
+
+def search_image(
+    gallery: Gallery,
+    engine: FaceEngine,
+    image: LoadedImage,
+    case_id: str | None,
+    purpose: str | None,
+    top_k: int = DEFAULT_TOP_K,
+    box: BBox | None = None,
+    face_index: int | None = None,
+    path_as_given: str | None = None,
+    note: str | None = None,
+) -> SearchResult:
+    """Pick the probe face in a photo (drawn box, face number, or the largest) and search."""
+    case_id, purpose = require_case(case_id, purpose)
+    gallery.check_model(engine.model)
+    face, faces = select_face(engine, image.bgr, path_as_given or str(image.path), box, face_index)
+    params = {"face_index": face_index if box is None else None}
+    return search_face(
+        gallery, face, ProbeInfo.from_image(image, path_as_given), case_id, purpose, top_k,
+        faces_found=len(faces), note=note, extra_params=params,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    image_a: ProbeInfo
+    image_b: ProbeInfo
+    face_a: Face
+    face_b: Face
+    score: float
+    model_id: str
+    fmr: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image_a": self.image_a.path,
+            "image_b": self.image_b.path,
+            "sha256_a": self.image_a.sha256,
+            "sha256_b": self.image_b.sha256,
+            "score": round(self.score, 5),
+            "fmr": self.fmr,
+            "model_id": self.model_id,
+            "quality_a": self.face_a.quality.verdict.value,
+            "quality_b": self.face_b.quality.verdict.value,
+            "error": None,
+        }
+
+
+def compare_images(
+    engine: FaceEngine, image_a: LoadedImage, image_b: LoadedImage, name_a: str, name_b: str
+) -> Comparison:
+    """1:1 comparison of the main (largest) face in each photo."""
+    face_a, _ = select_face(engine, image_a.bgr, name_a)
+    face_b, _ = select_face(engine, image_b.bgr, name_b)
+    score = float(np.dot(face_a.embedding, face_b.embedding))
+    return Comparison(
+        ProbeInfo.from_image(image_a, name_a), ProbeInfo.from_image(image_b, name_b),
+        face_a, face_b, score, str(engine.model),
+    )
+
+
+def record_comparison(gallery: Gallery, comparison: Comparison, case_id: str | None, purpose: str | None) -> None:
+    """Audit a 1:1 comparison (no case is required: it searches no gallery)."""
+    with gallery.transaction():
+        gallery.audit(
+            "compare",
+            {
+                "image_a": comparison.image_a.path,
+                "sha256_a": comparison.image_a.sha256,
+                "image_b": comparison.image_b.path,
+                "sha256_b": comparison.image_b.sha256,
+                "score": round(comparison.score, 5),
+                "model_id": comparison.model_id,
+            },
+            case_id=case_id,
+            purpose=purpose,
+        )

@@ -1,0 +1,71 @@
+"""Shared test fixtures: real models, real photos, real SQLite and FAISS files in tmp folders.
+
+No test may touch the user's real settings or gallery: the data and config folders point into
+each test's tmp folder. Qt runs offscreen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_faces_dir() -> Path | None:
+    """../shared/faces (the labelled development set), or WORKSTATION_FACES if set."""
+    override = os.environ.get("WORKSTATION_FACES")
+    candidates = [Path(override)] if override else [REPO.parent / "shared" / "faces", REPO / ".." / "shared" / "faces"]
+    for candidate in candidates:
+        if (candidate / "labels.csv").exists():
+            return candidate.resolve()
+    return None
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path / "user-data"))
+    monkeypatch.setenv("WORKSTATION_CONFIG_DIR", str(tmp_path / "user-config"))
+    monkeypatch.delenv("WORKSTATION_MODEL_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def engine():  # type: ignore[no-untyped-def]
+    """The real default engine (YuNet + SFace), loaded once for the session."""
+    from workstation.vision.engine import create_engine
+
+    return create_engine()
+
+
+@pytest.fixture(scope="session")
+def photo_paths() -> dict[str, Path]:
+    return {
+        "obama": FIXTURES / "obama.jpg",
+        "obama2": FIXTURES / "obama2.jpg",
+        "biden": FIXTURES / "biden.jpg",
+    }
+
+
+@pytest.fixture
+def gallery(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from workstation.gallery.store import Gallery
+
+    with Gallery(tmp_path / "gallery", user="examiner1") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    """The shared labelled photos. CI sets WORKSTATION_REQUIRE_SHARED_FACES=1 so a missing
+    folder fails instead of skipping."""
+    found = shared_faces_dir()
+    if found is None:
+        if os.environ.get("WORKSTATION_REQUIRE_SHARED_FACES") == "1":
+            pytest.fail("../shared/faces is required (WORKSTATION_REQUIRE_SHARED_FACES=1) but missing")
+        pytest.skip("../shared/faces is not beside this checkout")
+    return found

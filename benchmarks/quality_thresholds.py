@@ -1,6 +1,8 @@
-"""Print the sharpness (variance of the Laplacian on the aligned crop) measure on ../shared/faces photos and on blurred copies of them.
+"""Print the sharpness measure (variance of the Laplacian on the aligned crop) on the photos of
+../shared/faces and on blurred copies of them.
 
-Used to set QualityThresholds.sharpness_poor / sharpness_warn. Run: python benchmarks/quality_thresholds.py
+Used to set QualityThresholds.sharpness_poor and sharpness_warn.
+Run: python benchmarks/quality_thresholds.py [FACES_DIR]
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from workstation.vision.cvcompat import cv2_module
 from workstation.vision.engine import create_engine
 from workstation.vision.images import load_image
 
-FACES = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "../shared/faces"
+FACES = (
+    Path(sys.argv[1])
+    if len(sys.argv) > 1
+    else Path(__file__).resolve().parents[1] / "../shared/faces"
+)
 
 
 def main() -> None:
@@ -31,7 +37,11 @@ def main() -> None:
         # Blur relative to face size so that sigma means the same on every photo.
         inter_eye = abs(detections[0].landmarks[1][0] - detections[0].landmarks[0][0])
         for sigma in (0.0, 0.03, 0.06, 0.12):
-            blurred = image.bgr if sigma == 0 else cv2.GaussianBlur(image.bgr, (0, 0), sigma * inter_eye * 3)
+            blurred = (
+                image.bgr
+                if sigma == 0
+                else cv2.GaussianBlur(image.bgr, (0, 0), sigma * inter_eye * 3)
+            )
             faces = engine.analyze(blurred)
             if faces:
                 by_sigma.setdefault(sigma, []).append(faces[0].quality.sharpness)

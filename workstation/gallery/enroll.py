@@ -92,7 +92,7 @@ def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]
     items: list[EnrollItem] = []
     bad: list[EnrollOutcome] = []
     try:
-        handle = open(csv_path, newline="", encoding="utf-8-sig")
+        handle = open(csv_path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise WorkstationError(f"{csv_path}: cannot open the manifest ({exc.strerror})") from exc
     with handle:
@@ -103,12 +103,15 @@ def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]
             if missing:
                 raise WorkstationError(
                     f"{csv_path}: the manifest needs the columns subject_id and image "
-                    f"(missing: {', '.join(sorted(missing))}; found: {', '.join(columns) or 'none'})"
+                    f"(missing: {', '.join(sorted(missing))}; found: "
+                    f"{', '.join(columns) or 'none'})"
                 )
             for row in reader:
                 line = reader.line_num
                 source = f"{csv_path.name} line {line}"
-                clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
+                clean = {
+                    (k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None
+                }
                 if None in row:
                     bad.append(_bad_row(source, clean, "the row has more fields than the header"))
                     continue
@@ -133,15 +136,21 @@ def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]
                 f"{csv_path} line {reader.line_num}: not a readable CSV file ({exc})"
             ) from exc
         except UnicodeDecodeError as exc:
-            raise WorkstationError(f"{csv_path}: the manifest is not UTF-8 text ({exc.reason})") from exc
+            raise WorkstationError(
+                f"{csv_path}: the manifest is not UTF-8 text ({exc.reason})"
+            ) from exc
     return items, bad
 
 
 def _bad_row(source: str, row: dict[str, str], reason: str) -> EnrollOutcome:
-    return EnrollOutcome(source, row.get("image", ""), row.get("subject_id") or None, FAILED, reason)
+    return EnrollOutcome(
+        source, row.get("image", ""), row.get("subject_id") or None, FAILED, reason
+    )
 
 
-def items_for_subject(subject_id: str, paths: list[Path], name: str | None = None) -> list[EnrollItem]:
+def items_for_subject(
+    subject_id: str, paths: list[Path], name: str | None = None
+) -> list[EnrollItem]:
     """Photos (files, or folders searched recursively) for one subject."""
     return [EnrollItem(subject_id, p, str(p), name) for p in iter_image_files(paths)]
 
@@ -177,7 +186,9 @@ def enroll(
     return report
 
 
-def _enroll_one(gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: EnrollItem) -> EnrollOutcome:
+def _enroll_one(
+    gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: EnrollItem
+) -> EnrollOutcome:
     path_text = str(item.image)
 
     def outcome(status: str, message: str, **extra: Any) -> EnrollOutcome:
@@ -214,7 +225,13 @@ def _enroll_one(gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: 
             conn.execute(
                 "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (item.subject_id, item.name, json.dumps(item.attributes, sort_keys=True), now, gallery.user),
+                (
+                    item.subject_id,
+                    item.name,
+                    json.dumps(item.attributes, sort_keys=True),
+                    now,
+                    gallery.user,
+                ),
             )
         elif item.name:
             conn.execute(
@@ -225,8 +242,15 @@ def _enroll_one(gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: 
             "INSERT INTO images (sha256, original_path, stored_path, width, height, format, "
             "file_bytes, imported_at, imported_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                image.sha256, str(item.image.resolve()), stored, image.width, image.height,
-                image.format, image.file_bytes, now, gallery.user,
+                image.sha256,
+                str(item.image.resolve()),
+                stored,
+                image.width,
+                image.height,
+                image.format,
+                image.file_bytes,
+                now,
+                gallery.user,
             ),
         ).lastrowid
         face_dict = face.to_dict()
@@ -234,10 +258,17 @@ def _enroll_one(gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: 
             "INSERT INTO faces (subject_id, image_id, box, landmarks, source, aligned, quality, "
             "verdict, model_id, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                item.subject_id, image_id, json.dumps(face_dict["box"]),
-                json.dumps(face_dict["landmarks"]), face.source.value, int(face.aligned),
-                json.dumps(face_dict["quality"]), face.quality.verdict.value, str(engine.model),
-                np.asarray(face.embedding, dtype=np.float32).tobytes(), now,
+                item.subject_id,
+                image_id,
+                json.dumps(face_dict["box"]),
+                json.dumps(face_dict["landmarks"]),
+                face.source.value,
+                int(face.aligned),
+                json.dumps(face_dict["quality"]),
+                face.quality.verdict.value,
+                str(engine.model),
+                np.asarray(face.embedding, dtype=np.float32).tobytes(),
+                now,
             ),
         ).lastrowid
         generation = gallery.bump_generation()
@@ -261,7 +292,8 @@ def _enroll_one(gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: 
     index.add(np.array([face_id]), face.embedding[None, :])
     index.generation = generation
     index.model_id = str(engine.model)
-    message = f"face {face_id} enrolled for subject {item.subject_id} (quality {face.quality.verdict.value})"
+    verdict = face.quality.verdict.value
+    message = f"face {face_id} enrolled for subject {item.subject_id} (quality {verdict})"
     if others:
         message += f"; {others} other face(s) in the photo were not enrolled (the largest was used)"
     return outcome(ENROLLED, message, face_id=face_id, other_faces=others)

@@ -197,7 +197,9 @@ def rebuild_index(
     The rebuild is audited. Cancelling leaves the previous index files untouched.
     """
     total = gallery.face_count()
-    index = VectorIndex(gallery.folder, gallery.model_dim or 1, gallery.generation, gallery.model_id)
+    index = VectorIndex(
+        gallery.folder, gallery.model_dim or 1, gallery.generation, gallery.model_id
+    )
     done = 0
     yield Progress(0, total, "reading embeddings from the database")
     for ids, matrix in gallery.embeddings():

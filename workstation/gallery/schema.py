@@ -118,7 +118,7 @@ def _migration_1(conn: sqlite3.Connection) -> None:
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be changed'); END;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be deleted'); END;
-        """
+        """,
     )
 
 

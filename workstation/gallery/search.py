@@ -160,9 +160,18 @@ def search_face(
             "face, model_id, params, gallery_size, candidates, note) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                case_id, purpose, gallery.user, created_at, probe.path, probe.sha256,
-                json.dumps(face_json), str(face.model), json.dumps(params), gallery_faces,
-                json.dumps([c.to_dict() for c in candidates]), note,
+                case_id,
+                purpose,
+                gallery.user,
+                created_at,
+                probe.path,
+                probe.sha256,
+                json.dumps(face_json),
+                str(face.model),
+                json.dumps(params),
+                gallery_faces,
+                json.dumps([c.to_dict() for c in candidates]),
+                note,
             ),
         ).lastrowid
         assert search_id is not None
@@ -185,8 +194,12 @@ def search_face(
                 "gallery_subjects": gallery_subjects,
                 "note": note,
                 "candidates": [
-                    {"rank": c.rank, "subject_id": c.subject_id, "face_id": c.face_id,
-                     "score": round(c.score, 5)}
+                    {
+                        "rank": c.rank,
+                        "subject_id": c.subject_id,
+                        "face_id": c.face_id,
+                        "score": round(c.score, 5),
+                    }
                     for c in candidates
                 ],
             },
@@ -229,8 +242,15 @@ def search_image(
     face, faces = select_face(engine, image.bgr, path_as_given or str(image.path), box, face_index)
     params = {"face_index": face_index if box is None else None}
     return search_face(
-        gallery, face, ProbeInfo.from_image(image, path_as_given), case_id, purpose, top_k,
-        faces_found=len(faces), note=note, extra_params=params,
+        gallery,
+        face,
+        ProbeInfo.from_image(image, path_as_given),
+        case_id,
+        purpose,
+        top_k,
+        faces_found=len(faces),
+        note=note,
+        extra_params=params,
     )
 
 
@@ -267,12 +287,18 @@ def compare_images(
     face_b, _ = select_face(engine, image_b.bgr, name_b)
     score = float(np.dot(face_a.embedding, face_b.embedding))
     return Comparison(
-        ProbeInfo.from_image(image_a, name_a), ProbeInfo.from_image(image_b, name_b),
-        face_a, face_b, score, str(engine.model),
+        ProbeInfo.from_image(image_a, name_a),
+        ProbeInfo.from_image(image_b, name_b),
+        face_a,
+        face_b,
+        score,
+        str(engine.model),
     )
 
 
-def record_comparison(gallery: Gallery, comparison: Comparison, case_id: str | None, purpose: str | None) -> None:
+def record_comparison(
+    gallery: Gallery, comparison: Comparison, case_id: str | None, purpose: str | None
+) -> None:
     """Audit a 1:1 comparison (no case is required: it searches no gallery)."""
     with gallery.transaction():
         gallery.audit(

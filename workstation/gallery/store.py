@@ -84,7 +84,9 @@ class Gallery:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise GalleryError(f"{self.folder}: cannot create the gallery folder ({exc})") from exc
+                raise GalleryError(
+                    f"{self.folder}: cannot create the gallery folder ({exc})"
+                ) from exc
         try:
             conn = sqlite3.connect(str(db_path), timeout=30.0)
             conn.execute("PRAGMA busy_timeout = 30000")
@@ -139,7 +141,11 @@ class Gallery:
     ) -> AuditEvent:
         """Append an audit event; must be called inside `transaction()`."""
         return append_event(
-            self.conn, user=self.user, action=action, details=details, case_id=case_id,
+            self.conn,
+            user=self.user,
+            action=action,
+            details=details,
+            case_id=case_id,
             purpose=purpose,
         )
 
@@ -221,7 +227,11 @@ class Gallery:
             "LEFT JOIN faces f ON f.subject_id = s.id WHERE s.id = ? GROUP BY s.id",
             (subject_id,),
         ).fetchone()
-        return None if row is None else SubjectInfo(row[0], row[1], json.loads(row[2]), row[3], int(row[4]))
+        return (
+            None
+            if row is None
+            else SubjectInfo(row[0], row[1], json.loads(row[2]), row[3], int(row[4]))
+        )
 
     _FACE_SQL = (
         "SELECT f.id, f.subject_id, f.image_id, f.box, f.landmarks, f.source, f.aligned, "
@@ -246,7 +256,9 @@ class Gallery:
         )
 
     def faces_of(self, subject_id: str) -> list[FaceRecord]:
-        rows = self.conn.execute(self._FACE_SQL + " WHERE f.subject_id = ? ORDER BY f.id", (subject_id,))
+        rows = self.conn.execute(
+            self._FACE_SQL + " WHERE f.subject_id = ? ORDER BY f.id", (subject_id,)
+        )
         return [self._face_from_row(row) for row in rows]
 
     def face(self, face_id: int) -> FaceRecord | None:

@@ -79,14 +79,19 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
     }
 
 
-def export_case_bundle(gallery: Gallery, case_id: str, out_path: Path, extra_files: list[Path] | None = None) -> dict[str, Any]:
+def export_case_bundle(
+    gallery: Gallery, case_id: str, out_path: Path, extra_files: list[Path] | None = None
+) -> dict[str, Any]:
     """Audit the export, then write the bundle JSON (with the head hash covering that event)."""
     out_path = Path(out_path)
     with gallery.transaction():
         gallery.audit(
             "export",
-            {"format": "evidence-bundle-json", "path": str(out_path.resolve()),
-             "extra_files": [str(p) for p in extra_files or []]},
+            {
+                "format": "evidence-bundle-json",
+                "path": str(out_path.resolve()),
+                "extra_files": [str(p) for p in extra_files or []],
+            },
             case_id=case_id,
             purpose=_case_purpose(gallery, case_id),
         )

@@ -78,7 +78,9 @@ class FaceEngine:
         height, width = bgr.shape[:2]
         scale = min(1.0, MAX_DETECTION_SIDE / max(height, width))
         small = (
-            cv2.resize(bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            cv2.resize(
+                bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
             if scale < 1.0
             else bgr
         )
@@ -123,9 +125,7 @@ class FaceEngine:
         height, width = bgr.shape[:2]
         clipped = _clip_box(box, width, height)
         if clipped is None:
-            raise NoFaceError(
-                f"the box {box.as_list()} lies outside the {width}x{height} image"
-            )
+            raise NoFaceError(f"the box {box.as_list()} lies outside the {width}x{height} image")
         detection = self._detection_in_box(bgr, clipped)
         if detection is not None:
             crop = align_face(bgr, detection.landmarks)

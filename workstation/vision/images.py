@@ -147,9 +147,7 @@ def iter_image_files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
-            )
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p)))
         else:
             found.append(path)
     return found

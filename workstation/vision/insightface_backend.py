@@ -78,9 +78,7 @@ class InsightFaceEmbedder:
         if not aligned_faces:
             return np.zeros((0, self.model.dim), dtype=np.float32)
         crops = [
-            face
-            if face.shape[0] == self.input_size
-            else _resize(face, self.input_size)
+            face if face.shape[0] == self.input_size else _resize(face, self.input_size)
             for face in aligned_faces
         ]
         features = self._model.get_feat(crops)  # type: ignore[attr-defined]

@@ -74,7 +74,9 @@ def _path_in_package(package: str, resource: str) -> Path:
 def locate_model(key: str, model_dir: Path | None = None) -> Path:
     """Where the file for manifest entry `key` is expected (it may not exist)."""
     entry = load_manifest()["models"][key]
-    folder = model_dir or (Path(os.environ[MODEL_DIR_ENV]) if os.environ.get(MODEL_DIR_ENV) else None)
+    folder = model_dir or (
+        Path(os.environ[MODEL_DIR_ENV]) if os.environ.get(MODEL_DIR_ENV) else None
+    )
     if folder is not None:
         return Path(folder) / Path(entry["resource"]).name
     return _path_in_package(entry["package"], entry["resource"])

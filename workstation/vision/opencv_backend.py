@@ -24,7 +24,9 @@ NMS_THRESHOLD = 0.3
 class YuNetDetector:
     """OpenCV's FaceDetectorYN over the verified YuNet bytes."""
 
-    def __init__(self, model: ModelFile, score_threshold: float = DETECTION_SCORE_THRESHOLD) -> None:
+    def __init__(
+        self, model: ModelFile, score_threshold: float = DETECTION_SCORE_THRESHOLD
+    ) -> None:
         cv2 = cv2_module()
         self.name = model.key
         self.model_file = model

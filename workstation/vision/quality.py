@@ -73,7 +73,9 @@ def pose_from_landmarks(landmarks: Landmarks) -> tuple[float, float, float, floa
     eye_to_mouth = mouth_r[1]
     if eye_to_mouth > 1e-6:
         fraction = nose_r[1] / eye_to_mouth
-        pitch = math.degrees(math.asin(max(-1.0, min(1.0, (fraction - _FRONTAL_NOSE_FRACTION) / 0.5))))
+        pitch = math.degrees(
+            math.asin(max(-1.0, min(1.0, (fraction - _FRONTAL_NOSE_FRACTION) / 0.5)))
+        )
     else:
         pitch = 90.0
     return inter_eye, yaw, pitch, roll

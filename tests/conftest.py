@@ -75,3 +75,44 @@ def shared_faces() -> Path:
             )
         pytest.skip("../shared/faces is not beside this checkout")
     return found
+
+
+def build_tiny_recognizer(path: Path, dim: int = 64, seed: int = 7) -> Path:
+    """A small ArcFace-shaped ONNX recogniser (1x3x112x112 -> 1xdim), built with the onnx package.
+
+    Average-pools the face to 3x14x14 and projects it with fixed random weights: not a good
+    recogniser, but a real ONNX model that insightface's router loads as ArcFaceONNX and
+    onnxruntime runs, so the pack backend is exercised end to end without downloaded weights.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((3 * 14 * 14, dim)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "AveragePool", ["data"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]
+            ),
+            helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "w"], ["fc1"]),
+        ],
+        "tiny_arcface",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, dim])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_insightface_pack(tmp_path: Path) -> Path:
+    pack = tmp_path / "insightface" / "models" / "tinypack"
+    build_tiny_recognizer(pack / "w600k_tiny.onnx")
+    return pack

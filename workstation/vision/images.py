@@ -132,9 +132,9 @@ def _to_rgb(image):  # type: ignore[no-untyped-def]
     from PIL import Image
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        image = Image.fromarray((array * (255.0 / peak)).clip(0, 255).astype(np.uint8))
+        # 16-bit grey: map the full 16-bit range onto 8 bits (fixed scale, so brightness is kept).
+        array = np.asarray(image, dtype=np.float64).clip(0, 65535)
+        image = Image.fromarray(np.rint(array / 257.0).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

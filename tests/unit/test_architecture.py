@@ -1,0 +1,62 @@
+"""Only workstation/gui/ may import Qt: the core, storage and reports must run headless."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "workstation"
+QT_MODULES = ("PySide6", "shiboken6", "PyQt5", "PyQt6", "PySide2")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_qt_import_outside_gui_package() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "gui" in path.relative_to(PACKAGE).parts:
+            continue
+        for module in _imported_modules(path):
+            if module.split(".")[0] in QT_MODULES:
+                offenders.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert offenders == []
+
+
+def test_gui_package_does_import_qt() -> None:
+    """Guards the check above against walking the wrong folder."""
+    gui_imports = set().union(*(_imported_modules(p) for p in (PACKAGE / "gui").rglob("*.py")))
+    assert any(name.startswith("PySide6") for name in gui_imports)
+
+
+def test_import_linter_contract_holds() -> None:
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    result = subprocess.run(
+        [lint, "--no-cache"], cwd=PACKAGE.parent, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Only workstation.gui imports Qt KEPT" in result.stdout
+
+
+def test_core_runs_without_qt_loaded() -> None:
+    """Importing the CLI and core in a fresh interpreter must not pull in PySide6."""
+    code = (
+        "import sys, workstation.cli, workstation.gallery.search, workstation.gallery.enroll, "
+        "workstation.reports.bundle, workstation.audit.log, workstation.vision.engine; "
+        "print(any(m.startswith('PySide6') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,47 @@
+"""OpenCV must be the pinned release and must not leave its bundled Qt in the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_cv2_is_the_pinned_release() -> None:
+    from workstation.vision.cvcompat import cv2_module
+
+    pinned = next(
+        line.split("==")[1].split('"')[0]
+        for line in (Path(__file__).resolve().parents[2] / "pyproject.toml")
+        .read_text()
+        .splitlines()
+        if '"opencv-python-headless==' in line
+    )
+    assert cv2_module().__version__ == ".".join(pinned.split(".")[:3])
+
+
+def test_cv2_qt_variables_are_removed() -> None:
+    code = (
+        "import os; from workstation.vision.cvcompat import cv2_module; import pathlib; "
+        "cv2 = cv2_module(); d = pathlib.Path(cv2.__file__).resolve().parent; "
+        "print([k for k in ('QT_QPA_PLATFORM_PLUGIN_PATH', 'QT_QPA_FONTDIR') "
+        "if k in os.environ and str(d) in os.environ[k]])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_QPA_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_user_qt_variables_are_kept() -> None:
+    code = (
+        "import os; from workstation.vision.cvcompat import cv2_module; cv2_module(); "
+        "print(os.environ.get('QT_QPA_FONTDIR'))"
+    )
+    env = {**os.environ, "QT_QPA_FONTDIR": "/usr/share/fonts/mine"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stdout.strip() == "/usr/share/fonts/mine"

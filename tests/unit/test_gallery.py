@@ -1,0 +1,301 @@
+"""The gallery with real models, SQLite and FAISS: enrolment, search, deletion, the index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workstation.audit.log import list_events, verify_chain
+from workstation.domain import BBox, ModelId
+from workstation.errors import CaseRequiredError, GalleryError, ModelMismatchError, WorkstationError
+from workstation.gallery.admin import (
+    confirm_lead,
+    decisions_for,
+    delete_subject,
+    record_decision,
+    reembed,
+)
+from workstation.gallery.enroll import FAILED, SKIPPED, enroll, items_for_subject, read_manifest
+from workstation.gallery.index import INDEX_NAME, MANIFEST_NAME, rebuild_index
+from workstation.gallery.search import search_image
+from workstation.gallery.store import Gallery
+from workstation.progress import CancelToken, drain
+from workstation.vision.images import load_image
+
+
+def _enrol_fixture_people(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
+    items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
+    items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
+    return drain(enroll(gallery, engine, items))
+
+
+def test_enrol_then_search_finds_the_right_person(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    report = _enrol_fixture_people(gallery, engine, photo_paths)
+    assert report.enrolled == 2 and report.failed == 0
+    assert gallery.face_count() == 2 and gallery.subject_count() == 2
+    assert gallery.model_id == str(engine.model)
+    result = search_image(
+        gallery, engine, load_image(photo_paths["obama2"]), "2026-0042", "robbery lead"
+    )
+    assert [c.subject_id for c in result.candidates] == ["P-OBAMA", "P-BIDEN"]
+    assert result.candidates[0].name == "Barack Obama"
+    assert result.candidates[0].score > 0.5 > result.candidates[1].score
+    event = list_events(gallery.conn, case_id="2026-0042")[-1]
+    assert event.action == "search" and event.purpose == "robbery lead"
+    assert event.details["probe_sha256"] == result.probe.sha256
+    assert event.details["model_id"] == str(engine.model)
+    assert [c["subject_id"] for c in event.details["candidates"]] == ["P-OBAMA", "P-BIDEN"]
+    assert event.details["candidates"][0]["score"] == pytest.approx(
+        result.candidates[0].score, abs=1e-5
+    )
+    assert verify_chain(gallery.conn).intact
+
+
+def test_one_row_per_subject_with_its_best_face(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    items = items_for_subject("P-OBAMA", [photo_paths["obama"], photo_paths["obama2"]])
+    items += items_for_subject("P-BIDEN", [photo_paths["biden"]])
+    drain(enroll(gallery, engine, items))
+    result = search_image(gallery, engine, load_image(photo_paths["obama"]), "C", "p", top_k=20)
+    assert [c.subject_id for c in result.candidates] == ["P-OBAMA", "P-BIDEN"]
+    assert result.candidates[0].score == pytest.approx(1.0, abs=1e-4)  # its own photo
+    top1 = search_image(gallery, engine, load_image(photo_paths["obama"]), "C", "p", top_k=1)
+    assert len(top1.candidates) == 1
+
+
+def test_enrolment_is_idempotent_and_keeps_a_copy(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    again = drain(enroll(gallery, engine, items_for_subject("OTHER", [photo_paths["obama"]])))
+    assert again.count(SKIPPED) == 1 and "already enrolled" in again.outcomes[0].message
+    assert gallery.face_count() == 2 and gallery.subject("OTHER") is None
+    face = gallery.faces_of("P-OBAMA")[0]
+    stored = gallery.image_file(face)
+    assert stored.is_relative_to(gallery.folder)
+    assert stored.read_bytes() == photo_paths["obama"].read_bytes()
+
+
+def test_bad_photos_are_reported_and_the_rest_goes_on(
+    gallery, engine, photo_paths, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    shutil.copy(photo_paths["obama"], folder / "a.jpg")
+    (folder / "b.jpg").write_text("this is not a photo")
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(folder / "c.png")
+    data = photo_paths["biden"].read_bytes()
+    (folder / "d.jpg").write_bytes(data[: len(data) // 4])
+    report = drain(enroll(gallery, engine, items_for_subject("S1", [folder])))
+    by_name = {Path(o.path).name: o for o in report.outcomes}
+    assert by_name["a.jpg"].status == "enrolled"
+    assert by_name["b.jpg"].status == FAILED and "not an image" in by_name["b.jpg"].message
+    assert by_name["c.png"].status == FAILED and "no face" in by_name["c.png"].message
+    assert by_name["d.jpg"].status == FAILED and "truncated" in by_name["d.jpg"].message
+    assert gallery.face_count() == 1
+
+
+def test_group_photo_enrols_the_largest_face(gallery, engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    big = Image.open(photo_paths["obama"])
+    small = Image.open(photo_paths["biden"]).resize((300, 680))
+    group = Image.new("RGB", (big.width + small.width, big.height), (120, 120, 120))
+    group.paste(big, (0, 0))
+    group.paste(small, (big.width, 0))
+    path = tmp_path / "group.jpg"
+    group.save(path, quality=92)
+    report = drain(enroll(gallery, engine, items_for_subject("G", [path])))
+    assert report.enrolled == 1 and report.outcomes[0].other_faces == 1
+    assert "1 other face(s)" in report.outcomes[0].message
+    result = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C", "p")
+    assert result.candidates[0].subject_id == "G" and result.candidates[0].score > 0.5
+
+
+def test_manifest_rows_attributes_and_bad_rows(gallery, engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "mugshots"
+    folder.mkdir()
+    shutil.copy(photo_paths["obama"], folder / "o.jpg")
+    shutil.copy(photo_paths["biden"], folder / "b.jpg")
+    manifest = folder / "manifest.csv"
+    manifest.write_text(
+        "subject_id,image,name,booking_no\n"
+        "S-1,o.jpg,Barack Obama,B-77\n"
+        ",b.jpg,No Id,\n"
+        "S-2,,Nobody,\n"
+        "S-3,missing.jpg,Ghost,\n"
+        f"S-4,{folder / 'b.jpg'},Joe Biden,B-78\n"
+    )
+    items, bad = read_manifest(manifest)
+    assert [i.subject_id for i in items] == ["S-1", "S-3", "S-4"]
+    assert [b.source for b in bad] == ["manifest.csv line 3", "manifest.csv line 4"]
+    report = drain(enroll(gallery, engine, items, already_failed=bad))
+    assert report.enrolled == 2 and report.failed == 3
+    missing = next(o for o in report.outcomes if o.subject_id == "S-3")
+    assert missing.source == "manifest.csv line 5" and "not found" in missing.message
+    subject = gallery.subject("S-1")
+    assert subject is not None and subject.name == "Barack Obama"
+    assert subject.attributes == {"booking_no": "B-77"}
+
+
+def test_manifest_without_required_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,photo\n1,a.jpg\n")
+    with pytest.raises(WorkstationError, match=r"m\.csv: the manifest needs the columns"):
+        read_manifest(manifest)
+
+
+def test_cancel_stops_between_photos(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    cancel = CancelToken()
+    items = items_for_subject("A", [photo_paths["obama"]]) + items_for_subject(
+        "B", [photo_paths["biden"]]
+    )
+    steps = enroll(gallery, engine, items, cancel=cancel)
+    next(steps)  # started
+    next(steps)  # first photo done
+    cancel.cancel()
+    report = drain(steps)
+    assert report.cancelled and report.enrolled == 1
+    assert gallery.face_count() == 1 and gallery.index().count == 1
+
+
+def test_search_needs_case_and_purpose(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    image = load_image(photo_paths["obama"])
+    for case, purpose in (("", "p"), ("C", " "), (None, None)):
+        with pytest.raises(CaseRequiredError):
+            search_image(gallery, engine, image, case, purpose)
+    assert list_events(gallery.conn) == []
+
+
+def test_drawn_box_search_is_recorded_as_manual(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    image = load_image(photo_paths["obama2"])
+    face = engine.analyze(image.bgr)[0]
+    box = BBox(face.box.x - 10, face.box.y - 10, face.box.w + 20, face.box.h + 20)
+    result = search_image(gallery, engine, image, "C", "p", box=box)
+    assert result.face.source.value == "manual"
+    assert result.candidates[0].subject_id == "P-OBAMA"
+    details = list_events(gallery.conn)[-1].details
+    assert details["face_source"] == "manual" and details["box"] == box.as_list()
+
+
+def test_other_model_is_refused(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    with gallery.transaction():
+        gallery.set_meta("model_id", str(ModelId("other-model", "ab" * 32, 128)))
+    with pytest.raises(ModelMismatchError, match="built with model other-model"):
+        search_image(gallery, engine, load_image(photo_paths["obama"]), "C", "p")
+    with pytest.raises(ModelMismatchError):
+        drain(enroll(gallery, engine, items_for_subject("X", [photo_paths["obama2"]])))
+
+
+@pytest.mark.parametrize("damage", ["missing", "stale", "corrupt", "manifest"])
+def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, damage) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    folder = gallery.folder
+    if damage == "missing":
+        (folder / INDEX_NAME).unlink()
+    elif damage == "stale":
+        with gallery.transaction():
+            gallery.bump_generation()
+    elif damage == "corrupt":
+        data = bytearray((folder / INDEX_NAME).read_bytes())
+        data[-20] ^= 0xFF
+        (folder / INDEX_NAME).write_bytes(bytes(data))
+    else:
+        (folder / MANIFEST_NAME).write_text("{ not json")
+    messages: list[str] = []
+    with Gallery(folder, user="examiner2") as reopened:
+        index = reopened.index(on_message=messages.append)
+        assert index.count == 2
+        assert len(messages) == 1 and "rebuilding it from the database" in messages[0]
+        result = search_image(reopened, engine, load_image(photo_paths["obama2"]), "C", "p")
+        assert result.candidates[0].subject_id == "P-OBAMA"
+        assert list_events(reopened.conn)[-2].action == "index_rebuild"
+    with Gallery(folder) as third:
+        quiet: list[str] = []
+        assert third.index(on_message=quiet.append).count == 2 and quiet == []
+
+
+def test_delete_subject_needs_a_reason_and_is_audited(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    stored = gallery.image_file(gallery.faces_of("P-BIDEN")[0])
+    with pytest.raises(WorkstationError, match="needs a reason"):
+        delete_subject(gallery, "P-BIDEN", " ")
+    with pytest.raises(GalleryError, match="not in the gallery"):
+        delete_subject(gallery, "NOBODY", "typo")
+    delete_subject(gallery, "P-BIDEN", "court order 17/2026")
+    assert gallery.subject("P-BIDEN") is None and gallery.face_count() == 1
+    assert not stored.exists()
+    event = list_events(gallery.conn)[-1]
+    assert event.action == "delete" and event.details["reason"] == "court order 17/2026"
+    result = search_image(gallery, engine, load_image(photo_paths["biden"]), "C", "p")
+    assert [c.subject_id for c in result.candidates] == ["P-OBAMA"]
+
+
+def test_decisions_and_second_examiner(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    result = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-9", "lead")
+    lead = record_decision(gallery, result.search_id, "P-OBAMA", "possible_lead", "same scar")
+    record_decision(gallery, result.search_id, "P-BIDEN", "excluded", "different ears")
+    with pytest.raises(WorkstationError, match="not a candidate"):
+        record_decision(gallery, result.search_id, "P-NOBODY", "excluded")
+    with pytest.raises(WorkstationError, match="second examiner"):
+        confirm_lead(gallery, lead.id)
+    with Gallery(gallery.folder, user="examiner2") as second:
+        confirmed = confirm_lead(second, lead.id, "agree")
+    assert confirmed.confirms == lead.id and confirmed.user == "examiner2"
+    kinds = [d.decision for d in decisions_for(gallery, result.search_id)]
+    assert kinds == ["possible_lead", "excluded", "confirmed"]
+    decisions = [e for e in list_events(gallery.conn, case_id="C-9") if e.action == "decision"]
+    assert [e.user for e in decisions] == ["examiner1", "examiner1", "examiner2"]
+
+
+def test_reembed_switches_model_and_keeps_search_working(
+    gallery, engine, photo_paths, tiny_insightface_pack
+) -> None:  # type: ignore[no-untyped-def]
+    from workstation.vision.engine import create_engine
+
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    tiny = create_engine("insightface", insightface_pack=tiny_insightface_pack)
+    summary = drain(reembed(gallery, tiny))
+    assert summary["faces"] == 2 and summary["new_model_id"] == str(tiny.model)
+    assert gallery.model_id == str(tiny.model) and gallery.model_dim == 64
+    assert {f.model_id for f in gallery.all_faces()} == {str(tiny.model)}
+    actions = [e.action for e in list_events(gallery.conn)]
+    assert actions[-2:] == ["reembed", "index_rebuild"]
+    result = search_image(gallery, tiny, load_image(photo_paths["obama"]), "C", "p")
+    assert result.candidates[0].subject_id == "P-OBAMA"  # its own photo, same face region
+    assert result.candidates[0].score == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ModelMismatchError):
+        search_image(gallery, engine, load_image(photo_paths["obama"]), "C", "p")
+
+
+def test_index_rebuild_is_audited_and_matches(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    before = gallery.index().search(
+        engine.analyze(load_image(photo_paths["obama"]).bgr)[0].embedding, 2
+    )
+    index = drain(rebuild_index(gallery, reason="test"))
+    after = index.search(engine.analyze(load_image(photo_paths["obama"]).bgr)[0].embedding, 2)
+    assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
+    manifest = json.loads((gallery.folder / MANIFEST_NAME).read_text())
+    assert manifest["count"] == 2 and manifest["generation"] == gallery.generation
+    assert list_events(gallery.conn)[-1].details["reason"] == "test"
+
+
+def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from workstation.gallery.schema import SCHEMA_VERSION
+
+    with Gallery(tmp_path / "g") as created:
+        assert created.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert created.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn = sqlite3.connect(tmp_path / "g" / "gallery.sqlite")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(GalleryError, match="newer than this program"):
+        Gallery(tmp_path / "g")
+    with pytest.raises(GalleryError, match="no gallery here"):
+        Gallery(tmp_path / "nothing", create=False)

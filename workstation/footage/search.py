@@ -1,0 +1,232 @@
+"""Search the gallery with footage, and find a person in footage.
+
+Lineage: every footage search records the video's SHA-256, the frame index and its timecode (and
+the track id when a track is searched) in the audit event (`probe_frame`) and in the search's
+params, so a lead can be traced back to the exact frame.
+
+Finding a person: a track is a match when the cosine similarity between the probe and the track
+(its template, or any of its embedded best frames, whichever is highest) reaches
+`FIND_THRESHOLD`. The default 0.363 is the cosine threshold OpenCV publishes for SFace (the
+default recogniser; about 99.4% accuracy on LFW pairs); a different model needs its own value.
+Like every search result, a marked segment is a lead for human review, not an identification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workstation.domain import BBox, Face
+from workstation.errors import GalleryError, NoFaceError
+from workstation.footage.scan import ScanResult
+from workstation.footage.tracks import Track
+from workstation.footage.video import VideoInfo
+from workstation.gallery.search import DEFAULT_TOP_K, ProbeInfo, SearchResult, search_face
+from workstation.gallery.store import Gallery
+from workstation.vision.engine import FaceEngine, l2_normalise, select_face
+
+FIND_THRESHOLD = 0.363
+
+
+def track_lineage(scan: ScanResult, track: Track) -> dict[str, Any]:
+    """The track's lineage: the best frame's video facts plus the track's span."""
+    return {
+        **scan.video.lineage(track.best_frame),
+        "track_id": track.track_id,
+        "track_start_s": round(track.start_s, 3),
+        "track_end_s": round(track.end_s, 3),
+        "track_frames": track.frame_count,
+        "template_frames": [
+            b.observation.frame_index for b in track.best if b.embedding is not None
+        ],
+        "sample_every_s": scan.options.every_s,
+    }
+
+
+def record_scan(
+    gallery: Gallery, scan: ScanResult, case_id: str | None, purpose: str | None
+) -> None:
+    """Audit that a video was scanned: its hash, the settings, what was found, any damage."""
+    with gallery.transaction():
+        gallery.audit(
+            "footage_scan",
+            {
+                "video": scan.video.to_dict(),
+                "options": scan.options.to_dict(),
+                "frames_decoded": scan.frames_decoded,
+                "samples": scan.samples,
+                "damage": scan.damage,
+                "cancelled": scan.cancelled,
+                "model_id": str(scan.tracks[0].model) if scan.tracks else None,
+                "tracks": [t.summary() for t in scan.tracks],
+            },
+            case_id=case_id,
+            purpose=purpose,
+        )
+
+
+def _probe_info(video: VideoInfo, lineage: dict[str, Any]) -> ProbeInfo:
+    return ProbeInfo(
+        path=f"{video.path}#frame={lineage['frame_index']}",
+        sha256=video.sha256,
+        width=video.width,
+        height=video.height,
+        frame=lineage,
+    )
+
+
+def search_track(
+    gallery: Gallery,
+    scan: ScanResult,
+    track: Track,
+    case_id: str | None,
+    purpose: str | None,
+    top_k: int = DEFAULT_TOP_K,
+    note: str | None = None,
+) -> SearchResult:
+    """Search the gallery with a track's template; recorded with the video lineage."""
+    lineage = track_lineage(scan, track)
+    return search_face(
+        gallery,
+        track.probe_face(),
+        _probe_info(scan.video, lineage),
+        case_id,
+        purpose,
+        top_k,
+        faces_found=1,
+        note=note,
+        extra_params={"probe_kind": "footage_track", **lineage},
+    )
+
+
+def search_frame(
+    gallery: Gallery,
+    engine: FaceEngine,
+    video: VideoInfo,
+    frame_index: int,
+    bgr: np.ndarray,
+    case_id: str | None,
+    purpose: str | None,
+    top_k: int = DEFAULT_TOP_K,
+    box: BBox | None = None,
+    face_index: int | None = None,
+    note: str | None = None,
+) -> SearchResult:
+    """Search one chosen face (largest, face N, or a drawn box) in one frame of a video."""
+    gallery.check_model(engine.model)
+    lineage = video.lineage(frame_index)
+    face, faces = select_face(
+        engine, bgr, f"{video.path} frame {frame_index}", box=box, face_index=face_index
+    )
+    return search_face(
+        gallery,
+        face,
+        _probe_info(video, lineage),
+        case_id,
+        purpose,
+        top_k,
+        faces_found=len(faces),
+        note=note,
+        extra_params={"probe_kind": "footage_frame", "face_index": face_index, **lineage},
+    )
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A time segment where the person appears (one or more overlapping matching tracks)."""
+
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    track_ids: tuple[int, ...]
+    score: float  # the best matching track's similarity
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "tracks": list(self.track_ids),
+            "score": round(self.score, 5),
+        }
+
+
+def track_similarity(track: Track, probes: np.ndarray) -> float:
+    """Best cosine similarity between any probe and the track's template or best frames."""
+    probes = l2_normalise(np.atleast_2d(probes))
+    rows = [track.template] if track.template is not None else []
+    extra = track.embeddings()
+    if extra.size:
+        rows.extend(extra)
+    if not rows:
+        return -1.0
+    return float((np.vstack(rows) @ probes.T).max())
+
+
+def find_person(
+    scan: ScanResult, probes: np.ndarray, threshold: float = FIND_THRESHOLD
+) -> list[Appearance]:
+    """Time segments where a probe (one or more embeddings of one person) appears.
+
+    Each matching track contributes its runs of consecutive samples; runs from different tracks
+    that overlap or touch (within one sample interval) merge into one segment.
+    """
+    interval = scan.sample_interval_s
+    runs: list[tuple[float, float, int, float]] = []
+    for track in scan.tracks:
+        score = track_similarity(track, probes)
+        if score >= threshold:
+            runs.extend((s, e, track.track_id, score) for s, e in track.appearances(interval))
+    runs.sort()
+    merged: list[list[Any]] = []
+    for start, end, track_id, score in runs:
+        if merged and start - merged[-1][1] <= interval * 1.5:
+            last = merged[-1]
+            last[1] = max(last[1], end)
+            last[2].add(track_id)
+            last[3] = max(last[3], score)
+        else:
+            merged.append([start, end, {track_id}, score])
+    video = scan.video
+    return [
+        Appearance(
+            start_s=start,
+            end_s=end,
+            start_frame=video.frame_at(start),
+            end_frame=video.frame_at(end),
+            track_ids=tuple(sorted(ids)),
+            score=score,
+        )
+        for start, end, ids, score in merged
+    ]
+
+
+def probe_embeddings_from_face(face: Face) -> np.ndarray:
+    return np.atleast_2d(face.embedding).astype(np.float32)
+
+
+def subject_embeddings(gallery: Gallery, subject_id: str) -> np.ndarray:
+    """Every enrolled embedding of a gallery subject (n x d), to find them in footage."""
+    rows = gallery.conn.execute(
+        "SELECT embedding FROM faces WHERE subject_id = ? ORDER BY id", (subject_id,)
+    ).fetchall()
+    if not rows:
+        if gallery.subject(subject_id) is None:
+            raise GalleryError(f"subject {subject_id!r} is not in the gallery {gallery.folder}")
+        raise NoFaceError(f"subject {subject_id!r} has no enrolled faces to look for")
+    matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32)
+    return matrix.reshape(len(rows), -1)
+
+
+def find_subject(
+    gallery: Gallery, scan: ScanResult, subject_id: str, threshold: float = FIND_THRESHOLD
+) -> list[Appearance]:
+    """Where a gallery subject appears in a scanned video (see `find_person`)."""
+    model = scan.tracks[0].model if scan.tracks else None
+    if model is not None:
+        gallery.check_model(model)
+    return find_person(scan, subject_embeddings(gallery, subject_id), threshold)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QPixmap
 
 from workstation.domain import BBox
 from workstation.errors import WorkstationError
 from workstation.gallery.store import FaceRecord
 from workstation.gui.context import AppContext
+from workstation.gui.imaging import bgr_to_qimage
 from workstation.progress import CancelToken
 from workstation.vision.alignment import crop_box
 from workstation.vision.images import load_image
@@ -41,13 +42,6 @@ def face_crop(image_path: Path, box: list[float], size: int = THUMB_SIZE) -> np.
     side = max(w, h) * MARGIN
     cx, cy = x + w / 2, y + h / 2
     return crop_box(image.bgr, BBox(cx - side / 2, cy - side / 2, side, side), size=size)
-
-
-def bgr_to_qimage(bgr: np.ndarray) -> QImage:
-    """Copy a BGR uint8 array into a QImage that owns its pixels."""
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    height, width = rgb.shape[:2]
-    return QImage(rgb.data, width, height, rgb.strides[0], QImage.Format.Format_RGB888).copy()
 
 
 def placeholder_pixmap(size: int = THUMB_SIZE, text: str = "") -> QPixmap:

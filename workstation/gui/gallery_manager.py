@@ -38,6 +38,7 @@ from workstation.gallery.store import FaceRecord, SubjectInfo
 from workstation.gui.context import AppContext
 from workstation.gui.enrol_panel import EnrolWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
+from workstation.gui.imaging import verdict_color
 from workstation.progress import CancelToken
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -183,6 +184,9 @@ class SubjectFacesModel(_ThumbnailListModel):
             return _face_tooltip(item.face) + (f"\n\n{problem}" if problem else "")
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(index.row())
+        if role == Qt.ItemDataRole.ForegroundRole:
+            verdict = item.face.quality.get("verdict")
+            return verdict_color(verdict) if verdict in ("warn", "poor") else None
         if role == self.FaceRole:
             return item.face
         if role == self.FaceIdRole:

@@ -1,0 +1,245 @@
+"""Settings dialog: gallery folder, face model backend, default number of candidates.
+
+Saving writes the typed `Settings` to the user's config folder and appends a `settings_change`
+event (old and new value of each changed key) to the current gallery's audit log, in the same
+database transaction; if the audit event cannot be written the old settings file is put back,
+so a change is never in force without its record. Both run on a worker. When the model changes,
+the shared engine is dropped and the next search loads the new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.gui.context import AppContext
+from workstation.paths import default_gallery_dir
+from workstation.progress import CancelToken
+from workstation.settings import Settings, load_settings, save_settings
+from workstation.vision.insightface_backend import (
+    INSIGHTFACE_LICENCE_NOTE,
+    insightface_models_root,
+    list_packs,
+)
+
+BACKEND_LABELS = {
+    "opencv": "OpenCV YuNet + SFace (shipped with the program)",
+    "insightface": "insightface model pack (already on this PC)",
+}
+# Keys whose change means a different face model: the loaded engine must be dropped.
+ENGINE_KEYS = ("backend", "insightface_pack", "model_dir")
+
+
+class SettingsDialog(QDialog):
+    """Edit and save the user's settings; every saved change is audited."""
+
+    gallery_folder_changed = Signal(str)  # the new folder ("" for the default); used next start
+    settings_saved = Signal(dict)  # the changes, {key: [old, new]}
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self._context = context
+        self.saving = False
+        self.saved_changes: dict[str, Any] | None = None
+        settings = context.settings
+
+        self.gallery_edit = QLineEdit(settings.gallery or "")
+        self.gallery_edit.setPlaceholderText(f"default: {default_gallery_dir()}")
+        self.browse_button = QPushButton("Browse…")
+        self.backend_combo = QComboBox()
+        for key, label in BACKEND_LABELS.items():
+            self.backend_combo.addItem(label, key)
+        self.pack_combo = QComboBox()
+        self.pack_combo.setEditable(True)
+        self.pack_combo.setToolTip(
+            f"A pack name under {insightface_models_root()}, or the path of a pack folder"
+        )
+        for pack in list_packs():
+            self.pack_combo.addItem(pack.name, pack.name)
+        if settings.insightface_pack:
+            if self.pack_combo.findData(settings.insightface_pack) < 0:
+                self.pack_combo.addItem(settings.insightface_pack, settings.insightface_pack)
+            self.pack_combo.setCurrentIndex(self.pack_combo.findData(settings.insightface_pack))
+        self.pack_label = QLabel("Model pack")
+        self.licence_label = QLabel(
+            f"<b>Licence:</b> {INSIGHTFACE_LICENCE_NOTE}. Use a pack only if you hold a licence "
+            "that covers your use. Nothing is downloaded."
+        )
+        self.licence_label.setWordWrap(True)
+        self.licence_label.setStyleSheet("color: #8a4b00;")
+        self.model_note = QLabel(
+            "A gallery remembers the model that built it: after changing the model, searches "
+            "of an existing gallery are refused until it is re-embedded (workstation reembed)."
+        )
+        self.model_note.setWordWrap(True)
+        self.top_k_spin = QSpinBox()
+        self.top_k_spin.setRange(1, 1000)
+        self.top_k_spin.setValue(int(settings.top_k))
+        self.top_k_spin.setSuffix(" candidates")
+        self.error_label = QLabel("")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b00020;")
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        audit_note = QLabel(
+            f"Saved changes are recorded in the audit log of the gallery {context.gallery_dir} "
+            f"under your name ({context.user})."
+        )
+        audit_note.setWordWrap(True)
+        audit_note.setStyleSheet("color: #555;")
+
+        gallery_row = QHBoxLayout()
+        gallery_row.addWidget(self.gallery_edit, 1)
+        gallery_row.addWidget(self.browse_button)
+        form = QFormLayout()
+        form.addRow("Gallery folder", gallery_row)
+        gallery_hint = QLabel("A new gallery folder is used from the next start of the program.")
+        gallery_hint.setStyleSheet("color: #555;")
+        form.addRow("", gallery_hint)
+        form.addRow("Face model", self.backend_combo)
+        form.addRow(self.pack_label, self.pack_combo)
+        form.addRow("", self.licence_label)
+        form.addRow("", self.model_note)
+        form.addRow("Default candidates", self.top_k_spin)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(audit_note)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.buttons)
+
+        self.backend_combo.currentIndexChanged.connect(self._on_backend_changed)
+        self.browse_button.clicked.connect(self._on_browse_clicked)
+        self.buttons.accepted.connect(self._on_save_clicked)
+        self.buttons.rejected.connect(self.reject)
+        self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(settings.backend)))
+        self._on_backend_changed(self.backend_combo.currentIndex())
+
+    # ------------------------------------------------------------------ public
+    def edited_settings(self) -> Settings:
+        """The settings as edited in the dialog (not yet saved)."""
+        backend = self.backend_combo.currentData()
+        pack = self.pack_combo.currentText().strip() or None
+        gallery = self.gallery_edit.text().strip() or None
+        return dataclasses.replace(
+            self._context.settings,
+            gallery=gallery,
+            backend=backend,
+            insightface_pack=pack if backend == "insightface" else None,
+            top_k=self.top_k_spin.value(),
+        )
+
+    # ------------------------------------------------------------------ slots
+    def _on_backend_changed(self, _index: int) -> None:
+        insightface = self.backend_combo.currentData() == "insightface"
+        for widget in (self.pack_label, self.pack_combo, self.licence_label):
+            widget.setVisible(insightface)
+        if insightface and self.pack_combo.count() == 0:
+            self.pack_combo.lineEdit().setPlaceholderText(
+                f"no pack found under {insightface_models_root()}"
+            )
+
+    def _on_browse_clicked(self) -> None:
+        start = self.gallery_edit.text().strip() or str(default_gallery_dir())
+        chosen = QFileDialog.getExistingDirectory(self, "Choose the gallery folder", start)
+        if chosen:
+            self.gallery_edit.setText(chosen)
+
+    def _on_save_clicked(self) -> None:
+        if self.saving:
+            return
+        new = self.edited_settings()
+        problem = self._problem_with(new)
+        if problem:
+            self.error_label.setText(problem)
+            return
+        self.error_label.setText("")
+        self.saving = True
+        self.save_button.setEnabled(False)
+        context = self._context
+
+        def work(_cancel: CancelToken) -> dict[str, Any]:
+            return save_and_audit(context, new)
+
+        context.pool.start(
+            work,
+            on_result=lambda changes: self._on_saved(new, changes),
+            on_error=self._on_save_failed,
+            on_finished=self._on_save_finished,
+        )
+
+    def _on_saved(self, new: Settings, changes: dict[str, Any]) -> None:
+        context = self._context
+        context.settings = new
+        self.saved_changes = changes
+        if any(key in changes for key in ENGINE_KEYS):
+            context.reset_engine()
+        if changes:
+            context.audit_changed.emit()
+            context.status_message.emit(
+                f"Settings saved ({', '.join(sorted(changes))} changed); the change is audited."
+            )
+        if "gallery" in changes:
+            self.gallery_folder_changed.emit(new.gallery or "")
+        self.settings_saved.emit(changes)
+        self.accept()
+
+    def _on_save_failed(self, message: str) -> None:
+        self.error_label.setText(f"The settings were not saved: {message}")
+
+    def _on_save_finished(self) -> None:
+        self.saving = False
+        self.save_button.setEnabled(True)
+
+    def _problem_with(self, new: Settings) -> str | None:
+        if new.backend == "insightface" and not new.insightface_pack:
+            return (
+                "Choose an insightface model pack, or keep the shipped OpenCV model. No pack was "
+                f"found under {insightface_models_root()}."
+            )
+        if new.gallery:
+            folder = Path(new.gallery).expanduser()
+            if folder.exists() and not folder.is_dir():
+                return f"{folder}: this is a file, not a folder; choose a folder for the gallery."
+        return None
+
+
+def save_and_audit(context: AppContext, new: Settings) -> dict[str, Any]:
+    """Save settings and audit the change in one gallery transaction (runs on a worker).
+
+    Returns the changes ({key: [old, new]}); nothing is audited when nothing changed.
+    """
+    previous = load_settings()
+    with context.open_gallery() as gallery:
+        try:
+            with gallery.transaction():
+                changes = save_settings(new)
+                if changes:
+                    gallery.audit("settings_change", {"changes": changes})
+        except BaseException:
+            # The audit event did not commit: put the old settings back, so that no change
+            # stays in force without its record.
+            save_settings(previous)
+            raise
+    return changes

@@ -63,7 +63,7 @@ def make_clip(  # type: ignore[no-untyped-def]
             if not a.start_s <= t < a.end_s:
                 continue
             crop = crops[a]
-            x = int(round(a.x + a.dx_per_s * (t - a.start_s)))
+            x = round(a.x + a.dx_per_s * (t - a.start_s))
             h, w = crop.shape[:2]
             x0, y0 = max(0, x), max(0, a.y)
             x1, y1 = min(width, x + w), min(height, a.y + h)

@@ -41,8 +41,8 @@ _BAD_ROW = QColor(255, 205, 205)
 # What an examiner scans for first; the rest follows in key order.
 _FIRST_KEYS = (
     "subject_id",
-    "keep_id",
-    "merge_id",
+    "keep_subject_id",
+    "merged_subject_id",
     "name",
     "decision",
     "reason",

@@ -1,0 +1,214 @@
+"""The analyst's main flow on the real window: drop a photo, see its faces, search, read the
+candidates; draw a box; several faces; the poor-probe note; the saved window layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gui.analyst_support import (
+    CASE,
+    WAIT_MS,
+    drop_files,
+    enrol_gallery,
+    make_context,
+    two_face_photo,
+)
+from workstation.audit.log import list_events, verify_chain
+from workstation.gallery.store import Gallery
+from workstation.gui.candidates import LEADS_NOT_IDENTIFICATIONS
+from workstation.gui.main_window import MainWindowWidget
+
+
+@pytest.fixture
+def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+    folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
+    context = make_context(folder, engine)
+    win = MainWindowWidget(context)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    context.pool.cancel_all()
+    context.pool.wait()
+
+
+def load_by_drop(qtbot, win: MainWindowWidget, path: Path) -> None:  # type: ignore[no-untyped-def]
+    probe = win.search_page.probe
+    with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
+        drop_files(win, [path])
+
+
+def test_drop_photo_shows_its_faces(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    load_by_drop(qtbot, window, photo_paths["obama2"])
+    probe = window.search_page.probe
+    assert probe.image is not None and probe.image.path == photo_paths["obama2"]
+    items = probe.canvas.face_items
+    assert len(items) == 1
+    assert items[0].landmark_count == 5
+    assert items[0].badge_text.startswith("1 · ")
+    assert probe.canvas.selected_index == 0
+    assert "quality" in probe.quality_label.text()
+    assert str(photo_paths["obama2"]) in (window.context.settings.recent_files or [])
+
+
+def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window.context.set_case(CASE)
+    load_by_drop(qtbot, window, photo_paths["obama2"])
+    page = window.search_page
+    with qtbot.waitSignal(page.search_recorded, timeout=WAIT_MS):
+        window.actions["search"].trigger()
+    qtbot.waitUntil(lambda: page.candidates.model.rowCount() == 2, timeout=WAIT_MS)
+    top = page.candidates.model.candidate(0)
+    assert top is not None and top.subject_id == "obama"
+    assert page.candidates.caveat_label.text() == LEADS_NOT_IDENTIFICATIONS
+    assert page.candidates.caveat_label.isVisible()
+    model = page.candidates.model
+    fmr = model.data(model.index(0, model.COL_FMR))
+    assert fmr == "n/a" or float(fmr) >= 0
+    with Gallery(window.context.gallery_dir, user="check") as gallery:
+        events = [
+            e for e in list_events(gallery.conn, case_id=CASE.case_id) if e.action == "search"
+        ]
+        assert verify_chain(gallery.conn).intact
+    assert len(events) == 1
+    assert events[0].details["face_source"] == "detected"
+    assert events[0].details["probe_sha256"] == page.probe.image.sha256
+
+
+def test_draw_box_makes_a_manual_face_and_searches_it(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QPoint, Qt
+
+    window.context.set_case(CASE)
+    load_by_drop(qtbot, window, photo_paths["obama"])
+    probe = window.search_page.probe
+    canvas = probe.canvas
+    face = probe.faces[0].box
+    window.actions["draw"].trigger()
+    assert canvas.draw_mode
+    start = canvas.mapFromScene(face.x - 5, face.y - 5)
+    end = canvas.mapFromScene(face.x + face.w + 5, face.y + face.h + 5)
+    viewport = canvas.viewport()
+    with qtbot.waitSignal(
+        probe.face_selected,
+        timeout=WAIT_MS,
+        check_params_cb=lambda f: f is not None and f.source.value == "manual",
+    ):
+        qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(
+            viewport, pos=QPoint((start.x() + end.x()) // 2, (start.y() + end.y()) // 2)
+        )
+        qtbot.mouseMove(viewport, pos=end)
+        qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
+    assert not canvas.draw_mode
+    assert len(probe.faces) == 2
+    manual = probe.selected_face
+    assert manual.source.value == "manual" and manual.aligned
+    assert canvas.face_items[1].badge_text.startswith("2 · drawn")
+    page = window.search_page
+    with qtbot.waitSignal(page.search_recorded, timeout=WAIT_MS):
+        window.actions["search"].trigger()
+    qtbot.waitUntil(lambda: page.candidates.model.rowCount() == 2, timeout=WAIT_MS)
+    assert page.candidates.current_search.face["source"] == "manual"
+    assert page.candidates.model.candidate(0).subject_id == "obama"
+
+
+def test_each_face_in_turn(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window.context.set_case(CASE)
+    load_by_drop(qtbot, window, two_face_photo(tmp_path, photo_paths))
+    page = window.search_page
+    assert len(page.probe.faces) == 2
+    window.actions["next_face"].trigger()
+    assert page.probe.canvas.selected_index == 1
+    progress: list[int] = []
+    page.progress.valueChanged.connect(progress.append)
+    with qtbot.waitSignal(page.busy_changed, timeout=WAIT_MS, check_params_cb=lambda b: not b):
+        window.actions["search_each"].trigger()
+    qtbot.waitUntil(lambda: len(page.candidates.searches) == 2, timeout=WAIT_MS)
+    tops = {s.face["index"]: s.candidates[0].subject_id for s in page.candidates.searches}
+    assert set(tops.values()) == {"obama", "biden"}
+    assert progress, "the progress bar moved"
+
+
+def test_poor_probe_needs_a_note(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    from workstation.domain import BBox
+
+    window.context.set_case(CASE)
+    load_by_drop(qtbot, window, photo_paths["obama"])
+    probe = window.search_page.probe
+    # A box on the shoulder: no face inside, so it is searched unaligned and rated poor.
+    image = probe.image
+    with qtbot.waitSignal(
+        probe.face_selected,
+        timeout=WAIT_MS,
+        check_params_cb=lambda f: f is not None and f.source.value == "manual",
+    ):
+        probe.canvas.box_drawn.emit(BBox(5, image.height - 60, 50, 50))
+    face = probe.selected_face
+    assert face.quality.verdict.value == "poor"
+    page = window.search_page
+    page.search_selected()
+    assert not page.searching
+    assert "poor quality" in page.message_label.text()
+    page.note_edit.setText("only image of the suspect; low confidence accepted")
+    with qtbot.waitSignal(page.search_recorded, timeout=WAIT_MS):
+        page.search_selected()
+    qtbot.waitUntil(lambda: page.candidates.current_search is not None, timeout=WAIT_MS)
+    assert page.candidates.current_search.note.startswith("only image")
+
+
+def test_unreadable_file_is_reported_and_app_keeps_running(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not really a jpeg")
+    probe = window.search_page.probe
+    with qtbot.waitSignal(probe.busy_changed, timeout=WAIT_MS, check_params_cb=lambda b: not b):
+        drop_files(window, [bad])
+    assert "broken.jpg" in probe.error_label.text()
+    assert "Traceback" not in probe.error_label.text()
+    assert probe.image is None
+
+
+def test_folder_drop_queues_its_photos(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.gui.analyst_support import copy_photo
+
+    folder = tmp_path / "stills"
+    for key in ("obama", "biden"):
+        copy_photo(photo_paths[key], folder)
+    probe = window.search_page.probe
+    with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
+        drop_files(window, [folder])
+    assert probe.queue_label.text() == "photo 1 of 2"
+    assert probe.image.path.name == "biden.jpg"
+    with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
+        window.actions["next_photo"].trigger()
+    assert probe.image.path.name == "obama.jpg"
+
+
+def test_zoom_fit_and_actual_size(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    load_by_drop(qtbot, window, photo_paths["obama"])
+    canvas = window.search_page.probe.canvas
+    window.actions["actual"].trigger()
+    assert canvas.zoom == pytest.approx(1.0)
+    window.actions["zoom_in"].trigger()
+    assert canvas.zoom == pytest.approx(1.25)
+    window.actions["fit"].trigger()
+    image = window.search_page.probe.image
+    shown = canvas.mapFromScene(0, 0), canvas.mapFromScene(image.width, image.height)
+    assert shown[1].x() - shown[0].x() <= canvas.viewport().width() + 2
+
+
+def test_window_layout_is_saved_in_the_config_dir(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    smallest = window.minimumSizeHint()  # the offscreen screen is small: stay inside it
+    window.resize(smallest.width() + 7, smallest.height() + 5)
+    wanted = (window.size().width(), window.size().height())
+    window.close()
+    stored = tmp_path / "user-config" / "window.ini"
+    assert stored.exists() and "geometry" in stored.read_text()
+    again = MainWindowWidget(window.context)
+    qtbot.addWidget(again)
+    assert (again.size().width(), again.size().height()) == wanted
+
+
+def test_every_action_has_a_shortcut(window) -> None:  # type: ignore[no-untyped-def]
+    missing = [k for k, a in window.actions.items() if not a.shortcuts() and k != "close_case"]
+    assert missing == []

@@ -1,0 +1,78 @@
+"""Start the desktop app: `workstation`, `workstation gui`, `python -m workstation`, or the
+`workstation-gui` launcher."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def create_application(argv: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
+    """The QApplication, created after cv2 is imported through the guard.
+
+    OpenCV's GUI wheel points Qt at its own bundled Qt 5 plugins when cv2 is imported; the guard
+    removes those variables, so it must run before the QApplication exists.
+    """
+    from workstation.vision.cvcompat import cv2_module
+
+    cv2_module()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setApplicationName("workstation")
+    app.setOrganizationName("workstation")
+    return app
+
+
+def run_app(
+    gallery_dir: Path | str | None = None,
+    user: str | None = None,
+    backend: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Open the main window on a gallery and run until it closes; returns the exit code."""
+    app = create_application(argv)
+    from workstation.errors import WorkstationError
+    from workstation.gui.context import AppContext
+    from workstation.gui.main_window import MainWindowWidget
+    from workstation.paths import current_user, default_gallery_dir
+    from workstation.settings import Settings, load_settings
+
+    problem = None
+    try:
+        settings = load_settings()
+    except WorkstationError as exc:
+        settings, problem = Settings(), f"{exc}. Default settings are used for this session."
+    if backend:
+        settings.backend = backend
+    folder = Path(gallery_dir or settings.gallery or default_gallery_dir())
+    context = AppContext(folder, user or current_user(), settings)
+    window = MainWindowWidget(context)
+    window.show()
+    # Load the models in the background now, so the first photo is quick and a missing or
+    # altered model file is reported at once.
+    context.pool.start(
+        lambda _cancel: context.engine(), on_error=lambda m: window.statusBar().showMessage(m)
+    )
+    if problem:
+        window.statusBar().showMessage(problem)
+    code = app.exec()
+    context.pool.cancel_all()
+    context.pool.wait(5000)
+    return int(code)
+
+
+def main() -> None:
+    """Entry point of the `workstation-gui` launcher (same options as `workstation`)."""
+    logging.basicConfig(level=logging.WARNING)
+    from workstation.cli import main as cli_main
+
+    raise SystemExit(cli_main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,524 @@
+"""The candidate list: one row per gallery subject a search returned, with a permanent reminder
+that these are investigative leads, not identifications, and a blind-review mode.
+
+In blind review the rows are shown in an order derived from the search and subject ids (not the
+score order), and rank, score and false-match columns read "hidden" until the examiner has
+recorded a decision on every candidate: the examiner judges faces, not numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.domain import Candidate
+from workstation.gallery.admin import Decision, decisions_for
+from workstation.gallery.store import Gallery
+from workstation.gui.context import AppContext
+from workstation.gui.imaging import bgr_to_qimage
+from workstation.progress import CancelToken
+
+Index = QModelIndex | QPersistentModelIndex
+THUMB_SIDE = 56
+HIDDEN = "hidden"
+NA = "n/a"
+
+
+@dataclass
+class SearchSummary:
+    """A recorded search as stored in the gallery, with its decisions so far."""
+
+    search_id: int
+    case_id: str
+    purpose: str
+    user: str
+    created_at: str
+    probe_path: str
+    probe_sha256: str
+    face: dict[str, Any]
+    model_id: str
+    gallery_faces: int
+    candidates: list[Candidate]
+    note: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        face = self.face
+        how = "drawn box" if face.get("source") == "manual" else f"face {face.get('index', 0) + 1}"
+        name = self.probe_path.replace("\\", "/").rsplit("/", 1)[-1]
+        return f"Search {self.search_id}: {name}, {how} ({self.user}, {self.created_at[:16]})"
+
+
+def _candidate_from_dict(data: dict[str, Any]) -> Candidate:
+    return Candidate(
+        rank=int(data["rank"]),
+        subject_id=str(data["subject_id"]),
+        name=data.get("name"),
+        face_id=int(data["face_id"]),
+        image_id=int(data.get("image_id") or 0),
+        score=float(data["score"]),
+        fmr=data.get("fmr"),
+        expected_strangers=data.get("expected_strangers"),
+    )
+
+
+def load_case_searches(gallery: Gallery, case_id: str) -> list[SearchSummary]:
+    """Every search of a case, oldest first, with its decisions (run on a worker)."""
+    rows = gallery.db.query("SELECT * FROM searches WHERE case_id = ? ORDER BY id", [case_id])
+    return [
+        SearchSummary(
+            search_id=int(row["id"]),
+            case_id=row["case_id"],
+            purpose=row["purpose"],
+            user=row["user"],
+            created_at=row["created_at"],
+            probe_path=row["probe_path"] or "",
+            probe_sha256=row["probe_sha256"],
+            face=json.loads(row["face"]),
+            model_id=row["model_id"],
+            gallery_faces=int(row["gallery_size"]),
+            candidates=[_candidate_from_dict(c) for c in json.loads(row["candidates"])],
+            note=row["note"],
+            decisions=decisions_for(gallery, int(row["id"])),
+        )
+        for row in rows
+    ]
+
+
+def decision_text(decisions: list[Decision]) -> str:
+    """The state of one candidate in words, e.g. "possible lead (examiner1), confirmed by X"."""
+    if not decisions:
+        return ""
+    own = [d for d in decisions if d.decision != "confirmed"]
+    confirmations = [d for d in decisions if d.decision == "confirmed"]
+    text = ""
+    if own:
+        last = own[-1]
+        text = f"{last.decision.replace('_', ' ')} ({last.user})"
+    if confirmations:
+        who = ", ".join(sorted({d.user for d in confirmations}))
+        text += f"; confirmed by {who}"
+    return text
+
+
+def blind_order_key(search_id: int, subject_id: str) -> str:
+    """A fixed, score-independent order for blind review."""
+    return hashlib.sha256(f"{search_id}:{subject_id}".encode()).hexdigest()
+
+
+class CandidateTableModel(QAbstractTableModel):
+    """Rows are the candidates of one search; read-only."""
+
+    COL_RANK, COL_THUMB, COL_SUBJECT, COL_NAME, COL_SCORE = range(5)
+    COL_FMR, COL_STRANGERS, COL_QUALITY, COL_DECISION = range(5, 9)
+    HEADERS = (
+        "Rank",
+        "Face",
+        "Subject",
+        "Name",
+        "Score",
+        "False-match rate",
+        "Expected strangers",
+        "Gallery face quality",
+        "Decision",
+    )
+    CandidateRole = Qt.ItemDataRole.UserRole + 1
+    SortKeyRole = Qt.ItemDataRole.UserRole + 2
+
+    def __init__(self, user: str, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.user = user
+        self._search: SearchSummary | None = None
+        self._rows: list[Candidate] = []
+        self._thumbs: dict[int, QPixmap] = {}
+        self._quality: dict[int, str] = {}
+        self._blind = False
+        self._rows_hidden = False
+
+    # ------------------------------------------------------------------ content
+    @property
+    def search(self) -> SearchSummary | None:
+        return self._search
+
+    def set_search(self, search: SearchSummary | None) -> None:
+        self.beginResetModel()
+        self._search = search
+        self._thumbs.clear()
+        self._quality.clear()
+        self._rows = self._ordered()
+        self.endResetModel()
+
+    def _ordered(self) -> list[Candidate]:
+        if self._search is None:
+            return []
+        candidates = list(self._search.candidates)
+        self._rows_hidden = self.scores_hidden
+        if self._rows_hidden:
+            sid = self._search.search_id
+            return sorted(candidates, key=lambda c: blind_order_key(sid, c.subject_id))
+        return sorted(candidates, key=lambda c: c.rank)
+
+    def set_thumbnails(self, search_id: int, thumbs: dict[int, tuple[QImage, str]]) -> None:
+        """Face thumbnails and gallery-face quality by face id (arrive from a worker)."""
+        if self._search is None or self._search.search_id != search_id:
+            return
+        for face_id, (image, verdict) in thumbs.items():
+            self._thumbs[face_id] = QPixmap.fromImage(image)
+            self._quality[face_id] = verdict
+        if self._rows:
+            self.dataChanged.emit(
+                self.index(0, self.COL_THUMB), self.index(len(self._rows) - 1, self.COL_QUALITY)
+            )
+
+    def set_decisions(self, search_id: int, decisions: list[Decision]) -> None:
+        if self._search is None or self._search.search_id != search_id:
+            return
+        # The decisions list may be shared with (and already updated by) the decision panel, so
+        # compare with how the rows were last laid out rather than with the old list.
+        self._search.decisions = list(decisions)
+        if self._rows_hidden != self.scores_hidden:
+            self.beginResetModel()
+            self._rows = self._ordered()
+            self.endResetModel()
+        elif self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, 8))
+
+    # ------------------------------------------------------------------ blind review
+    @property
+    def blind(self) -> bool:
+        return self._blind
+
+    def set_blind(self, on: bool) -> None:
+        self.beginResetModel()
+        self._blind = on
+        self._rows = self._ordered()
+        self.endResetModel()
+
+    def decisions_of(self, subject_id: str) -> list[Decision]:
+        if self._search is None:
+            return []
+        return [d for d in self._search.decisions if d.subject_id == subject_id]
+
+    @property
+    def undecided(self) -> int:
+        """Candidates on which this examiner has recorded no decision yet."""
+        if self._search is None:
+            return 0
+        decided = {
+            d.subject_id
+            for d in self._search.decisions
+            if d.user == self.user and d.decision != "confirmed"
+        }
+        return sum(1 for c in self._search.candidates if c.subject_id not in decided)
+
+    @property
+    def scores_hidden(self) -> bool:
+        return self._blind and self.undecided > 0
+
+    # ------------------------------------------------------------------ Qt model API
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.HEADERS)
+        ):
+            return self.HEADERS[section]
+        if orientation == Qt.Orientation.Vertical and role == Qt.ItemDataRole.DisplayRole:
+            return section + 1
+        return None
+
+    def candidate(self, row: int) -> Candidate | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, subject_id: str) -> int:
+        for row, candidate in enumerate(self._rows):
+            if candidate.subject_id == subject_id:
+                return row
+        return -1
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        candidate = self._rows[index.row()]
+        column = index.column()
+        if role == self.CandidateRole:
+            return candidate
+        if role == Qt.ItemDataRole.DecorationRole and column == self.COL_THUMB:
+            return self._thumbs.get(candidate.face_id)
+        if role == Qt.ItemDataRole.SizeHintRole and column == self.COL_THUMB:
+            return QSize(THUMB_SIDE + 4, THUMB_SIDE + 4)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+            self.COL_RANK,
+            self.COL_SCORE,
+            self.COL_FMR,
+            self.COL_STRANGERS,
+        ):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == self.SortKeyRole:
+            return candidate.rank
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return self._text(candidate, column, role == Qt.ItemDataRole.ToolTipRole)
+        return None
+
+    def _text(self, c: Candidate, column: int, tooltip: bool) -> str | None:
+        hidden = self.scores_hidden
+        if column == self.COL_RANK:
+            return HIDDEN if hidden else str(c.rank)
+        if column == self.COL_THUMB:
+            return None if not tooltip else f"best-matching gallery face {c.face_id}"
+        if column == self.COL_SUBJECT:
+            return c.subject_id
+        if column == self.COL_NAME:
+            return c.name or ""
+        if column == self.COL_SCORE:
+            return HIDDEN if hidden else f"{c.score:.3f}"
+        if column == self.COL_FMR:
+            if hidden:
+                return HIDDEN
+            return NA if c.fmr is None else f"{c.fmr:.2g}"
+        if column == self.COL_STRANGERS:
+            if hidden:
+                return HIDDEN
+            return NA if c.expected_strangers is None else f"{c.expected_strangers:.2g}"
+        if column == self.COL_QUALITY:
+            return self._quality.get(c.face_id, "")
+        if column == self.COL_DECISION:
+            return decision_text(self.decisions_of(c.subject_id))
+        return None
+
+
+# ---------------------------------------------------------------------- widget
+
+LEADS_NOT_IDENTIFICATIONS = (
+    "Candidates are investigative leads, not identifications. A trained examiner must review "
+    "every candidate before anyone acts on it."
+)
+
+
+def load_thumbnails(gallery: Gallery, candidates: list[Candidate]) -> dict[int, tuple[QImage, str]]:
+    """Aligned gallery-face thumbnails and their quality verdict, by face id (worker side)."""
+    from workstation.domain import BBox
+    from workstation.errors import ImageError
+    from workstation.vision.alignment import align_face, crop_box
+    from workstation.vision.cvcompat import cv2_module
+    from workstation.vision.images import load_image
+
+    cv2 = cv2_module()
+    thumbs: dict[int, tuple[QImage, str]] = {}
+    for candidate in candidates:
+        record = gallery.face(candidate.face_id)
+        if record is None:
+            continue
+        try:
+            bgr = load_image(gallery.image_file(record)).bgr
+        except ImageError:
+            continue
+        if record.landmarks:
+            crop = align_face(bgr, tuple((x, y) for x, y in record.landmarks))
+        else:
+            crop = crop_box(bgr, BBox(*record.box))
+        crop = cv2.resize(crop, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
+        thumbs[candidate.face_id] = (bgr_to_qimage(crop), record.quality.get("verdict", ""))
+    return thumbs
+
+
+class CandidatesWidget(QWidget):
+    """The leads line, the case's searches, and the candidate table."""
+
+    candidate_selected = Signal(object, object)  # SearchSummary, Candidate | None
+    compare_requested = Signal()
+    searches_loaded = Signal(int)  # number of searches in the case
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.model = CandidateTableModel(context.user, self)
+        self.caveat_label = QLabel(LEADS_NOT_IDENTIFICATIONS, self)
+        self.caveat_label.setWordWrap(True)
+        self.caveat_label.setStyleSheet(
+            "background: #fff4ce; color: #5c4400; border: 1px solid #e0c060; padding: 6px;"
+            "font-weight: bold;"
+        )
+        self.search_combo = QComboBox(self)
+        self.search_combo.setToolTip("Searches recorded in this case (yours and other examiners')")
+        self.search_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.blind_box = QCheckBox("Blind review", self)
+        self.blind_box.setToolTip(
+            "Hide ranks and scores, and mix the order, until you have recorded a decision on "
+            "every candidate (Ctrl+B)"
+        )
+        self.blind_label = QLabel(self)
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_SIDE + 6)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Search:", self))
+        row.addWidget(self.search_combo, 1)
+        row.addWidget(self.blind_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.caveat_label)
+        layout.addLayout(row)
+        layout.addWidget(self.blind_label)
+        layout.addWidget(self.table, 1)
+
+        self._searches: list[SearchSummary] = []
+        self.search_combo.currentIndexChanged.connect(self._on_search_chosen)
+        self.blind_box.toggled.connect(self._on_blind_toggled)
+        self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
+        self.table.doubleClicked.connect(lambda _index: self.compare_requested.emit())
+        self.model.modelReset.connect(self._update_blind_label)
+        self.model.dataChanged.connect(self._update_blind_label)
+        self._update_blind_label()
+
+    # ------------------------------------------------------------------ searches
+    @property
+    def searches(self) -> list[SearchSummary]:
+        return list(self._searches)
+
+    @property
+    def current_search(self) -> SearchSummary | None:
+        return self.model.search
+
+    def current_candidate(self) -> Candidate | None:
+        index = self.table.currentIndex()
+        return self.model.candidate(index.row()) if index.isValid() else None
+
+    def reload(self, select_search_id: int | None = None) -> None:
+        """Re-read the current case's searches on a worker; optionally show one of them."""
+        case = self.context.case
+        if case is None:
+            self._on_searches_loaded(([], None))
+            return
+        context = self.context
+
+        def work(cancel: CancelToken) -> tuple[list[SearchSummary], int | None]:
+            with context.open_gallery() as gallery:
+                return load_case_searches(gallery, case.case_id), select_search_id
+
+        context.pool.start(work, on_result=self._on_searches_loaded, on_error=self._on_failed)
+
+    def _on_failed(self, message: str) -> None:
+        self.context.status_message.emit(message)
+
+    def _on_searches_loaded(self, loaded: tuple[list[SearchSummary], int | None]) -> None:
+        searches, wanted = loaded
+        previous = self.model.search.search_id if self.model.search else None
+        self._searches = searches
+        target = wanted if wanted is not None else previous
+        self.search_combo.blockSignals(True)
+        self.search_combo.clear()
+        for search in searches:
+            self.search_combo.addItem(search.title, search.search_id)
+        position = self.search_combo.findData(target) if target is not None else -1
+        if position < 0 and searches:
+            position = len(searches) - 1
+        self.search_combo.setCurrentIndex(position)
+        self.search_combo.blockSignals(False)
+        self._on_search_chosen(position)
+        self.searches_loaded.emit(len(searches))
+
+    def _on_search_chosen(self, position: int) -> None:
+        search = self._searches[position] if 0 <= position < len(self._searches) else None
+        self.model.set_search(search)
+        if search is not None and search.candidates:
+            self.table.selectRow(0)
+            self._load_thumbnails(search)
+        else:
+            self.candidate_selected.emit(search, None)
+
+    def _load_thumbnails(self, search: SearchSummary) -> None:
+        context = self.context
+
+        def work(cancel: CancelToken) -> tuple[int, dict[int, tuple[QImage, str]]]:
+            with context.open_gallery() as gallery:
+                return search.search_id, load_thumbnails(gallery, search.candidates)
+
+        context.pool.start(work, on_result=lambda r: self.model.set_thumbnails(*r))
+
+    def set_decisions(self, search_id: int, decisions: list[Decision]) -> None:
+        current = self.current_candidate()
+        self.model.set_decisions(search_id, decisions)
+        if current is not None:
+            row = self.model.row_of(current.subject_id)
+            if row >= 0 and row != self.table.currentIndex().row():
+                self.table.selectRow(row)
+
+    def select_candidate_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            self.table.selectRow(row)
+
+    def step(self, delta: int) -> Candidate | None:
+        """Move to the next (+1) or previous (-1) candidate; returns it."""
+        count = self.model.rowCount()
+        if not count:
+            return None
+        row = self.table.currentIndex().row()
+        self.select_candidate_row(min(max(row + delta, 0), count - 1))
+        return self.current_candidate()
+
+    # ------------------------------------------------------------------ blind review
+    def _on_blind_toggled(self, on: bool) -> None:
+        current = self.current_candidate()
+        self.model.set_blind(on)
+        if current is not None:
+            self.select_candidate_row(self.model.row_of(current.subject_id))
+
+    def _update_blind_label(self, *_args: object) -> None:
+        if not self.model.blind:
+            self.blind_label.hide()
+            return
+        self.blind_label.show()
+        if self.model.scores_hidden:
+            self.blind_label.setText(
+                f"Blind review: ranks and scores are hidden until you record a decision on "
+                f"every candidate ({self.model.undecided} to go)."
+            )
+        else:
+            self.blind_label.setText("Blind review complete: ranks and scores are shown.")
+
+    def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.candidate_selected.emit(self.model.search, self.model.candidate(current.row()))

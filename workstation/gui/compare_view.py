@@ -1,0 +1,524 @@
+"""Compare a probe face with one candidate: aligned crops and full photos side by side with zoom
+and pan linked, an overlay of the aligned crops with an opacity slider and flicker, landmarks on
+or off, and a metadata table. Page Up / Page Down step through the candidates.
+
+Photos are read and cropped on a worker; this dialog only shows what arrives.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QImage, QKeySequence, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.domain import BBox, Candidate
+from workstation.errors import ImageError
+from workstation.gallery.store import Gallery
+from workstation.gui.candidates import HIDDEN, CandidatesWidget, SearchSummary
+from workstation.gui.context import AppContext
+from workstation.gui.decisions import DecisionPanelWidget
+from workstation.gui.imaging import bgr_to_qimage
+from workstation.progress import CancelToken
+from workstation.vision.alignment import ARCFACE_TEMPLATE_112, crop_box, similarity_transform
+from workstation.vision.images import LoadedImage, load_image
+
+CROP_SIDE = 256  # aligned crops are rendered larger than the model's 112 px for viewing
+FLICKER_MS = 500
+
+
+@dataclass
+class FaceSide:
+    """One side of the comparison, prepared on a worker."""
+
+    role: str  # "Probe" or "Candidate"
+    photo: QImage
+    crop: QImage
+    box: list[float]
+    landmarks: list[tuple[float, float]] | None
+    crop_landmarks: list[tuple[float, float]] | None
+    metadata: dict[str, str]
+
+
+def _aligned(bgr: np.ndarray, box: list[float], landmarks: Any) -> tuple[np.ndarray, Any]:
+    if landmarks:
+        from workstation.vision.cvcompat import cv2_module
+
+        cv2 = cv2_module()
+        points = np.array(landmarks, dtype=np.float64)
+        template = ARCFACE_TEMPLATE_112 * (CROP_SIDE / 112)
+        matrix = similarity_transform(points, template)
+        crop = cv2.warpAffine(bgr, matrix, (CROP_SIDE, CROP_SIDE), flags=cv2.INTER_CUBIC)
+        mapped = points @ matrix[:, :2].T + matrix[:, 2]
+        return crop, [(float(x), float(y)) for x, y in mapped]
+    return crop_box(bgr, BBox(*box), size=CROP_SIDE), None
+
+
+def _quality_rows(quality: dict[str, Any]) -> dict[str, str]:
+    def num(key: str, unit: str = "") -> str:
+        value = quality.get(key)
+        return "n/a" if value is None else f"{float(value):.1f}{unit}"
+
+    return {
+        "Quality": str(quality.get("verdict", "n/a")).upper(),
+        "Quality reasons": "; ".join(quality.get("reasons") or []) or "none",
+        "Inter-eye distance": num("inter_eye_px", " px"),
+        "Sharpness": num("sharpness"),
+        "Pose (yaw / pitch / roll)": " / ".join(
+            num(k, "°") for k in ("yaw_deg", "pitch_deg", "roll_deg")
+        ),
+    }
+
+
+def _file_date(path: str) -> str:
+    try:
+        stamp = os.stat(path).st_mtime
+    except OSError:
+        return "file not available"
+    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC (modified)")
+
+
+def probe_side(search: SearchSummary, image: LoadedImage | None) -> FaceSide:
+    """The probe as it was searched; re-read from its file unless the same photo is open."""
+    if image is None or image.sha256 != search.probe_sha256:
+        image = load_image(search.probe_path)
+        if image.sha256 != search.probe_sha256:
+            raise ImageError(
+                f"{search.probe_path}: the file has changed since search {search.search_id} "
+                "(its SHA-256 differs); the recorded probe cannot be shown"
+            )
+    face = search.face
+    crop, crop_points = _aligned(image.bgr, face["box"], face.get("landmarks"))
+    how = "drawn by hand" if face.get("source") == "manual" else "found by the detector"
+    metadata = {
+        "Source file": search.probe_path,
+        "SHA-256": search.probe_sha256,
+        "Date": _file_date(search.probe_path),
+        "Face": f"{how}, box {face['box']}, {face.get('faces_found', 1)} face(s) in photo",
+        **_quality_rows(face.get("quality", {})),
+        "Subject": "(probe)",
+    }
+    return FaceSide(
+        "Probe",
+        bgr_to_qimage(image.bgr),
+        bgr_to_qimage(crop),
+        list(face["box"]),
+        [tuple(p) for p in face["landmarks"]] if face.get("landmarks") else None,
+        crop_points,
+        metadata,
+    )
+
+
+def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
+    record = gallery.face(candidate.face_id)
+    if record is None:
+        raise ImageError(
+            f"gallery face {candidate.face_id} of subject {candidate.subject_id} is no longer in "
+            "the gallery (deleted after the search)"
+        )
+    path = gallery.image_file(record)
+    image = load_image(path)
+    crop, crop_points = _aligned(image.bgr, record.box, record.landmarks)
+    imported = gallery.conn.execute(
+        "SELECT imported_at, imported_by FROM images WHERE id = ?", (record.image_id,)
+    ).fetchone()
+    how = "drawn by hand" if record.source == "manual" else "found by the detector"
+    metadata = {
+        "Source file": record.original_path,
+        "SHA-256": record.image_sha256,
+        "Date": f"enrolled {imported[0][:16].replace('T', ' ')} by {imported[1]}"
+        if imported
+        else "n/a",
+        "Face": f"{how}, box {[round(v, 1) for v in record.box]}, gallery face {record.id}",
+        **_quality_rows(record.quality),
+        "Subject": f"{candidate.subject_id} ({candidate.name or 'no name'})",
+    }
+    return FaceSide(
+        "Candidate",
+        bgr_to_qimage(image.bgr),
+        bgr_to_qimage(crop),
+        list(record.box),
+        [tuple(p) for p in record.landmarks] if record.landmarks else None,
+        crop_points,
+        metadata,
+    )
+
+
+class LinkedImageView(QGraphicsView):
+    """An image with optional landmarks; its zoom and pan are expressed relative to a reference
+    rectangle (the face), so two views of different photos can follow each other."""
+
+    view_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(QBrush(QColor(40, 40, 44)))
+        self._reference = QRectF(0, 0, 1, 1)
+        self._dots: list[QGraphicsEllipseItem] = []
+        self._pixmap: QGraphicsPixmapItem | None = None
+        self._applying = False
+        self.horizontalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+
+    def set_content(self, image: QImage, reference: QRectF, landmarks: Any) -> None:
+        scene = self.scene()
+        scene.clear()
+        self._pixmap = scene.addPixmap(QPixmap.fromImage(image))
+        self._pixmap.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        scene.setSceneRect(QRectF(0, 0, image.width(), image.height()))
+        self._reference = reference
+        self._dots = []
+        for x, y in landmarks or ():
+            dot = scene.addEllipse(QRectF(-3, -3, 6, 6), QPen(QColor("black")), QColor(0, 230, 255))
+            dot.setPos(QPointF(x, y))
+            dot.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            self._dots.append(dot)
+        self.reset_view()
+
+    def show_landmarks(self, on: bool) -> None:
+        for dot in self._dots:
+            dot.setVisible(on)
+
+    @property
+    def landmarks_visible(self) -> bool:
+        return any(dot.isVisible() for dot in self._dots)
+
+    def _fit_zoom(self) -> float:
+        ref, port = self._reference, self.viewport().rect()
+        return 0.8 * min(port.width() / max(ref.width(), 1), port.height() / max(ref.height(), 1))
+
+    def state(self) -> tuple[float, float, float]:
+        """(zoom relative to the face fitting the view, centre offset in face widths x, y)."""
+        center = self.mapToScene(self.viewport().rect().center())
+        ref = self._reference
+        return (
+            self.transform().m11() / max(self._fit_zoom(), 1e-9),
+            (center.x() - ref.center().x()) / max(ref.width(), 1),
+            (center.y() - ref.center().y()) / max(ref.height(), 1),
+        )
+
+    def apply_state(self, state: tuple[float, float, float]) -> None:
+        relative, dx, dy = state
+        self._applying = True
+        try:
+            zoom = relative * self._fit_zoom()
+            self.resetTransform()
+            self.scale(zoom, zoom)
+            ref = self._reference
+            self.centerOn(ref.center().x() + dx * ref.width(), ref.center().y() + dy * ref.height())
+        finally:
+            self._applying = False
+
+    def reset_view(self) -> None:
+        self.apply_state((1.0, 0.0, 0.0))
+        self.view_changed.emit()
+
+    def zoom_by(self, factor: float) -> None:
+        self.scale(factor, factor)
+        self.view_changed.emit()
+
+    def wheelEvent(self, event: Any) -> None:
+        self.zoom_by(1.25 ** (event.angleDelta().y() / 120))
+        event.accept()
+
+    def _on_scrolled(self, _value: int) -> None:
+        if not self._applying:
+            self.view_changed.emit()
+
+
+def link_views(a: LinkedImageView, b: LinkedImageView) -> None:
+    """Make two views follow each other's zoom and pan."""
+    a.view_changed.connect(lambda: b.apply_state(a.state()))
+    b.view_changed.connect(lambda: a.apply_state(b.state()))
+
+
+class OverlayView(QGraphicsView):
+    """The candidate's aligned crop over the probe's, with adjustable opacity and flicker."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QBrush(QColor(40, 40, 44)))
+        self.under = self.scene().addPixmap(QPixmap())
+        self.over = self.scene().addPixmap(QPixmap())
+        self.over.setOpacity(0.5)
+        self.timer = QTimer(self)
+        self.timer.setInterval(FLICKER_MS)
+        self.timer.timeout.connect(self._on_flicker_tick)
+
+    def set_crops(self, probe: QImage, candidate: QImage) -> None:
+        self.under.setPixmap(QPixmap.fromImage(probe))
+        self.over.setPixmap(QPixmap.fromImage(candidate))
+        self.scene().setSceneRect(QRectF(0, 0, probe.width(), probe.height()))
+        self.fitInView(self.under, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def set_opacity(self, percent: int) -> None:
+        self.over.setOpacity(percent / 100)
+
+    def set_flicker(self, on: bool) -> None:
+        if on:
+            self.timer.start()
+        else:
+            self.timer.stop()
+            self.over.setVisible(True)
+
+    def _on_flicker_tick(self) -> None:
+        self.over.setVisible(not self.over.isVisible())
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.fitInView(self.under, Qt.AspectRatioMode.KeepAspectRatio)
+
+
+METADATA_ROWS = (
+    "Subject",
+    "Source file",
+    "SHA-256",
+    "Date",
+    "Face",
+    "Quality",
+    "Quality reasons",
+    "Inter-eye distance",
+    "Sharpness",
+    "Pose (yaw / pitch / roll)",
+)
+
+
+class CompareDialog(QDialog):
+    """Probe vs the current candidate of the candidates widget; steps through the candidates."""
+
+    candidate_shown = Signal(object)  # Candidate, once both sides are on screen
+    load_failed = Signal(str)
+
+    def __init__(
+        self,
+        context: AppContext,
+        candidates: CandidatesWidget,
+        probe_image: LoadedImage | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compare probe and candidate")
+        self.context = context
+        self.candidates = candidates
+        self._probe_image = probe_image
+        self._probe: FaceSide | None = None
+        self._probe_search_id: int | None = None
+        self._request = 0
+
+        self.header = QLabel(self)
+        self.header.setStyleSheet("font-size: 14px; font-weight: bold;")
+        self.caveat = QLabel(
+            "Similar faces are leads, not identifications: look for differences as hard as for "
+            "likenesses.",
+            self,
+        )
+        self.caveat.setStyleSheet("color: #5c4400;")
+        self.previous_button = QPushButton("◀ Previous (PgUp)", self)
+        self.next_button = QPushButton("Next (PgDn) ▶", self)
+        self.landmarks_box = QCheckBox("Landmarks (L)", self)
+        self.landmarks_box.setChecked(True)
+        self.error_label = QLabel(self)
+        self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        self.probe_crop, self.cand_crop = LinkedImageView(self), LinkedImageView(self)
+        self.probe_photo, self.cand_photo = LinkedImageView(self), LinkedImageView(self)
+        link_views(self.probe_crop, self.cand_crop)
+        link_views(self.probe_photo, self.cand_photo)
+        side = QWidget(self)
+        grid = QGridLayout(side)
+        grid.addWidget(QLabel("<b>Probe</b> (aligned)", side), 0, 0)
+        grid.addWidget(QLabel("<b>Candidate</b> (aligned)", side), 0, 1)
+        grid.addWidget(self.probe_crop, 1, 0)
+        grid.addWidget(self.cand_crop, 1, 1)
+        grid.addWidget(QLabel("Probe photo", side), 2, 0)
+        grid.addWidget(QLabel("Candidate photo", side), 2, 1)
+        grid.addWidget(self.probe_photo, 3, 0)
+        grid.addWidget(self.cand_photo, 3, 1)
+
+        self.overlay = OverlayView(self)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(50)
+        self.flicker_box = QCheckBox("Flicker (F)", self)
+        overlay_page = QWidget(self)
+        overlay_layout = QVBoxLayout(overlay_page)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Candidate opacity:", overlay_page))
+        controls.addWidget(self.opacity_slider, 1)
+        controls.addWidget(self.flicker_box)
+        overlay_layout.addWidget(self.overlay, 1)
+        overlay_layout.addLayout(controls)
+        self.modes = QTabWidget(self)
+        self.modes.addTab(side, "Side by side")
+        self.modes.addTab(overlay_page, "Overlay")
+
+        self.table = QTableWidget(len(METADATA_ROWS), 2, self)
+        self.table.setHorizontalHeaderLabels(["Probe", "Candidate"])
+        self.table.setVerticalHeaderLabels(list(METADATA_ROWS))
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.decisions = DecisionPanelWidget(context, self)
+
+        top = QHBoxLayout()
+        top.addWidget(self.previous_button)
+        top.addWidget(self.header, 1)
+        top.addWidget(self.landmarks_box)
+        top.addWidget(self.next_button)
+        right = QSplitter(Qt.Orientation.Vertical, self)
+        right.addWidget(self.table)
+        right.addWidget(self.decisions)
+        body = QSplitter(Qt.Orientation.Horizontal, self)
+        body.addWidget(self.modes)
+        body.addWidget(right)
+        body.setStretchFactor(0, 3)
+        body.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.caveat)
+        layout.addWidget(self.error_label)
+        layout.addWidget(body, 1)
+
+        self._add_action("Next candidate", ["PgDown", "N"], lambda: self.step(1))
+        self._add_action("Previous candidate", ["PgUp", "P"], lambda: self.step(-1))
+        self._add_action("Landmarks", ["L"], self.landmarks_box.toggle)
+        self._add_action("Flicker", ["F"], self.flicker_box.toggle)
+        self._add_action("Overlay", ["O"], self._on_toggle_mode)
+        self.previous_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self.landmarks_box.toggled.connect(self._on_landmarks_toggled)
+        self.opacity_slider.valueChanged.connect(self.overlay.set_opacity)
+        self.flicker_box.toggled.connect(self.overlay.set_flicker)
+        self.decisions.decisions_changed.connect(candidates.set_decisions)
+        self.decisions.decisions_changed.connect(lambda *_: self._update_header())
+        self.resize(1280, 820)
+        self.show_current()
+
+    def _add_action(self, text: str, keys: list[str], slot: Any) -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(k) for k in keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    # ------------------------------------------------------------------ navigation
+    @property
+    def candidate(self) -> Candidate | None:
+        return self.candidates.current_candidate()
+
+    def step(self, delta: int) -> None:
+        self.candidates.step(delta)
+        self.show_current()
+
+    def show_current(self) -> None:
+        """Load both sides for the candidates widget's current row (on a worker)."""
+        search, candidate = self.candidates.current_search, self.candidates.current_candidate()
+        self.decisions.set_target(search, candidate)
+        self._update_header()
+        if search is None or candidate is None:
+            return
+        self._request += 1
+        request, context = self._request, self.context
+        need_probe = self._probe is None or self._probe_search_id != search.search_id
+        probe_image = self._probe_image
+
+        def work(cancel: CancelToken) -> tuple[int, int, FaceSide | None, FaceSide, Candidate]:
+            probe = probe_side(search, probe_image) if need_probe else None
+            with context.open_gallery() as gallery:
+                return (
+                    request,
+                    search.search_id,
+                    probe,
+                    candidate_side(gallery, candidate),
+                    candidate,
+                )
+
+        context.pool.start(work, on_result=self._on_sides_ready, on_error=self._on_load_failed)
+
+    def _on_load_failed(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+        self.load_failed.emit(message)
+
+    def _on_sides_ready(self, result: tuple[int, int, Any, FaceSide, Candidate]) -> None:
+        request, search_id, probe, cand, candidate = result
+        if request != self._request:
+            return  # the examiner has already stepped on
+        self.error_label.hide()
+        if probe is not None:
+            self._probe, self._probe_search_id = probe, search_id
+            self._show_side(probe, self.probe_crop, self.probe_photo, 0)
+        assert self._probe is not None
+        self._show_side(cand, self.cand_crop, self.cand_photo, 1)
+        self.overlay.set_crops(self._probe.crop, cand.crop)
+        self._on_landmarks_toggled(self.landmarks_box.isChecked())
+        self.candidate_shown.emit(candidate)
+
+    def _show_side(
+        self, side: FaceSide, crop_view: LinkedImageView, photo_view: LinkedImageView, column: int
+    ) -> None:
+        crop_view.set_content(side.crop, QRectF(0, 0, CROP_SIDE, CROP_SIDE), side.crop_landmarks)
+        x, y, w, h = side.box
+        photo_view.set_content(side.photo, QRectF(x, y, w, h), side.landmarks)
+        for row, key in enumerate(METADATA_ROWS):
+            item = QTableWidgetItem(side.metadata.get(key, ""))
+            item.setToolTip(side.metadata.get(key, ""))
+            self.table.setItem(row, column, item)
+        self.table.resizeRowsToContents()
+
+    def _update_header(self) -> None:
+        search, candidate = self.candidates.current_search, self.candidates.current_candidate()
+        if search is None or candidate is None:
+            self.header.setText("No candidate")
+            return
+        model = self.candidates.model
+        row, count = model.row_of(candidate.subject_id), model.rowCount()
+        hidden = model.scores_hidden
+        score = HIDDEN if hidden else f"{candidate.score:.3f}"
+        rank = "" if hidden else f", rank {candidate.rank}"
+        name = f" ({candidate.name})" if candidate.name else ""
+        self.header.setText(
+            f"Candidate {row + 1} of {count}: {candidate.subject_id}{name} · score {score}{rank}"
+        )
+
+    def _on_landmarks_toggled(self, on: bool) -> None:
+        for view in (self.probe_crop, self.cand_crop, self.probe_photo, self.cand_photo):
+            view.show_landmarks(on)
+
+    def _on_toggle_mode(self) -> None:
+        self.modes.setCurrentIndex(1 - self.modes.currentIndex())
+
+    def done(self, result: int) -> None:
+        self.overlay.set_flicker(False)
+        super().done(result)

@@ -1,0 +1,212 @@
+"""Decisions on one candidate: possible lead, excluded or inconclusive, each with a note, and the
+second examiner's confirmation of a possible lead. Every write goes through the core, which
+records it with its audit event; this panel only collects the examiner's choice.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.domain import Candidate
+from workstation.gallery.admin import Decision, confirm_lead, decisions_for, record_decision
+from workstation.gui.candidates import SearchSummary
+from workstation.gui.context import AppContext
+from workstation.progress import CancelToken
+
+DECISION_LABELS = {
+    "possible_lead": "Possible lead",
+    "excluded": "Excluded",
+    "inconclusive": "Inconclusive",
+    "confirmed": "Confirmed (second examiner)",
+}
+DECISION_KEYS = {"possible_lead": "Alt+L", "excluded": "Alt+X", "inconclusive": "Alt+I"}
+CONFIRM_KEY = "Alt+C"
+
+
+def pending_confirmation(decisions: list[Decision], user: str) -> Decision | None:
+    """The latest possible lead on a candidate that `user` may confirm (someone else's, not yet
+    confirmed by this user)."""
+    confirmed_by_user = {
+        d.confirms for d in decisions if d.decision == "confirmed" and d.user == user
+    }
+    for decision in reversed(decisions):
+        if decision.decision == "possible_lead":
+            if decision.user != user and decision.id not in confirmed_by_user:
+                return decision
+            return None
+    return None
+
+
+class DecisionPanelWidget(QGroupBox):
+    """Record and show decisions on the current candidate."""
+
+    decisions_changed = Signal(int, object)  # search id, list[Decision]
+    decision_failed = Signal(str)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__("Decision", parent)
+        self.context = context
+        self.target_label = QLabel("No candidate chosen.", self)
+        self.target_label.setWordWrap(True)
+        self.history = QListWidget(self)
+        self.history.setMaximumHeight(90)
+        self.note_edit = QLineEdit(self)
+        self.note_edit.setPlaceholderText("Note: what you compared and why you decided so")
+        self.buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        for decision in ("possible_lead", "excluded", "inconclusive"):
+            button = QPushButton(DECISION_LABELS[decision], self)
+            button.setShortcut(QKeySequence(DECISION_KEYS[decision]))
+            button.setToolTip(f"Record '{DECISION_LABELS[decision]}' ({DECISION_KEYS[decision]})")
+            button.clicked.connect(lambda _=False, d=decision: self.record(d))
+            row.addWidget(button)
+            self.buttons[decision] = button
+        self.confirm_button = QPushButton("Confirm lead as second examiner", self)
+        self.confirm_button.setShortcut(QKeySequence(CONFIRM_KEY))
+        self.confirm_button.setToolTip(
+            "A possible lead counts as confirmed only when a second examiner, not the one who "
+            f"recorded it, confirms it ({CONFIRM_KEY})"
+        )
+        self.confirm_button.clicked.connect(self.confirm)
+        self.message_label = QLabel(self)
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.target_label)
+        layout.addWidget(self.history)
+        layout.addWidget(self.note_edit)
+        layout.addLayout(row)
+        layout.addWidget(self.confirm_button)
+        layout.addWidget(self.message_label)
+
+        self._search: SearchSummary | None = None
+        self._candidate: Candidate | None = None
+        self._busy = False
+        self._refresh()
+
+    # ------------------------------------------------------------------ target
+    @property
+    def candidate(self) -> Candidate | None:
+        return self._candidate
+
+    def set_target(self, search: SearchSummary | None, candidate: Candidate | None) -> None:
+        self._search, self._candidate = search, candidate
+        self.message_label.setText("")
+        self._refresh()
+
+    def _decisions(self) -> list[Decision]:
+        if self._search is None or self._candidate is None:
+            return []
+        subject = self._candidate.subject_id
+        return [d for d in self._search.decisions if d.subject_id == subject]
+
+    def _refresh(self) -> None:
+        search, candidate = self._search, self._candidate
+        enabled = search is not None and candidate is not None and not self._busy
+        for button in self.buttons.values():
+            button.setEnabled(enabled)
+        self.note_edit.setEnabled(enabled)
+        self.history.clear()
+        if search is None or candidate is None:
+            self.target_label.setText("No candidate chosen.")
+            self.confirm_button.setEnabled(False)
+            return
+        name = f" ({candidate.name})" if candidate.name else ""
+        self.target_label.setText(
+            f"Search {search.search_id}, subject <b>{candidate.subject_id}</b>{name}. "
+            f"You are recording as <b>{self.context.user}</b>."
+        )
+        decisions = self._decisions()
+        for d in decisions:
+            note = f": {d.note}" if d.note else ""
+            self.history.addItem(
+                f"{d.created_at[:19].replace('T', ' ')}  {d.user}  "
+                f"{DECISION_LABELS.get(d.decision, d.decision)}{note}"
+            )
+        if not decisions:
+            self.history.addItem("No decision recorded yet.")
+        pending = pending_confirmation(decisions, self.context.user)
+        self.confirm_button.setEnabled(enabled and pending is not None)
+
+    # ------------------------------------------------------------------ writes
+    def record(self, decision: str) -> None:
+        """Record a decision on the current candidate (on a worker, through the core)."""
+        search, candidate = self._search, self._candidate
+        if search is None or candidate is None or self._busy:
+            return
+        note = self.note_edit.text().strip() or None
+        search_id, subject_id = search.search_id, candidate.subject_id
+        context = self.context
+
+        def work(cancel: CancelToken) -> tuple[int, list[Decision]]:
+            with context.open_gallery() as gallery:
+                record_decision(gallery, search_id, subject_id, decision, note)
+                return search_id, decisions_for(gallery, search_id)
+
+        self._start(work, f"{DECISION_LABELS[decision]} recorded for {subject_id}")
+
+    def confirm(self) -> None:
+        """Confirm someone else's possible lead as the second examiner."""
+        search, candidate = self._search, self._candidate
+        if search is None or candidate is None or self._busy:
+            return
+        pending = pending_confirmation(self._decisions(), self.context.user)
+        if pending is None:
+            self._on_failed(
+                f"There is no possible lead on {candidate.subject_id} by another examiner to "
+                "confirm."
+            )
+            return
+        note = self.note_edit.text().strip() or None
+        search_id, decision_id = search.search_id, pending.id
+        context = self.context
+
+        def work(cancel: CancelToken) -> tuple[int, list[Decision]]:
+            with context.open_gallery() as gallery:
+                confirm_lead(gallery, decision_id, note)
+                return search_id, decisions_for(gallery, search_id)
+
+        self._start(work, f"Lead on {candidate.subject_id} confirmed by {context.user}")
+
+    def _start(self, work, done_message: str) -> None:  # type: ignore[no-untyped-def]
+        self._busy = True
+        self._refresh()
+        self.context.pool.start(
+            work,
+            on_result=lambda result: self._on_recorded(result, done_message),
+            on_error=self._on_failed,
+            on_finished=self._on_finished,
+        )
+
+    def _on_recorded(self, result: tuple[int, list[Decision]], message: str) -> None:
+        search_id, decisions = result
+        if self._search is not None and self._search.search_id == search_id:
+            self._search.decisions = list(decisions)
+        self.note_edit.clear()
+        self.message_label.setStyleSheet("color: #1b6e2a;")
+        self.message_label.setText(message + " (written to the audit log).")
+        self.context.status_message.emit(message)
+        self.context.audit_changed.emit()
+        self.decisions_changed.emit(search_id, decisions)
+
+    def _on_failed(self, message: str) -> None:
+        self.message_label.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.message_label.setText(message)
+        self.context.status_message.emit(message)
+        self.decision_failed.emit(message)
+
+    def _on_finished(self) -> None:
+        self._busy = False
+        self._refresh()

@@ -1,0 +1,406 @@
+"""The main window: composes the case bar, the search page and the other panels (gallery,
+audit log, footage, duplicates) as tabs; owns menus, toolbar, shortcuts, the status bar, drops
+and the saved window layout. It holds no search or gallery logic of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation import CAVEAT, __version__
+from workstation.gui.case_bar import CaseBarWidget, remember_recent
+from workstation.gui.context import AppContext, CaseInfo
+from workstation.gui.report_pdf import export_case_report
+from workstation.gui.search_page import SearchPageWidget
+from workstation.paths import config_dir
+
+log = logging.getLogger(__name__)
+
+# (tab title, module, class): panels built by other parts of the app, added when present.
+OPTIONAL_TABS = (
+    ("Gallery", "workstation.gui.gallery_manager", "GalleryManagerWidget"),
+    ("Audit log", "workstation.gui.audit_viewer", "AuditViewerWidget"),
+    ("Footage", "workstation.gui.footage_panel", "FootagePanelWidget"),
+    ("Duplicates", "workstation.gui.duplicates_page", "DuplicatesWidget"),
+)
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
+
+
+def window_settings() -> QSettings:
+    """Window layout, kept in workstation's own config folder (never Qt's default location)."""
+    return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+
+def build_optional_panel(module_name: str, class_name: str, context: AppContext) -> QWidget | None:
+    """A panel from another module, or None while that module does not exist or fails."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            log.warning("%s cannot be imported: %s", module_name, exc)
+        return None
+    except Exception:  # a half-finished panel must not stop the app from starting
+        log.exception("%s cannot be imported", module_name)
+        return None
+    try:
+        return getattr(module, class_name)(context)
+    except Exception:
+        log.exception("%s.%s cannot be built", module_name, class_name)
+        return None
+
+
+class MainWindowWidget(QMainWindow):
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.setWindowTitle(f"workstation {__version__}: face search (investigative leads only)")
+        self.setAcceptDrops(True)
+        self.case_bar = CaseBarWidget(context, self)
+        self.search_page = SearchPageWidget(context, self.case_bar.ensure_case, self)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.search_page, "Search")
+        self.panels: dict[str, QWidget] = {}
+        for title, module_name, class_name in OPTIONAL_TABS:
+            panel = build_optional_panel(module_name, class_name, context)
+            if panel is not None:
+                self.panels[title] = panel
+                self.tabs.addTab(panel, title)
+        footage = self.panels.get("Footage")
+        if footage is not None and hasattr(footage, "probe_frame_chosen"):
+            footage.probe_frame_chosen.connect(self._on_frame_chosen)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.case_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self.compare_dialog: QDialog | None = None
+        self.actions: dict[str, QAction] = {}
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self.gallery_label = QLabel(self)
+        self.statusBar().addPermanentWidget(self.gallery_label)
+        self._update_gallery_label()
+        context.status_message.connect(self._on_status_message)
+        context.case_changed.connect(self._on_case_changed)
+        self.search_page.probe.file_opened.connect(self._on_file_opened)
+        self.search_page.candidates.compare_requested.connect(self.open_compare)
+        self._on_case_changed(context.case)
+        self.resize(1400, 900)
+        self.restore_layout()
+        self.statusBar().showMessage("Ready. Open or drop a photo to begin.")
+
+    # ------------------------------------------------------------------ actions
+    def _action(self, key: str, text: str, shortcuts: list[str], slot: Any, tip: str = "") -> None:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        keys = ", ".join(
+            QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText) for s in shortcuts
+        )
+        action.setToolTip(f"{tip or text} ({keys})" if keys else tip or text)
+        action.setStatusTip(tip or text)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        self.actions[key] = action
+
+    def _build_actions(self) -> None:
+        page, probe, canvas = (
+            self.search_page,
+            self.search_page.probe,
+            self.search_page.probe.canvas,
+        )
+        self._action(
+            "open", "&Open photo…", ["Ctrl+O"], self.open_photo_dialog, "Open a probe photo"
+        )
+        self._action(
+            "open_folder",
+            "Open &folder…",
+            ["Ctrl+Shift+O"],
+            self.open_folder_dialog,
+            "Open every photo in a folder, one after another",
+        )
+        self._action("next_photo", "Next photo", ["Alt+Right"], probe.next_photo)
+        self._action("previous_photo", "Previous photo", ["Alt+Left"], probe.previous_photo)
+        self._action(
+            "export",
+            "&Export case report…",
+            ["Ctrl+E"],
+            self.export_dialog,
+            "Write the case report (PDF) and the evidence bundle (JSON)",
+        )
+        self._action("settings", "&Settings…", ["Ctrl+,"], self.open_settings)
+        self._action("quit", "&Quit", ["Ctrl+Q"], self.close)
+        self._action(
+            "case",
+            "Set &case…",
+            ["Ctrl+K"],
+            self.case_bar.ask_case,
+            "Set the case number and purpose",
+        )
+        self._action("close_case", "Close case", [], lambda: self.context.set_case(None))
+        self._action(
+            "draw",
+            "&Draw box",
+            ["D"],
+            probe.start_drawing,
+            "Draw a box around a face the detector missed",
+        )
+        self._action("next_face", "Next face", ["]"], lambda: probe.select_next_face(1))
+        self._action("previous_face", "Previous face", ["["], lambda: probe.select_next_face(-1))
+        self._action(
+            "search", "&Search this face", ["Ctrl+Return", "Ctrl+Enter"], page.search_selected
+        )
+        self._action("search_each", "Search &each face", ["Ctrl+Shift+Return"], page.search_each)
+        self._action("cancel", "Cancel search", ["Esc"], page.cancel)
+        self._action("zoom_in", "Zoom &in", ["Ctrl++", "Ctrl+="], canvas.zoom_in)
+        self._action("zoom_out", "Zoom &out", ["Ctrl+-"], canvas.zoom_out)
+        self._action("fit", "&Fit to window", ["Ctrl+0"], canvas.fit_to_window)
+        self._action("actual", "&Actual size (1:1)", ["Ctrl+1"], canvas.actual_size)
+        self._action(
+            "compare",
+            "&Compare with candidate",
+            ["C"],
+            self.open_compare,
+            "Compare the probe with the chosen candidate side by side",
+        )
+        self._action(
+            "blind",
+            "&Blind review",
+            ["Ctrl+B"],
+            page.candidates.blind_box.toggle,
+            "Hide ranks and scores until every candidate has your decision",
+        )
+        self._action("reload", "Reload case searches", ["F5"], lambda: page.candidates.reload())
+        self._action("about", "&About and caveat", ["F1"], self.show_about)
+        for number in range(self.tabs.count()):
+            title = self.tabs.tabText(number)
+            self._action(
+                f"tab_{number}",
+                f"Go to {title}",
+                [f"Alt+{number + 1}"],
+                lambda _=False, n=number: self.tabs.setCurrentIndex(n),
+            )
+        self.actions["draw"].setCheckable(True)
+        canvas.draw_mode_changed.connect(self.actions["draw"].setChecked)
+        self.actions["blind"].setCheckable(True)
+        page.candidates.blind_box.toggled.connect(self.actions["blind"].setChecked)
+
+    def _build_menus_and_toolbar(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for key in ("open", "open_folder"):
+            file_menu.addAction(self.actions[key])
+        self.recent_menu = file_menu.addMenu("Recent files")
+        self.recent_menu.aboutToShow.connect(self._on_recent_menu_shown)
+        for key in ("next_photo", "previous_photo", None, "export", None, "settings", None, "quit"):
+            file_menu.addSeparator() if key is None else file_menu.addAction(self.actions[key])
+        menus = {
+            "&Case": ("case", "close_case"),
+            "F&ace": (
+                "draw",
+                "next_face",
+                "previous_face",
+                None,
+                "search",
+                "search_each",
+                "cancel",
+            ),
+            "&View": (
+                "zoom_in",
+                "zoom_out",
+                "fit",
+                "actual",
+                None,
+                *[k for k in self.actions if k.startswith("tab_")],
+            ),
+            "&Review": ("compare", "blind", "reload"),
+            "&Help": ("about",),
+        }
+        for title, keys in menus.items():
+            menu = bar.addMenu(title)
+            for key in keys:
+                menu.addSeparator() if key is None else menu.addAction(self.actions[key])
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for key in (
+            "open",
+            "case",
+            None,
+            "draw",
+            "fit",
+            "actual",
+            None,
+            "search",
+            "search_each",
+            "compare",
+            "blind",
+            None,
+            "export",
+        ):
+            toolbar.addSeparator() if key is None else toolbar.addAction(self.actions[key])
+        self.addToolBar(toolbar)
+
+    # ------------------------------------------------------------------ opening photos
+    def open_paths(self, paths: list[Path]) -> int:
+        self.tabs.setCurrentWidget(self.search_page)
+        return self.search_page.probe.open_paths(paths)
+
+    def open_photo_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open probe photo", "", IMAGE_FILTER)
+        if files:
+            self.open_paths([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos")
+        if folder:
+            self.open_paths([Path(folder)])
+
+    def _on_recent_menu_shown(self) -> None:
+        self.recent_menu.clear()
+        recent = self.context.settings.recent_files or []
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            self.recent_menu.addAction(path, lambda p=path: self.open_paths([Path(p)]))
+
+    def _on_file_opened(self, path: str) -> None:
+        remember_recent(self.context, "recent_files", path)
+
+    def _on_frame_chosen(self, frame: Any) -> None:
+        self.tabs.setCurrentWidget(self.search_page)
+        self.search_page.probe.load_frame(frame)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # ------------------------------------------------------------------ review and export
+    def open_compare(self) -> None:
+        from workstation.gui.compare_view import CompareDialog
+
+        candidates = self.search_page.candidates
+        if candidates.current_candidate() is None:
+            self.statusBar().showMessage("Choose a candidate to compare first.", 8000)
+            return
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        dialog = CompareDialog(self.context, candidates, self.search_page.probe.image, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda: setattr(self, "compare_dialog", None))
+        self.compare_dialog = dialog
+        dialog.show()
+
+    def export_dialog(self) -> None:
+        case = self.context.case or self.case_bar.ask_case()
+        if case is None:
+            return
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in case.case_id)
+        default = str(Path.home() / f"case-{safe}-report.pdf")
+        path, _ = QFileDialog.getSaveFileName(self, "Export case report", default, "PDF (*.pdf)")
+        if path:
+            self.export_report(Path(path))
+
+    def export_report(self, pdf_path: Path) -> None:
+        """Export the current case's PDF report and JSON bundle (no dialogs)."""
+        case = self.context.case
+        if case is None:
+            self.statusBar().showMessage("Set a case first: the report is per case.", 8000)
+            return
+        self.statusBar().showMessage(f"Exporting case {case.case_id} ...")
+        export_case_report(
+            self.context, case.case_id, pdf_path, self._on_exported, self._on_export_failed
+        )
+
+    def _on_exported(self, pdf_path: Path, json_path: Path, pages: int) -> None:
+        self.last_export = (pdf_path, json_path)
+        self.statusBar().showMessage(
+            f"Case report written: {pdf_path} ({pages} page(s)) and evidence bundle {json_path}"
+        )
+
+    def _on_export_failed(self, message: str) -> None:
+        self.statusBar().showMessage(f"Export failed: {message}")
+
+    def open_settings(self) -> None:
+        try:
+            from workstation.gui.settings_dialog import SettingsDialog
+        except ImportError:
+            self.statusBar().showMessage(
+                "The settings dialog is not available in this build.", 8000
+            )
+            return
+        if SettingsDialog(self.context, self).exec() == QDialog.DialogCode.Accepted:
+            self._update_gallery_label()
+            self.case_bar.refresh_known_cases()
+            self.search_page.candidates.reload()
+
+    def show_about(self) -> None:
+        QMessageBox.information(
+            self,
+            "About workstation",
+            f"workstation {__version__}\n\nGallery: {self.context.gallery_dir}\n"
+            f"Examiner: {self.context.user}\n\n{CAVEAT}",
+        )
+
+    # ------------------------------------------------------------------ status and layout
+    def _on_status_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 15000)
+
+    def _on_case_changed(self, case: CaseInfo | None) -> None:
+        self.actions["export"].setEnabled(case is not None)
+
+    def _update_gallery_label(self) -> None:
+        self.gallery_label.setText(
+            f"Gallery: {self.context.gallery_dir}  ·  Examiner: {self.context.user}"
+        )
+
+    def restore_layout(self) -> None:
+        stored = window_settings()
+        geometry = stored.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = stored.value("state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        splitter = stored.value("search_splitter")
+        if isinstance(splitter, QByteArray):
+            self.search_page.splitter.restoreState(splitter)
+
+    def save_layout(self) -> None:
+        stored = window_settings()
+        stored.setValue("geometry", self.saveGeometry())
+        stored.setValue("state", self.saveState())
+        stored.setValue("search_splitter", self.search_page.splitter.saveState())
+        stored.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.context.pool.cancel_all()
+        super().closeEvent(event)

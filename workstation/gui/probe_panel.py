@@ -1,0 +1,298 @@
+"""The probe side of the search page: load a photo (or a footage frame) on a worker, find its
+faces, let the examiner choose one or draw a box, and show the chosen face's quality.
+
+Everything slow (reading the file, detection, embedding a drawn box) runs on the worker pool;
+this widget only shows results as they arrive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.domain import BBox, Face, FaceSource, Verdict
+from workstation.gui.canvas import ProbeCanvasView, face_label
+from workstation.gui.context import AppContext
+from workstation.gui.imaging import bgr_to_qimage, verdict_color
+from workstation.progress import CancelToken, Progress
+from workstation.vision.images import LoadedImage, iter_image_files, load_image
+
+
+@dataclasses.dataclass
+class LoadedProbe:
+    """A photo and the faces found in it (built on a worker)."""
+
+    image: LoadedImage
+    faces: list[Face]
+    qimage: Any  # QImage, built off the GUI thread
+
+
+def describe_quality(face: Face) -> str:
+    """One line for an examiner: verdict, inter-eye distance, and the reasons."""
+    q = face.quality
+    how = "drawn by hand" if face.source is FaceSource.MANUAL else "found by the detector"
+    bits = [f"Face {face.index + 1} ({how}): quality {q.verdict.value.upper()}"]
+    if q.inter_eye_px is not None:
+        bits.append(f"{q.inter_eye_px:.0f} px between the eyes")
+    if face.low_confidence:
+        bits.append("no landmarks found in the box: searched unaligned, low confidence")
+    text = "; ".join(bits)
+    if q.reasons:
+        text += ". " + "; ".join(q.reasons)
+    return text
+
+
+class ProbePanelWidget(QWidget):
+    """Canvas + face list + quality line for the current probe photo."""
+
+    probe_loaded = Signal(object)  # LoadedProbe
+    face_selected = Signal(object)  # Face | None
+    busy_changed = Signal(bool)
+    file_opened = Signal(str)  # a photo the examiner opened (for recent files)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.canvas = ProbeCanvasView(self)
+        self.face_list = QListWidget(self)
+        self.face_list.setMaximumHeight(110)
+        self.face_list.setToolTip("Faces in this photo, largest first. Click one to choose it.")
+        self.quality_label = QLabel("No photo loaded.", self)
+        self.quality_label.setWordWrap(True)
+        self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label = QLabel(self)
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.error_label.hide()
+        self.file_label = QLabel(self)
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.queue_label = QLabel(self)
+
+        top = QHBoxLayout()
+        top.addWidget(self.file_label, 1)
+        top.addWidget(self.queue_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.quality_label)
+        layout.addWidget(self.face_list)
+
+        self.image: LoadedImage | None = None
+        self.faces: list[Face] = []
+        self.detected_count = 0
+        self._queue: list[Path] = []
+        self._queue_pos = -1
+        self._busy = 0
+
+        self.canvas.face_clicked.connect(self._on_canvas_face_clicked)
+        self.canvas.box_drawn.connect(self._on_box_drawn)
+        self.face_list.currentRowChanged.connect(self._on_face_row_changed)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def selected_face(self) -> Face | None:
+        index = self.canvas.selected_index
+        return self.faces[index] if index is not None and index < len(self.faces) else None
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    def _set_busy(self, delta: int) -> None:
+        was = self.busy
+        self._busy = max(0, self._busy + delta)
+        if was != self.busy:
+            self.busy_changed.emit(self.busy)
+
+    def show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.setVisible(bool(message))
+        if message:
+            self.context.status_message.emit(message)
+
+    # ------------------------------------------------------------------ opening photos
+    def open_paths(self, paths: list[Path]) -> int:
+        """Queue image files and folders (searched recursively), open the first; returns count."""
+        files = iter_image_files([Path(p) for p in paths])
+        if not files:
+            names = ", ".join(str(p) for p in paths)
+            self.show_error(f"{names}: no image files here (looked for JPEG, PNG, BMP, TIFF, WebP)")
+            return 0
+        self._queue, self._queue_pos = files, 0
+        self._load_queue_item()
+        return len(files)
+
+    def next_photo(self) -> None:
+        if self._queue_pos + 1 < len(self._queue):
+            self._queue_pos += 1
+            self._load_queue_item()
+
+    def previous_photo(self) -> None:
+        if self._queue_pos > 0:
+            self._queue_pos -= 1
+            self._load_queue_item()
+
+    def _load_queue_item(self) -> None:
+        path = self._queue[self._queue_pos]
+        count = len(self._queue)
+        self.queue_label.setText(f"photo {self._queue_pos + 1} of {count}" if count > 1 else "")
+        self.load_path(path)
+
+    def load_path(self, path: Path) -> None:
+        """Read and analyse a photo on a worker; `probe_loaded` fires when its faces are known."""
+        self.show_error("")
+        self.context.status_message.emit(f"Opening {path} ...")
+        context = self.context
+
+        def work(cancel: CancelToken):  # type: ignore[no-untyped-def]
+            yield Progress(0, 2, f"reading {path.name}")
+            image = load_image(path)
+            yield Progress(1, 2, f"finding faces in {path.name}")
+            faces = context.engine().analyze(image.bgr)
+            return LoadedProbe(image, faces, bgr_to_qimage(image.bgr))
+
+        self._set_busy(+1)
+        self.context.pool.start(
+            work,
+            on_result=self._on_probe_ready,
+            on_error=self._on_load_failed,
+            on_finished=lambda: self._set_busy(-1),
+        )
+
+    def load_frame(self, frame: LoadedImage) -> None:
+        """Take a frame chosen in the footage panel (already decoded) and find its faces."""
+        self.show_error("")
+        self._queue, self._queue_pos = [], -1
+        self.queue_label.setText("")
+        context = self.context
+
+        def work(cancel: CancelToken) -> LoadedProbe:
+            faces = context.engine().analyze(frame.bgr)
+            return LoadedProbe(frame, faces, bgr_to_qimage(frame.bgr))
+
+        self._set_busy(+1)
+        self.context.pool.start(
+            work,
+            on_result=self._on_probe_ready,
+            on_error=self._on_load_failed,
+            on_finished=lambda: self._set_busy(-1),
+        )
+
+    def _on_load_failed(self, message: str) -> None:
+        self.show_error(message)
+
+    def _on_probe_ready(self, probe: LoadedProbe) -> None:
+        self.image = probe.image
+        self.faces = list(probe.faces)
+        self.detected_count = len(self.faces)
+        self.canvas.set_image(probe.qimage)
+        self.file_label.setText(
+            f"{probe.image.path}  ·  {probe.image.width}×{probe.image.height}  ·  "
+            f"SHA-256 {probe.image.sha256[:16]}…"
+        )
+        self._refresh_faces(0 if self.faces else None)
+        if not self.faces:
+            self.show_error(
+                f"{probe.image.path.name}: no face found. Draw a box around the face "
+                "(Face > Draw box, key D) to search it by hand."
+            )
+        self.context.status_message.emit(
+            f"{probe.image.path.name}: {len(self.faces)} face(s) found"
+        )
+        self.file_opened.emit(str(probe.image.path))
+        self.probe_loaded.emit(probe)
+
+    # ------------------------------------------------------------------ faces
+    def _refresh_faces(self, selected: int | None) -> None:
+        self.canvas.set_faces(self.faces, selected)
+        self.face_list.blockSignals(True)
+        self.face_list.clear()
+        for face in self.faces:
+            item = QListWidgetItem(f"Face {face_label(face)}  —  {describe_quality(face)}")
+            item.setForeground(verdict_color(face.quality.verdict.value))
+            self.face_list.addItem(item)
+        self.face_list.setCurrentRow(-1 if selected is None else selected)
+        self.face_list.blockSignals(False)
+        self._on_selection_changed()
+
+    def select_face(self, index: int) -> None:
+        if 0 <= index < len(self.faces):
+            self.canvas.select_face(index)
+            self.face_list.blockSignals(True)
+            self.face_list.setCurrentRow(index)
+            self.face_list.blockSignals(False)
+            self._on_selection_changed()
+
+    def select_next_face(self, step: int = 1) -> None:
+        if self.faces:
+            current = self.canvas.selected_index
+            self.select_face(((current if current is not None else -step) + step) % len(self.faces))
+
+    def _on_canvas_face_clicked(self, index: int) -> None:
+        self.select_face(index)
+
+    def _on_face_row_changed(self, row: int) -> None:
+        if row >= 0:
+            self.select_face(row)
+
+    def _on_selection_changed(self) -> None:
+        face = self.selected_face
+        if face is None:
+            self.quality_label.setText("Choose a face: click its box, or draw one (key D).")
+            self.quality_label.setStyleSheet("")
+        else:
+            self.quality_label.setText(describe_quality(face))
+            color = verdict_color(face.quality.verdict.value).name()
+            weight = "bold" if face.quality.verdict is not Verdict.GOOD else "normal"
+            self.quality_label.setStyleSheet(f"color: {color}; font-weight: {weight};")
+        self.face_selected.emit(face)
+
+    def start_drawing(self) -> None:
+        if self.image is None:
+            self.show_error("Open a photo first, then draw a box around the face.")
+            return
+        self.canvas.set_draw_mode(True)
+        self.context.status_message.emit("Draw a box around the face with the mouse.")
+
+    def _on_box_drawn(self, box: BBox) -> None:
+        image = self.image
+        if image is None:
+            return
+        context = self.context
+
+        def work(cancel: CancelToken) -> Face:
+            return context.engine().analyze_box(image.bgr, box)
+
+        self._set_busy(+1)
+        self.context.pool.start(
+            work,
+            on_result=self._on_manual_face_ready,
+            on_error=self.show_error,
+            on_finished=lambda: self._set_busy(-1),
+        )
+
+    def _on_manual_face_ready(self, face: Face) -> None:
+        face = dataclasses.replace(face, index=len(self.faces))
+        self.faces.append(face)
+        self._refresh_faces(face.index)
+        self.context.status_message.emit(
+            "Drawn face added"
+            + (
+                " (no landmarks found: it will be searched unaligned)"
+                if face.low_confidence
+                else ""
+            )
+        )

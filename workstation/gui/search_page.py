@@ -1,0 +1,262 @@
+"""The search page: probe panel on the left; candidates and the decision panel on the right;
+a search bar with the examiner's note, progress and cancel.
+
+Searches run on a worker through the core (`search_face`), which records each one with its
+audit event; "search each face" runs the faces one after another and can be cancelled between
+them. A poor-quality probe needs a note saying why it is searched anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workstation.domain import Face, Verdict
+from workstation.gallery.search import ProbeInfo, SearchResult, search_face
+from workstation.gui.candidates import CandidatesWidget
+from workstation.gui.context import AppContext, CaseInfo
+from workstation.gui.decisions import DecisionPanelWidget
+from workstation.gui.probe_panel import ProbePanelWidget
+from workstation.progress import CancelToken, Progress
+from workstation.vision.images import LoadedImage
+
+
+def probe_info_for(image: LoadedImage) -> ProbeInfo:
+    """Where the probe came from; a footage frame carries its lineage (frame number, time)."""
+    info = ProbeInfo.from_image(image)
+    frame = getattr(image, "frame", None) or getattr(image, "lineage", None)
+    if isinstance(frame, dict):
+        return ProbeInfo(info.path, info.sha256, info.width, info.height, frame=frame)
+    return info
+
+
+class SearchPageWidget(QWidget):
+    """Composes the probe panel, candidate list and decision panel; runs searches."""
+
+    search_recorded = Signal(int)  # search id
+    search_failed = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(
+        self,
+        context: AppContext,
+        ensure_case: Callable[[], CaseInfo | None] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.context = context
+        self._ensure_case = ensure_case or (lambda: context.case)
+        self.probe = ProbePanelWidget(context, self)
+        self.candidates = CandidatesWidget(context, self)
+        self.decisions = DecisionPanelWidget(context, self)
+
+        self.note_edit = QLineEdit(self)
+        self.note_edit.setPlaceholderText(
+            "Examiner's note for this search (required for a poor-quality probe)"
+        )
+        self.search_button = QPushButton("Search this face", self)
+        self.search_button.setToolTip("Search the gallery with the chosen face (Ctrl+Return)")
+        self.search_each_button = QPushButton("Search each face", self)
+        self.search_each_button.setToolTip(
+            "Search every face in the photo, one after another (Ctrl+Shift+Return)"
+        )
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the search (Esc)")
+        self.progress = QProgressBar(self)
+        self.progress.setTextVisible(True)
+        self.progress.setMaximumWidth(260)
+        self.message_label = QLabel(self)
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.message_label.hide()
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.note_edit, 1)
+        bar.addWidget(self.search_button)
+        bar.addWidget(self.search_each_button)
+        bar.addWidget(self.progress)
+        bar.addWidget(self.cancel_button)
+        left = QWidget(self)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.probe, 1)
+        left_layout.addWidget(self.message_label)
+        left_layout.addLayout(bar)
+        right = QSplitter(Qt.Orientation.Vertical, self)
+        right.addWidget(self.candidates)
+        right.addWidget(self.decisions)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("searchSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.splitter)
+
+        self._worker = None
+        self.search_button.clicked.connect(self.search_selected)
+        self.search_each_button.clicked.connect(self.search_each)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.probe.face_selected.connect(self._on_face_selected)
+        self.probe.busy_changed.connect(lambda _busy: self._update_buttons())
+        self.candidates.candidate_selected.connect(self.decisions.set_target)
+        self.decisions.decisions_changed.connect(self.candidates.set_decisions)
+        context.case_changed.connect(self._on_case_changed)
+        self._update_buttons()
+        self._show_progress(None)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def searching(self) -> bool:
+        return self._worker is not None
+
+    def _update_buttons(self) -> None:
+        ready = self.probe.selected_face is not None and not self.searching and not self.probe.busy
+        self.search_button.setEnabled(ready)
+        self.search_each_button.setEnabled(
+            ready and len(self.probe.faces) > 1 and not self.searching
+        )
+        self.cancel_button.setEnabled(self.searching)
+
+    def _show_progress(self, step: Progress | None) -> None:
+        if step is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("idle")
+            return
+        self.progress.setRange(0, max(step.total, 1))
+        self.progress.setValue(step.done)
+        self.progress.setFormat(step.message or "%v / %m")
+
+    def show_message(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.setVisible(bool(text))
+        if text:
+            self.context.status_message.emit(text)
+
+    def _on_face_selected(self, _face: Face | None) -> None:
+        self._update_buttons()
+
+    def _on_case_changed(self, _case: CaseInfo | None) -> None:
+        self.candidates.reload()
+
+    # ------------------------------------------------------------------ searching
+    def search_selected(self) -> None:
+        face = self.probe.selected_face
+        if face is None:
+            self.show_message("Choose a face first: click its box, or draw one (key D).")
+            return
+        self._start([face])
+
+    def search_each(self) -> None:
+        if not self.probe.faces:
+            self.show_message("There are no faces to search in this photo.")
+            return
+        self._start(list(self.probe.faces))
+
+    def _start(self, faces: list[Face]) -> None:
+        image = self.probe.image
+        if image is None or self.searching:
+            return
+        case = self._ensure_case()
+        if case is None:
+            self.show_message("A search needs a case number and a purpose: set them first.")
+            return
+        note = self.note_edit.text().strip() or None
+        poor = [f for f in faces if f.quality.verdict is Verdict.POOR]
+        if poor and note is None:
+            reasons = "; ".join(r for f in poor for r in f.quality.reasons) or "poor quality"
+            numbers = ", ".join(str(f.index + 1) for f in poor)
+            self.show_message(
+                f"Face {numbers} is poor quality ({reasons}). Write a note saying why you "
+                "search it anyway, then search again."
+            )
+            self.note_edit.setFocus()
+            return
+        self.show_message("")
+        context, top_k = self.context, int(self.context.settings.top_k)
+        faces_found = self.probe.detected_count
+        probe = probe_info_for(image)
+
+        def work(cancel: CancelToken) -> Iterator[Progress]:
+            results: list[SearchResult] = []
+            total = len(faces)
+            with context.open_gallery() as gallery:
+                for done, face in enumerate(faces):
+                    if cancel.cancelled:
+                        yield Progress(done, total, "cancelled")
+                        break
+                    yield Progress(done, total, f"searching face {face.index + 1}")
+                    results.append(
+                        search_face(
+                            gallery,
+                            face,
+                            probe,
+                            case.case_id,
+                            case.purpose,
+                            top_k=top_k,
+                            faces_found=faces_found,
+                            note=note,
+                            extra_params={"face_index": face.index},
+                        )
+                    )
+                yield Progress(len(results), total, f"{len(results)} search(es) recorded")
+            return results
+
+        self._worker = context.pool.start(
+            work,
+            on_result=self._on_searched,
+            on_error=self._on_search_failed,
+            on_progress=self._show_progress,
+            on_finished=self._on_search_finished,
+        )
+        self._show_progress(Progress(0, len(faces), "searching"))
+        self._update_buttons()
+        self.busy_changed.emit(True)
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self.context.status_message.emit("Cancelling after the current face ...")
+
+    def _on_searched(self, results: list[SearchResult]) -> None:
+        self.context.audit_changed.emit()
+        if not results:
+            self.context.status_message.emit(
+                "Search cancelled before it started; nothing recorded."
+            )
+            return
+        last = results[-1]
+        self.note_edit.clear()
+        self.candidates.reload(select_search_id=last.search_id)
+        self.context.status_message.emit(
+            f"{len(results)} search(es) recorded in case {last.case_id}; "
+            f"{len(last.candidates)} candidate(s) from {last.gallery_faces} gallery faces"
+        )
+        for result in results:
+            self.search_recorded.emit(result.search_id)
+
+    def _on_search_failed(self, message: str) -> None:
+        self.show_message(message)
+        self.search_failed.emit(message)
+
+    def _on_search_finished(self) -> None:
+        self._worker = None
+        self._show_progress(None)
+        self._update_buttons()
+        self.busy_changed.emit(False)

@@ -190,10 +190,29 @@ def cmd_search(ctx: CliContext) -> int:
             + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
         )
         ctx.say(f"gallery: {result.gallery_faces} faces; model {engine.model.short}")
+        if result.note:
+            ctx.say(f"examiner's note ({result.quality_gate}): {result.note}")
+        calibration = result.calibration or {}
+        ctx.say(
+            f"false-match rates from {calibration.get('label')} "
+            f"({calibration.get('impostor_pairs', 0):,} impostor pairs: "
+            f"{', '.join(calibration.get('sources') or ['none'])}"
+            + ("; STALE: run `workstation calibrate`" if calibration.get("stale") else "")
+            + ")"
+        )
         if not result.candidates:
             ctx.say("  no candidates (the gallery is empty)")
+        else:
+            ctx.say("  rank   score  strangers this high (FMR)    expected in gallery  subject")
         for c in result.candidates:
-            ctx.say(f"  {c.rank:>3}  {c.score:7.4f}  {c.subject_id}  {c.name or ''}")
+            strangers = "?" if c.expected_strangers is None else f"{c.expected_strangers:.3g}"
+            if c.fmr_text and c.fmr_text.startswith("<") and strangers != "?":
+                strangers = "< " + strangers
+            fmr = c.fmr_text if c.fmr is not None else "unknown"
+            ctx.say(
+                f"  {c.rank:>4}  {c.score:6.4f}  {fmr:<27}  {strangers:>19}  "
+                f"{c.subject_id}  {c.name or ''}"
+            )
     return EXIT_FAILED if failures == len(args.images) else EXIT_OK
 
 
@@ -292,13 +311,22 @@ def cmd_compare(ctx: CliContext) -> int:
         raise WorkstationError("compare needs two images, or --pairs FILE.csv")
     engine = ctx.engine()
     gallery = ctx.gallery()
+    from workstation.calibration.gallery import calibration_for, commit_calibration
+
+    # A calibration computed now (the gallery changed) is stored and audited before use.
+    calibration = commit_calibration(gallery, calibration_for(gallery, str(engine.model)))
     failures = 0
     for image_a, image_b, row_error in pairs:
         try:
             if row_error:
                 raise WorkstationError(row_error)
             comparison = compare_images(
-                engine, load_image(image_a), load_image(image_b), image_a, image_b
+                engine,
+                load_image(image_a),
+                load_image(image_b),
+                image_a,
+                image_b,
+                calibration=calibration,
             )
             record_comparison(gallery, comparison, args.case, args.purpose)
         except WorkstationError as exc:
@@ -320,7 +348,8 @@ def cmd_compare(ctx: CliContext) -> int:
             ctx.json_line(comparison.to_dict())
         else:
             ctx.say(
-                f"{image_a} vs {image_b}: similarity {comparison.score:.4f} (model "
+                f"{image_a} vs {image_b}: similarity {comparison.score:.4f}; strangers "
+                f"score this high: {comparison.fmr_text} (model "
                 f"{engine.model.short}; "
                 f"quality {comparison.face_a.quality.verdict.value} / "
                 f"{comparison.face_b.quality.verdict.value})"
@@ -559,6 +588,75 @@ def cmd_settings(ctx: CliContext) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- calibration, hygiene
+def cmd_calibrate(ctx: CliContext) -> int:
+    from workstation.calibration.gallery import calibrate
+    from workstation.progress import drain
+
+    gallery = ctx.gallery(create=False)
+    if gallery.model_id is None:
+        raise WorkstationError(f"{gallery.folder}: the gallery is empty; enrol photos first")
+    stored = drain(
+        calibrate(gallery, reason=ctx.args.reason or "requested by user"),
+        lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if not ctx.args.json else None,
+    )
+    summary = stored.summary()
+    if ctx.args.json:
+        ctx.json_line(summary)
+        return EXIT_OK
+    ctx.say(
+        f"{stored.label} stored (sha256 {stored.sha256}): {stored.impostor_pairs:,} impostor "
+        f"pairs ({stored.gallery_pairs:,} from this gallery's {stored.gallery_subjects} "
+        f"subjects, {stored.reference_pairs:,} from the shipped reference table)"
+    )
+    if not stored.usable:
+        ctx.say(stored.unknown_reason())
+        return EXIT_OK
+    for score in (0.3, 0.4, 0.5, 0.6):
+        estimate = stored.estimate(score)
+        assert estimate is not None
+        ctx.say(f"  score {score:.2f}: strangers score this high {estimate.text}")
+    return EXIT_OK
+
+
+def cmd_duplicates(ctx: CliContext) -> int:
+    from workstation.gallery.hygiene import duplicate_threshold, find_duplicate_subjects
+
+    gallery = ctx.gallery(create=False)
+    if ctx.args.threshold is not None:
+        threshold, why = ctx.args.threshold, "given with --threshold"
+    else:
+        threshold, why = duplicate_threshold(gallery)
+    pairs = find_duplicate_subjects(gallery, threshold)
+    if ctx.args.json:
+        for pair in pairs:
+            ctx.json_line({**pair.to_dict(), "threshold": threshold})
+        return EXIT_OK
+    ctx.say(f"threshold {threshold:.4f} ({why})")
+    for pair in pairs:
+        ctx.say(
+            f"  {pair.score:.4f}  {pair.subject_a} ({pair.name_a or ''}, face {pair.face_a})  "
+            f"{pair.subject_b} ({pair.name_b or ''}, face {pair.face_b})"
+        )
+    ctx.say(
+        f"{len(pairs)} possible duplicate pair(s); review the photos before merging "
+        "(`workstation merge KEEP_ID MERGE_ID --reason TEXT`)"
+    )
+    return EXIT_OK
+
+
+def cmd_merge(ctx: CliContext) -> int:
+    from workstation.gallery.hygiene import merge_subjects
+
+    args = ctx.args
+    details = merge_subjects(ctx.gallery(create=False), args.keep_id, args.merge_id, args.reason)
+    ctx.say(
+        f"merged subject {args.merge_id} into {args.keep_id}: "
+        f"{len(details['face_ids_moved'])} face(s) moved; reason recorded in the audit log"
+    )
+    return EXIT_OK
+
+
 def cmd_gui(ctx: CliContext) -> int:
     try:
         from workstation.gui.app import run_app
@@ -634,7 +732,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="number of candidates (default: the saved setting, 20 unless changed)",
     )
-    p.add_argument("--note", metavar="TEXT", help="examiner's note kept with the search")
+    p.add_argument(
+        "--note",
+        metavar="TEXT",
+        help="examiner's note kept with the search (required to search a poor-quality face)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_search)
@@ -734,6 +836,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("key")
     t.add_argument("value")
     p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="recompute the false-match-rate calibration from the gallery (audited)",
+    )
+    p.add_argument("--reason", metavar="TEXT", help="why (kept in the audit log)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser(
+        "duplicates", help="list subject pairs that are probably one person enrolled twice"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="similarity threshold (default: strict, from a false-match rate of 1e-5)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON line per pair")
+    p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser(
+        "merge", help="merge subject MERGE_ID into KEEP_ID (needs a reason; audited)"
+    )
+    p.add_argument("keep_id", metavar="KEEP_ID")
+    p.add_argument("merge_id", metavar="MERGE_ID")
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("export", help="write a case's JSON evidence bundle (audited)")
     p.add_argument("--case", required=True, metavar="ID")

@@ -168,6 +168,8 @@ class Candidate:
     score: float
     fmr: float | None = None
     expected_strangers: float | None = None
+    # The FMR in words ("1 in 2,300", "< 1 in 9,301", or why it is unknown).
+    fmr_text: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,4 +180,5 @@ class Candidate:
             "score": round(self.score, 5),
             "fmr": self.fmr,
             "expected_strangers": self.expected_strangers,
+            "fmr_text": self.fmr_text,
         }

@@ -37,3 +37,15 @@ class AuditError(WorkstationError):
 
 class CancelledError(WorkstationError):
     """Long work was cancelled by the user."""
+
+
+class CalibrationError(WorkstationError):
+    """A score calibration (impostor score table) is missing, altered or cannot be computed."""
+
+
+class QualityGateError(WorkstationError):
+    """A poor-quality probe was to be searched without an examiner's note saying why."""
+
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons

@@ -122,7 +122,33 @@ def _migration_1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Score calibrations (impostor score histograms), kept so every reported FMR can be redone."""
+    _run_statements(
+        conn,
+        """
+        CREATE TABLE calibrations (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            sources TEXT NOT NULL,
+            impostor_pairs INTEGER NOT NULL,
+            gallery_pairs INTEGER NOT NULL,
+            reference_pairs INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            gallery_faces INTEGER NOT NULL,
+            gallery_subjects INTEGER NOT NULL,
+            histogram TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX calibrations_model ON calibrations(model_id);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

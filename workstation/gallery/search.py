@@ -8,7 +8,7 @@ identifications.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ import numpy as np
 from workstation.audit.log import utc_now
 from workstation.domain import BBox, Candidate, Face
 from workstation.errors import CaseRequiredError
+from workstation.gallery.gate import check_quality_gate
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, select_face
 from workstation.vision.images import LoadedImage
@@ -54,6 +55,12 @@ class SearchResult:
     gallery_subjects: int
     params: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
+    quality_gate: str | None = None  # "passed", or searched despite poor quality with a note
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """Summary of the score calibration the FMRs came from (id, sha256, sources, pairs)."""
+        return self.params.get("calibration")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +73,9 @@ class SearchResult:
             "model_id": self.model_id,
             "gallery_faces": self.gallery_faces,
             "candidates": [c.to_dict() for c in self.candidates],
+            "calibration": self.calibration,
+            "quality_gate": self.quality_gate,
+            "note": self.note,
             "error": None,
         }
 
@@ -144,15 +154,36 @@ def search_face(
     note: str | None = None,
     extra_params: dict[str, Any] | None = None,
 ) -> SearchResult:
-    """Search the gallery with an already analysed face and record the search."""
+    """Search the gallery with an already analysed face and record the search.
+
+    Each candidate carries the false-match rate at its score (how often a stranger scores that
+    high) and the expected number of strangers at or above it in this gallery. A poor-quality
+    probe is refused with QualityGateError unless `note` says why it is searched anyway.
+    """
+    from workstation.calibration.gallery import calibration_for, fmr_fields, store_calibration
+
     case_id, purpose = require_case(case_id, purpose)
     assert face.model is not None
     gallery.check_model(face.model)
-    candidates = rank_candidates(gallery, face.embedding, top_k)
-    params = {"top_k": top_k, "index": "flat-ip exact", **(extra_params or {})}
+    gate = check_quality_gate(face, note, probe.path)
+    calibration = calibration_for(gallery, str(face.model))
+    faces_now = gallery.face_count()
+    candidates = [
+        replace(c, **fmr_fields(calibration, c.score, faces_now))
+        for c in rank_candidates(gallery, face.embedding, top_k)
+    ]
+    params = {
+        "top_k": top_k,
+        "index": "flat-ip exact",
+        **(extra_params or {}),
+        "quality_gate": gate,
+    }
     face_json = {**face.to_dict(), "faces_found": faces_found}
     created_at = utc_now()
     with gallery.transaction() as conn:
+        # A calibration computed for this search is stored with it (its id goes in the params).
+        calibration = store_calibration(gallery, calibration)
+        params["calibration"] = calibration.summary()
         new_case = gallery.ensure_case(case_id, purpose)
         gallery_faces, gallery_subjects = gallery.face_count(), gallery.subject_count()
         search_id = conn.execute(
@@ -193,12 +224,15 @@ def search_face(
                 "gallery_faces": gallery_faces,
                 "gallery_subjects": gallery_subjects,
                 "note": note,
+                "quality_gate": gate,
                 "candidates": [
                     {
                         "rank": c.rank,
                         "subject_id": c.subject_id,
                         "face_id": c.face_id,
                         "score": round(c.score, 5),
+                        "fmr": c.fmr,
+                        "expected_strangers": c.expected_strangers,
                     }
                     for c in candidates
                 ],
@@ -221,6 +255,7 @@ def search_face(
         gallery_subjects=gallery_subjects,
         params=params,
         note=note,
+        quality_gate=gate,
     )
 
 
@@ -263,6 +298,8 @@ class Comparison:
     score: float
     model_id: str
     fmr: float | None = None
+    fmr_text: str | None = None
+    calibration: dict[str, Any] | None = None  # summary of the calibration the FMR came from
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -272,6 +309,8 @@ class Comparison:
             "sha256_b": self.image_b.sha256,
             "score": round(self.score, 5),
             "fmr": self.fmr,
+            "fmr_text": self.fmr_text,
+            "calibration": self.calibration,
             "model_id": self.model_id,
             "quality_a": self.face_a.quality.verdict.value,
             "quality_b": self.face_b.quality.verdict.value,
@@ -280,12 +319,27 @@ class Comparison:
 
 
 def compare_images(
-    engine: FaceEngine, image_a: LoadedImage, image_b: LoadedImage, name_a: str, name_b: str
+    engine: FaceEngine,
+    image_a: LoadedImage,
+    image_b: LoadedImage,
+    name_a: str,
+    name_b: str,
+    calibration: Any = None,
 ) -> Comparison:
-    """1:1 comparison of the main (largest) face in each photo."""
+    """1:1 comparison of the main (largest) face in each photo.
+
+    With a `calibration` (workstation.calibration.gallery.Calibration, e.g. from
+    `calibration_for(gallery, str(engine.model))`), the FMR at the score is filled in.
+    """
     face_a, _ = select_face(engine, image_a.bgr, name_a)
     face_b, _ = select_face(engine, image_b.bgr, name_b)
     score = float(np.dot(face_a.embedding, face_b.embedding))
+    fmr = fmr_text = summary = None
+    if calibration is not None:
+        from workstation.calibration.gallery import fmr_fields
+
+        fields = fmr_fields(calibration, score, 0)
+        fmr, fmr_text, summary = fields["fmr"], fields["fmr_text"], calibration.summary()
     return Comparison(
         ProbeInfo.from_image(image_a, name_a),
         ProbeInfo.from_image(image_b, name_b),
@@ -293,6 +347,9 @@ def compare_images(
         face_b,
         score,
         str(engine.model),
+        fmr=fmr,
+        fmr_text=fmr_text,
+        calibration=summary,
     )
 
 
@@ -309,6 +366,8 @@ def record_comparison(
                 "image_b": comparison.image_b.path,
                 "sha256_b": comparison.image_b.sha256,
                 "score": round(comparison.score, 5),
+                "fmr": comparison.fmr,
+                "calibration": comparison.calibration,
                 "model_id": comparison.model_id,
             },
             case_id=case_id,

@@ -1,0 +1,221 @@
+"""Gallery hygiene: find people enrolled twice under different subject ids, and merge them.
+
+A person enrolled under two ids splits their photos between two candidates and, worse, makes
+one of them look like a stranger who scores as high as the person: the FMR calibration counts
+them as an impostor pair. `find_duplicate_subjects` lists subject pairs whose faces match above
+a strict threshold; a person reviews each pair, and `merge_subjects` joins two subjects (audited,
+with a reason). Nothing is merged automatically.
+
+The threshold is chosen from a false-match rate of at most 1 in 100,000 (DUPLICATE_FMR_TARGET):
+taken from the gallery's own calibration when it has enough impostor pairs to show a rate that
+low (its 95% upper bound), otherwise DEFAULT_DUPLICATE_THRESHOLD (see its comment).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workstation.errors import GalleryError, WorkstationError
+from workstation.gallery.store import Gallery
+from workstation.progress import CancelToken, Progress, drain
+
+DUPLICATE_FMR_TARGET = 1e-5
+# Used when no calibration can resolve an FMR of 1e-5 (that needs about 300,000 impostor pairs).
+# On the development photos (9,301 impostor pairs, SFace int8) the highest impostor score was
+# 0.488; extrapolating the impostor tail puts FMR 1e-5 at 0.45-0.49 (normal, Fisher-z and
+# generalised-Pareto fits) and 1e-6 at 0.49-0.53. 0.60 sits above all of them with a margin
+# for heavier tails in real galleries (look-alikes, relatives); 96% of same-person pairs there
+# still scored above it. docs/ACCURACY.md has the figures.
+DEFAULT_DUPLICATE_THRESHOLD = 0.60
+_ROWS_PER_STEP = 512
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two subjects whose best-matching faces score above the duplicate threshold."""
+
+    subject_a: str
+    subject_b: str
+    face_a: int
+    face_b: int
+    score: float
+    name_a: str | None = None
+    name_b: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject_a": self.subject_a,
+            "subject_b": self.subject_b,
+            "name_a": self.name_a,
+            "name_b": self.name_b,
+            "face_a": self.face_a,
+            "face_b": self.face_b,
+            "score": round(self.score, 5),
+        }
+
+
+def duplicate_threshold(gallery: Gallery) -> tuple[float, str]:
+    """The strict default threshold for this gallery and where it comes from (in words)."""
+    model_id = gallery.model_id
+    if model_id is not None:
+        from workstation.calibration.gallery import calibration_for
+
+        calibration = calibration_for(gallery, model_id)
+        measured = calibration.histogram.score_at_fmr(DUPLICATE_FMR_TARGET)
+        if calibration.usable and measured is not None:
+            return measured, (
+                f"score where the FMR is at most 1 in {1 / DUPLICATE_FMR_TARGET:,.0f} (95% upper "
+                f"bound) in {calibration.label} ({calibration.impostor_pairs:,} impostor pairs)"
+            )
+    return DEFAULT_DUPLICATE_THRESHOLD, (
+        f"fixed {DEFAULT_DUPLICATE_THRESHOLD:.2f}: too few impostor pairs to measure an FMR of "
+        f"1 in {1 / DUPLICATE_FMR_TARGET:,.0f} here; above the extrapolated FMR-1e-5 score of "
+        "the development set (docs/ACCURACY.md)"
+    )
+
+
+def scan_duplicate_subjects(
+    gallery: Gallery, threshold: float | None = None, cancel: CancelToken | None = None
+) -> Iterator[Progress]:
+    """Generator form of `find_duplicate_subjects` (yields progress; None when cancelled)."""
+    if threshold is None:
+        threshold, _ = duplicate_threshold(gallery)
+    rows = gallery.conn.execute("SELECT id, subject_id FROM faces ORDER BY id").fetchall()
+    if len(rows) < 2:
+        return []
+    subject_of = {int(r[0]): r[1] for r in rows}
+    id_parts, matrix_parts = [], []
+    for ids, matrix in gallery.embeddings():
+        id_parts.append(ids)
+        matrix_parts.append(matrix)
+    ids = np.concatenate(id_parts)
+    vectors = np.ascontiguousarray(np.concatenate(matrix_parts), dtype=np.float32)
+    codes: dict[str, int] = {}
+    subjects = np.array([codes.setdefault(subject_of[int(i)], len(codes)) for i in ids])
+    names = {code: subject for subject, code in codes.items()}
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    m = len(ids)
+    columns = np.arange(m)
+    for start in range(0, m, _ROWS_PER_STEP):
+        if cancel is not None and cancel.cancelled:
+            yield Progress(start, m, "cancelled")
+            return None
+        stop = min(m, start + _ROWS_PER_STEP)
+        scores = vectors[start:stop] @ vectors.T
+        mask = (
+            (columns[None, :] > np.arange(start, stop)[:, None])
+            & (subjects[None, :] != subjects[start:stop, None])
+            & (scores >= threshold)
+        )
+        for r, c in zip(*np.nonzero(mask), strict=True):
+            i, j = start + int(r), int(c)
+            a, b = int(subjects[i]), int(subjects[j])
+            key = (a, b) if names[a] < names[b] else (b, a)
+            face_pair = (int(ids[i]), int(ids[j])) if key[0] == a else (int(ids[j]), int(ids[i]))
+            score = float(scores[r, c])
+            if key not in best or score > best[key][0]:
+                best[key] = (score, *face_pair)
+        yield Progress(stop, m, f"compared {stop:,} of {m:,} faces")
+    display = {s.id: s.name for s in gallery.subjects()}
+    pairs = [
+        DuplicatePair(
+            names[a], names[b], fa, fb, score, display.get(names[a]), display.get(names[b])
+        )
+        for (a, b), (score, fa, fb) in best.items()
+    ]
+    pairs.sort(key=lambda p: (-p.score, p.subject_a, p.subject_b))
+    return pairs
+
+
+def find_duplicate_subjects(
+    gallery: Gallery, threshold: float | None = None
+) -> list[DuplicatePair]:
+    """Pairs of different subjects whose best faces score at least `threshold`, best first.
+
+    `threshold` None uses `duplicate_threshold(gallery)` (strict: FMR at most 1e-5). These are
+    candidates for a person to review, not proof that two records are one person.
+    """
+    found = drain(scan_duplicate_subjects(gallery, threshold))
+    return list(found or [])
+
+
+def merge_subjects(gallery: Gallery, keep_id: str, merge_id: str, reason: str) -> dict[str, Any]:
+    """Move every face of `merge_id` to `keep_id` and remove `merge_id`, with an audit event.
+
+    Attributes are merged: `keep_id`'s values win; values of `merge_id` that differ are kept
+    under attributes["merged_from"] (with its id and name), so nothing is lost. The name of
+    `keep_id` is kept (the merged name is used only when `keep_id` has none). Past searches and
+    decisions keep the ids they were made with; the audit event links the two. Returns the
+    audit details.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkstationError("merging two subjects needs a reason (it is kept in the audit log)")
+    if keep_id == merge_id:
+        raise WorkstationError(f"cannot merge subject {keep_id!r} into itself")
+    keep = gallery.subject(keep_id)
+    merge = gallery.subject(merge_id)
+    for wanted, found in ((keep_id, keep), (merge_id, merge)):
+        if found is None:
+            raise GalleryError(f"subject {wanted!r} is not in the gallery {gallery.folder}")
+    assert keep is not None and merge is not None
+    moved = [f.id for f in gallery.faces_of(merge_id)]
+    attributes = dict(keep.attributes)
+    differing = {
+        k: v for k, v in merge.attributes.items() if k != "merged_from" and attributes.get(k) != v
+    }
+    for key, value in differing.items():
+        attributes.setdefault(key, value)
+    history = list(attributes.get("merged_from", []))
+    history += list(merge.attributes.get("merged_from", []))
+    history.append(
+        {
+            "subject_id": merge_id,
+            "name": merge.name,
+            "attributes": {k: v for k, v in merge.attributes.items() if k != "merged_from"},
+            "reason": reason,
+        }
+    )
+    attributes["merged_from"] = history
+    name = keep.name or merge.name
+    # Load (or rebuild) the index first, so that it can be re-stamped after the merge instead of
+    # being rebuilt from scratch on the next search.
+    index = gallery.index() if gallery.face_count() else None
+    with gallery.transaction() as conn:
+        conn.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (keep_id, merge_id))
+        conn.execute(
+            "UPDATE subjects SET name = ?, attributes = ? WHERE id = ?",
+            (name, json.dumps(attributes, ensure_ascii=False), keep_id),
+        )
+        conn.execute("DELETE FROM subjects WHERE id = ?", (merge_id,))
+        generation = gallery.bump_generation()
+        decisions = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM decisions WHERE subject_id = ?", (merge_id,)
+            ).fetchone()[0]
+        )
+        details = {
+            "keep_subject_id": keep_id,
+            "keep_name": keep.name,
+            "merged_subject_id": merge_id,
+            "merged_name": merge.name,
+            "reason": reason,
+            "face_ids_moved": moved,
+            "attributes_conflicting": sorted(
+                k for k in differing if k in keep.attributes and keep.attributes[k] != differing[k]
+            ),
+            "past_decisions_on_merged_id": decisions,
+            "faces_after": keep.face_count + len(moved),
+        }
+        gallery.audit("merge", details)
+    # Face ids and embeddings are unchanged (search maps face ids to subjects through SQLite),
+    # so the loaded index stays valid; only its generation stamp moves on.
+    if index is not None:
+        index.generation = generation
+        index.save()
+    return details

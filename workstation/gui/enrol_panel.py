@@ -101,11 +101,19 @@ def plan_folder(
     return items, left_out
 
 
+def _short_source(outcome: EnrollOutcome) -> str:
+    """A manifest row as "people.csv line 4"; a file as its last two path parts."""
+    if outcome.source != outcome.path:
+        return outcome.source
+    parts = Path(outcome.source).parts
+    return "/".join(parts[-2:]) if len(parts) > 1 else outcome.source
+
+
 class EnrolProblemsModel(QAbstractTableModel):
     """Read-only table of photos and manifest rows that were not enrolled."""
 
-    COL_SOURCE, COL_SUBJECT, COL_STATUS, COL_REASON = range(4)
-    HEADERS = ("File or manifest row", "Subject", "Result", "Reason")
+    COL_SOURCE, COL_STATUS, COL_SUBJECT, COL_REASON = range(4)
+    HEADERS = ("File or manifest row", "Result", "Subject", "Reason")
     OutcomeRole = Qt.ItemDataRole.UserRole + 1
 
     def __init__(self, parent: Any = None) -> None:
@@ -146,9 +154,11 @@ class EnrolProblemsModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             col = index.column()
             if col == self.COL_SOURCE:
-                if outcome.source != outcome.path and outcome.path:
-                    return f"{outcome.source} ({outcome.path})"
-                return outcome.source
+                if role == Qt.ItemDataRole.ToolTipRole:
+                    if outcome.source != outcome.path and outcome.path:
+                        return f"{outcome.source}: {outcome.path}"
+                    return outcome.source
+                return _short_source(outcome)
             if col == self.COL_SUBJECT:
                 return outcome.subject_id or ""
             if col == self.COL_STATUS:
@@ -206,9 +216,9 @@ class EnrolWidget(QWidget):
         header = self.problems_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.problems_view.setColumnWidth(EnrolProblemsModel.COL_SOURCE, 260)
-        self.problems_view.setColumnWidth(EnrolProblemsModel.COL_SUBJECT, 110)
-        self.problems_view.setColumnWidth(EnrolProblemsModel.COL_STATUS, 60)
+        self.problems_view.setColumnWidth(EnrolProblemsModel.COL_SOURCE, 170)
+        self.problems_view.setColumnWidth(EnrolProblemsModel.COL_STATUS, 55)
+        self.problems_view.setColumnWidth(EnrolProblemsModel.COL_SUBJECT, 70)
 
         form = QFormLayout()
         modes_box = QVBoxLayout()
@@ -345,7 +355,6 @@ class EnrolWidget(QWidget):
     def _on_enrolment_done(self, report: EnrollReport) -> None:
         self.last_report = report
         self.problems_model.set_outcomes(report.outcomes)
-        self.problems_view.resizeColumnToContents(EnrolProblemsModel.COL_STATUS)
         colour = "#a15c00" if report.failed or report.cancelled else "#1b6e20"
         self.summary_label.setText(f"<b style='color:{colour}'>{report.summary()}</b>")
         self._show_status(

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -60,10 +61,10 @@ class FaceRow:
 
 def _quality_line(face: FaceRecord) -> str:
     q = face.quality
-    parts = [f"quality {q.get('verdict', '?')}"]
+    line = f"quality {q.get('verdict', '?')}"
     if q.get("inter_eye_px") is not None:
-        parts.append(f"eyes {q['inter_eye_px']:.0f} px")
-    return " · ".join(parts)
+        line += f", eyes {q['inter_eye_px']:.0f} px apart"
+    return line
 
 
 def _face_tooltip(face: FaceRecord) -> str:
@@ -116,7 +117,8 @@ class _ThumbnailListModel(QAbstractListModel):
         face, path = self._face_at(row)
         if face is None or path is None:
             return None
-        return self._thumbnails.pixmap(face, path)
+        # An icon, not a pixmap: views scale icons to their icon size, pixmaps they do not.
+        return QIcon(self._thumbnails.pixmap(face, path))
 
     def _on_thumbnails_ready(self, keys: list[ThumbKey]) -> None:
         wanted = set(keys)
@@ -178,7 +180,7 @@ class SubjectFacesModel(_ThumbnailListModel):
             return None
         item: FaceRow = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"face {item.face.id}\n{_quality_line(item.face)}"
+            return f"face {item.face.id}\n{_quality_line(item.face).replace(', ', chr(10))}"
         if role == Qt.ItemDataRole.ToolTipRole:
             problem = self._thumbnails.failure(item.face)
             return _face_tooltip(item.face) + (f"\n\n{problem}" if problem else "")

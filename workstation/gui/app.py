@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,10 +61,29 @@ def run_app(
     )
     if problem:
         window.statusBar().showMessage(problem)
+    _quit_after_for_smoke_test(app, window)
     code = app.exec()
     context.pool.cancel_all()
     context.pool.wait(5000)
     return int(code)
+
+
+SMOKE_QUIT_ENV = "WORKSTATION_SMOKE_QUIT_AFTER_MS"
+
+
+def _quit_after_for_smoke_test(app, window) -> None:  # type: ignore[no-untyped-def]
+    """Quit by itself after WORKSTATION_SMOKE_QUIT_AFTER_MS (packaging/smoke_test runs the
+    frozen app offscreen and needs it to end on its own); unset, nothing happens."""
+    value = os.environ.get(SMOKE_QUIT_ENV, "").strip()
+    if not value.isdigit():
+        return
+    from PySide6.QtCore import QTimer
+
+    def quit_now() -> None:
+        print(f"smoke test: window '{window.windowTitle()}' shown, quitting", flush=True)
+        app.quit()
+
+    QTimer.singleShot(int(value), quit_now)
 
 
 def main() -> None:

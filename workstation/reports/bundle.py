@@ -29,6 +29,7 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
     examiners: set[str] = set()
     for row in gallery.db.query("SELECT * FROM searches WHERE case_id = ? ORDER BY id", [case_id]):
         decisions = [d.to_dict() for d in decisions_for(gallery, int(row["id"]))]
+        params = json.loads(row["params"])
         examiners.add(row["user"])
         examiners.update(d["user"] for d in decisions)
         searches.append(
@@ -40,9 +41,13 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
                 "probe": {"path": row["probe_path"], "sha256": row["probe_sha256"]},
                 "face": json.loads(row["face"]),
                 "model_id": row["model_id"],
-                "params": json.loads(row["params"]),
+                "params": params,
                 "gallery_faces": row["gallery_size"],
                 "note": row["note"],
+                # "passed", or searched despite poor quality with the examiner's note above
+                "quality_gate": params.get("quality_gate"),
+                # what the candidates' false-match rates came from (id, sha256, sources, pairs)
+                "calibration": params.get("calibration"),
                 "candidates": json.loads(row["candidates"]),
                 "decisions": decisions,
             }

@@ -184,8 +184,25 @@ class AuditEventsModel(QAbstractTableModel):
 
 
 def event_text(event: AuditEvent) -> str:
-    """The full event as an examiner would quote it: every hashed field plus both hashes."""
-    return json.dumps(event.to_dict(), indent=2, ensure_ascii=False)
+    """The full event as an examiner would quote it: every hashed field plus both hashes.
+
+    Indented JSON, except that lists of plain values (boxes, id lists) stay on one line.
+    """
+    return _readable_json(event.to_dict(), 0)
+
+
+def _readable_json(value: Any, depth: int) -> str:
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [
+            f"{inner}{json.dumps(k, ensure_ascii=False)}: {_readable_json(v, depth + 1)}"
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        items = [f"{inner}{_readable_json(v, depth + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 class AuditViewerWidget(QWidget):
@@ -217,6 +234,7 @@ class AuditViewerWidget(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

@@ -22,9 +22,11 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -118,13 +120,24 @@ class SettingsDialog(QDialog):
         gallery_hint = QLabel("A new gallery folder is used from the next start of the program.")
         gallery_hint.setStyleSheet("color: #555;")
         form.addRow("", gallery_hint)
+        form.addRow("Default candidates", self.top_k_spin)
         form.addRow("Face model", self.backend_combo)
         form.addRow(self.pack_label, self.pack_combo)
-        form.addRow("", self.licence_label)
-        form.addRow("", self.model_note)
-        form.addRow("Default candidates", self.top_k_spin)
+        # Wrapped notes sit outside the form: QFormLayout sizes word-wrapped labels badly.
+        notes = QVBoxLayout()
+        spacing = form.horizontalSpacing()
+        if spacing < 0:  # "use the style's spacing"
+            spacing = self.style().pixelMetric(QStyle.PixelMetric.PM_LayoutHorizontalSpacing)
+        indent = form.labelForField(self.top_k_spin).sizeHint().width() + max(spacing, 0)
+        notes.setContentsMargins(indent, 0, 0, 0)
+        notes.addWidget(self.licence_label)
+        notes.addWidget(self.model_note)
         layout = QVBoxLayout(self)
+        # Grow and shrink with the rows shown (the pack and licence rows come and go), so that
+        # wrapped notes are never clipped.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addLayout(form)
+        layout.addLayout(notes)
         layout.addWidget(audit_note)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
@@ -155,6 +168,7 @@ class SettingsDialog(QDialog):
         insightface = self.backend_combo.currentData() == "insightface"
         for widget in (self.pack_label, self.pack_combo, self.licence_label):
             widget.setVisible(insightface)
+        self.adjustSize()
         if insightface and self.pack_combo.count() == 0:
             self.pack_combo.lineEdit().setPlaceholderText(
                 f"no pack found under {insightface_models_root()}"

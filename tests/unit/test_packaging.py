@@ -41,6 +41,39 @@ def test_spec_parses_as_python_and_names_the_pieces() -> None:
     assert (PACKAGING / "entry_point.py").is_file()
 
 
+def _spec_list(name: str) -> list[str]:
+    tree = ast.parse((PACKAGING / "workstation.spec").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    raise AssertionError(f"{name} not found in the spec")
+
+
+def _imported_top_level(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_modules_left_out_of_the_build_are_used_only_by_the_insightface_backend() -> None:
+    """The frozen build drops these; any other module importing one would crash there."""
+    left_out = set(_spec_list("INSIGHTFACE_ONLY"))
+    assert "insightface" in left_out
+    allowed = REPO / "workstation" / "vision" / "insightface_backend.py"
+    offenders = {
+        str(path.relative_to(REPO)): sorted(_imported_top_level(path) & left_out)
+        for path in (REPO / "workstation").rglob("*.py")
+        if path != allowed and _imported_top_level(path) & left_out
+    }
+    assert not offenders, f"add to the build or drop the import: {offenders}"
+
+
 def test_entry_point_runs_the_cli() -> None:
     tree = ast.parse((PACKAGING / "entry_point.py").read_text())
     imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]

@@ -274,7 +274,13 @@ class FrameViewWidget(QLabel):
             painter.setPen(pen)
             rect = QRectF(box.x * scale, box.y * scale, box.w * scale, box.h * scale)
             painter.drawRect(rect)
-            painter.drawText(rect.topLeft() + QPointF(2, -3), f"T{track_id}")
+            label = f"T{track_id}"
+            width = painter.fontMetrics().horizontalAdvance(label) + 6
+            height = painter.fontMetrics().height()
+            tag = QRectF(rect.left(), max(rect.top() - height, 0.0), width, height)
+            painter.fillRect(tag, track_color(track_id))
+            painter.setPen(QColor("white"))
+            painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, label)
         painter.end()
         self.setPixmap(pixmap)
 
@@ -412,6 +418,8 @@ class FootagePanelWidget(QWidget):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        side.setMinimumWidth(330)
+        splitter.setSizes([880, 400])
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)

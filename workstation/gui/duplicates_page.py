@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -155,11 +156,32 @@ class DuplicatePairsModel(QAbstractTableModel):
 class MergeSubjectsDialog(QDialog):
     """Choose which subject id stays, and give the reason; OK needs a reason."""
 
-    def __init__(self, row: PairRow, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        row: PairRow,
+        faces: tuple[QPixmap, QPixmap] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         pair = row.pair
         self.setWindowTitle(f"Merge subjects {pair.subject_a} and {pair.subject_b}")
+        self.setMinimumWidth(560)
         self.pair = pair
+        faces_row = QHBoxLayout()
+        for pixmap, subject, name, face in (
+            (faces[0] if faces else None, pair.subject_a, pair.name_a, row.face_a),
+            (faces[1] if faces else None, pair.subject_b, pair.name_b, row.face_b),
+        ):
+            picture = QLabel()
+            if pixmap is not None:
+                picture.setPixmap(pixmap)
+            caption = QLabel(
+                f"<b>{subject}</b><br>{name or ''}<br>face {face.id}, "
+                f"quality {face.quality.get('verdict', '?')}"
+            )
+            caption.setWordWrap(True)
+            faces_row.addWidget(picture)
+            faces_row.addWidget(caption, 1)
         explain = QLabel(
             f"The best faces of these subjects score <b>{pair.score:.3f}</b> (a stranger scores "
             f"this high: {row.fmr_text}). Merge them only if you are satisfied they are the same "
@@ -177,6 +199,7 @@ class MergeSubjectsDialog(QDialog):
         self.reason_edit.setPlaceholderText(
             "Reason (required), e.g. same person: same date of birth and custody record"
         )
+        self.reason_edit.setMaximumHeight(90)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -184,6 +207,7 @@ class MergeSubjectsDialog(QDialog):
         self.ok_button.setText("Merge")
         self.ok_button.setEnabled(False)
         layout = QVBoxLayout(self)
+        layout.addLayout(faces_row)
         layout.addWidget(explain)
         layout.addWidget(self.keep_a_radio)
         layout.addWidget(self.keep_b_radio)
@@ -358,7 +382,11 @@ class DuplicatesWidget(QWidget):
         row = current.data(DuplicatePairsModel.PairRole) if current.isValid() else None
         if row is None:
             return
-        self.merge_dialog = MergeSubjectsDialog(row, self)
+        faces = (
+            self.thumbnails.pixmap(row.face_a, row.path_a),
+            self.thumbnails.pixmap(row.face_b, row.path_b),
+        )
+        self.merge_dialog = MergeSubjectsDialog(row, faces, self)
         self.merge_dialog.accepted.connect(self._on_merge_confirmed)
         self.merge_dialog.open()
 

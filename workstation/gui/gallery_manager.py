@@ -202,6 +202,7 @@ class DeleteSubjectDialog(QDialog):
     def __init__(self, subject: SubjectInfo, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Delete subject {subject.id}")
+        self.setMinimumWidth(460)
         self.subject = subject
         name = f" ({subject.name})" if subject.name else ""
         warning = QLabel(
@@ -214,6 +215,7 @@ class DeleteSubjectDialog(QDialog):
         self.reason_edit.setPlaceholderText(
             "Reason (required), e.g. enrolled under the wrong subject ID; retention period ended"
         )
+        self.reason_edit.setMaximumHeight(90)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )

@@ -62,6 +62,7 @@ class SettingsDialog(QDialog):
         self._context = context
         self.saving = False
         self.saved_changes: dict[str, Any] | None = None
+        self._pending = context.settings
         settings = context.settings
 
         self.gallery_edit = QLineEdit(settings.gallery or "")
@@ -196,15 +197,16 @@ class SettingsDialog(QDialog):
         def work(_cancel: CancelToken) -> dict[str, Any]:
             return save_and_audit(context, new)
 
+        self._pending = new
         context.pool.start(
             work,
-            on_result=lambda changes: self._on_saved(new, changes),
+            on_result=self._on_saved,
             on_error=self._on_save_failed,
             on_finished=self._on_save_finished,
         )
 
-    def _on_saved(self, new: Settings, changes: dict[str, Any]) -> None:
-        context = self._context
+    def _on_saved(self, changes: dict[str, Any]) -> None:
+        context, new = self._context, self._pending
         context.settings = new
         self.saved_changes = changes
         if any(key in changes for key in ENGINE_KEYS):

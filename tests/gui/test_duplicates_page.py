@@ -122,3 +122,17 @@ def test_model_passes_qtmodeltester(qtbot, qtmodeltester, context: AppContext) -
     qtmodeltester.check(model, force_py=True)
     qtbot.waitUntil(lambda: not thumbnails.busy, timeout=WAIT_MS)
     qtmodeltester.check(model, force_py=True)
+
+
+def test_list_says_when_the_gallery_changed_since(
+    qtbot, context: AppContext, gallery_dir: Path
+) -> None:
+    widget = DuplicatesWidget(context)
+    qtbot.addWidget(widget)
+    _scan(qtbot, widget)
+    context.gallery_changed.emit()  # as the gallery manager does after an enrolment or delete
+    assert "The gallery changed since this list was made" in widget.status_label.text()
+    context.gallery_changed.emit()
+    assert widget.status_label.text().count("The gallery changed") == 1
+    _scan(qtbot, widget)
+    assert "The gallery changed" not in widget.status_label.text()

@@ -304,6 +304,7 @@ class DuplicatesWidget(QWidget):
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.merge_button.clicked.connect(self._on_merge_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._on_pair_chosen)
+        context.gallery_changed.connect(self._on_gallery_changed)
 
     @property
     def scanning(self) -> bool:
@@ -369,6 +370,14 @@ class DuplicatesWidget(QWidget):
         self.cancel_button.setEnabled(False)
         if self.progress_bar.maximum() == 0:
             self.progress_bar.setRange(0, 1)
+
+    def _on_gallery_changed(self) -> None:
+        # Not rescanned automatically (a big gallery takes a while); the list says it is old.
+        if self.last_scan is not None and not self.scanning:
+            self.status_label.setText(
+                self.status_label.text().split("  The gallery changed")[0]
+                + "  The gallery changed since this list was made: search again."
+            )
 
     def _on_cancel_clicked(self) -> None:
         if self._worker is not None:

@@ -68,7 +68,7 @@ class FaceThumbnailCache(QObject):
         self,
         context: AppContext,
         size: int = THUMB_SIZE,
-        capacity: int = 2000,
+        capacity: int = 600,  # about 22 MB of 96 px thumbnails
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

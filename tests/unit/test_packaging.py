@@ -92,6 +92,9 @@ def test_desktop_file_has_the_required_keys() -> None:
     assert entry["Icon"] == "workstation"
     assert entry["Terminal"] == "false"
     assert entry["Categories"].endswith(";")
+    validate = shutil.which("desktop-file-validate")  # desktop-file-utils, when installed
+    if validate:
+        subprocess.run([validate, str(PACKAGING / "linux" / "workstation.desktop")], check=True)
 
 
 def test_icons_exist_and_are_what_they_claim() -> None:

@@ -299,3 +299,16 @@ def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:  # type: ign
         Gallery(tmp_path / "g")
     with pytest.raises(GalleryError, match="no gallery here"):
         Gallery(tmp_path / "nothing", create=False)
+
+
+def test_delete_from_a_fresh_connection_updates_the_index_in_place(
+    gallery, engine, photo_paths
+) -> None:  # type: ignore[no-untyped-def]
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    with Gallery(gallery.folder, user="examiner2") as fresh:  # as a GUI worker opens it
+        delete_subject(fresh, "P-BIDEN", "duplicate record")
+    with Gallery(gallery.folder) as later:
+        messages: list[str] = []
+        assert later.index(on_message=messages.append).count == 1
+        assert messages == []
+    assert [e.action for e in list_events(gallery.conn)][-1] == "delete"

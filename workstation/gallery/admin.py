@@ -35,6 +35,9 @@ def delete_subject(gallery: Gallery, subject_id: str, reason: str) -> dict[str, 
     faces = gallery.faces_of(subject_id)
     face_ids = [f.id for f in faces]
     removed_files: list[str] = []
+    # Load the index before the act so the deletion updates it in place; a fresh connection
+    # (as each GUI worker opens) would otherwise find it stale and rebuild it from scratch.
+    index = gallery.index()
     with gallery.transaction() as conn:
         conn.execute("DELETE FROM faces WHERE subject_id = ?", (subject_id,))
         orphans = conn.execute(
@@ -55,11 +58,9 @@ def delete_subject(gallery: Gallery, subject_id: str, reason: str) -> dict[str, 
         removed_files = [row[2] for row in orphans if row[2]]
     for relative in removed_files:
         (gallery.folder / relative).unlink(missing_ok=True)
-    index = gallery._index
-    if index is not None:
-        index.remove(face_ids)
-        index.generation = generation
-        index.save()
+    index.remove(face_ids)
+    index.generation = generation
+    index.save()
     return details
 
 

@@ -1,6 +1,7 @@
 """Build the shipped reference impostor table from the labelled development photos.
 
-Only a histogram of scores between photos of different people is written (counts per 0.0005 of
+Only a histogram of scores between photos of different people (pairs within one source
+set, as in pairs.csv) is written (counts per 0.0005 of
 cosine similarity): no photo, crop, embedding, file name, identity or pair label. See
 docs/ACCURACY.md for why that may be shipped while the photos may not.
 
@@ -35,9 +36,10 @@ def main() -> None:
         "name": "dev-faces-v1",
         "model_id": str(model),
         "description": (
-            "Scores between photos of different people: all different-identity pairs of the "
-            f"{int(data.ok.sum())} labelled development photos ({len(identities)} identities) "
-            "in which the model found a face. Histogram only; nothing that identifies a person."
+            "Scores between photos of different people: the different-identity pairs within "
+            f"each source set of the {int(data.ok.sum())} labelled development photos "
+            f"({len(identities)} identities; pairs across sets left out as too easy). "
+            "Histogram only; nothing that identifies a person."
         ),
         "photos": int(data.ok.sum()),
         "identities": len(identities),

@@ -65,11 +65,23 @@ def embed_labelled(engine: FaceEngine, faces_dir: Path) -> Embedded:
     )
 
 
-def impostor_scores(data: Embedded, keep: np.ndarray | None = None) -> np.ndarray:
-    """Scores of every pair of photos of different identities (both with a face)."""
-    mask = data.ok.copy() if keep is None else data.ok & keep
-    index = np.flatnonzero(mask)
-    ids = np.array(data.identities)[index]
-    sims = data.vectors[index] @ data.vectors[index].T
+def pair_sets(data: Embedded) -> np.ndarray:
+    """The pairs.csv set of each photo: deepface, dlib_johns, or misc (the three small folders)."""
+    named = {"deepface", "dlib_johns"}
+    return np.array([f if f in named else "misc" for f in data.folders])
+
+
+def impostor_scores(data: Embedded, photos: np.ndarray | None = None) -> np.ndarray:
+    """Scores of the different-identity pairs within one set (pairs.csv's impostor pairs).
+
+    Pairs across sets are left out on purpose: photos from different sources differ in style
+    as well as person, so they score lower and would make false matches look rarer than they
+    are among photos of one kind (a real gallery). `photos` restricts to those photo indices.
+    """
+    chosen = np.flatnonzero(data.ok) if photos is None else photos[data.ok[photos]]
+    ids = np.array(data.identities)[chosen]
+    sets = pair_sets(data)[chosen]
+    sims = data.vectors[chosen] @ data.vectors[chosen].T
     upper = np.triu(np.ones_like(sims, dtype=bool), k=1)
-    return sims[upper & (ids[:, None] != ids[None, :])]
+    keep = upper & (ids[:, None] != ids[None, :]) & (sets[:, None] == sets[None, :])
+    return sims[keep]

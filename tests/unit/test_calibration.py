@@ -149,7 +149,7 @@ def test_too_few_impostor_pairs_means_fmr_unknown() -> None:
 def test_shipped_reference_table_loads_for_the_default_model_only() -> None:
     table = load_reference(SFACE)
     assert table is not None
-    assert table.histogram.pairs > 9000 and table.photos > 100 and table.identities > 20
+    assert table.histogram.pairs >= 3000 and table.photos > 100 and table.identities > 20
     assert table.sha256 == reference_module.REFERENCE_TABLES[SFACE][1]
     assert load_reference("some-other-model@" + "0" * 64) is None
     only = reference_only("some-other-model@" + "0" * 64)

@@ -26,7 +26,7 @@ from workstation.errors import CalibrationError
 REFERENCE_TABLES: dict[str, tuple[str, str]] = {
     "sface-2021dec-int8bq@fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee": (
         "calibration/sface-2021dec-int8bq.impostors.json",
-        "7267e2a89e741caf3a8b309977b8beaeb863bd129469b632c4a6963d40ae6c1a",
+        "71e8d02e14626df099785ccbd82c445f78855753efa655d9ff3f3aa6332eb64d",
     ),
 }
 

@@ -26,11 +26,11 @@ from workstation.progress import CancelToken, Progress, drain
 
 DUPLICATE_FMR_TARGET = 1e-5
 # Used when no calibration can resolve an FMR of 1e-5 (that needs about 300,000 impostor pairs).
-# On the development photos (9,301 impostor pairs, SFace int8) the highest impostor score was
-# 0.488; extrapolating the impostor tail puts FMR 1e-5 at 0.45-0.49 (normal, Fisher-z and
-# generalised-Pareto fits) and 1e-6 at 0.49-0.53. 0.60 sits above all of them with a margin
+# On the development photos (3,140 impostor pairs, SFace int8) the highest impostor score was
+# 0.457; extrapolating the impostor tail puts FMR 1e-5 at 0.48-0.51 (normal, Fisher-z and
+# generalised-Pareto fits) and 1e-6 at 0.51-0.56. 0.60 sits above all of them with a margin
 # for heavier tails in real galleries (look-alikes, relatives); 96% of same-person pairs there
-# still scored above it. docs/ACCURACY.md has the figures.
+# still scored above it. benchmarks/accuracy.py prints these; docs/ACCURACY.md has them.
 DEFAULT_DUPLICATE_THRESHOLD = 0.60
 _ROWS_PER_STEP = 512
 

@@ -109,13 +109,15 @@ def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context,
     with qtbot.waitSignal(panel.case_needed, timeout=1000):
         qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
     context.set_case(CaseInfo("C-77", "lobby footage review"))
-    with qtbot.waitSignal(panel.search_recorded, timeout=WAIT_MS) as signal:
-        qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
+    recorded: list[int] = []
+    panel.search_recorded.connect(recorded.append)
+    qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    assert len(recorded) == 1, panel.status_label.text()
     assert panel.results.item(0, 1).text().startswith("S-BIDEN")
     with Gallery(context.gallery_dir) as gallery:
         event = list_events(gallery.conn, case_id="C-77")[-1]
-    assert event.details["search_id"] == signal.args[0]
+    assert event.details["search_id"] == recorded[0]
     assert event.details["probe_frame"]["track_id"] == 2
     assert event.details["probe_frame"]["video_sha256"] == panel.info.sha256
 

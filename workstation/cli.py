@@ -243,13 +243,22 @@ def cmd_footage(ctx: CliContext) -> int:
             f"{args.video} (sha256 {info.sha256[:16]}…): {info.width}x{info.height}, "
             f"{info.fps:.2f} fps, {timecode(info.duration_s)}; sampling every {args.every} s"
         )
+    shown = [0]
+
+    def show(step: Any) -> None:
+        # Long CCTV files: a line about every 10% (stderr, so --json output stays clean).
+        if not args.json and step.total and step.done * 10 // step.total > shown[0]:
+            shown[0] = step.done * 10 // step.total
+            ctx.warn(f"[{step.done}/{step.total} frames] {step.message}")
+
     scan = drain(
         scan_video(
             engine,
             info.path,
             ScanOptions(every_s=args.every, detect_side=args.detect_side),
             info=info,
-        )
+        ),
+        show,
     )
     record_scan(gallery, scan, case_id, purpose)
     failures = 0

@@ -12,6 +12,7 @@ from footage_clips import Appearance, make_clip
 
 from workstation.audit.log import list_events, verify_chain
 from workstation.cli import main
+from workstation.errors import CaseRequiredError
 from workstation.footage import (
     FIND_THRESHOLD,
     find_person,
@@ -125,8 +126,15 @@ def test_find_a_person_from_a_probe_photo_marks_their_segments(
 
 
 def test_find_a_gallery_subject_in_footage(enrolled, scanned) -> None:  # type: ignore[no-untyped-def]
-    segments = find_subject(enrolled, scanned, "S-BIDEN")
+    with pytest.raises(CaseRequiredError):
+        find_subject(enrolled, scanned, "S-BIDEN", None, None)
+    segments = find_subject(enrolled, scanned, "S-BIDEN", "CASE-9", "where was he")
     assert [(s.start_s, s.end_s, s.track_ids) for s in segments] == [(1.0, 2.2, (2,))]
+    event = list_events(enrolled.conn, case_id="CASE-9")[-1]
+    assert event.action == "footage_find"
+    assert event.details["video_sha256"] == scanned.video.sha256
+    assert event.details["segments"][0]["start_tc"] == "00:00:01.000"
+    assert event.details["threshold"] == FIND_THRESHOLD
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

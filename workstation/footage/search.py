@@ -22,8 +22,14 @@ from workstation.domain import BBox, Face
 from workstation.errors import GalleryError, NoFaceError
 from workstation.footage.scan import ScanResult
 from workstation.footage.tracks import Track
-from workstation.footage.video import VideoInfo
-from workstation.gallery.search import DEFAULT_TOP_K, ProbeInfo, SearchResult, search_face
+from workstation.footage.video import VideoInfo, timecode
+from workstation.gallery.search import (
+    DEFAULT_TOP_K,
+    ProbeInfo,
+    SearchResult,
+    require_case,
+    search_face,
+)
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, l2_normalise, select_face
 
@@ -223,10 +229,39 @@ def subject_embeddings(gallery: Gallery, subject_id: str) -> np.ndarray:
 
 
 def find_subject(
-    gallery: Gallery, scan: ScanResult, subject_id: str, threshold: float = FIND_THRESHOLD
+    gallery: Gallery,
+    scan: ScanResult,
+    subject_id: str,
+    case_id: str | None,
+    purpose: str | None,
+    threshold: float = FIND_THRESHOLD,
 ) -> list[Appearance]:
-    """Where a gallery subject appears in a scanned video (see `find_person`)."""
+    """Where a gallery subject appears in a scanned video (see `find_person`).
+
+    Looking for an enrolled person in footage is a search: it needs a case and a purpose and is
+    recorded ("footage_find") with the video's hash, the threshold and the segments found.
+    """
+    case_id, purpose = require_case(case_id, purpose)
     model = scan.tracks[0].model if scan.tracks else None
     if model is not None:
         gallery.check_model(model)
-    return find_person(scan, subject_embeddings(gallery, subject_id), threshold)
+    segments = find_person(scan, subject_embeddings(gallery, subject_id), threshold)
+    with gallery.transaction():
+        gallery.ensure_case(case_id, purpose)
+        gallery.audit(
+            "footage_find",
+            {
+                "subject_id": subject_id,
+                "video_path": str(scan.video.path),
+                "video_sha256": scan.video.sha256,
+                "threshold": threshold,
+                "model_id": str(model) if model else None,
+                "segments": [
+                    {**s.to_dict(), "start_tc": timecode(s.start_s), "end_tc": timecode(s.end_s)}
+                    for s in segments
+                ],
+            },
+            case_id=case_id,
+            purpose=purpose,
+        )
+    return segments

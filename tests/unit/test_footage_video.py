@@ -91,3 +91,13 @@ def test_mp4_cut_before_its_index_is_refused_clearly(tmp_path: Path) -> None:
     assert probe_video(whole).frame_count == 30
     with pytest.raises(VideoError, match=r"cut\.mp4: not a video this program can read"):
         probe_video(cut)
+
+
+def test_video_with_no_frames_is_refused_clearly(tmp_path: Path) -> None:
+    cv2 = cv2_module()
+    path = tmp_path / "no_frames.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 64))
+    writer.release()
+    assert path.stat().st_size > 0  # a header, but no frames
+    with pytest.raises(VideoError, match=r"no_frames\.avi: no frame could be decoded"):
+        probe_video(path)

@@ -1,8 +1,10 @@
 """Enrolment: photos into the gallery, from paths, folders or a CSV manifest.
 
 Enrolment is a generator that yields `Progress` after each photo, checks the cancel token
-between photos and returns an `EnrollReport`. Each photo is one transaction (subject, image,
-face, audit event); a bad photo or CSV row is reported and the rest goes on. The same photo (by
+between photos and returns an `EnrollReport`. Photos are read, decoded and analysed by a small
+thread pool ahead of the writer; they are written several per transaction, each photo (subject,
+image, face) with its own audit event in that transaction, inside its own savepoint; a bad
+photo or CSV row is reported and the rest goes on. The same photo (by
 SHA-256) is never enrolled twice. When a photo holds several faces the largest is enrolled and
 the others are reported.
 """
@@ -11,7 +13,11 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
+import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +25,20 @@ from typing import Any
 import numpy as np
 
 from workstation.audit.log import utc_now
+from workstation.domain import Face
 from workstation.errors import ImageError, WorkstationError
-from workstation.gallery.index import VectorIndex
+from workstation.gallery.index import VectorIndex, rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, Progress
 from workstation.vision.engine import FaceEngine
-from workstation.vision.images import iter_image_files, load_image
+from workstation.vision.images import iter_image_files, load_image, sha256_of_file
 
 ENROLLED, SKIPPED, FAILED = "enrolled", "skipped", "failed"
+# Two threads prepare photos (one decodes while the other holds the engine) on 2 cores.
+PIPELINE_WORKERS = 2
+# Photos per transaction, and the longest a prepared photo waits to be written.
+BATCH_PHOTOS = 16
+BATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,9 @@ class EnrollOutcome:
 class EnrollReport:
     outcomes: list[EnrollOutcome] = field(default_factory=list)
     cancelled: bool = False
+    # Seconds spent per stage, summed over photos (decode, analyze, copy on worker threads;
+    # wait and write on the enrolling thread).
+    timings: dict[str, float] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -161,8 +176,18 @@ def enroll(
     items: list[EnrollItem],
     cancel: CancelToken | None = None,
     already_failed: list[EnrollOutcome] | None = None,
+    workers: int = PIPELINE_WORKERS,
+    batch_size: int = BATCH_PHOTOS,
 ) -> Iterator[Progress]:
-    """Enrol items one by one; yields progress and returns an EnrollReport."""
+    """Enrol items; yields progress after each photo and returns an EnrollReport.
+
+    Pipelined: `workers` threads read, hash, decode and analyse photos ahead (the engine
+    serialises inference itself, so one thread decodes while another runs the models), and
+    this thread writes them in batches of up to `batch_size` photos per transaction, each
+    photo with its own audit event and savepoint. A crash loses at most the batch being
+    written, and a re-run skips every committed photo by its SHA-256. Cancelling stops
+    reading new photos; photos already analysed are written first.
+    """
     gallery.check_model(engine.model)
     report = EnrollReport(outcomes=list(already_failed or []))
     if gallery.face_count() == 0:
@@ -170,130 +195,293 @@ def enroll(
         gallery._index = index
     else:
         index = gallery.index()
+    known = frozenset(row[0] for row in gallery.conn.execute("SELECT sha256 FROM images"))
     total = len(items)
+    timings = report.timings
     yield Progress(0, total, "starting")
+    done = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="enrol")
+    pending: deque[Future[_Prepared]] = deque()
+    queue = iter(items)
+    window = 2 * max(1, workers) + 2  # bounds the decoded photos held in memory
+    writer = _BatchWriter(gallery, engine, index)
+    finished = False
     try:
-        for done, item in enumerate(items, start=1):
+        while True:
+            while len(pending) < window:
+                item = next(queue, None)
+                if item is None:
+                    break
+                pending.append(pool.submit(_prepare, engine, item, known))
+            if not pending or (cancel is not None and cancel.cancelled):
+                report.cancelled = bool(pending)
+                break
+            waited = time.perf_counter()
+            prepared = pending.popleft().result()
+            timings["wait"] = timings.get("wait", 0.0) + time.perf_counter() - waited
+            for stage, seconds in prepared.times.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
             if cancel is not None and cancel.cancelled:
                 report.cancelled = True
                 break
-            outcome = _enroll_one(gallery, engine, index, item)
+            written = time.perf_counter()
+            outcome = writer.write(prepared)
+            if writer.open and (
+                writer.photos >= batch_size
+                or not pending
+                or time.perf_counter() - writer.started > BATCH_SECONDS
+            ):
+                writer.commit()
+            timings["write"] = timings.get("write", 0.0) + time.perf_counter() - written
             report.outcomes.append(outcome)
+            done += 1
             yield Progress(done, total, outcome.line())
+        writer.commit()
+        finished = True
+    except GeneratorExit:
+        writer.commit()  # the caller stopped early: keep what it was told was enrolled
+        raise
+    except BaseException:
+        writer.rollback()
+        raise
     finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
         if index.count or index.path.exists():
             index.save()
+    advice = index.rebuild_advice() if finished else None
+    if advice is not None:
+        rebuilt = yield from rebuild_index(gallery, reason=f"after enrolment: {advice}")
+        if rebuilt is not None:
+            index = rebuilt
     return report
 
 
-def _enroll_one(
-    gallery: Gallery, engine: FaceEngine, index: VectorIndex, item: EnrollItem
-) -> EnrollOutcome:
+@dataclass
+class _Prepared:
+    """A photo read, decoded and analysed off the writing thread (or the reason it failed)."""
+
+    item: EnrollItem
+    outcome: EnrollOutcome | None = None
+    sha256: str = ""
+    duplicate: bool = False
+    image: dict[str, Any] = field(default_factory=dict)
+    face: Face | None = None
+    others: int = 0
+    stored: str | None = None
+    times: dict[str, float] = field(default_factory=dict)
+
+
+def _prepare(engine: FaceEngine, item: EnrollItem, known: frozenset[str]) -> _Prepared:
+    """Worker thread: hash, decode and analyse one photo. Touches no SQLite connection."""
+    prepared = _Prepared(item)
+
+    def failed(message: str) -> _Prepared:
+        prepared.outcome = EnrollOutcome(
+            item.source, str(item.image), item.subject_id, FAILED, message
+        )
+        return prepared
+
+    start = time.perf_counter()
+    try:
+        # Hash first: on a resumed enrolment, photos already in the gallery are not decoded.
+        digest = sha256_of_file(item.image)
+    except OSError:
+        digest = ""  # load_image below names the problem
+    if digest and digest in known:
+        prepared.sha256, prepared.duplicate = digest, True
+        prepared.times["decode"] = time.perf_counter() - start
+        return prepared
+    try:
+        image = load_image(item.image)
+    except ImageError as exc:
+        return failed(str(exc).removeprefix(f"{item.image}: "))
+    decoded = time.perf_counter()
+    prepared.times["decode"] = decoded - start
+    prepared.sha256 = image.sha256
+    prepared.image = {
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "file_bytes": image.file_bytes,
+    }
+    try:
+        faces = engine.analyze(image.bgr)
+    except Exception as exc:  # a model failure on one photo must not stop the batch
+        return failed(f"face analysis failed ({exc})")
+    finally:
+        prepared.times["analyze"] = time.perf_counter() - decoded
+    if not faces:
+        return failed("no face found in the photo")
+    prepared.face, prepared.others = faces[0], len(faces) - 1
+    return prepared
+
+
+class _BatchWriter:
+    """Writes prepared photos into one open transaction, each in its own savepoint with its
+    audit event; `commit` ends the batch and only then adds the faces to the vector index."""
+
+    def __init__(self, gallery: Gallery, engine: FaceEngine, index: VectorIndex) -> None:
+        self.gallery, self.engine, self.index = gallery, engine, index
+        self.open = False
+        self.photos = 0
+        self.started = 0.0
+        self._ids: list[int] = []
+        self._vectors: list[np.ndarray] = []
+        self._generation: int | None = None
+
+    def write(self, prepared: _Prepared) -> EnrollOutcome:
+        if prepared.outcome is not None:  # failed before reaching the database
+            return prepared.outcome
+        item = prepared.item
+
+        def failed(message: str) -> EnrollOutcome:
+            return EnrollOutcome(item.source, str(item.image), item.subject_id, FAILED, message)
+
+        conn = self.gallery.conn
+        if not self.open:
+            if conn.in_transaction:
+                raise RuntimeError("nested gallery transactions are not supported")
+            conn.execute("BEGIN IMMEDIATE")
+            self.open, self.photos, self.started = True, 0, time.perf_counter()
+        if not prepared.duplicate and self.gallery.image_id_for_sha256(prepared.sha256) is None:
+            try:
+                prepared.stored = self.gallery.store_image_copy(item.image, prepared.sha256)
+            except OSError as exc:
+                return failed(f"cannot copy the photo into the gallery ({exc})")
+        conn.execute("SAVEPOINT enrol_photo")
+        try:
+            outcome, face_id, generation = _insert_one(self.gallery, self.engine, prepared)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK TO enrol_photo")
+            conn.execute("RELEASE enrol_photo")
+            return failed(f"the gallery database refused the photo ({exc})")
+        conn.execute("RELEASE enrol_photo")
+        self.photos += 1
+        if face_id is not None and prepared.face is not None:
+            self._ids.append(face_id)
+            self._vectors.append(np.asarray(prepared.face.embedding, dtype=np.float32))
+            self._generation = generation
+        return outcome
+
+    def commit(self) -> None:
+        if self.open:
+            self.gallery.conn.execute("COMMIT")
+            self.open = False
+        if self._ids:
+            self.index.add(np.asarray(self._ids, dtype=np.int64), np.stack(self._vectors))
+            self.index.model_id = str(self.engine.model)
+        if self._generation is not None:
+            self.index.generation = self._generation
+        self._ids, self._vectors, self._generation = [], [], None
+
+    def rollback(self) -> None:
+        if self.open and self.gallery.conn.in_transaction:
+            self.gallery.conn.execute("ROLLBACK")
+        self.open = False
+        self._ids, self._vectors, self._generation = [], [], None
+
+
+def _insert_one(
+    gallery: Gallery, engine: FaceEngine, prepared: _Prepared
+) -> tuple[EnrollOutcome, int | None, int | None]:
+    item = prepared.item
     path_text = str(item.image)
 
     def outcome(status: str, message: str, **extra: Any) -> EnrollOutcome:
         return EnrollOutcome(item.source, path_text, item.subject_id, status, message, **extra)
 
-    try:
-        image = load_image(item.image)
-    except ImageError as exc:
-        return outcome(FAILED, str(exc).removeprefix(f"{item.image}: "))
-    existing = gallery.image_id_for_sha256(image.sha256)
+    conn = gallery.conn
+    existing = gallery.image_id_for_sha256(prepared.sha256)
     if existing is not None:
-        row = gallery.conn.execute(
+        row = conn.execute(
             "SELECT subject_id FROM faces WHERE image_id = ? LIMIT 1", (existing,)
         ).fetchone()
         owner = row[0] if row else "unknown"
-        return outcome(SKIPPED, f"already enrolled (same SHA-256, subject {owner})")
-    try:
-        faces = engine.analyze(image.bgr)
-    except Exception as exc:  # a model failure on one photo must not stop the batch
-        return outcome(FAILED, f"face analysis failed ({exc})")
-    if not faces:
-        return outcome(FAILED, "no face found in the photo")
-    face = faces[0]
-    others = len(faces) - 1
-    try:
-        stored = gallery.store_image_copy(item.image, image.sha256)
-    except OSError as exc:
-        return outcome(FAILED, f"cannot copy the photo into the gallery ({exc})")
+        return outcome(SKIPPED, f"already enrolled (same SHA-256, subject {owner})"), None, None
+    face = prepared.face
+    if face is None:  # known when queued, but its image row has gone since: enrol next time
+        return (
+            outcome(FAILED, "the photo changed state during enrolment; enrol it again"),
+            None,
+            None,
+        )
+    others = prepared.others
     now = utc_now()
-    with gallery.transaction() as conn:
-        gallery.bind_model(engine.model)
-        new_subject = gallery.subject(item.subject_id) is None
-        if new_subject:
-            conn.execute(
-                "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    item.subject_id,
-                    item.name,
-                    json.dumps(item.attributes, sort_keys=True),
-                    now,
-                    gallery.user,
-                ),
-            )
-        elif item.name:
-            conn.execute(
-                "UPDATE subjects SET name = ? WHERE id = ? AND name IS NULL",
-                (item.name, item.subject_id),
-            )
-        image_id = conn.execute(
-            "INSERT INTO images (sha256, original_path, stored_path, width, height, format, "
-            "file_bytes, imported_at, imported_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    gallery.bind_model(engine.model)
+    new_subject = gallery.subject(item.subject_id) is None
+    if new_subject:
+        conn.execute(
+            "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
-                image.sha256,
-                str(item.image.resolve()),
-                stored,
-                image.width,
-                image.height,
-                image.format,
-                image.file_bytes,
+                item.subject_id,
+                item.name,
+                json.dumps(item.attributes, sort_keys=True),
                 now,
                 gallery.user,
             ),
-        ).lastrowid
-        face_dict = face.to_dict()
-        face_id = conn.execute(
-            "INSERT INTO faces (subject_id, image_id, box, landmarks, source, aligned, quality, "
-            "verdict, model_id, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                item.subject_id,
-                image_id,
-                json.dumps(face_dict["box"]),
-                json.dumps(face_dict["landmarks"]),
-                face.source.value,
-                int(face.aligned),
-                json.dumps(face_dict["quality"]),
-                face.quality.verdict.value,
-                str(engine.model),
-                np.asarray(face.embedding, dtype=np.float32).tobytes(),
-                now,
-            ),
-        ).lastrowid
-        generation = gallery.bump_generation()
-        gallery.audit(
-            "enrol",
-            {
-                "subject_id": item.subject_id,
-                "new_subject": new_subject,
-                "name": item.name,
-                "image_sha256": image.sha256,
-                "original_path": str(item.image.resolve()),
-                "request": item.source,
-                "face_id": face_id,
-                "box": face_dict["box"],
-                "quality": face.quality.verdict.value,
-                "other_faces_not_enrolled": others,
-                "model_id": str(engine.model),
-            },
         )
+    elif item.name:
+        conn.execute(
+            "UPDATE subjects SET name = ? WHERE id = ? AND name IS NULL",
+            (item.name, item.subject_id),
+        )
+    image = prepared.image
+    image_id = conn.execute(
+        "INSERT INTO images (sha256, original_path, stored_path, width, height, format, "
+        "file_bytes, imported_at, imported_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            prepared.sha256,
+            str(item.image.resolve()),
+            prepared.stored,
+            image["width"],
+            image["height"],
+            image["format"],
+            image["file_bytes"],
+            now,
+            gallery.user,
+        ),
+    ).lastrowid
+    face_dict = face.to_dict()
+    face_id = conn.execute(
+        "INSERT INTO faces (subject_id, image_id, box, landmarks, source, aligned, quality, "
+        "verdict, model_id, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            item.subject_id,
+            image_id,
+            json.dumps(face_dict["box"]),
+            json.dumps(face_dict["landmarks"]),
+            face.source.value,
+            int(face.aligned),
+            json.dumps(face_dict["quality"]),
+            face.quality.verdict.value,
+            str(engine.model),
+            np.asarray(face.embedding, dtype=np.float32).tobytes(),
+            now,
+        ),
+    ).lastrowid
+    generation = gallery.bump_generation()
+    gallery.audit(
+        "enrol",
+        {
+            "subject_id": item.subject_id,
+            "new_subject": new_subject,
+            "name": item.name,
+            "image_sha256": prepared.sha256,
+            "original_path": str(item.image.resolve()),
+            "request": item.source,
+            "face_id": face_id,
+            "box": face_dict["box"],
+            "quality": face.quality.verdict.value,
+            "other_faces_not_enrolled": others,
+            "model_id": str(engine.model),
+        },
+    )
     assert face_id is not None
-    index.add(np.array([face_id]), face.embedding[None, :])
-    index.generation = generation
-    index.model_id = str(engine.model)
     verdict = face.quality.verdict.value
     message = f"face {face_id} enrolled for subject {item.subject_id} (quality {verdict})"
     if others:
         message += f"; {others} other face(s) in the photo were not enrolled (the largest was used)"
-    return outcome(ENROLLED, message, face_id=face_id, other_faces=others)
+    return outcome(ENROLLED, message, face_id=face_id, other_faces=others), face_id, generation

@@ -1,0 +1,137 @@
+"""Pipelined, batched enrolment on real photos: consistency of database, index and audit log
+when it finishes, when it is cancelled half-way, and when its process is killed mid-batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workstation.audit.log import verify_chain
+from workstation.gallery.enroll import EnrollItem, enroll
+from workstation.gallery.search import rank_candidates
+from workstation.gallery.store import Gallery
+from workstation.progress import CancelToken, drain
+from workstation.vision.images import load_image
+
+
+def _items(shared_faces: Path, count: int) -> list[EnrollItem]:
+    with open(shared_faces / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:count]
+    return [
+        EnrollItem(row["identity"], shared_faces / row["path"], f"labels.csv {row['path']}")
+        for row in rows
+    ]
+
+
+def _assert_consistent(folder: Path) -> int:
+    """Faces, enrol audit events and the (re)opened index agree; the audit chain verifies."""
+    with Gallery(folder) as gallery:
+        faces = gallery.face_count()
+        events = [
+            json.loads(row[0])
+            for row in gallery.conn.execute("SELECT details FROM audit WHERE action = 'enrol'")
+        ]
+        face_ids = {row[0] for row in gallery.conn.execute("SELECT id FROM faces")}
+        assert {e["face_id"] for e in events} == face_ids and len(events) == faces
+        images = gallery.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        assert images == faces
+        assert verify_chain(gallery.conn).intact
+        if faces:
+            index = gallery.index()
+            assert index.count == faces
+            # Every face in the index is a face in the database.
+            for face_id in list(face_ids)[:5]:
+                vector = gallery.conn.execute(
+                    "SELECT embedding FROM faces WHERE id = ?", (face_id,)
+                ).fetchone()[0]
+                _, ids = index.search(np.frombuffer(vector, dtype=np.float32), 1)
+                assert ids[0] == face_id
+        return faces
+
+
+def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> None:  # type: ignore[no-untyped-def]
+    items = _items(shared_faces, 24)
+    report = drain(enroll(gallery, engine, items, workers=2, batch_size=5))
+    assert report.enrolled + report.failed == 24 and report.enrolled >= 20
+    # Outcomes come back in the order the photos were given.
+    assert [o.source for o in report.outcomes] == [i.source for i in items]
+    assert {"decode", "analyze", "write", "wait"} <= set(report.timings)
+    assert _assert_consistent(gallery.folder) == report.enrolled
+    # A photo's own face is found first, for its own subject.
+    first = next(o for o in report.outcomes if o.status == "enrolled")
+    faces = engine.analyze(load_image(first.path).bgr)
+    top = rank_candidates(gallery, faces[0].embedding, 3)
+    assert top[0].subject_id == first.subject_id and top[0].score > 0.99
+
+
+def test_cancelled_batched_enrolment_resumes_consistently(gallery, engine, shared_faces) -> None:  # type: ignore[no-untyped-def]
+    items = _items(shared_faces, 16)
+    cancel = CancelToken()
+    steps = enroll(gallery, engine, items, cancel=cancel, batch_size=4)
+    next(steps)  # starting
+    for _ in range(6):  # six photos reported, the second batch half-written
+        next(steps)
+    cancel.cancel()
+    first = drain(steps)
+    assert first.cancelled and len(first.outcomes) == 6
+    assert _assert_consistent(gallery.folder) == first.enrolled
+    gallery.forget_index()
+    second = drain(enroll(gallery, engine, items, batch_size=4))
+    assert not second.cancelled
+    assert second.skipped == first.enrolled
+    assert second.enrolled == sum(1 for o in second.outcomes[6:] if o.status == "enrolled")
+    assert _assert_consistent(gallery.folder) == first.enrolled + second.enrolled
+
+
+_KILLED_ENROLMENT = textwrap.dedent(
+    """
+    import csv, sys
+    from pathlib import Path
+    from workstation.gallery.enroll import EnrollItem, enroll
+    from workstation.gallery.store import Gallery
+    from workstation.vision.engine import create_engine
+
+    folder, faces = Path(sys.argv[1]), Path(sys.argv[2])
+    with open(faces / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:30]
+    items = [EnrollItem(r["identity"], faces / r["path"], r["path"]) for r in rows]
+    with Gallery(folder) as gallery:
+        for step in enroll(gallery, create_engine(), items, batch_size=8):
+            print(step.done, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_enrolment_killed_mid_batch_leaves_a_consistent_gallery(
+    tmp_path, engine, shared_faces
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "killed"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_ENROLMENT, str(folder), str(shared_faces)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if int(line) >= 11:  # inside the second batch of 8: its transaction is open
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    # Only whole batches were committed; the open one vanished with the process.
+    kept = _assert_consistent(folder)
+    assert 0 < kept < 30
+    with Gallery(folder) as gallery:
+        report = drain(enroll(gallery, engine, _items(shared_faces, 30), batch_size=8))
+        assert report.skipped == kept
+    assert _assert_consistent(folder) == kept + report.enrolled

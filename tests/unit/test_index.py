@@ -1,0 +1,242 @@
+"""The vector index: exact below the size threshold, PQ + exact re-rank above, on real SQLite
+galleries and real FAISS files. Embeddings are synthetic identities (a centre plus noise) so
+that thousands of faces can be made in a test; search is also tested on real photos elsewhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from workstation.audit.log import utc_now
+from workstation.cli import main
+from workstation.gallery import index as index_module
+from workstation.gallery.index import (
+    ANN_NAME,
+    APPROX_KIND,
+    FLAT_KIND,
+    MANIFEST_NAME,
+    VECTORS_NAME,
+    VectorIndex,
+    rebuild_index,
+)
+from workstation.gallery.store import Gallery
+from workstation.progress import drain
+
+DIM = 128
+MODEL = "synthetic-test-model@" + "0" * 64
+
+
+def _identities(n: int, rng: np.random.Generator) -> np.ndarray:
+    centres = rng.standard_normal((n, DIM)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def _photo(centres: np.ndarray, rng: np.random.Generator, noise: float = 0.55) -> np.ndarray:
+    """A new 'photo' of each identity: mated cosine about 0.75, like the default model's."""
+    x = centres + noise * rng.standard_normal(centres.shape).astype(np.float32) / np.sqrt(DIM)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _add_faces(gallery: Gallery, subjects: list[str], vectors: np.ndarray) -> list[int]:
+    """Insert faces the way enrolment does (one transaction, generation bump, audit event)."""
+    now = utc_now()
+    face_ids = []
+    with gallery.transaction() as conn:
+        if gallery.model_id is None:
+            gallery.set_meta("model_id", MODEL)
+            gallery.set_meta("model_name", "synthetic")
+            gallery.set_meta("model_dim", str(DIM))
+        for subject, vector in zip(subjects, vectors, strict=True):
+            conn.execute(
+                "INSERT OR IGNORE INTO subjects (id, name, attributes, created_at, created_by) "
+                "VALUES (?, NULL, '{}', ?, 'test')",
+                (subject, now),
+            )
+            image_id = conn.execute(
+                "INSERT INTO images (sha256, original_path, width, height, imported_at, "
+                "imported_by) VALUES (?, ?, 112, 112, ?, 'test')",
+                (f"{subject}-{len(face_ids)}-{gallery.face_count()}", subject, now),
+            ).lastrowid
+            face_ids.append(
+                conn.execute(
+                    "INSERT INTO faces (subject_id, image_id, box, source, aligned, quality, "
+                    "verdict, model_id, embedding, created_at) "
+                    "VALUES (?, ?, '[0,0,1,1]', 'detected', 1, '{}', 'good', ?, ?, ?)",
+                    (subject, image_id, MODEL, vector.astype(np.float32).tobytes(), now),
+                ).lastrowid
+            )
+        gallery.bump_generation()
+        gallery.audit("enrol", {"faces": len(face_ids), "synthetic": True})
+    return face_ids
+
+
+@pytest.fixture
+def big_gallery(gallery: Gallery, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """3,000 identities, and the size threshold forced down so the approximate kind is used."""
+    monkeypatch.setattr(index_module, "FLAT_MAX_FACES", 1000)
+    rng = np.random.default_rng(3)
+    centres = _identities(3000, rng)
+    face_ids = _add_faces(gallery, [f"S{i}" for i in range(3000)], _photo(centres, rng))
+    return gallery, centres, face_ids, rng
+
+
+def _exact(gallery: Gallery, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    ids, matrix = zip(*gallery.embeddings(), strict=True)
+    all_ids, all_vectors = np.concatenate(ids), np.concatenate(matrix)
+    scores = all_vectors @ query
+    order = np.argsort(-scores)[:k]
+    return scores[order], all_ids[order]
+
+
+def test_small_gallery_is_searched_exactly(gallery: Gallery) -> None:
+    rng = np.random.default_rng(1)
+    centres = _identities(200, rng)
+    _add_faces(gallery, [f"S{i}" for i in range(200)], _photo(centres, rng))
+    index = gallery.index()
+    assert index.kind == FLAT_KIND and index.count == 200
+    query = _photo(centres[17:18], rng)[0]
+    scores, ids = index.search(query, 5)
+    exact_scores, exact_ids = _exact(gallery, query, 5)
+    assert ids.tolist() == exact_ids.tolist()
+    np.testing.assert_allclose(scores, exact_scores, rtol=1e-5)
+
+
+def test_approximate_index_keeps_mates_and_exact_scores(big_gallery) -> None:  # type: ignore[no-untyped-def]
+    gallery, centres, face_ids, rng = big_gallery
+    index = gallery.index()
+    assert index.kind == APPROX_KIND
+    assert (gallery.folder / ANN_NAME).exists()
+    picks = rng.choice(3000, size=200, replace=False)
+    queries = _photo(centres[picks], rng)
+    found = 0
+    for pick, query in zip(picks, queries, strict=True):
+        scores, ids = index.search(query, 20)
+        found += face_ids[pick] in ids.tolist()
+        # Reported scores are exact cosine similarities, in order.
+        stored = {fid: vec for fid, vec in zip(*_id_vectors(gallery, ids), strict=True)}
+        np.testing.assert_allclose(
+            scores, [float(stored[i] @ query) for i in ids.tolist()], rtol=1e-5, atol=1e-6
+        )
+        assert np.all(np.diff(scores) <= 0)
+    assert found >= 199  # exact search finds all 200 here
+    # The top hit is the exact top hit.
+    _, exact_ids = _exact(gallery, queries[0], 1)
+    assert index.search(queries[0], 1)[1][0] == exact_ids[0]
+
+
+def _id_vectors(gallery: Gallery, ids: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
+    marks = ",".join("?" * len(ids))
+    rows = gallery.conn.execute(
+        f"SELECT id, embedding FROM faces WHERE id IN ({marks})", [int(i) for i in ids]
+    ).fetchall()
+    return [r[0] for r in rows], [np.frombuffer(r[1], dtype=np.float32) for r in rows]
+
+
+def test_measured_recall_is_in_the_manifest_and_index_info(big_gallery, capsys) -> None:  # type: ignore[no-untyped-def]
+    gallery, *_ = big_gallery
+    gallery.index()
+    manifest = json.loads((gallery.folder / MANIFEST_NAME).read_text())
+    ann = manifest["ann"]
+    assert manifest["kind"] == APPROX_KIND
+    assert ann["mate_recall"] >= 0.99 and 0 < ann["recall_at_20"] <= 1
+    assert ann["shortlist"] > 0 and ann["calibration_queries"] > 0
+    assert ann["calibration"][-1]["shortlist"] == ann["shortlist"]
+    assert set(manifest["files"]) == {VECTORS_NAME, "faces.ids.i64", ANN_NAME}
+    out = io.StringIO()
+    assert main(["--gallery", str(gallery.folder), "index", "info", "--json"], out=out) == 0
+    info = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert info["kind"] == APPROX_KIND
+    assert info["ann"]["mate_recall"] == ann["mate_recall"]
+    assert info["count"] == info["gallery_faces"] == 3000
+
+
+def test_adds_and_deletes_without_rebuild(big_gallery) -> None:  # type: ignore[no-untyped-def]
+    gallery, centres, face_ids, rng = big_gallery
+    index = gallery.index()
+    ann_before = (gallery.folder / ANN_NAME).stat()
+    rebuilds = gallery.conn.execute(
+        "SELECT COUNT(*) FROM audit WHERE action = 'index_rebuild'"
+    ).fetchone()[0]
+    # A new identity, added the way enrolment does it.
+    newcomer = _identities(1, rng)
+    new_ids = _add_faces(gallery, ["NEW"], _photo(newcomer, rng))
+    index.add(np.array(new_ids), np.stack(_id_vectors(gallery, np.array(new_ids))[1]))
+    index.generation = gallery.generation
+    # Delete one old face.
+    gone = face_ids[5]
+    with gallery.transaction() as conn:
+        conn.execute("DELETE FROM faces WHERE id = ?", (gone,))
+        gallery.bump_generation()
+        gallery.audit("delete", {"face_ids": [gone]})
+    index.remove([gone])
+    index.generation = gallery.generation
+    index.save()
+    assert index.tail == 1 and index.deleted == 1 and index.count == 3000
+    # Reopened from disk (another thread's view): no rebuild, the same answers.
+    messages: list[str] = []
+    with Gallery(gallery.folder) as other:
+        reopened = other.index(on_message=messages.append)
+        assert messages == []
+        assert reopened.count == other.face_count() == 3000
+        _, ids = reopened.search(_photo(newcomer, rng)[0], 20)
+        assert ids[0] == new_ids[0]
+        _, ids = reopened.search(_photo(centres[5:6], rng)[0], 20)
+        assert gone not in ids.tolist()
+    assert (gallery.folder / ANN_NAME).stat().st_mtime_ns == ann_before.st_mtime_ns
+    assert (
+        gallery.conn.execute(
+            "SELECT COUNT(*) FROM audit WHERE action = 'index_rebuild'"
+        ).fetchone()[0]
+        == rebuilds
+    )
+
+
+def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  # type: ignore[no-untyped-def]
+    gallery, centres, face_ids, rng = big_gallery
+    gallery.index()
+    gallery.forget_index()
+    # Damage: flip bytes in the middle of the vector file (same size).
+    vectors = gallery.folder / VECTORS_NAME
+    data = bytearray(vectors.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 16] = bytes(16)
+    vectors.write_bytes(bytes(data))
+    messages: list[str] = []
+    rebuilt = gallery.index(on_message=messages.append)
+    assert len(messages) == 1 and "damaged or altered" in messages[0]
+    assert rebuilt.kind == APPROX_KIND and rebuilt.count == 3000
+    query = _photo(centres[7:8], rng)[0]
+    assert face_ids[7] in rebuilt.search(query, 20)[1].tolist()
+    # Stale: the database moved on without the index (e.g. a crash before it was saved).
+    _add_faces(gallery, ["LATE"], _photo(_identities(1, rng), rng))
+    gallery.forget_index()
+    messages.clear()
+    assert gallery.index(on_message=messages.append).count == 3001
+    assert "out of date" in messages[0]
+    # Missing files.
+    gallery.forget_index()
+    (gallery.folder / ANN_NAME).unlink()
+    messages.clear()
+    assert gallery.index(on_message=messages.append).count == 3001
+    assert "missing" in messages[0]
+    reasons = [
+        json.loads(row[0])["reason"]
+        for row in gallery.conn.execute("SELECT details FROM audit WHERE action='index_rebuild'")
+    ]
+    assert len(reasons) == 4 and all(r.startswith("automatic") for r in reasons[1:])
+
+
+def test_kind_follows_size_and_rebuild_is_advised(gallery: Gallery, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(5)
+    _add_faces(gallery, [f"S{i}" for i in range(300)], _photo(_identities(300, rng), rng))
+    index = drain(rebuild_index(gallery, flat_max=1000))
+    assert index.kind == FLAT_KIND and index.rebuild_advice(flat_max=1000) is None
+    assert "approximate index" in (index.rebuild_advice(flat_max=200) or "")
+    index = drain(rebuild_index(gallery, flat_max=200))
+    assert index.kind == APPROX_KIND
+    loaded = VectorIndex.load(gallery.folder)
+    assert isinstance(loaded, VectorIndex) and loaded.kind == APPROX_KIND
+    assert loaded.verify_files(full=True) is None

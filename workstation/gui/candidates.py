@@ -125,6 +125,16 @@ def decision_text(decisions: list[Decision]) -> str:
     return text
 
 
+def fmr_text(fmr: float | None) -> str:
+    """A false-match rate as people read it: "1 in 9,100" (two significant digits)."""
+    if fmr is None:
+        return NA
+    if fmr <= 0:
+        return "below measurable"
+    one_in = float(f"{1 / fmr:.2g}")
+    return "1 in 1" if one_in <= 1 else f"1 in {one_in:,.0f}"
+
+
 def blind_order_key(search_id: int, subject_id: str) -> str:
     """A fixed, score-independent order for blind review."""
     return hashlib.sha256(f"{search_id}:{subject_id}".encode()).hexdigest()
@@ -307,7 +317,7 @@ class CandidateTableModel(QAbstractTableModel):
         if column == self.COL_FMR:
             if hidden:
                 return HIDDEN
-            return NA if c.fmr is None else f"{c.fmr:.2g}"
+            return fmr_text(c.fmr)
         if column == self.COL_STRANGERS:
             if hidden:
                 return HIDDEN
@@ -477,7 +487,11 @@ class CandidatesWidget(QWidget):
             with context.open_gallery() as gallery:
                 return search.search_id, load_thumbnails(gallery, search.candidates)
 
-        context.pool.start(work, on_result=lambda r: self.model.set_thumbnails(*r))
+        # Bound methods (not lambdas) so Qt drops the call if this widget is gone by then.
+        context.pool.start(work, on_result=self._on_thumbnails_ready)
+
+    def _on_thumbnails_ready(self, result: tuple[int, dict[int, tuple[QImage, str]]]) -> None:
+        self.model.set_thumbnails(*result)
 
     def set_decisions(self, search_id: int, decisions: list[Decision]) -> None:
         current = self.current_candidate()

@@ -94,6 +94,7 @@ class DecisionPanelWidget(QGroupBox):
         self._search: SearchSummary | None = None
         self._candidate: Candidate | None = None
         self._busy = False
+        self._done_message = ""
         self._refresh()
 
     # ------------------------------------------------------------------ target
@@ -182,16 +183,18 @@ class DecisionPanelWidget(QGroupBox):
 
     def _start(self, work, done_message: str) -> None:  # type: ignore[no-untyped-def]
         self._busy = True
+        self._done_message = done_message
         self._refresh()
         self.context.pool.start(
             work,
-            on_result=lambda result: self._on_recorded(result, done_message),
+            on_result=self._on_recorded,
             on_error=self._on_failed,
             on_finished=self._on_finished,
         )
 
-    def _on_recorded(self, result: tuple[int, list[Decision]], message: str) -> None:
+    def _on_recorded(self, result: tuple[int, list[Decision]]) -> None:
         search_id, decisions = result
+        message = self._done_message
         if self._search is not None and self._search.search_id == search_id:
             self._search.decisions = list(decisions)
         self.note_edit.clear()

@@ -288,7 +288,10 @@ class MainWindowWidget(QMainWindow):
 
     def _on_frame_chosen(self, frame: Any) -> None:
         self.tabs.setCurrentWidget(self.search_page)
-        self.search_page.probe.load_frame(frame)
+        footage = self.panels.get("Footage")
+        lineage_for = getattr(footage, "lineage_for", None)
+        lineage = lineage_for(frame) if callable(lineage_for) else None
+        self.search_page.probe.load_frame(frame, lineage)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):

@@ -91,6 +91,8 @@ class ProbePanelWidget(QWidget):
         layout.addWidget(self.face_list)
 
         self.image: LoadedImage | None = None
+        self.lineage: dict[str, Any] | None = None  # video frame lineage of the current image
+        self._next_lineage: dict[str, Any] | None = None
         self.faces: list[Face] = []
         self.detected_count = 0
         self._queue: list[Path] = []
@@ -116,6 +118,9 @@ class ProbePanelWidget(QWidget):
         self._busy = max(0, self._busy + delta)
         if was != self.busy:
             self.busy_changed.emit(self.busy)
+
+    def _on_work_finished(self) -> None:
+        self._set_busy(-1)
 
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
@@ -154,6 +159,7 @@ class ProbePanelWidget(QWidget):
     def load_path(self, path: Path) -> None:
         """Read and analyse a photo on a worker; `probe_loaded` fires when its faces are known."""
         self.show_error("")
+        self._next_lineage = None
         self.context.status_message.emit(f"Opening {path} ...")
         context = self.context
 
@@ -169,12 +175,14 @@ class ProbePanelWidget(QWidget):
             work,
             on_result=self._on_probe_ready,
             on_error=self._on_load_failed,
-            on_finished=lambda: self._set_busy(-1),
+            on_finished=self._on_work_finished,
         )
 
-    def load_frame(self, frame: LoadedImage) -> None:
-        """Take a frame chosen in the footage panel (already decoded) and find its faces."""
+    def load_frame(self, frame: LoadedImage, lineage: dict[str, Any] | None = None) -> None:
+        """Take a frame chosen in the footage panel (already decoded) and find its faces;
+        `lineage` (video hash, frame index, timecode) is recorded with its searches."""
         self.show_error("")
+        self._next_lineage = lineage
         self._queue, self._queue_pos = [], -1
         self.queue_label.setText("")
         context = self.context
@@ -188,7 +196,7 @@ class ProbePanelWidget(QWidget):
             work,
             on_result=self._on_probe_ready,
             on_error=self._on_load_failed,
-            on_finished=lambda: self._set_busy(-1),
+            on_finished=self._on_work_finished,
         )
 
     def _on_load_failed(self, message: str) -> None:
@@ -196,6 +204,7 @@ class ProbePanelWidget(QWidget):
 
     def _on_probe_ready(self, probe: LoadedProbe) -> None:
         self.image = probe.image
+        self.lineage = self._next_lineage
         self.faces = list(probe.faces)
         self.detected_count = len(self.faces)
         self.canvas.set_image(probe.qimage)
@@ -281,7 +290,7 @@ class ProbePanelWidget(QWidget):
             work,
             on_result=self._on_manual_face_ready,
             on_error=self.show_error,
-            on_finished=lambda: self._set_busy(-1),
+            on_finished=self._on_work_finished,
         )
 
     def _on_manual_face_ready(self, face: Face) -> None:

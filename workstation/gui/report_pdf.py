@@ -14,10 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt
-from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
+from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtGui import (
+    QFont,
+    QImage,
+    QPageLayout,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+    QTextDocument,
+)
 
+from workstation.gui.candidates import fmr_text
 from workstation.gui.context import AppContext
+from workstation.gui.imaging import bgr_to_qimage
 from workstation.progress import CancelToken
 from workstation.reports.bundle import export_case_bundle
 
@@ -56,7 +66,11 @@ def _table(headers: list[str], rows: list[list[str]], widths: list[int] | None =
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     if not rows:
         body = f"<tr><td colspan='{len(headers)}'><i>none</i></td></tr>"
-    return f"<table width='100%' border='1' cellspacing='0'><tr>{head}</tr>{body}</table>"
+    # <thead> repeats the header row at the top of every page the table runs onto.
+    return (
+        f"<table width='100%' border='1' cellspacing='0'><thead><tr>{head}</tr></thead>"
+        f"{body}</table>"
+    )
 
 
 def _face_text(face: dict[str, Any]) -> str:
@@ -73,8 +87,65 @@ def _face_text(face: dict[str, Any]) -> str:
     return _e(how)
 
 
+def _param_text(params: dict[str, Any]) -> str:
+    """Search parameters in words; nested records (the calibration) by their id and hash."""
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            label = value.get("label") or value.get("id") or key
+            digest = str(value.get("sha256") or "")[:16]
+            pairs = value.get("impostor_pairs")
+            extra = f", {pairs} impostor pairs" if pairs else ""
+            value = f"{label} (SHA-256 {digest}…{extra})" if digest else label
+        parts.append(f"{key} = {value}")
+    return "; ".join(parts)
+
+
 def _fmt(value: Any, spec: str = ".2g") -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def report_images(gallery: Any, bundle: dict[str, Any]) -> dict[str, QImage]:
+    """Face crops for the report (worker side): each probe face as searched, when its file is
+    still there unchanged, and the best-matching gallery face of every candidate."""
+    from workstation.domain import BBox
+    from workstation.errors import WorkstationError
+    from workstation.vision.alignment import align_face, crop_box
+    from workstation.vision.images import load_image
+
+    def crop(bgr: Any, box: list[float], landmarks: Any) -> QImage:
+        if landmarks:
+            return bgr_to_qimage(align_face(bgr, tuple((x, y) for x, y in landmarks)))
+        return bgr_to_qimage(crop_box(bgr, BBox(*box)))
+
+    images: dict[str, QImage] = {}
+    for search in bundle["searches"]:
+        face, probe = search["face"], search["probe"]
+        try:
+            loaded = load_image(probe["path"])
+            if loaded.sha256 == probe["sha256"]:
+                images[f"probe-{search['search_id']}"] = crop(
+                    loaded.bgr, face["box"], face.get("landmarks")
+                )
+        except WorkstationError:
+            pass  # the report says the probe file is not available
+        for candidate in search["candidates"]:
+            key = f"face-{candidate['face_id']}"
+            record = gallery.face(int(candidate["face_id"]))
+            if key in images or record is None:
+                continue
+            try:
+                bgr = load_image(gallery.image_file(record)).bgr
+            except WorkstationError:
+                continue
+            images[key] = crop(bgr, record.box, record.landmarks)
+    return images
+
+
+def _img(images: dict[str, QImage], key: str, width: int) -> str:
+    if key not in images:
+        return "<i>image not available</i>"
+    return f"<img src='{key}' width='{width}' height='{width}'>"
 
 
 def _decision_cell(decisions: list[dict[str, Any]], subject_id: str) -> str:
@@ -85,15 +156,22 @@ def _decision_cell(decisions: list[dict[str, Any]], subject_id: str) -> str:
     )
 
 
-def report_html(bundle: dict[str, Any], bundle_name: str, bundle_sha256: str) -> str:
+def report_html(
+    bundle: dict[str, Any],
+    bundle_name: str,
+    bundle_sha256: str,
+    images: dict[str, QImage] | None = None,
+) -> str:
     """The report as HTML for QTextDocument (tables, no scripts, no external resources)."""
     case, gallery, audit = bundle["case"], bundle["gallery"], bundle["audit"]
+    images = images or {}
     parts = [
         f"<html><head><style>{STYLE}</style></head><body>",
         "<p class='small'>FACE SEARCH CASE REPORT · INVESTIGATIVE LEADS, NOT IDENTIFICATIONS</p>",
         f"<h1>Case {_e(case['id'])}</h1>",
         f"<p><b>Purpose:</b> {_e(case['purpose'])}</p>",
-        f"<p class='caveat'><b>Caveat.</b> {_e(bundle['caveat'])}</p>",
+        "<table width='100%' border='2' cellspacing='0' cellpadding='6'><tr><td "
+        f"style='background:#f3f3f3'><b>Caveat.</b> {_e(bundle['caveat'])}</td></tr></table>",
         "<h2>1. Case</h2>",
         _kv(
             [
@@ -126,9 +204,10 @@ def report_html(bundle: dict[str, Any], bundle_name: str, bundle_sha256: str) ->
     for number, search in enumerate(bundle["searches"], start=1):
         face = search["face"]
         quality = face.get("quality", {})
-        reasons = "; ".join(quality.get("reasons") or []) or "none"
+        reasons = "; ".join(quality.get("reasons") or []) or "no concerns found"
         parts += [
-            f"<h2>3.{number} Search {search['search_id']}</h2>",
+            # Each search starts on a new page, so its tables are never split at the bottom.
+            f"<h2 style='page-break-before: always'>3.{number} Search {search['search_id']}</h2>",
             _kv(
                 [
                     ("Time (UTC)", _e(search["time"])),
@@ -143,35 +222,38 @@ def report_html(bundle: dict[str, Any], bundle_name: str, bundle_sha256: str) ->
                     ),
                     ("Model", f"<span class='mono'>{_e(search['model_id'])}</span>"),
                     ("Gallery size at search", f"{search['gallery_faces']} faces"),
-                    ("Parameters", _e(", ".join(f"{k}={v}" for k, v in search["params"].items()))),
+                    ("Parameters", _e(_param_text(search["params"]))),
                     ("Examiner's note", _e(search.get("note") or "none")),
                 ]
             ),
-            f"<h3>Candidates ({len(search['candidates'])})</h3>",
+            "<table cellspacing='0' cellpadding='4'><tr><td>"
+            + _img(images, f"probe-{search['search_id']}", 96)
+            + "</td><td valign='middle'>Probe face as searched (aligned crop the model "
+            "compared; drawn from the probe file after checking its SHA-256).</td></tr></table>",
+            f"<h3>Candidates ({len(search['candidates'])}), best score first</h3>",
             _table(
-                [
-                    "Rank",
-                    "Subject",
-                    "Name",
-                    "Score",
-                    "False-match rate",
-                    "Expected strangers",
-                    "Decision",
-                ],
+                ["#", "Face", "Subject", "Name", "Score", "FMR", "Strangers", "Decision"],
                 [
                     [
                         str(c["rank"]),
+                        _img(images, f"face-{c['face_id']}", 44),
                         _e(c["subject_id"]),
                         _e(c.get("name") or ""),
                         f"{c['score']:.4f}",
-                        _fmt(c.get("fmr")),
+                        fmr_text(c.get("fmr")),
                         _fmt(c.get("expected_strangers")),
                         _decision_cell(search["decisions"], c["subject_id"]),
                     ]
                     for c in search["candidates"]
                 ],
-                [7, 18, 18, 9, 12, 12, 24],
+                [5, 9, 13, 12, 10, 13, 14, 24],
             ),
+            "<p class='small'>#: rank. Score: cosine similarity of the two faces' embeddings "
+            "(higher is more alike; it is not a probability). FMR: the false-match rate at "
+            "that score, how "
+            "often two different people score at least as high. Strangers: how many different "
+            "people a gallery of this size is expected to hold at or above that score. n/a: not "
+            "calibrated.</p>",
             "<h3>Decisions and notes</h3>",
             _table(
                 ["Time (UTC)", "Examiner", "Subject", "Decision", "Note"],
@@ -190,7 +272,7 @@ def report_html(bundle: dict[str, Any], bundle_name: str, bundle_sha256: str) ->
             ),
         ]
     parts += [
-        "<h2>4. Audit trail</h2>",
+        "<h2 style='page-break-before: always'>4. Audit trail</h2>",
         _kv(
             [
                 (
@@ -234,7 +316,11 @@ def report_html(bundle: dict[str, Any], bundle_name: str, bundle_sha256: str) ->
 
 
 def write_report_pdf(
-    bundle: dict[str, Any], pdf_path: Path, bundle_name: str, bundle_sha256: str
+    bundle: dict[str, Any],
+    pdf_path: Path,
+    bundle_name: str,
+    bundle_sha256: str,
+    images: dict[str, QImage] | None = None,
 ) -> int:
     """Render the report to `pdf_path` (GUI thread); returns the number of pages."""
     writer = QPdfWriter(str(pdf_path))
@@ -253,7 +339,9 @@ def write_report_pdf(
     document = QTextDocument()
     document.documentLayout().setPaintDevice(writer)
     document.setDefaultFont(QFont("DejaVu Serif", 10))
-    document.setHtml(report_html(bundle, bundle_name, bundle_sha256))
+    for key, image in (images or {}).items():
+        document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(key), image)
+    document.setHtml(report_html(bundle, bundle_name, bundle_sha256, images))
     page = writer.pageLayout().paintRectPixels(RESOLUTION)
     footer_height = RESOLUTION * 0.35
     body = QSizeF(page.width(), page.height() - footer_height)
@@ -305,15 +393,16 @@ def export_case_report(
     pdf_path = Path(pdf_path)
     json_path = bundle_path_for(pdf_path)
 
-    def work(cancel: CancelToken) -> tuple[dict[str, Any], str]:
+    def work(cancel: CancelToken) -> tuple[dict[str, Any], str, dict[str, QImage]]:
         with context.open_gallery() as gallery:
             bundle = export_case_bundle(gallery, case_id, json_path, extra_files=[pdf_path])
-        return bundle, hashlib.sha256(json_path.read_bytes()).hexdigest()
+            images = report_images(gallery, bundle)
+        return bundle, hashlib.sha256(json_path.read_bytes()).hexdigest(), images
 
-    def on_bundle(result: tuple[dict[str, Any], str]) -> None:
-        bundle, digest = result
+    def on_bundle(result: tuple[dict[str, Any], str, dict[str, QImage]]) -> None:
+        bundle, digest, images = result
         try:
-            pages = write_report_pdf(bundle, pdf_path, json_path.name, digest)
+            pages = write_report_pdf(bundle, pdf_path, json_path.name, digest, images)
         except OSError as exc:
             on_error(f"{pdf_path}: the PDF could not be written ({exc})")
             return

@@ -9,6 +9,7 @@ them. A poor-quality probe needs a note saying why it is searched anyway.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -32,12 +33,11 @@ from workstation.progress import CancelToken, Progress
 from workstation.vision.images import LoadedImage
 
 
-def probe_info_for(image: LoadedImage) -> ProbeInfo:
+def probe_info_for(image: LoadedImage, lineage: dict[str, Any] | None = None) -> ProbeInfo:
     """Where the probe came from; a footage frame carries its lineage (frame number, time)."""
     info = ProbeInfo.from_image(image)
-    frame = getattr(image, "frame", None) or getattr(image, "lineage", None)
-    if isinstance(frame, dict):
-        return ProbeInfo(info.path, info.sha256, info.width, info.height, frame=frame)
+    if lineage:
+        return ProbeInfo(info.path, info.sha256, info.width, info.height, frame=dict(lineage))
     return info
 
 
@@ -191,7 +191,7 @@ class SearchPageWidget(QWidget):
         self.show_message("")
         context, top_k = self.context, int(self.context.settings.top_k)
         faces_found = self.probe.detected_count
-        probe = probe_info_for(image)
+        probe = probe_info_for(image, self.probe.lineage)
 
         def work(cancel: CancelToken) -> Iterator[Progress]:
             results: list[SearchResult] = []

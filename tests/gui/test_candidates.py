@@ -1,0 +1,131 @@
+"""The candidate table model and widget: real searches on a real gallery; blind review."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context, shared_extras
+from workstation.gallery.admin import decisions_for, record_decision
+from workstation.gallery.search import ProbeInfo, search_face
+from workstation.gallery.store import Gallery
+from workstation.gui.candidates import (
+    HIDDEN,
+    LEADS_NOT_IDENTIFICATIONS,
+    CandidatesWidget,
+    CandidateTableModel,
+    fmr_text,
+    load_case_searches,
+)
+from workstation.vision.images import load_image
+
+
+@pytest.fixture
+def searched(tmp_path: Path, engine, photo_paths, shared_faces):  # type: ignore[no-untyped-def]
+    """A gallery of 6 subjects and one recorded search of obama2.jpg in CASE."""
+    folder = enrol_gallery(
+        tmp_path / "gallery", engine, photo_paths, shared_extras(shared_faces, 4)
+    )
+    image = load_image(photo_paths["obama2"])
+    face = engine.analyze(image.bgr)[0]
+    with Gallery(folder, user="examiner1") as gallery:
+        result = search_face(
+            gallery, face, ProbeInfo.from_image(image), CASE.case_id, CASE.purpose, top_k=20
+        )
+    return folder, result
+
+
+def test_model_passes_qtmodeltester(qtmodeltester, searched) -> None:  # type: ignore[no-untyped-def]
+    folder, _ = searched
+    with Gallery(folder, user="examiner1") as gallery:
+        searches = load_case_searches(gallery, CASE.case_id)
+    model = CandidateTableModel("examiner1")
+    model.set_search(searches[0])
+    qtmodeltester.check(model, force_py=True)
+    assert model.rowCount() == 6
+    assert model.data(model.index(0, model.COL_SUBJECT)) == "obama"
+    assert model.data(model.index(0, model.COL_RANK)) == "1"
+    scores = [float(model.data(model.index(r, model.COL_SCORE))) for r in range(6)]
+    assert scores == sorted(scores, reverse=True)
+    model.set_blind(True)
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_false_match_columns_show_values_or_na(searched) -> None:  # type: ignore[no-untyped-def]
+    folder, _ = searched
+    with Gallery(folder, user="examiner1") as gallery:
+        search = load_case_searches(gallery, CASE.case_id)[0]
+    model = CandidateTableModel("examiner1")
+    first = search.candidates[0]
+    search.candidates = [replace(first, fmr=None, expected_strangers=None)] + [
+        replace(c, fmr=1e-4, expected_strangers=0.02) for c in search.candidates[1:]
+    ]
+    model.set_search(search)
+    assert model.data(model.index(0, model.COL_FMR)) == "n/a"
+    assert model.data(model.index(0, model.COL_STRANGERS)) == "n/a"
+    assert model.data(model.index(1, model.COL_FMR)) == "1 in 10,000"
+    assert model.data(model.index(1, model.COL_STRANGERS)) == "0.02"
+
+
+def test_fmr_reads_as_one_in_n() -> None:
+    assert fmr_text(None) == "n/a"
+    assert fmr_text(0.00011) == "1 in 9,100"
+    assert fmr_text(0.5) == "1 in 2"
+    assert fmr_text(0.0) == "below measurable"
+
+
+def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searched, engine):  # type: ignore[no-untyped-def]
+    folder, result = searched
+    context = make_context(folder, engine)
+    context.set_case(CASE)
+    widget = CandidatesWidget(context)
+    qtbot.addWidget(widget)
+    assert widget.caveat_label.text() == LEADS_NOT_IDENTIFICATIONS
+    with qtbot.waitSignal(widget.searches_loaded, timeout=WAIT_MS):
+        widget.reload()
+    model = widget.model
+    ranked = [model.candidate(r).subject_id for r in range(model.rowCount())]
+    widget.blind_box.setChecked(True)
+    blind = [model.candidate(r).subject_id for r in range(model.rowCount())]
+    assert sorted(blind) == sorted(ranked) and blind != ranked
+    for column in (model.COL_RANK, model.COL_SCORE, model.COL_FMR, model.COL_STRANGERS):
+        assert {model.data(model.index(r, column)) for r in range(6)} == {HIDDEN}
+    assert "6 to go" in widget.blind_label.text()
+    with Gallery(folder, user="examiner1") as gallery:
+        for candidate in result.candidates[:-1]:
+            record_decision(gallery, result.search_id, candidate.subject_id, "excluded", "differs")
+        decisions = decisions_for(gallery, result.search_id)
+    widget.set_decisions(result.search_id, decisions)
+    assert model.scores_hidden and "1 to go" in widget.blind_label.text()
+    with Gallery(folder, user="examiner1") as gallery:
+        record_decision(gallery, result.search_id, result.candidates[-1].subject_id, "inconclusive")
+        decisions = decisions_for(gallery, result.search_id)
+    widget.set_decisions(result.search_id, decisions)
+    assert not model.scores_hidden
+    assert model.data(model.index(0, model.COL_RANK)) == "1"
+    assert [model.candidate(r).subject_id for r in range(6)] == ranked
+    assert "excluded (examiner1)" in model.data(model.index(0, model.COL_DECISION))
+
+
+def test_thumbnails_arrive_from_the_worker(qtbot, searched, engine) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    folder, _ = searched
+    context = make_context(folder, engine)
+    context.set_case(CASE)
+    widget = CandidatesWidget(context)
+    qtbot.addWidget(widget)
+    with qtbot.waitSignal(widget.searches_loaded, timeout=WAIT_MS):
+        widget.reload()
+    model = widget.model
+    qtbot.waitUntil(
+        lambda: (
+            model.data(model.index(0, model.COL_THUMB), Qt.ItemDataRole.DecorationRole) is not None
+        ),
+        timeout=WAIT_MS,
+    )
+    pixmap = model.data(model.index(0, model.COL_THUMB), Qt.ItemDataRole.DecorationRole)
+    assert pixmap.width() == 56
+    assert model.data(model.index(0, model.COL_QUALITY)) in ("good", "warn", "poor")

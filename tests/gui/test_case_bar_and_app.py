@@ -1,0 +1,85 @@
+"""The case bar and its dialog; starting the app (cv2's Qt variables removed first)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtWidgets import QDialogButtonBox
+
+from tests.gui.analyst_support import CASE, WAIT_MS
+from workstation.gui.case_bar import CaseBarWidget, CaseDialog
+from workstation.gui.context import AppContext, CaseInfo
+from workstation.settings import load_settings
+
+
+def test_dialog_needs_case_number_and_purpose(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = CaseDialog(["2026-0001"], {"2026-0001": "find the driver"})
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled()
+    dialog.case_combo.setEditText("2026-0999")
+    assert not ok.isEnabled()
+    dialog.purpose_edit.setText("identify the person in still 4")
+    assert ok.isEnabled()
+    assert dialog.case_info() == CaseInfo("2026-0999", "identify the person in still 4")
+
+
+def test_recent_case_fills_in_its_purpose(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = CaseDialog(["2026-0001", "2026-0002"], {"2026-0002": "find the driver"})
+    qtbot.addWidget(dialog)
+    assert dialog.case_combo.count() == 2
+    dialog.case_combo.setCurrentIndex(1)
+    assert dialog.purpose_edit.text() == "find the driver"
+
+
+def test_bar_shows_case_and_remembers_it(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    context = AppContext(tmp_path / "gallery", user="examiner7")
+    bar = CaseBarWidget(context)
+    qtbot.addWidget(bar)
+    assert "none set" in bar.case_label.text()
+    assert "examiner7" in bar.user_label.text()
+    with qtbot.waitSignal(context.case_changed, timeout=WAIT_MS):
+        bar.apply(CASE)
+    assert CASE.case_id in bar.case_label.text() and CASE.purpose in bar.purpose_label.text()
+    assert bar.ensure_case() == CASE  # no dialog when a case is set
+    assert load_settings().recent_cases == [CASE.case_id]
+    assert (tmp_path / "user-config" / "settings.json").exists()
+    dialog = bar.make_dialog()
+    qtbot.addWidget(dialog)
+    assert dialog.case_combo.itemText(0) == CASE.case_id
+    context.pool.wait()
+
+
+def test_create_application_removes_cv2_qt_variables(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from workstation.gui.app import create_application
+
+    app = create_application()
+    assert app is not None and app.applicationName() == "workstation"
+    import cv2
+
+    cv2_dir = str(Path(cv2.__file__).resolve().parent)
+    for name in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        assert not os.environ.get(name, "").startswith(cv2_dir)
+
+
+def test_run_app_opens_the_window_and_returns_an_exit_code(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from workstation.gui.app import run_app
+    from workstation.gui.main_window import MainWindowWidget
+
+    seen: list[str] = []
+
+    def look_and_quit() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindowWidget)]
+        seen.extend(str(w.context.gallery_dir) for w in windows if w.isVisible())
+        for window in windows:
+            window.close()
+        QApplication.quit()
+
+    QTimer.singleShot(0, look_and_quit)  # runs as soon as the event loop starts
+    code = run_app(gallery_dir=tmp_path / "g", user="examiner1")
+    assert code == 0
+    assert str(tmp_path / "g") in seen

@@ -1,0 +1,129 @@
+"""Compare view on a real search: both sides load, linked zoom and pan, overlay and flicker,
+landmarks on/off, metadata, stepping through candidates, a decision from inside the view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context, shared_extras
+from workstation.gallery.search import ProbeInfo, search_face
+from workstation.gallery.store import Gallery
+from workstation.gui.candidates import CandidatesWidget
+from workstation.gui.compare_view import METADATA_ROWS, CompareDialog
+from workstation.vision.images import load_image
+
+
+@pytest.fixture
+def setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):  # type: ignore[no-untyped-def]
+    folder = enrol_gallery(
+        tmp_path / "gallery", engine, photo_paths, shared_extras(shared_faces, 2)
+    )
+    image = load_image(photo_paths["obama2"])
+    face = engine.analyze(image.bgr)[0]
+    with Gallery(folder, user="examiner1") as gallery:
+        search_face(gallery, face, ProbeInfo.from_image(image), CASE.case_id, CASE.purpose)
+    context = make_context(folder, engine)
+    context.set_case(CASE)
+    candidates = CandidatesWidget(context)
+    qtbot.addWidget(candidates)
+    with qtbot.waitSignal(candidates.searches_loaded, timeout=WAIT_MS):
+        candidates.reload()
+    yield context, candidates, image
+    context.pool.cancel_all()
+    context.pool.wait()
+
+
+def open_dialog(qtbot, context, candidates, image) -> CompareDialog:  # type: ignore[no-untyped-def]
+    dialog = CompareDialog(context, candidates, image)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.candidate_shown, timeout=WAIT_MS):
+        dialog.show()
+    return dialog
+
+
+def metadata(dialog: CompareDialog, row_name: str, column: int) -> str:
+    return dialog.table.item(METADATA_ROWS.index(row_name), column).text()
+
+
+def test_both_sides_and_metadata(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    context, candidates, image = setup
+    dialog = open_dialog(qtbot, context, candidates, image)
+    assert "Candidate 1 of 4: obama" in dialog.header.text()
+    assert metadata(dialog, "SHA-256", 0) == image.sha256
+    assert metadata(dialog, "Source file", 0).endswith("obama2.jpg")
+    assert metadata(dialog, "Source file", 1).endswith("obama.jpg")
+    assert metadata(dialog, "Inter-eye distance", 0).endswith(" px")
+    assert metadata(dialog, "Quality", 1) in ("GOOD", "WARN", "POOR")
+    assert "enrolled" in metadata(dialog, "Date", 1)
+    assert dialog.probe_crop.scene().items() and dialog.cand_photo.scene().items()
+
+
+def test_step_through_candidates_with_keys(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    context, candidates, image = setup
+    dialog = open_dialog(qtbot, context, candidates, image)
+    seen = [candidates.current_candidate().subject_id]
+    for _ in range(3):
+        with qtbot.waitSignal(dialog.candidate_shown, timeout=WAIT_MS):
+            qtbot.keyClick(dialog, Qt.Key.Key_PageDown)
+        seen.append(candidates.current_candidate().subject_id)
+        assert metadata(dialog, "Subject", 1).startswith(seen[-1])
+    assert len(set(seen)) == 4
+    assert "Candidate 4 of 4" in dialog.header.text()
+    with qtbot.waitSignal(dialog.candidate_shown, timeout=WAIT_MS):
+        qtbot.keyClick(dialog, Qt.Key.Key_PageUp)
+    assert candidates.current_candidate().subject_id == seen[2]
+
+
+def test_linked_zoom_pan_landmarks_overlay_and_flicker(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    context, candidates, image = setup
+    dialog = open_dialog(qtbot, context, candidates, image)
+    dialog.probe_photo.zoom_by(2.0)
+    probe_state, cand_state = dialog.probe_photo.state(), dialog.cand_photo.state()
+    assert probe_state[0] == pytest.approx(2.0, rel=0.05)
+    assert cand_state == pytest.approx(probe_state, rel=0.05, abs=0.02)
+    dialog.cand_photo.horizontalScrollBar().setValue(
+        dialog.cand_photo.horizontalScrollBar().value() + 40
+    )
+    assert dialog.probe_photo.state() == pytest.approx(dialog.cand_photo.state(), abs=0.03)
+
+    assert dialog.probe_crop.landmarks_visible
+    dialog.landmarks_box.setChecked(False)
+    assert not dialog.probe_crop.landmarks_visible and not dialog.cand_photo.landmarks_visible
+
+    dialog.modes.setCurrentIndex(1)
+    dialog.opacity_slider.setValue(80)
+    assert dialog.overlay.over.opacity() == pytest.approx(0.8)
+    dialog.flicker_box.setChecked(True)
+    assert dialog.overlay.timer.isActive()
+    visible = dialog.overlay.over.isVisible()
+    dialog.overlay.timer.timeout.emit()
+    assert dialog.overlay.over.isVisible() is not visible
+    dialog.flicker_box.setChecked(False)
+    assert not dialog.overlay.timer.isActive() and dialog.overlay.over.isVisible()
+
+
+def test_decision_from_the_compare_view_updates_the_list(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    context, candidates, image = setup
+    dialog = open_dialog(qtbot, context, candidates, image)
+    dialog.decisions.note_edit.setText("eyebrows and ears differ")
+    with qtbot.waitSignal(dialog.decisions.decisions_changed, timeout=WAIT_MS):
+        dialog.decisions.buttons["excluded"].click()
+    model = candidates.model
+    assert model.data(model.index(0, model.COL_DECISION)) == "excluded (examiner1)"
+
+
+def test_probe_file_changed_since_search_is_reported(qtbot, setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    context, candidates, _image = setup
+    search = candidates.current_search
+    moved = tmp_path / "gone.jpg"
+    search.probe_path = str(moved)  # the recorded probe file is no longer there
+    dialog = CompareDialog(context, candidates, None)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.load_failed, timeout=WAIT_MS) as blocker:
+        dialog.show()
+    assert "gone.jpg" in blocker.args[0]
+    assert dialog.error_label.isVisibleTo(dialog)

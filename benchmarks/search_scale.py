@@ -176,12 +176,19 @@ def make_data(folder: Path, size: int, params: dict[str, float], queries: int) -
 
 
 def rss() -> tuple[float, float]:
-    fields = {}
+    """(resident now, peak resident) in MB; file-backed pages of memory maps included."""
+    fields = memory()
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def memory() -> dict[str, float]:
+    """VmRSS / VmHWM / RssAnon (private heap) / RssFile (mapped files, reclaimable), in MB."""
+    fields = {"VmRSS": 0.0, "VmHWM": 0.0, "RssAnon": 0.0, "RssFile": 0.0}
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return round(fields.get("VmRSS", 0.0), 1), round(fields.get("VmHWM", 0.0), 1)
+        if key in fields:
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
 
 
 # ---------------------------------------------------------------------- workers (own process)
@@ -202,7 +209,7 @@ def worker(method: str, folder: Path, size: int, nq: int, flat_max: int | None) 
         t0 = time.perf_counter()
         index = drain(build_index(folder / "product", chunks, size, DIM, flat_max=flat_max))
         build_s = time.perf_counter() - t0
-        now, peak = rss()
+        _, peak = rss()
         return {
             "build_s": round(build_s, 2),
             "build_peak_rss_mb": peak,
@@ -276,15 +283,21 @@ def worker(method: str, folder: Path, size: int, nq: int, flat_max: int | None) 
     overlap = np.mean(
         [len(set(r.tolist()) & set(t.tolist())) / K for r, t in zip(results, truth, strict=True)]
     )
-    now, peak = rss()
+    exact_mate = np.mean(
+        [label in set(t.tolist()) for label, t in zip(qlabels, truth, strict=True)]
+    )
+    mem = memory()
     return {
         "build_s": None if build_s is None else round(build_s, 2),
-        "rss_mb": now,
-        "peak_rss_mb": peak,
+        "rss_mb": mem["VmRSS"],
+        "peak_rss_mb": mem["VmHWM"],
+        "rss_anon_mb": mem["RssAnon"],
+        "rss_file_mb": mem["RssFile"],
         "p50_ms": round(float(np.percentile(times, 50)), 2),
         "p95_ms": round(float(np.percentile(times, 95)), 2),
         "queries": len(times),
         "mate_recall": round(float(mate), 4),
+        "exact_mate_recall": round(float(exact_mate), 4),  # exact search, same queries
         "recall_at_20": round(float(overlap), 4),
         **extra,
     }

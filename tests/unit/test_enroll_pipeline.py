@@ -66,11 +66,12 @@ def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> No
     assert [o.source for o in report.outcomes] == [i.source for i in items]
     assert {"decode", "analyze", "write", "wait"} <= set(report.timings)
     assert _assert_consistent(gallery.folder) == report.enrolled
-    # A photo's own face is found first, for its own subject.
-    first = next(o for o in report.outcomes if o.status == "enrolled")
-    faces = engine.analyze(load_image(first.path).bgr)
-    top = rank_candidates(gallery, faces[0].embedding, 3)
-    assert top[0].subject_id == first.subject_id and top[0].score > 0.99
+    # Searching with an enrolled photo finds that very face first, for its own subject.
+    for first in [o for o in report.outcomes if o.status == "enrolled"][:5]:
+        faces = engine.analyze(load_image(first.path).bgr)
+        top = rank_candidates(gallery, faces[0].embedding, 3)
+        assert top[0].subject_id == first.subject_id and top[0].face_id == first.face_id
+        assert top[0].score > 0.85  # mated pairs of different photos score 0.75 on average
 
 
 def test_cancelled_batched_enrolment_resumes_consistently(gallery, engine, shared_faces) -> None:  # type: ignore[no-untyped-def]

@@ -72,11 +72,16 @@ class FaceEngine:
     def model(self) -> ModelId:
         return self.embedder.model
 
-    def detect(self, bgr: np.ndarray) -> list[Detection]:
-        """Faces in the image, largest first (face 0 is the main face)."""
+    def detect(self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE) -> list[Detection]:
+        """Faces in the image, largest first (face 0 is the main face).
+
+        Detection runs on a copy at most `max_side` pixels on its longer side (landmarks are
+        mapped back to the full image); enrolment passes a smaller side than search, since it
+        only wants the main face and detection cost grows with the pixel count.
+        """
         cv2 = cv2_module()
         height, width = bgr.shape[:2]
-        scale = min(1.0, MAX_DETECTION_SIDE / max(height, width))
+        scale = min(1.0, max_side / max(height, width))
         small = (
             cv2.resize(
                 bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
@@ -94,9 +99,9 @@ class FaceEngine:
         with self._lock:
             return l2_normalise(self.embedder.embed(aligned_faces))
 
-    def analyze(self, bgr: np.ndarray) -> list[Face]:
-        """Every detected face, embedded and assessed, largest first."""
-        detections = self.detect(bgr)
+    def analyze(self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE) -> list[Face]:
+        """Every detected face, embedded and assessed, largest first (see `detect`)."""
+        detections = self.detect(bgr, max_side)
         if not detections:
             return []
         crops = [align_face(bgr, d.landmarks) for d in detections]

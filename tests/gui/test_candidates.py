@@ -90,6 +90,7 @@ def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searc
     widget.blind_box.setChecked(True)
     blind = [model.candidate(r).subject_id for r in range(model.rowCount())]
     assert sorted(blind) == sorted(ranked) and blind != ranked
+    assert widget.current_candidate().subject_id == blind[0], "selection must not point at rank 1"
     for column in (model.COL_RANK, model.COL_SCORE, model.COL_FMR, model.COL_STRANGERS):
         assert {model.data(model.index(r, column)) for r in range(6)} == {HIDDEN}
     assert "6 to go" in widget.blind_label.text()

@@ -77,6 +77,9 @@ def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, pho
     with qtbot.waitSignal(candidates2.searches_loaded, timeout=WAIT_MS):
         second.context.set_case(CASE)
     assert len(candidates2.searches) == 1
+    probe2 = second.search_page.probe
+    qtbot.waitUntil(lambda: probe2.image is not None and not probe2.busy, timeout=WAIT_MS)
+    assert probe2.image.sha256 == candidates2.searches[0].probe_sha256  # the recorded probe
     candidates2.select_candidate_row(candidates2.model.row_of("obama"))
     panel2 = second.search_page.decisions
     assert panel2.confirm_button.isEnabled()

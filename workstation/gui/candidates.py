@@ -151,10 +151,22 @@ class CandidateTableModel(QAbstractTableModel):
         "Subject",
         "Name",
         "Score",
-        "False-match rate",
-        "Expected strangers",
-        "Gallery face quality",
+        "FMR",
+        "Strangers",
+        "Quality",
         "Decision",
+    )
+    HEADER_TIPS = (
+        "Rank by score (1 = most similar)",
+        "The candidate's best-matching gallery face",
+        "Gallery subject id",
+        "Name recorded for the subject",
+        "Cosine similarity of the two faces (higher is more alike; not a probability)",
+        "False-match rate at this score: how often two different people score this high",
+        "How many different people a gallery of this size is expected to hold at or above "
+        "this score",
+        "Quality of the gallery face",
+        "Decisions recorded on this candidate",
     )
     CandidateRole = Qt.ItemDataRole.UserRole + 1
     SortKeyRole = Qt.ItemDataRole.UserRole + 2
@@ -265,6 +277,12 @@ class CandidateTableModel(QAbstractTableModel):
             and 0 <= section < len(self.HEADERS)
         ):
             return self.HEADERS[section]
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.ToolTipRole
+            and 0 <= section < len(self.HEADER_TIPS)
+        ):
+            return self.HEADER_TIPS[section]
         if orientation == Qt.Orientation.Vertical and role == Qt.ItemDataRole.DisplayRole:
             return section + 1
         return None
@@ -368,6 +386,7 @@ class CandidatesWidget(QWidget):
     """The leads line, the case's searches, and the candidate table."""
 
     candidate_selected = Signal(object, object)  # SearchSummary, Candidate | None
+    search_chosen = Signal(object)  # SearchSummary | None
     compare_requested = Signal()
     searches_loaded = Signal(int)  # number of searches in the case
 
@@ -474,6 +493,7 @@ class CandidatesWidget(QWidget):
     def _on_search_chosen(self, position: int) -> None:
         search = self._searches[position] if 0 <= position < len(self._searches) else None
         self.model.set_search(search)
+        self.search_chosen.emit(search)
         if search is not None and search.candidates:
             self.table.selectRow(0)
             self._load_thumbnails(search)
@@ -518,7 +538,10 @@ class CandidatesWidget(QWidget):
     def _on_blind_toggled(self, on: bool) -> None:
         current = self.current_candidate()
         self.model.set_blind(on)
-        if current is not None:
+        if on or current is None:
+            # Start at the top of the mixed order: keeping the old row would point at rank 1.
+            self.select_candidate_row(0)
+        else:
             self.select_candidate_row(self.model.row_of(current.subject_id))
 
     def _update_blind_label(self, *_args: object) -> None:

@@ -65,7 +65,9 @@ class FaceBoxItem(QGraphicsRectItem):
             self._dots.append(dot)
         self._badge_bg = QGraphicsRectItem(self)
         self._badge_bg.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        self._badge_bg.setPos(QPointF(box.x, box.y))
+        # A drawn box often overlaps a detected one: its badge goes under the box, not on top.
+        drawn = face.source is FaceSource.MANUAL
+        self._badge_bg.setPos(QPointF(box.x, box.y + box.h if drawn else box.y))
         self._badge = QGraphicsSimpleTextItem(face_label(face), self._badge_bg)
         font = QFont()
         font.setPointSize(10)
@@ -73,8 +75,9 @@ class FaceBoxItem(QGraphicsRectItem):
         self._badge.setFont(font)
         self._badge.setBrush(QBrush(QColor("white")))
         text = self._badge.boundingRect()
-        self._badge_bg.setRect(QRectF(0, -text.height() - 4, text.width() + 8, text.height() + 4))
-        self._badge.setPos(4, -text.height() - 2)
+        top = 0 if drawn else -text.height() - 4
+        self._badge_bg.setRect(QRectF(0, top, text.width() + 8, text.height() + 4))
+        self._badge.setPos(4, top + 2)
         self.set_selected(False)
 
     @property

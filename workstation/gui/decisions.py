@@ -61,6 +61,8 @@ class DecisionPanelWidget(QGroupBox):
         self.target_label.setWordWrap(True)
         self.history = QListWidget(self)
         self.history.setMaximumHeight(90)
+        self.history.setWordWrap(True)
+        self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.note_edit = QLineEdit(self)
         self.note_edit.setPlaceholderText("Note: what you compared and why you decided so")
         self.buttons: dict[str, QPushButton] = {}

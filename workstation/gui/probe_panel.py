@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.domain import BBox, Face, FaceSource, Verdict
-from workstation.gui.canvas import ProbeCanvasView, face_label
+from workstation.gui.canvas import ProbeCanvasView
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
 from workstation.progress import CancelToken, Progress
@@ -230,7 +230,7 @@ class ProbePanelWidget(QWidget):
         self.face_list.blockSignals(True)
         self.face_list.clear()
         for face in self.faces:
-            item = QListWidgetItem(f"Face {face_label(face)}  —  {describe_quality(face)}")
+            item = QListWidgetItem(describe_quality(face))
             item.setForeground(verdict_color(face.quality.verdict.value))
             self.face_list.addItem(item)
         self.face_list.setCurrentRow(-1 if selected is None else selected)

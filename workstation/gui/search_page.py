@@ -9,6 +9,7 @@ them. A poor-quality probe needs a note saying why it is searched anyway.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from workstation.domain import Face, Verdict
 from workstation.gallery.search import ProbeInfo, SearchResult, search_face
-from workstation.gui.candidates import CandidatesWidget
+from workstation.gui.candidates import CandidatesWidget, SearchSummary
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
@@ -102,8 +103,9 @@ class SearchPageWidget(QWidget):
         self.splitter.setObjectName("searchSplitter")
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([760, 640])  # the candidate table needs room for its columns
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
@@ -115,6 +117,7 @@ class SearchPageWidget(QWidget):
         self.probe.face_selected.connect(self._on_face_selected)
         self.probe.busy_changed.connect(lambda _busy: self._update_buttons())
         self.candidates.candidate_selected.connect(self.decisions.set_target)
+        self.candidates.search_chosen.connect(self._on_search_chosen)
         self.decisions.decisions_changed.connect(self.candidates.set_decisions)
         context.case_changed.connect(self._on_case_changed)
         self._update_buttons()
@@ -137,7 +140,7 @@ class SearchPageWidget(QWidget):
         if step is None:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
-            self.progress.setFormat("idle")
+            self.progress.setFormat("ready")
             return
         self.progress.setRange(0, max(step.total, 1))
         self.progress.setValue(step.done)
@@ -151,6 +154,20 @@ class SearchPageWidget(QWidget):
 
     def _on_face_selected(self, _face: Face | None) -> None:
         self._update_buttons()
+
+    def _on_search_chosen(self, search: SearchSummary | None) -> None:
+        """Show a recorded search's probe photo when no photo is open (e.g. for the second
+        examiner reviewing a colleague's search)."""
+        if search is None or self.probe.image is not None or self.probe.busy:
+            return
+        path = Path(search.probe_path)
+        if path.is_file():
+            self.probe.load_path(path)
+        else:
+            self.context.status_message.emit(
+                f"{search.probe_path}: the probe photo of search {search.search_id} is not on "
+                "this PC; its record and candidates are shown without it"
+            )
 
     def _on_case_changed(self, _case: CaseInfo | None) -> None:
         self.candidates.reload()

@@ -210,17 +210,30 @@ def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  
     assert rebuilt.kind == APPROX_KIND and rebuilt.count == 3000
     query = _photo(centres[7:8], rng)[0]
     assert face_ids[7] in rebuilt.search(query, 20)[1].tolist()
-    # Stale: the database moved on without the index (e.g. a crash before it was saved).
-    _add_faces(gallery, ["LATE"], _photo(_identities(1, rng), rng))
+    # Behind: faces were enrolled without the index being saved (another connection, or a
+    # crash): the saved index catches up from the database without a rebuild.
+    late = _add_faces(gallery, ["LATE"], _photo(_identities(1, rng), rng))
     gallery.forget_index()
     messages.clear()
-    assert gallery.index(on_message=messages.append).count == 3001
+    caught_up = gallery.index(on_message=messages.append)
+    assert messages == [] and caught_up.count == 3001 and caught_up.tail == 1
+    assert (
+        caught_up.search(np.stack(_id_vectors(gallery, np.array(late))[1])[0], 1)[1][0] == late[0]
+    )
+    # Stale: a face was deleted behind its back: that needs a rebuild.
+    with gallery.transaction() as conn:
+        conn.execute("DELETE FROM faces WHERE id = ?", (face_ids[3],))
+        gallery.bump_generation()
+        gallery.audit("delete", {"face_ids": [face_ids[3]]})
+    gallery.forget_index()
+    messages.clear()
+    assert gallery.index(on_message=messages.append).count == 3000
     assert "out of date" in messages[0]
     # Missing files.
     gallery.forget_index()
     (gallery.folder / ANN_NAME).unlink()
     messages.clear()
-    assert gallery.index(on_message=messages.append).count == 3001
+    assert gallery.index(on_message=messages.append).count == 3000
     assert "missing" in messages[0]
     reasons = [
         json.loads(row[0])["reason"]
@@ -240,3 +253,21 @@ def test_kind_follows_size_and_rebuild_is_advised(gallery: Gallery, monkeypatch)
     loaded = VectorIndex.load(gallery.folder)
     assert isinstance(loaded, VectorIndex) and loaded.kind == APPROX_KIND
     assert loaded.verify_files(full=True) is None
+
+
+def test_save_after_another_connection_rebuilt_the_files(gallery: Gallery) -> None:
+    rng = np.random.default_rng(9)
+    _add_faces(gallery, [f"S{i}" for i in range(100)], _photo(_identities(100, rng), rng))
+    index = gallery.index()
+    newcomer = _identities(1, rng)
+    new_ids = _add_faces(gallery, ["NEW"], _photo(newcomer, rng))
+    index.add(np.array(new_ids), np.stack(_id_vectors(gallery, np.array(new_ids))[1]))
+    index.generation = gallery.generation
+    with Gallery(gallery.folder) as other:  # e.g. a search thread that found the files stale
+        drain(rebuild_index(other, reason="test"))
+    index.save()  # must not append to files it did not write
+    with Gallery(gallery.folder) as other:
+        messages: list[str] = []
+        reopened = other.index(on_message=messages.append)
+        assert messages == [] and reopened.count == 101
+        assert reopened.search(_photo(newcomer, rng)[0], 1)[1][0] == new_ids[0]

@@ -45,6 +45,8 @@ BATCH_SECONDS = 1.0
 # ../shared/faces larger than this: the embedding moves from the 1920 px one by as much as
 # rescaling the photo by 0.9 does (median cosine 0.975 both); at 960 px it moved further (0.965).
 ENROL_DETECTION_SIDE = 1280
+# A long enrolment saves the vector index this often (between batches).
+INDEX_SAVE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def enroll(
     window = 2 * max(1, workers) + 2  # bounds the decoded photos held in memory
     writer = _BatchWriter(gallery, engine, index)
     finished = False
+    last_save = time.perf_counter()
     try:
         while True:
             while len(pending) < window:
@@ -238,6 +241,9 @@ def enroll(
                 or time.perf_counter() - writer.started > BATCH_SECONDS
             ):
                 writer.commit()
+                if time.perf_counter() - last_save > INDEX_SAVE_SECONDS:
+                    index.save()  # keeps other connections' catch-up short, and crash recovery
+                    last_save = time.perf_counter()
             timings["write"] = timings.get("write", 0.0) + time.perf_counter() - written
             report.outcomes.append(outcome)
             done += 1

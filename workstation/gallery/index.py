@@ -62,6 +62,8 @@ FLAT_KIND = "flat-ip"
 APPROX_KIND = "pq-fastscan+exact-rerank"
 INDEX_KIND = FLAT_KIND  # kind of a new, empty index
 FORMAT_VERSION = 2
+STALE = "the index is out of date with the database"
+OTHER_COUNT = "the index holds a different number of faces than the database"
 
 # Up to this many faces the exact scan is fast enough (300k: p95 ~6 ms, 500k ~11 ms on one
 # core here); above it the PQ fast scan keeps 1M-10M searches well under 100 ms.
@@ -78,7 +80,7 @@ CALIBRATION_MATE_SCORE = 0.55
 CALIBRATION_QUERIES = 500
 # Files at most this big are hashed whole; bigger ones by size and sampled blocks so that
 # opening a 5 GB gallery does not read 5 GB (full verification: `verify_files(full=True)`).
-FULL_HASH_MAX_BYTES = 64 << 20
+FULL_HASH_MAX_BYTES = 16 << 20
 # Advise a rebuild when the un-indexed tail or the deleted rows pass these shares.
 TAIL_MAX_SHARE = 0.2
 DELETED_MAX_SHARE = 0.1
@@ -175,6 +177,7 @@ class VectorIndex:
         self._ids_dirty = False
         self._deleted_rows = np.zeros(0, dtype=np.int64)  # sorted saved rows whose id is -1
         self._fd: int | None = None  # the vector file, for re-ranking reads (approximate kind)
+        self._file_ident: tuple[int, int] | None = None  # (device, inode) of the mapped file
 
     def __del__(self) -> None:
         if getattr(self, "_fd", None) is not None:
@@ -252,6 +255,12 @@ class VectorIndex:
         open rebuilds from the database.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self._files_replaced():
+            # Another connection rebuilt or rewrote the files since this index mapped them:
+            # write this index's complete state instead of appending to files it did not make.
+            self._rewrite_all()
+            self._write_manifest()
+            return
         if self.kind == FLAT_KIND and self.deleted > FLAT_COMPACT_DELETED:
             self._compact_flat()
         if self._pending_ids or not self.path.exists():
@@ -276,6 +285,73 @@ class VectorIndex:
             self._ids_dirty = False
         self._map_vectors()
         self._write_manifest()
+
+    def _files_replaced(self) -> bool:
+        try:
+            vectors, ids = self.path.stat(), (self.folder / IDS_NAME).stat()
+        except FileNotFoundError:
+            return self.saved_rows > 0
+        if self._file_ident is not None and self._file_ident != (vectors.st_dev, vectors.st_ino):
+            return True
+        return vectors.st_size != self.saved_rows * self.dim * 4 or (
+            not self._ids_dirty and ids.st_size != self.saved_rows * 8
+        )
+
+    def _rewrite_all(self) -> None:
+        vectors = np.concatenate([np.asarray(self._vectors), *self._pending_vectors])
+        ids = np.concatenate([self._ids, *self._pending_ids])
+        self._vectors = np.zeros((0, self.dim), dtype=np.float32)
+        _atomic_write(self.path, np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        _atomic_write(self.folder / IDS_NAME, ids.astype(np.int64).tobytes())
+        if self.kind == APPROX_KIND and self._ann is not None:
+            faiss = _faiss()
+            partial = self.folder / (ANN_NAME + ".part")
+            faiss.write_index(self._ann, str(partial))
+            partial.replace(self.folder / ANN_NAME)
+            if self.ann_meta is not None:
+                self.ann_meta["file_sha256"] = _full_sha256(self.folder / ANN_NAME)
+        self._ids = ids.astype(np.int64)
+        self._pending_vectors.clear()
+        self._pending_ids.clear()
+        self._ids_dirty = False
+        self._refresh_deleted()
+        self._map_vectors()
+
+    def catch_up(self, gallery: Gallery) -> bool:
+        """Bring a saved index that fell behind the database up to date by adding the faces
+        enrolled since it was saved. False (and unchanged) when anything else changed (faces
+        deleted, or row ids reused), which needs a rebuild."""
+        saved_ids = np.concatenate([self._ids, *self._pending_ids])
+        live = saved_ids[saved_ids >= 0]
+        top = int(live.max()) if len(live) else 0
+        new = list(
+            gallery.conn.execute("SELECT id, embedding FROM faces WHERE id > ? ORDER BY id", (top,))
+        )
+        if self.count + len(new) != gallery.face_count():
+            return False
+        # SQLite reuses the highest row ids after deletions: check the newest faces kept here
+        # are still the database's.
+        recent = live[-64:]
+        if len(recent):
+            marks = ",".join("?" * len(recent))
+            stored = dict(
+                gallery.conn.execute(
+                    f"SELECT id, embedding FROM faces WHERE id IN ({marks})",
+                    [int(i) for i in recent],
+                ).fetchall()
+            )
+            vectors = np.concatenate([np.asarray(self._vectors), *self._pending_vectors])[
+                saved_ids >= 0
+            ][-64:]
+            for face_id, vector in zip(recent.tolist(), vectors, strict=True):
+                if stored.get(face_id) != np.asarray(vector, dtype=np.float32).tobytes():
+                    return False
+        if new:
+            ids = np.fromiter((r[0] for r in new), dtype=np.int64, count=len(new))
+            matrix = np.frombuffer(b"".join(r[1] for r in new), dtype=np.float32)
+            self.add(ids, matrix.reshape(len(new), self.dim))
+        self.generation = gallery.generation
+        return True
 
     def _write_manifest(self) -> None:
         self.built_at = self.built_at or utc_now()
@@ -322,6 +398,9 @@ class VectorIndex:
             os.close(self._fd)
             self._fd = None
         rows = self.saved_rows
+        if self.path.exists():
+            info = self.path.stat()
+            self._file_ident = (info.st_dev, info.st_ino)
         if rows and self.kind == APPROX_KIND:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         if rows == 0:
@@ -447,11 +526,11 @@ class VectorIndex:
     ) -> VectorIndex:
         """Load the saved index if it matches the database; else rebuild it and say why."""
         problem = cls._check_saved(gallery)
-        if problem is None:
+        if problem in (None, STALE, OTHER_COUNT):
             loaded = cls.load(gallery.folder, expect_model=gallery.model_id)
-            if isinstance(loaded, VectorIndex):
+            if isinstance(loaded, VectorIndex) and (problem is None or loaded.catch_up(gallery)):
                 return loaded
-            problem = loaded
+            problem = loaded if isinstance(loaded, str) else problem
         if gallery.face_count() == 0 and not (gallery.folder / MANIFEST_NAME).exists():
             return cls(gallery.folder, gallery.model_dim or 1, gallery.generation, gallery.model_id)
         message = f"{gallery.folder / MANIFEST_NAME}: {problem}; rebuilding it from the database"
@@ -473,9 +552,9 @@ class VectorIndex:
         if manifest.get("model_id") != gallery.model_id:
             return "the index was built with another model"
         if manifest.get("generation") != gallery.generation:
-            return "the index is out of date with the database"
+            return STALE
         if manifest.get("count") != gallery.face_count():
-            return "the index holds a different number of faces than the database"
+            return OTHER_COUNT
         return None
 
     @classmethod

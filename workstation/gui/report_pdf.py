@@ -46,6 +46,7 @@ th { background: #e6e6e6; text-align: left; font-weight: bold; }
 .mono { font-family: 'DejaVu Sans Mono', 'Courier New', monospace; font-size: 8pt; }
 .caveat { border: 2px solid #000; padding: 6px; background: #f3f3f3; }
 .small { font-size: 8.5pt; color: #333; }
+table.dense td, table.dense th { font-size: 8.5pt; }
 """
 
 
@@ -58,17 +59,39 @@ def _kv(rows: list[tuple[str, str]]) -> str:
     return f"<table class='kv' width='100%' border='1' cellspacing='0'>{body}</table>"
 
 
-def _table(headers: list[str], rows: list[list[str]], widths: list[int] | None = None) -> str:
+STRUT = "strut"  # a transparent image resource, stretched to hold text lines to a row height
+
+
+def _table(
+    headers: list[str],
+    rows: list[list[str]],
+    widths: list[int] | None = None,
+    css_class: str = "",
+    row_height: int = 0,
+) -> str:
     head = "".join(
         f"<th width='{widths[i]}%'>{_e(h)}</th>" if widths else f"<th>{_e(h)}</th>"
         for i, h in enumerate(headers)
     )
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    # Qt splits a table row at a page break cell by cell; when every cell starts with a line as
+    # tall as the row's face image, the whole row moves to the next page together.
+    strut = (
+        f"<img src='{STRUT}' width='1' height='{row_height}' style='vertical-align: middle'>"
+        if row_height
+        else ""
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{c if c.startswith('<img') else strut + c}</td>" for c in row)
+        + "</tr>"
+        for row in rows
+    )
     if not rows:
         body = f"<tr><td colspan='{len(headers)}'><i>none</i></td></tr>"
     # <thead> repeats the header row at the top of every page the table runs onto.
     return (
-        f"<table width='100%' border='1' cellspacing='0'><thead><tr>{head}</tr></thead>"
+        f"<table class='{css_class}' width='100%' border='1' cellspacing='0'>"
+        f"<thead><tr>{head}</tr></thead>"
         f"{body}</table>"
     )
 
@@ -246,7 +269,9 @@ def report_html(
                     ]
                     for c in search["candidates"]
                 ],
-                [5, 9, 13, 12, 10, 13, 14, 24],
+                [5, 8, 18, 17, 9, 12, 12, 19],
+                css_class="dense",
+                row_height=44,
             ),
             "<p class='small'>#: rank. Score: cosine similarity of the two faces' embeddings "
             "(higher is more alike; it is not a probability). FMR: the false-match rate at "
@@ -268,7 +293,8 @@ def report_html(
                     ]
                     for d in search["decisions"]
                 ],
-                [20, 13, 17, 20, 30],
+                [17, 12, 20, 19, 32],
+                css_class="dense",
             ),
         ]
     parts += [
@@ -339,6 +365,9 @@ def write_report_pdf(
     document = QTextDocument()
     document.documentLayout().setPaintDevice(writer)
     document.setDefaultFont(QFont("DejaVu Serif", 10))
+    strut = QImage(1, 1, QImage.Format.Format_ARGB32)
+    strut.fill(0)
+    document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(STRUT), strut)
     for key, image in (images or {}).items():
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(key), image)
     document.setHtml(report_html(bundle, bundle_name, bundle_sha256, images))

@@ -196,7 +196,12 @@ def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, dama
     if damage == "missing":
         (folder / INDEX_NAME).unlink()
     elif damage == "stale":
+        # A face changed behind the index (as re-embedding does) and the generation moved on.
+        # (A generation bump alone, or faces only added, is caught up without a rebuild.)
+        face_id, blob = gallery.conn.execute("SELECT id, embedding FROM faces").fetchone()
+        changed = (np.frombuffer(blob, dtype=np.float32) * np.float32(0.999)).tobytes()
         with gallery.transaction():
+            gallery.conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (changed, face_id))
             gallery.bump_generation()
     elif damage == "corrupt":
         data = bytearray((folder / INDEX_NAME).read_bytes())

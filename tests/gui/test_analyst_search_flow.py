@@ -214,3 +214,45 @@ def test_window_layout_is_saved_in_the_config_dir(qtbot, window, tmp_path) -> No
 def test_every_action_has_a_shortcut(window) -> None:  # type: ignore[no-untyped-def]
     missing = [k for k, a in window.actions.items() if not a.shortcuts() and k != "close_case"]
     assert missing == []
+
+
+def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    from workstation.vision.images import load_image
+
+    footage = window.panels.get("Footage")
+    if footage is None:
+        pytest.skip("the footage panel is not part of this build")
+    frame = load_image(photo_paths["biden"])
+    probe = window.search_page.probe
+    with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
+        footage.probe_frame_chosen.emit(frame)
+    assert window.tabs.currentWidget() is window.search_page
+    assert probe.image is frame and len(probe.faces) == 1
+
+
+def test_switching_gallery_folder_in_settings(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "other-gallery"
+    with qtbot.waitSignal(window.context.gallery_changed, timeout=WAIT_MS):
+        window._on_gallery_folder_changed(str(other))
+    assert window.context.gallery_dir == other
+    assert str(other) in window.gallery_label.text()
+
+
+def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window.context.set_case(CASE)
+    load_by_drop(qtbot, window, two_face_photo(tmp_path, photo_paths))
+    page = window.search_page
+    # Another connection holds the write lock, so the first search waits inside its transaction
+    # while Cancel is pressed; no timing is involved.
+    blocker = Gallery(window.context.gallery_dir, user="other")
+    blocker.conn.execute("BEGIN IMMEDIATE")
+    window.actions["search_each"].trigger()
+    assert page.searching and page.cancel_button.isEnabled()
+    window.actions["cancel"].trigger()
+    with qtbot.waitSignal(page.busy_changed, timeout=WAIT_MS, check_params_cb=lambda b: not b):
+        blocker.conn.execute("ROLLBACK")
+    blocker.close()
+    with Gallery(window.context.gallery_dir, user="check") as gallery:
+        recorded = gallery.conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0]
+    assert recorded <= 1, "the second face was not searched after Cancel"
+    assert not page.searching and not page.cancel_button.isEnabled()

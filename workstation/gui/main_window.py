@@ -29,7 +29,7 @@ from workstation.gui.case_bar import CaseBarWidget, remember_recent
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.report_pdf import export_case_report
 from workstation.gui.search_page import SearchPageWidget
-from workstation.paths import config_dir
+from workstation.paths import config_dir, default_gallery_dir
 
 log = logging.getLogger(__name__)
 
@@ -359,10 +359,20 @@ class MainWindowWidget(QMainWindow):
                 "The settings dialog is not available in this build.", 8000
             )
             return
-        if SettingsDialog(self.context, self).exec() == QDialog.DialogCode.Accepted:
+        dialog = SettingsDialog(self.context, self)
+        if hasattr(dialog, "gallery_folder_changed"):
+            dialog.gallery_folder_changed.connect(self._on_gallery_folder_changed)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
             self._update_gallery_label()
             self.case_bar.refresh_known_cases()
             self.search_page.candidates.reload()
+
+    def _on_gallery_folder_changed(self, folder: str) -> None:
+        """Switch to another gallery folder: panels open it per worker, so they follow at once."""
+        self.context.gallery_dir = Path(folder) if folder else default_gallery_dir()
+        self.context.gallery_changed.emit()
+        self._update_gallery_label()
+        self.statusBar().showMessage(f"Now working on the gallery {self.context.gallery_dir}")
 
     def show_about(self) -> None:
         QMessageBox.information(

@@ -256,3 +256,15 @@ def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_
         recorded = gallery.conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0]
     assert recorded <= 1, "the second face was not searched after Cancel"
     assert not page.searching and not page.cancel_button.isEnabled()
+
+
+def test_recent_files_menu_reopens_a_photo(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    load_by_drop(qtbot, window, photo_paths["biden"])
+    load_by_drop(qtbot, window, photo_paths["obama"])
+    window.recent_menu.aboutToShow.emit()
+    entries = [a.text() for a in window.recent_menu.actions()]
+    assert entries[:2] == [str(photo_paths["obama"]), str(photo_paths["biden"])]
+    probe = window.search_page.probe
+    with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
+        window.recent_menu.actions()[1].trigger()
+    assert probe.image.path == photo_paths["biden"]

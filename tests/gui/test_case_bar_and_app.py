@@ -83,3 +83,26 @@ def test_run_app_opens_the_window_and_returns_an_exit_code(qtbot, tmp_path: Path
     code = run_app(gallery_dir=tmp_path / "g", user="examiner1")
     assert code == 0
     assert str(tmp_path / "g") in seen
+
+
+def test_unexpected_error_is_logged_and_reported_in_words(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from workstation.gui.app import install_error_hook
+    from workstation.gui.main_window import MainWindowWidget
+
+    window = MainWindowWidget(AppContext(tmp_path / "gallery", user="examiner1"))
+    qtbot.addWidget(window)
+    previous = sys.excepthook
+    log_path, uninstall = install_error_hook(window)
+    try:
+        raise KeyError("face 17")
+    except KeyError:
+        sys.excepthook(*sys.exc_info())
+    finally:
+        uninstall()
+    assert sys.excepthook is previous
+    message = window.statusBar().currentMessage()
+    assert "KeyError" in message and "keeps running" in message and str(log_path) in message
+    assert "Traceback" in log_path.read_text(encoding="utf-8")
+    window.context.pool.wait()

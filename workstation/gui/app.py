@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -27,6 +28,42 @@ def create_application(argv: Sequence[str] | None = None):  # type: ignore[no-un
     app.setApplicationName("workstation")
     app.setOrganizationName("workstation")
     return app
+
+
+def install_error_hook(window) -> tuple[Path, Callable[[], None]]:  # type: ignore[no-untyped-def]
+    """Log any unexpected error with its traceback to a file and tell the user in plain words;
+    the app keeps running. Returns the log file's path and a function that undoes the hook."""
+    import traceback
+
+    from workstation.paths import data_dir
+
+    log_path = data_dir() / "workstation.log"
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(log_path, encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    log = logging.getLogger("workstation.gui")
+
+    def hook(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
+        with contextlib.suppress(RuntimeError):  # the window may already be gone
+            window.statusBar().showMessage(
+                f"Unexpected error ({kind.__name__}: {value}). The app keeps running; the "
+                f"details are in {log_path}."
+            )
+
+    previous = sys.excepthook
+    sys.excepthook = hook
+
+    def uninstall() -> None:
+        sys.excepthook = previous
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+    return log_path, uninstall
 
 
 def run_app(
@@ -53,6 +90,7 @@ def run_app(
     folder = Path(gallery_dir or settings.gallery or default_gallery_dir())
     context = AppContext(folder, user or current_user(), settings)
     window = MainWindowWidget(context)
+    _log_path, uninstall_hook = install_error_hook(window)
     window.show()
     # Load the models in the background now, so the first photo is quick and a missing or
     # altered model file is reported at once.
@@ -62,7 +100,10 @@ def run_app(
     if problem:
         window.statusBar().showMessage(problem)
     _quit_after_for_smoke_test(app, window)
-    code = app.exec()
+    try:
+        code = app.exec()
+    finally:
+        uninstall_hook()
     context.pool.cancel_all()
     context.pool.wait(5000)
     return int(code)

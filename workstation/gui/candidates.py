@@ -438,7 +438,8 @@ class CandidatesWidget(QWidget):
         self.search_combo.currentIndexChanged.connect(self._on_search_chosen)
         self.blind_box.toggled.connect(self._on_blind_toggled)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
-        self.table.doubleClicked.connect(lambda _index: self.compare_requested.emit())
+        # Enter or double-click on a row opens the compare view.
+        self.table.activated.connect(lambda _index: self.compare_requested.emit())
         self.model.modelReset.connect(self._update_blind_label)
         self.model.dataChanged.connect(self._update_blind_label)
         self._update_blind_label()

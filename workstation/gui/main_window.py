@@ -156,7 +156,9 @@ class MainWindowWidget(QMainWindow):
             self.case_bar.ask_case,
             "Set the case number and purpose",
         )
-        self._action("close_case", "Close case", [], lambda: self.context.set_case(None))
+        self._action(
+            "close_case", "Close case", ["Ctrl+Shift+K"], lambda: self.context.set_case(None)
+        )
         self._action(
             "draw",
             "&Draw box",

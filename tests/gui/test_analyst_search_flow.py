@@ -228,6 +228,7 @@ def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:  #
         footage.probe_frame_chosen.emit(frame)
     assert window.tabs.currentWidget() is window.search_page
     assert probe.image is frame and len(probe.faces) == 1
+    assert str(frame.path) not in (window.context.settings.recent_files or [])
 
 
 def test_switching_gallery_folder_in_settings(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -268,3 +269,18 @@ def test_recent_files_menu_reopens_a_photo(qtbot, window, photo_paths) -> None: 
     with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
         window.recent_menu.actions()[1].trigger()
     assert probe.image.path == photo_paths["biden"]
+
+
+def test_search_on_an_empty_gallery_says_so(qtbot, tmp_path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    context = make_context(tmp_path / "empty-gallery", engine)
+    win = MainWindowWidget(context)
+    qtbot.addWidget(win)
+    context.set_case(CASE)
+    load_by_drop(qtbot, win, photo_paths["obama"])
+    page = win.search_page
+    with qtbot.waitSignal(page.search_recorded, timeout=WAIT_MS):
+        win.actions["search"].trigger()
+    assert "holds no faces yet" in page.message_label.text()
+    qtbot.waitUntil(lambda: page.candidates.current_search is not None, timeout=WAIT_MS)
+    assert page.candidates.model.rowCount() == 0
+    context.pool.wait()

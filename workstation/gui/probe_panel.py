@@ -36,6 +36,7 @@ class LoadedProbe:
     image: LoadedImage
     faces: list[Face]
     qimage: Any  # QImage, built off the GUI thread
+    from_file: bool = True  # False for a decoded video frame (not a file to reopen)
 
 
 def describe_quality(face: Face) -> str:
@@ -189,7 +190,7 @@ class ProbePanelWidget(QWidget):
 
         def work(cancel: CancelToken) -> LoadedProbe:
             faces = context.engine().analyze(frame.bgr)
-            return LoadedProbe(frame, faces, bgr_to_qimage(frame.bgr))
+            return LoadedProbe(frame, faces, bgr_to_qimage(frame.bgr), from_file=False)
 
         self._set_busy(+1)
         self.context.pool.start(
@@ -221,7 +222,8 @@ class ProbePanelWidget(QWidget):
         self.context.status_message.emit(
             f"{probe.image.path.name}: {len(self.faces)} face(s) found"
         )
-        self.file_opened.emit(str(probe.image.path))
+        if probe.from_file:
+            self.file_opened.emit(str(probe.image.path))
         self.probe_loaded.emit(probe)
 
     # ------------------------------------------------------------------ faces

@@ -260,6 +260,11 @@ class SearchPageWidget(QWidget):
             return
         last = results[-1]
         self.note_edit.clear()
+        if last.gallery_faces == 0:
+            self.show_message(
+                f"The gallery {self.context.gallery_dir} holds no faces yet, so the search found "
+                "no candidates. Enrol photos in the Gallery tab first."
+            )
         self.candidates.reload(select_search_id=last.search_id)
         self.context.status_message.emit(
             f"{len(results)} search(es) recorded in case {last.case_id}; "

@@ -94,8 +94,24 @@ def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searc
     for column in (model.COL_RANK, model.COL_SCORE, model.COL_FMR, model.COL_STRANGERS):
         assert {model.data(model.index(r, column)) for r in range(6)} == {HIDDEN}
     assert "6 to go" in widget.blind_label.text()
+
+    # A decision taken while scores are hidden says so in its recorded note.
+    from workstation.gui.decisions import BLIND_MARK, DecisionPanelWidget
+
+    panel = DecisionPanelWidget(context)
+    qtbot.addWidget(panel)
+    panel.scores_hidden = lambda: model.scores_hidden
+    panel.set_target(widget.current_search, widget.current_candidate())
+    panel.note_edit.setText("nose differs")
+    with qtbot.waitSignal(panel.decisions_changed, timeout=WAIT_MS) as blocker:
+        panel.buttons["excluded"].click()
+    assert blocker.args[1][0].note == f"nose differs {BLIND_MARK}"
+    widget.set_decisions(result.search_id, blocker.args[1])
+    assert "5 to go" in widget.blind_label.text()
     with Gallery(folder, user="examiner1") as gallery:
         for candidate in result.candidates[:-1]:
+            if candidate.subject_id == widget.current_candidate().subject_id:
+                continue  # decided above, through the panel
             record_decision(gallery, result.search_id, candidate.subject_id, "excluded", "differs")
         decisions = decisions_for(gallery, result.search_id)
     widget.set_decisions(result.search_id, decisions)

@@ -389,6 +389,7 @@ class CompareDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(True)
         self.decisions = DecisionPanelWidget(context, self)
+        self.decisions.scores_hidden = lambda: candidates.model.scores_hidden
 
         top = QHBoxLayout()
         top.addWidget(self.previous_button)

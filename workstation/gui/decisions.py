@@ -5,6 +5,8 @@ records it with its audit event; this panel only collects the examiner's choice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
@@ -32,6 +34,14 @@ DECISION_LABELS = {
 }
 DECISION_KEYS = {"possible_lead": "Alt+L", "excluded": "Alt+X", "inconclusive": "Alt+I"}
 CONFIRM_KEY = "Alt+C"
+BLIND_MARK = "[blind review: rank and score were hidden when this was decided]"
+
+
+def with_blind_mark(note: str | None, blind: bool) -> str | None:
+    """The note as recorded: in blind review it says so, for whoever reads the record later."""
+    if not blind:
+        return note
+    return f"{note} {BLIND_MARK}" if note else BLIND_MARK
 
 
 def pending_confirmation(decisions: list[Decision], user: str) -> Decision | None:
@@ -96,6 +106,8 @@ class DecisionPanelWidget(QGroupBox):
         self._search: SearchSummary | None = None
         self._candidate: Candidate | None = None
         self._busy = False
+        # Set by whoever shows the candidates: True while blind review hides ranks and scores.
+        self.scores_hidden: Callable[[], bool] = lambda: False
         self._done_message = ""
         self._refresh()
 
@@ -149,7 +161,7 @@ class DecisionPanelWidget(QGroupBox):
         search, candidate = self._search, self._candidate
         if search is None or candidate is None or self._busy:
             return
-        note = self.note_edit.text().strip() or None
+        note = with_blind_mark(self.note_edit.text().strip() or None, self.scores_hidden())
         search_id, subject_id = search.search_id, candidate.subject_id
         context = self.context
 

@@ -61,6 +61,7 @@ class SearchPageWidget(QWidget):
         self.probe = ProbePanelWidget(context, self)
         self.candidates = CandidatesWidget(context, self)
         self.decisions = DecisionPanelWidget(context, self)
+        self.decisions.scores_hidden = lambda: self.candidates.model.scores_hidden
 
         self.note_edit = QLineEdit(self)
         self.note_edit.setPlaceholderText(

@@ -284,3 +284,42 @@ def test_search_on_an_empty_gallery_says_so(qtbot, tmp_path, engine, photo_paths
     qtbot.waitUntil(lambda: page.candidates.current_search is not None, timeout=WAIT_MS)
     assert page.candidates.model.rowCount() == 0
     context.pool.wait()
+
+
+def test_search_without_a_case_asks_for_one_first(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QTimer
+
+    assert window.context.case is None
+    load_by_drop(qtbot, window, photo_paths["obama2"])
+    asked = []
+
+    def answer(dialog) -> None:  # type: ignore[no-untyped-def]
+        asked.append(dialog)
+
+        def fill_and_accept() -> None:
+            dialog.case_combo.setEditText(CASE.case_id)
+            dialog.purpose_edit.setText(CASE.purpose)
+            dialog.accept()
+
+        QTimer.singleShot(0, fill_and_accept)  # once the dialog's own event loop runs
+
+    window.case_bar.case_dialog_opened.connect(answer)
+    page = window.search_page
+    with qtbot.waitSignal(page.search_recorded, timeout=WAIT_MS):
+        window.actions["search"].trigger()
+    assert len(asked) == 1
+    assert window.context.case == CASE
+    assert CASE.case_id in window.case_bar.case_label.text()
+
+
+def test_cancelled_case_dialog_means_no_search(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QTimer
+
+    load_by_drop(qtbot, window, photo_paths["obama2"])
+    window.case_bar.case_dialog_opened.connect(lambda d: QTimer.singleShot(0, d.reject))
+    window.actions["search"].trigger()
+    page = window.search_page
+    assert not page.searching
+    assert "case number and a purpose" in page.message_label.text()
+    with Gallery(window.context.gallery_dir, user="check") as gallery:
+        assert gallery.conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0] == 0

@@ -40,10 +40,11 @@ from PySide6.QtWidgets import (
 from workstation.domain import BBox, Candidate
 from workstation.errors import ImageError
 from workstation.gallery.store import Gallery
-from workstation.gui.candidates import HIDDEN, CandidatesWidget, SearchSummary
+from workstation.gui.candidates import HIDDEN, CandidatesWidget
 from workstation.gui.context import AppContext
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.imaging import bgr_to_qimage
+from workstation.gui.search_records import SearchSummary
 from workstation.progress import CancelToken
 from workstation.vision.alignment import ARCFACE_TEMPLATE_112, crop_box, similarity_transform
 from workstation.vision.images import LoadedImage, load_image

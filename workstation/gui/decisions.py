@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 
 from workstation.domain import Candidate
 from workstation.gallery.admin import Decision, confirm_lead, decisions_for, record_decision
-from workstation.gui.candidates import SearchSummary
 from workstation.gui.context import AppContext
+from workstation.gui.search_records import SearchSummary
 from workstation.progress import CancelToken
 
 DECISION_LABELS = {

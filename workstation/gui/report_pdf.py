@@ -25,9 +25,9 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 
-from workstation.gui.candidates import fmr_text
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage
+from workstation.gui.search_records import fmr_text
 from workstation.progress import CancelToken
 from workstation.reports.bundle import export_case_bundle
 

@@ -26,10 +26,11 @@ from PySide6.QtWidgets import (
 
 from workstation.domain import Face, Verdict
 from workstation.gallery.search import ProbeInfo, SearchResult, search_face
-from workstation.gui.candidates import CandidatesWidget, SearchSummary
+from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
+from workstation.gui.search_records import SearchSummary
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import LoadedImage
 

@@ -91,7 +91,11 @@ def require_case(case_id: str | None, purpose: str | None) -> tuple[str, str]:
 
 
 def rank_candidates(gallery: Gallery, embedding: np.ndarray, top_k: int) -> list[Candidate]:
-    """Top-k subjects by their best face's cosine similarity (exact, from the flat index)."""
+    """Top-k subjects by their best face's cosine similarity.
+
+    Scores are exact; above the index's size threshold the short list they are computed for
+    comes from the approximate index (its measured recall is in `workstation index info`).
+    """
     index = gallery.index()
     if index.count == 0 or top_k <= 0:
         return []
@@ -174,7 +178,7 @@ def search_face(
     ]
     params = {
         "top_k": top_k,
-        "index": "flat-ip exact",
+        "index": gallery.index().kind,  # "flat-ip" (exact) or "pq-fastscan+exact-rerank"
         **(extra_params or {}),
         "quality_gate": gate,
     }

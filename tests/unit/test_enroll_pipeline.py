@@ -65,6 +65,10 @@ def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> No
     # Outcomes come back in the order the photos were given.
     assert [o.source for o in report.outcomes] == [i.source for i in items]
     assert {"decode", "analyze", "write", "wait"} <= set(report.timings)
+    # Each of the two workers had its own instance of the models (inference in parallel).
+    first_engine, second_engine = engine.replicas(2)
+    assert first_engine is engine and second_engine is not engine
+    assert second_engine.model == engine.model
     assert _assert_consistent(gallery.folder) == report.enrolled
     # Searching with an enrolled photo finds that very face first, for its own subject.
     for first in [o for o in report.outcomes if o.status == "enrolled"][:5]:

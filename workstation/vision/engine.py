@@ -8,6 +8,7 @@ alignment and quality. Nothing here imports Qt.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -67,6 +68,23 @@ class FaceEngine:
         self.embedder = embedder
         self.description = description or f"{detector.name} + {embedder.model.name}"
         self._lock = threading.Lock()
+        # How to load another instance of the same models (set by create_engine), and the
+        # instances loaded so far: parallel inference needs one instance per thread.
+        self.factory: Callable[[], FaceEngine] | None = None
+        self._replicas: list[FaceEngine] = []
+        self._replicas_lock = threading.Lock()
+
+    def replicas(self, count: int) -> list[FaceEngine]:
+        """This engine plus up to `count - 1` more instances of the same models, loaded once
+        and kept, so `count` threads can run inference at the same time (one engine serialises
+        its own). Fewer when the engine cannot be re-created (no factory)."""
+        with self._replicas_lock:
+            while self.factory is not None and len(self._replicas) < count - 1:
+                replica = self.factory()
+                if replica.model != self.model:  # the model files changed on disk meanwhile
+                    break
+                self._replicas.append(replica)
+            return [self, *self._replicas[: max(0, count - 1)]]
 
     @property
     def model(self) -> ModelId:
@@ -244,11 +262,16 @@ def create_engine(
     if backend == "opencv":
         from workstation.vision.opencv_backend import create_opencv_engine
 
-        return create_opencv_engine(model_dir)
-    if backend == "insightface":
+        engine = create_opencv_engine(model_dir)
+    elif backend == "insightface":
         from workstation.vision.insightface_backend import create_insightface_engine
 
-        return create_insightface_engine(insightface_pack, yunet_model_dir=model_dir)
+        engine = create_insightface_engine(insightface_pack, yunet_model_dir=model_dir)
+    else:
+        engine = None
+    if engine is not None:
+        engine.factory = lambda: create_engine(backend, model_dir, insightface_pack)
+        return engine
     from workstation.errors import ModelError
 
     raise ModelError(f"unknown model backend {backend!r}; choose 'opencv' or 'insightface'")

@@ -152,6 +152,10 @@ def test_measured_recall_is_in_the_manifest_and_index_info(big_gallery, capsys) 
     assert info["kind"] == APPROX_KIND
     assert info["ann"]["mate_recall"] == ann["mate_recall"]
     assert info["count"] == info["gallery_faces"] == 3000
+    assert f"mate recall {ann['mate_recall']}" in info["recall"]
+    out = io.StringIO()
+    assert main(["--gallery", str(gallery.folder), "index", "info"], out=out) == 0
+    assert "recall: approximate short list, exact scores: mate recall" in out.getvalue()
 
 
 def test_adds_and_deletes_without_rebuild(big_gallery) -> None:  # type: ignore[no-untyped-def]

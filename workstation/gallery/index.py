@@ -120,6 +120,7 @@ class IndexInfo:
     deleted: int = 0
     rebuild_advised: str | None = None
     files: dict[str, Any] = field(default_factory=dict)
+    recall: str = ""  # in words, for `workstation index info`
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -231,6 +232,20 @@ class VectorIndex:
             deleted=self.deleted,
             rebuild_advised=self.rebuild_advice(),
             files=self.files,
+            recall=self.recall_text(),
+        )
+
+    def recall_text(self) -> str:
+        """The measured recall in words (the figures are in `ann`)."""
+        if self.kind == FLAT_KIND:
+            return "exact search (every face scored)"
+        meta = self.ann_meta or {}
+        return (
+            f"approximate short list, exact scores: mate recall {meta.get('mate_recall')} "
+            f"(exact search {meta.get('exact_mate_recall')}) on {meta.get('calibration_queries')} "
+            f"simulated weak mates (cosine {meta.get('calibration_mate_score')}); top-20 "
+            f"overlap with exact {meta.get('recall_at_20')}; short list {meta.get('shortlist')}; "
+            f"measured {meta.get('measured_at')}"
         )
 
     def rebuild_advice(self, flat_max: int | None = None) -> str | None:

@@ -6,8 +6,10 @@ Layout of a gallery folder::
     gallery.sqlite        subjects, images, faces (with embeddings), cases, searches,
                           decisions, audit
     images/ab/<sha256>.jpg  byte-exact copies of enrolled photos (for re-embedding and review)
-    faces.faiss           vector index, rebuilt from gallery.sqlite whenever it is missing,
-    faces.faiss.json      stale or unreadable (its manifest says what it was built from)
+    faces.vectors.f32     vector index (workstation.gallery.index), derived from gallery.sqlite:
+    faces.ids.i64         caught up or rebuilt whenever it is behind, missing, stale or damaged
+    faces.pq.faiss        (large galleries only)
+    faces.faiss.json      its manifest: what it was built from, checksums, measured recall
 
 Every write goes through `Gallery.transaction()` (BEGIN IMMEDIATE), and the audit event of an
 act is appended inside that same transaction.

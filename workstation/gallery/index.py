@@ -418,6 +418,11 @@ class VectorIndex:
             self._file_ident = (info.st_dev, info.st_ino)
         if rows and self.kind == APPROX_KIND:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            if hasattr(os, "posix_fadvise"):
+                # Ask the OS to read the file into its cache in the background: re-ranking
+                # reads thousands of random rows per search, cheap from the cache, slow from
+                # disk. Nothing waits for it and it does not count as this process's memory.
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_WILLNEED)
         if rows == 0:
             self._vectors = np.zeros((0, self.dim), dtype=np.float32)
             return

@@ -196,8 +196,13 @@ def enroll(
     instance of the engine's models (see `FaceEngine.replicas`), and
     this thread writes them in batches of up to `batch_size` photos per transaction, each
     photo with its own audit event and savepoint. A crash loses at most the batch being
-    written, and a re-run skips every committed photo by its SHA-256. Cancelling stops
-    reading new photos; photos already analysed are written first.
+    written, and a re-run skips every committed photo by its SHA-256. Cancelling (checked
+    between photos) stops there: every photo already reported is committed, no further photo
+    is written (a re-run enrols them).
+
+    A batch's transaction stays open across the progress steps of its photos (at most
+    BATCH_PHOTOS photos or BATCH_SECONDS): while iterating, do not write through the same
+    `Gallery`; other connections wait for the batch (SQLite busy timeout), readers do not.
     """
     gallery.check_model(engine.model)
     report = EnrollReport(outcomes=list(already_failed or []))

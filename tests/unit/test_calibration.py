@@ -294,3 +294,26 @@ def test_cli_calibrate_and_compare_fmr(tmp_path: Path, photo_paths) -> None:  # 
     assert code == 0 and 0 < line["fmr"] < 1 and line["calibration"]["id"] == summary["id"]
     code, out, _ = run("compare", str(photo_paths["obama"]), str(photo_paths["obama2"]))
     assert code == 0 and "strangers score this high: < 1 in" in out
+
+
+def test_gallery_changing_during_calibration_does_not_fail_the_search(
+    tmp_path, engine, photo_paths
+) -> None:  # type: ignore[no-untyped-def]
+    """An enrolment on another connection between calibrating and storing (as when an analyst
+    searches while a colleague enrols) must not make the search fail."""
+    from workstation.calibration.gallery import compute_calibration, store_calibration
+    from workstation.gallery.enroll import enroll, items_for_subject
+    from workstation.gallery.store import Gallery
+    from workstation.progress import drain
+
+    folder = tmp_path / "g"
+    with Gallery(folder, user="a") as first:
+        drain(enroll(first, engine, items_for_subject("A", [photo_paths["obama"]])))
+        drain(enroll(first, engine, items_for_subject("B", [photo_paths["biden"]])))
+        computed = drain(compute_calibration(first, str(engine.model)))
+        assert not first.conn.in_transaction  # the snapshot was released
+        with Gallery(folder, user="b") as second:
+            drain(enroll(second, engine, items_for_subject("C", [photo_paths["obama2"]])))
+        with first.transaction():
+            stored = store_calibration(first, computed)
+        assert stored.calibration_id and stored.generation < first.generation

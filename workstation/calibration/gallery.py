@@ -215,9 +215,18 @@ def compute_calibration(
             f"{gallery.folder}: the gallery was built with another model; scores of one model "
             "cannot calibrate another"
         )
-    generation = gallery.generation
-    faces, subjects = gallery.face_count(), gallery.subject_count()
-    result = yield from gallery_impostor_histogram(gallery, cancel, max_faces)
+    # Read the gallery as one consistent snapshot (a WAL read transaction): an enrolment running
+    # on another connection meanwhile must neither mix generations nor fail the search.
+    own_snapshot = not gallery.conn.in_transaction
+    if own_snapshot:
+        gallery.conn.execute("BEGIN")
+    try:
+        generation = gallery.generation
+        faces, subjects = gallery.face_count(), gallery.subject_count()
+        result = yield from gallery_impostor_histogram(gallery, cancel, max_faces)
+    finally:
+        if own_snapshot and gallery.conn.in_transaction:
+            gallery.conn.execute("COMMIT")
     if result is None:
         return None
     gallery_histogram, details = result
@@ -245,10 +254,8 @@ def store_calibration(gallery: Gallery, calibration: Calibration) -> Calibration
     """
     if not calibration.pending:
         return calibration
-    if calibration.generation != gallery.generation:
-        raise CalibrationError(
-            f"{gallery.folder}: the gallery changed while it was being calibrated; try again"
-        )
+    # A calibration read from an older snapshot (the gallery changed meanwhile) is stored as
+    # what it is: its generation says which state it describes, so it reads as stale later.
     row_id = gallery.conn.execute(
         "INSERT INTO calibrations (sha256, created_at, created_by, model_id, sources, "
         "impostor_pairs, gallery_pairs, reference_pairs, generation, gallery_faces, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from workstation.audit.log import AuditEvent, ChainReport, list_events, verify_chain
 from workstation.gui.context import AppContext
+from workstation.gui.table_base import RowsTableModel
 from workstation.progress import CancelToken
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -86,7 +87,7 @@ def summarise_details(details: dict[str, Any]) -> str:
     return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
 
 
-class AuditEventsModel(QAbstractTableModel):
+class AuditEventsModel(RowsTableModel):
     """Read-only table of audit events (nothing here can change the log)."""
 
     COL_SEQ, COL_TIME, COL_USER, COL_ACTION, COL_CASE, COL_PURPOSE, COL_DETAILS = range(7)
@@ -96,19 +97,19 @@ class AuditEventsModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._events: list[AuditEvent] = []
+        self._rows: list[AuditEvent] = []
         self._bad_seq: int | None = None
 
     def set_events(self, events: list[AuditEvent]) -> None:
         self.beginResetModel()
-        self._events = list(events)
+        self._rows = list(events)
         self.endResetModel()
 
     def events(self) -> list[AuditEvent]:
-        return list(self._events)
+        return list(self._rows)
 
     def row_of(self, seq: int) -> int:
-        for row, event in enumerate(self._events):
+        for row, event in enumerate(self._rows):
             if event.seq == seq:
                 return row
         return -1
@@ -125,27 +126,10 @@ class AuditEventsModel(QAbstractTableModel):
                     self.index(row, 0), self.index(row, last), [Qt.ItemDataRole.BackgroundRole]
                 )
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
-        return 0 if parent.isValid() else len(self._events)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.HEADERS)
-        ):
-            return self.HEADERS[section]
-        return None
-
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._events):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        event = self._events[index.row()]
+        event = self._rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(event, col)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     QSize,
@@ -44,6 +43,7 @@ from workstation.gui.search_records import (
     load_case_searches,
     load_thumbnails,
 )
+from workstation.gui.table_base import RowsTableModel
 from workstation.progress import CancelToken
 
 __all__ = [
@@ -58,11 +58,12 @@ Index = QModelIndex | QPersistentModelIndex
 HIDDEN = "hidden"
 
 
-class CandidateTableModel(QAbstractTableModel):
+class CandidateTableModel(RowsTableModel):
     """Rows are the candidates of one search; read-only."""
 
     COL_RANK, COL_THUMB, COL_SUBJECT, COL_NAME, COL_SCORE = range(5)
     COL_FMR, COL_STRANGERS, COL_QUALITY, COL_DECISION = range(5, 9)
+    NUMBERED_ROWS = True
     HEADERS = (
         "Rank",
         "Face",
@@ -180,31 +181,6 @@ class CandidateTableModel(QAbstractTableModel):
         return self._blind and self.undecided > 0
 
     # ------------------------------------------------------------------ Qt model API
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.HEADERS)
-        ):
-            return self.HEADERS[section]
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.ToolTipRole
-            and 0 <= section < len(self.HEADER_TIPS)
-        ):
-            return self.HEADER_TIPS[section]
-        if orientation == Qt.Orientation.Vertical and role == Qt.ItemDataRole.DisplayRole:
-            return section + 1
-        return None
-
     def candidate(self, row: int) -> Candidate | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
 

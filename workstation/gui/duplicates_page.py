@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -42,6 +42,7 @@ from workstation.gallery.hygiene import (
 from workstation.gallery.store import FaceRecord
 from workstation.gui.context import AppContext
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
+from workstation.gui.table_base import RowsTableModel
 from workstation.progress import CancelToken, Progress
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -65,7 +66,7 @@ class ScanResult:
     cancelled: bool = False
 
 
-class DuplicatePairsModel(QAbstractTableModel):
+class DuplicatePairsModel(RowsTableModel):
     """Read-only table of likely duplicate subject pairs, best score first."""
 
     COL_SUBJECT_A, COL_SUBJECT_B, COL_SCORE, COL_FMR = range(4)
@@ -90,23 +91,6 @@ class DuplicatePairsModel(QAbstractTableModel):
 
     def rows(self) -> list[PairRow]:
         return list(self._rows)
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.HEADERS)
-        ):
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -43,6 +43,7 @@ from workstation.gallery.enroll import (
     read_manifest,
 )
 from workstation.gui.context import AppContext
+from workstation.gui.table_base import RowsTableModel
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import is_image_path
 
@@ -109,10 +110,11 @@ def _short_source(outcome: EnrollOutcome) -> str:
     return "/".join(parts[-2:]) if len(parts) > 1 else outcome.source
 
 
-class EnrolProblemsModel(QAbstractTableModel):
+class EnrolProblemsModel(RowsTableModel):
     """Read-only table of photos and manifest rows that were not enrolled."""
 
     COL_SOURCE, COL_STATUS, COL_SUBJECT, COL_REASON = range(4)
+    NUMBERED_ROWS = True
     HEADERS = ("File or manifest row", "Result", "Subject", "Reason")
     OutcomeRole = Qt.ItemDataRole.UserRole + 1
 
@@ -127,23 +129,6 @@ class EnrolProblemsModel(QAbstractTableModel):
 
     def outcomes(self) -> list[EnrollOutcome]:
         return list(self._rows)
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
-            return self.HEADERS[section]
-        if orientation == Qt.Orientation.Vertical:
-            return section + 1
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

@@ -6,10 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QIcon
+from synthetic_subjects import add_synthetic_subjects, faces_for
 
 from workstation.audit.log import list_events, verify_chain
+from workstation.gallery.admin import delete_subject
 from workstation.gallery.enroll import FAILED, SKIPPED, EnrollReport
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext
@@ -22,6 +24,7 @@ from workstation.gui.enrol_panel import (
 )
 from workstation.gui.face_thumbnails import FaceThumbnailCache
 from workstation.gui.gallery_manager import (
+    PAGE_SIZE,
     GalleryManagerWidget,
     SubjectFacesModel,
     SubjectListModel,
@@ -120,8 +123,12 @@ def test_thumbnails_and_subject_detail(qtbot, context: AppContext, photo_folder:
     model = widget.subjects_model
     for row in range(model.rowCount()):
         model.index(row, 0).data(Qt.ItemDataRole.DecorationRole)  # asks for the thumbnails
-    first_faces = [r.face for r in model.rows()]
-    qtbot.waitUntil(lambda: all(widget.thumbnails.has(f) for f in first_faces), timeout=WAIT_MS)
+    first_faces = [r.face_id for r in model.rows()]
+    with Gallery(context.gallery_dir) as gallery:
+        assert first_faces == [gallery.faces_of(s)[0].id for s in ("biden", "obama")]
+    qtbot.waitUntil(
+        lambda: all(widget.thumbnails.has_face_id(f) for f in first_faces), timeout=WAIT_MS
+    )
     icon = model.index(0, 0).data(Qt.ItemDataRole.DecorationRole)
     assert isinstance(icon, QIcon)
     pixmap = icon.pixmap(96, 96)
@@ -299,3 +306,175 @@ def test_models_pass_qtmodeltester(
         qtmodeltester.check(model, force_py=True)
     qtbot.waitUntil(lambda: not thumbnails.busy, timeout=WAIT_MS)
     qtmodeltester.check(subjects, force_py=True)  # again, after thumbnails changed the data
+
+
+# ---------------------------------------------------------------------- a large gallery, paged
+MANY = 1_500  # subjects: several pages
+
+
+@pytest.fixture
+def many_subjects(context: AppContext, photo_paths: dict[str, Path]) -> AppContext:
+    """A gallery of MANY synthetic subjects (SQL inserts); their faces show the Obama photo."""
+    with Gallery(context.gallery_dir) as gallery:
+        add_synthetic_subjects(gallery, MANY, photo_paths["obama"])
+    return context
+
+
+def _ids(numbers: range) -> list[str]:
+    return [f"SYN-{i:05d}" for i in numbers]
+
+
+def _loaded_widget(qtbot, context: AppContext) -> GalleryManagerWidget:  # type: ignore[no-untyped-def]
+    widget = GalleryManagerWidget(context)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.subjects_model.rowCount() > 0, timeout=WAIT_MS)
+    return widget
+
+
+def _fetch_all(qtbot, model: SubjectListModel) -> None:  # type: ignore[no-untyped-def]
+    """Ask for pages, as a view scrolling to the end would, until there are no more."""
+    while True:
+        qtbot.waitUntil(lambda: not model.loading, timeout=WAIT_MS)
+        if not model.canFetchMore(QModelIndex()):
+            return
+        model.fetchMore(QModelIndex())
+
+
+def test_large_gallery_shows_a_first_page_then_fetches_more(
+    qtbot, many_subjects: AppContext
+) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    model = widget.subjects_model
+    assert _subject_ids(widget) == _ids(range(PAGE_SIZE))
+    assert widget.count_label.text() == "1,500 subjects"
+    assert model.total == MANY and model.canFetchMore(QModelIndex())
+    # Each row knows its first face (for the thumbnail) and its face count, from one query.
+    with Gallery(many_subjects.gallery_dir) as gallery:
+        for row in model.rows()[:20]:
+            faces = gallery.faces_of(row.subject.id)
+            assert row.face_id == (faces[0].id if faces else None)
+            assert row.subject.face_count == len(faces)
+    assert "1 face\n" not in model.index(0, 0).data() and model.index(0, 0).data().endswith(
+        f"{faces_for(0)} faces"
+    )
+
+    inserted: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _parent, first, last: inserted.append((first, last)))
+    model.fetchMore(QModelIndex())
+    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE_SIZE, timeout=WAIT_MS)
+    assert inserted == [(PAGE_SIZE, 2 * PAGE_SIZE - 1)]  # appended, not a reset
+    assert _subject_ids(widget) == _ids(range(2 * PAGE_SIZE))
+
+    _fetch_all(qtbot, model)
+    assert _subject_ids(widget) == _ids(range(MANY))
+    assert not model.canFetchMore(QModelIndex())
+
+
+def test_scrolling_the_view_to_the_end_loads_the_next_page(
+    qtbot, many_subjects: AppContext
+) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    widget.resize(900, 500)
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.waitUntil(lambda: not widget.loading, timeout=WAIT_MS)
+    shown = widget.subjects_model.rowCount()
+    assert shown < MANY
+    widget.subjects_view.scrollToBottom()
+    qtbot.waitUntil(lambda: widget.subjects_model.rowCount() > shown, timeout=WAIT_MS)
+    assert _subject_ids(widget) == _ids(range(widget.subjects_model.rowCount()))
+
+
+def test_search_filters_across_pages(qtbot, many_subjects: AppContext) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    qtbot.keyClicks(widget.search_edit, "moreno")
+    morenos = _ids(range(0, MANY, 3))  # every third subject is an "Ana Moreno"
+    qtbot.waitUntil(lambda: _subject_ids(widget) == morenos[:PAGE_SIZE], timeout=WAIT_MS)
+    assert widget.count_label.text() == "500 of 1,500 subjects match “moreno”"
+    _fetch_all(qtbot, widget.subjects_model)
+    assert _subject_ids(widget) == morenos
+    assert all("Ana Moreno" in row.subject.name for row in widget.subjects_model.rows())
+
+    widget.search_edit.clear()
+    qtbot.keyClicks(widget.search_edit, "SYN-0142")
+    qtbot.waitUntil(lambda: _subject_ids(widget) == _ids(range(1420, 1430)), timeout=WAIT_MS)
+    assert not widget.subjects_model.canFetchMore(QModelIndex())
+    assert widget.count_label.text().startswith("10 of 1,500 subjects")
+
+
+def test_answers_to_an_older_search_are_dropped(qtbot, many_subjects: AppContext) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    model = widget.subjects_model
+    qtbot.waitUntil(lambda: not model.loading, timeout=WAIT_MS)
+    changes: list[str] = []
+    model.rowsInserted.connect(lambda *_: changes.append("insert"))
+    model.modelReset.connect(lambda: changes.append("reset"))
+
+    model.fetchMore(QModelIndex())  # a page for "all subjects" is on its way...
+    model.load("SYN-0001")  # ...and two newer searches replace it
+    model.load("SYN-014")
+    qtbot.waitUntil(lambda: not model.loading, timeout=WAIT_MS)
+    many_subjects.pool.wait()
+    qtbot.wait(50)  # let any queued (stale) answers arrive
+    assert _subject_ids(widget) == _ids(range(1400, 1500))
+    assert changes == ["reset"]  # only the newest answer changed the model
+    assert model.query == "SYN-014" and model.total == 100
+
+
+def test_subject_thumbnails_come_from_the_first_face_id(qtbot, many_subjects: AppContext) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    model = widget.subjects_model
+    assert model.rows()[3].face_id is None  # subject 3 has no face: no thumbnail, no lookup
+    assert model.index(3, 0).data(Qt.ItemDataRole.DecorationRole) is None
+    for row in range(3):
+        model.index(row, 0).data(Qt.ItemDataRole.DecorationRole)
+    face_ids = [r.face_id for r in model.rows()[:3]]
+    qtbot.waitUntil(
+        lambda: all(widget.thumbnails.has_face_id(f) for f in face_ids), timeout=WAIT_MS
+    )
+    qtbot.waitUntil(lambda: not widget.thumbnails.busy, timeout=WAIT_MS)
+    image = model.index(0, 0).data(Qt.ItemDataRole.DecorationRole).pixmap(96, 96).toImage()
+    colours = {image.pixel(x, y) for x in range(0, 96, 8) for y in range(0, 96, 8)}
+    assert len(colours) > 20  # a crop of the real photo, not the grey placeholder
+    # Only the faces asked for were looked up.
+    assert not any(widget.thumbnails.has_face_id(r.face_id) for r in model.rows()[4:] if r.face_id)
+
+
+def test_gallery_change_keeps_the_loaded_rows_and_selection(
+    qtbot, many_subjects: AppContext
+) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    model = widget.subjects_model
+    model.fetchMore(QModelIndex())
+    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE_SIZE, timeout=WAIT_MS)
+    widget.subjects_view.setCurrentIndex(model.index(350, 0))
+    assert "SYN-00350" in widget.subject_title.text()
+
+    with Gallery(many_subjects.gallery_dir) as gallery:
+        delete_subject(gallery, "SYN-00010", "test: enrolled twice")
+    reloaded: list[bool] = []
+    model.loaded.connect(lambda: reloaded.append(True))
+    many_subjects.gallery_changed.emit()
+    qtbot.waitUntil(lambda: bool(reloaded), timeout=WAIT_MS)
+    assert model.rowCount() == 2 * PAGE_SIZE  # as many rows as before, one subject fewer
+    assert "SYN-00010" not in _subject_ids(widget)
+    assert _subject_ids(widget)[-1] == "SYN-00400"
+    assert widget.subjects_view.currentIndex().data(SubjectListModel.SubjectIdRole) == "SYN-00350"
+    assert widget.count_label.text() == "1,499 subjects"
+
+
+def test_paged_model_passes_qtmodeltester(qtbot, qtmodeltester, many_subjects: AppContext) -> None:
+    thumbnails = FaceThumbnailCache(many_subjects)
+    model = SubjectListModel(thumbnails, context=many_subjects)
+    with qtbot.waitSignal(model.loaded, timeout=WAIT_MS):
+        model.load("moreno")
+    qtmodeltester.check(model, force_py=True)  # also calls fetchMore: the next page arrives
+    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE_SIZE, timeout=WAIT_MS)
+    _fetch_all(qtbot, model)  # each page inserted is checked too
+    assert model.rowCount() == 500
+    for row in range(0, 500, 50):
+        model.index(row, 0).data(Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: not thumbnails.busy, timeout=WAIT_MS)
+    with qtbot.waitSignal(model.loaded, timeout=WAIT_MS):
+        model.load(None)  # a reset, checked as well
+    assert model.rowCount() == PAGE_SIZE

@@ -46,6 +46,8 @@ class SubjectInfo:
     attributes: dict[str, Any]
     created_at: str
     face_count: int
+    # The subject's lowest face id (its thumbnail); filled by `Gallery.subject_page` only.
+    first_face_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -222,6 +224,51 @@ class Gallery:
             SubjectInfo(row[0], row[1], json.loads(row[2]), row[3], int(row[4]))
             for row in self.conn.execute(sql, params)
         ]
+
+    @staticmethod
+    def _subject_filter(query: str | None) -> tuple[str, list[Any]]:
+        if not query:
+            return "", []
+        # Typed text is matched literally: "_" and "%" in a subject id are not wildcards.
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return " WHERE id LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'", [pattern, pattern]
+
+    def subject_page(self, query: str | None, offset: int, limit: int) -> list[SubjectInfo]:
+        """One page of the subjects matching `query` (in id or name), ordered by id.
+
+        Each subject comes with its face count and `first_face_id`, from one query that pages
+        the subjects first and only then looks up the faces of that page (through the
+        faces_subject index), so a page costs the same on a large gallery as on a small one.
+
+        Args:
+            query: text the subject id or name must contain; None or "" for all subjects.
+            offset: how many matching subjects to skip.
+            limit: the most subjects to return.
+        """
+        where, params = self._subject_filter(query)
+        sql = (
+            "SELECT p.id, p.name, p.attributes, p.created_at, COUNT(f.id), MIN(f.id) FROM ("
+            "SELECT id, name, attributes, created_at FROM subjects"
+            f"{where} ORDER BY id LIMIT ? OFFSET ?"
+            ") p LEFT JOIN faces f ON f.subject_id = p.id GROUP BY p.id ORDER BY p.id"
+        )
+        rows = self.conn.execute(sql, [*params, max(0, limit), max(0, offset)])
+        return [
+            SubjectInfo(
+                row[0],
+                row[1],
+                json.loads(row[2]),
+                row[3],
+                int(row[4]),
+                None if row[5] is None else int(row[5]),
+            )
+            for row in rows
+        ]
+
+    def subject_total(self, query: str | None = None) -> int:
+        """How many subjects match `query` (in id or name); all subjects for None or ""."""
+        where, params = self._subject_filter(query)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM subjects{where}", params).fetchone()[0])
 
     def subject(self, subject_id: str) -> SubjectInfo | None:
         row = self.conn.execute(

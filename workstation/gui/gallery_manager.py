@@ -1,7 +1,10 @@
 """Gallery manager: enrol photos, browse subjects with thumbnails, see their faces, delete.
 
 Every read of the gallery runs on a worker (each opens its own SQLite connection); results come
-back as plain core objects and fill thin item models. Deleting a subject asks for a reason, which
+back as plain core objects and fill thin item models. The subject list is paged: a gallery can
+hold hundreds of thousands of subjects, so the list loads a page at a time as the view scrolls
+(`canFetchMore`/`fetchMore`), filtered in SQL, and a thumbnail's face is looked up only when its
+row is painted. Deleting a subject asks for a reason, which
 the core writes to the audit log in the same transaction as the deletion.
 """
 
@@ -18,8 +21,9 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QTimer,
+    Signal,
 )
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -38,19 +42,25 @@ from workstation.gallery.admin import delete_subject
 from workstation.gallery.store import FaceRecord, SubjectInfo
 from workstation.gui.context import AppContext
 from workstation.gui.enrol_panel import EnrolWidget
-from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
+from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey
 from workstation.gui.imaging import verdict_color
 from workstation.progress import CancelToken
 
 _Index = QModelIndex | QPersistentModelIndex
 SEARCH_DELAY_MS = 150  # typing pauses shorter than this do not each start a query
+PAGE_SIZE = 200  # subjects per page of the list: one indexed query, a few ms at 300k subjects
+# When the gallery changes, the list reloads as many rows as were shown (so the examiner keeps
+# their place and selection), but never more than this: a reset of 2,000 rows is a few ms.
+RELOAD_ROWS_MAX = 2_000
 
 
 @dataclass(frozen=True)
 class SubjectRow:
-    subject: SubjectInfo
-    face: FaceRecord | None  # the first face, for the thumbnail
-    image_path: Path | None
+    subject: SubjectInfo  # with first_face_id (the thumbnail), from Gallery.subject_page
+
+    @property
+    def face_id(self) -> int | None:
+        return self.subject.first_face_id
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class _ThumbnailListModel(QAbstractListModel):
         super().__init__(parent)
         self._thumbnails = thumbnails
         self._rows: list[Any] = []
+        self._row_of_face: dict[int, int] = {}  # face id -> row, to repaint arrived thumbnails
         thumbnails.thumbnails_ready.connect(self._on_thumbnails_ready)
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
@@ -105,39 +116,165 @@ class _ThumbnailListModel(QAbstractListModel):
     def set_rows(self, rows: list[Any]) -> None:
         self.beginResetModel()
         self._rows = list(rows)
+        self._row_of_face.clear()
+        self._index_faces(0)
         self.endResetModel()
 
     def rows(self) -> list[Any]:
         return list(self._rows)
 
-    def _face_at(self, row: int) -> tuple[FaceRecord | None, Path | None]:
+    def _append_rows(self, rows: list[Any]) -> None:
+        if not rows:
+            return
+        start = len(self._rows)
+        self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
+        self._rows.extend(rows)
+        self._index_faces(start)
+        self.endInsertRows()
+
+    def _index_faces(self, start: int) -> None:
+        for row in range(start, len(self._rows)):
+            face_id = self._face_id_at(row)
+            if face_id is not None:
+                self._row_of_face[face_id] = row
+
+    def _face_id_at(self, row: int) -> int | None:
+        raise NotImplementedError
+
+    def _thumbnail(self, row: int) -> QPixmap | None:
         raise NotImplementedError
 
     def _decoration(self, row: int) -> Any:
-        face, path = self._face_at(row)
-        if face is None or path is None:
-            return None
+        pixmap = self._thumbnail(row)
         # An icon, not a pixmap: views scale icons to their icon size, pixmaps they do not.
-        return QIcon(self._thumbnails.pixmap(face, path))
+        return None if pixmap is None else QIcon(pixmap)
 
     def _on_thumbnails_ready(self, keys: list[ThumbKey]) -> None:
-        wanted = set(keys)
-        for row in range(len(self._rows)):
-            face, _ = self._face_at(row)
-            if face is not None and thumb_key(face) in wanted:
-                index = self.index(row, 0)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+        rows = [self._row_of_face[k[0]] for k in keys if k[0] in self._row_of_face]
+        if rows:
+            # One signal for the batch (they are usually the rows on screen, side by side).
+            first, last = self.index(min(rows), 0), self.index(max(rows), 0)
+            self.dataChanged.emit(first, last, [Qt.ItemDataRole.DecorationRole])
 
 
 class SubjectListModel(_ThumbnailListModel):
-    """Subjects of the gallery, each with the thumbnail of its first face."""
+    """Subjects of the gallery matching a search, each with the thumbnail of its first face.
+
+    With a context, `load(query)` reads the first page on a worker and views ask for the next
+    pages as they scroll (`canFetchMore`/`fetchMore`); each page arrives from a worker and is
+    appended. Answers to an older `load` are dropped. Without a context the model shows what
+    `set_rows` gives it.
+    """
 
     SubjectRole = Qt.ItemDataRole.UserRole + 1
     SubjectIdRole = Qt.ItemDataRole.UserRole + 2
 
-    def _face_at(self, row: int) -> tuple[FaceRecord | None, Path | None]:
+    loaded = Signal()  # the first page of a `load` is in, with the totals
+    load_failed = Signal(str)
+
+    def __init__(
+        self,
+        thumbnails: FaceThumbnailCache,
+        parent: Any = None,
+        context: AppContext | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        super().__init__(thumbnails, parent)
+        self._context = context
+        self.page_size = page_size
+        self.query: str | None = None
+        self.total = 0  # subjects matching the query
+        self.gallery_total = 0  # subjects in the gallery
+        self._seq = 0  # bumped by every load: answers carrying an older number are stale
+        self._busy = False  # a load or a page is on its way (one at a time)
+
+    @property
+    def loading(self) -> bool:
+        return self._busy
+
+    def load(self, query: str | None, rows: int = 0) -> None:
+        """Show the subjects matching `query`: the first page, or the first `rows` if more."""
+        if self._context is None:
+            raise RuntimeError("SubjectListModel.load needs a context")
+        self._seq += 1
+        self._busy = True
+        seq, context, limit = self._seq, self._context, max(self.page_size, rows)
+
+        def work(_cancel: CancelToken) -> tuple[int, str | None, list[SubjectRow], int, int]:
+            with context.open_gallery() as gallery:
+                # One read snapshot, so that the page and both counts agree.
+                gallery.conn.execute("BEGIN")
+                try:
+                    page = gallery.subject_page(query, 0, limit)
+                    everyone = gallery.subject_count()
+                    matching = gallery.subject_total(query) if query else everyone
+                finally:
+                    gallery.conn.execute("COMMIT")
+            return seq, query, [SubjectRow(s) for s in page], matching, everyone
+
+        context.pool.start(work, on_result=self._on_loaded, on_error=self._make_on_error(seq))
+
+    def _on_loaded(self, loaded: tuple[int, str | None, list[SubjectRow], int, int]) -> None:
+        seq, query, rows, matching, everyone = loaded
+        if seq != self._seq:
+            return
+        self.query, self.gallery_total = query, everyone
+        self.total = max(matching, len(rows))
+        self.set_rows(rows)
+        # Not busy only now: a view may ask for more while the reset is being announced.
+        self._busy = False
+        self.loaded.emit()
+
+    def canFetchMore(self, parent: _Index) -> bool:
+        return (
+            not parent.isValid()
+            and self._context is not None
+            and not self._busy
+            and len(self._rows) < self.total
+        )
+
+    def fetchMore(self, parent: _Index) -> None:
+        if not self.canFetchMore(parent):
+            return
+        assert self._context is not None
+        self._busy = True
+        seq, context, query = self._seq, self._context, self.query
+        offset, limit = len(self._rows), self.page_size
+
+        def work(_cancel: CancelToken) -> tuple[int, int, list[SubjectRow]]:
+            with context.open_gallery() as gallery:
+                page = gallery.subject_page(query, offset, limit)
+            return seq, offset, [SubjectRow(s) for s in page]
+
+        context.pool.start(work, on_result=self._on_page, on_error=self._make_on_error(seq))
+
+    def _on_page(self, loaded: tuple[int, int, list[SubjectRow]]) -> None:
+        seq, offset, rows = loaded
+        if seq != self._seq:
+            return  # a page of an older search; the newer load is still busy
+        if offset == len(self._rows):
+            if len(rows) < self.page_size:
+                # Fewer than asked: the end (subjects may have been deleted since the count).
+                self.total = offset + len(rows)
+            self._append_rows(rows)
+        # Not busy only now: a view may ask for more while the insertion is being announced.
+        self._busy = False
+
+    def _make_on_error(self, seq: int) -> Any:
+        def on_error(message: str) -> None:
+            if seq == self._seq:
+                self._busy = False
+                self.load_failed.emit(message)
+
+        return on_error
+
+    def _face_id_at(self, row: int) -> int | None:
         item: SubjectRow = self._rows[row]
-        return item.face, item.image_path
+        return item.face_id
+
+    def _thumbnail(self, row: int) -> QPixmap | None:
+        face_id = self._face_id_at(row)
+        return None if face_id is None else self._thumbnails.pixmap_of_face_id(face_id)
 
     def row_of(self, subject_id: str) -> int:
         for row, item in enumerate(self._rows):
@@ -171,9 +308,13 @@ class SubjectFacesModel(_ThumbnailListModel):
     FaceRole = Qt.ItemDataRole.UserRole + 1
     FaceIdRole = Qt.ItemDataRole.UserRole + 2
 
-    def _face_at(self, row: int) -> tuple[FaceRecord | None, Path | None]:
+    def _face_id_at(self, row: int) -> int | None:
         item: FaceRow = self._rows[row]
-        return item.face, item.image_path
+        return item.face.id
+
+    def _thumbnail(self, row: int) -> QPixmap | None:
+        item: FaceRow = self._rows[row]
+        return self._thumbnails.pixmap(item.face, item.image_path)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
@@ -244,10 +385,8 @@ class GalleryManagerWidget(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._context = context
-        self._load_seq = 0
         self._faces_seq = 0
         self._selected_id: str | None = None
-        self.loading = False
         self.delete_dialog: DeleteSubjectDialog | None = None
         self.thumbnails = FaceThumbnailCache(context, parent=self)
 
@@ -257,7 +396,7 @@ class GalleryManagerWidget(QWidget):
         self.search_edit.setPlaceholderText("Search subject ID or name…")
         self.search_edit.setClearButtonEnabled(True)
         self.count_label = QLabel("")
-        self.subjects_model = SubjectListModel(self.thumbnails, self)
+        self.subjects_model = SubjectListModel(self.thumbnails, self, context=context)
         self.subjects_view = QListView()
         self.subjects_view.setModel(self.subjects_model)
         self.subjects_view.setIconSize(QSize(56, 56))
@@ -316,6 +455,8 @@ class GalleryManagerWidget(QWidget):
 
         self.search_edit.textChanged.connect(self._on_search_text_changed)
         self._search_timer.timeout.connect(self.reload_subjects)
+        self.subjects_model.loaded.connect(self._on_subjects_loaded)
+        self.subjects_model.load_failed.connect(self._on_load_failed)
         self.subjects_view.selectionModel().currentChanged.connect(self._on_subject_chosen)
         self.faces_view.selectionModel().currentChanged.connect(self._on_face_chosen)
         self.delete_button.clicked.connect(self._on_delete_clicked)
@@ -323,54 +464,36 @@ class GalleryManagerWidget(QWidget):
         self.reload_subjects()
 
     # ------------------------------------------------------------------ loading
-    def reload_subjects(self) -> None:
-        """Query subjects matching the search box on a worker; stale answers are dropped."""
-        self._load_seq += 1
-        seq = self._load_seq
-        query = self.search_edit.text().strip() or None
-        context = self._context
-        self.loading = True
+    @property
+    def loading(self) -> bool:
+        """True while subjects are being read (a search, a reload or the next page)."""
+        return self.subjects_model.loading
 
-        def work(cancel: CancelToken) -> tuple[int, list[SubjectRow], int]:
-            rows: list[SubjectRow] = []
-            with context.open_gallery() as gallery:
-                for subject in gallery.subjects(query):
-                    if cancel.cancelled:
-                        break
-                    faces = gallery.faces_of(subject.id)[:1]
-                    face = faces[0] if faces else None
-                    path = gallery.image_file(face) if face else None
-                    rows.append(SubjectRow(subject, face, path))
-                total = gallery.subject_count()
-            return seq, rows, total
+    def reload_subjects(self, rows: int = 0) -> None:
+        """Show the subjects matching the search box, from the first page (or `rows` rows)."""
+        self.subjects_model.load(self.search_edit.text().strip() or None, rows)
 
-        context.pool.start(work, on_result=self._on_subjects_loaded, on_error=self._on_load_failed)
-
-    def _on_subjects_loaded(self, loaded: tuple[int, list[SubjectRow], int]) -> None:
-        seq, rows, total = loaded
-        if seq != self._load_seq:
-            return
-        self.loading = False
-        self.subjects_model.set_rows(rows)
-        query = self.search_edit.text().strip()
+    def _on_subjects_loaded(self) -> None:
+        model = self.subjects_model
         self.count_label.setText(
-            f"{len(rows)} of {total} subjects match “{query}”" if query else f"{total} subjects"
+            f"{model.total:,} of {model.gallery_total:,} subjects match “{model.query}”"
+            if model.query
+            else f"{model.gallery_total:,} subjects"
         )
-        row = self.subjects_model.row_of(self._selected_id) if self._selected_id else -1
+        row = model.row_of(self._selected_id) if self._selected_id else -1
         if row >= 0:
-            self.subjects_view.setCurrentIndex(self.subjects_model.index(row, 0))
+            self.subjects_view.setCurrentIndex(model.index(row, 0))
         else:
             self._show_subject(None)
 
     def _on_load_failed(self, message: str) -> None:
-        self.loading = False
         self._show_message(f"Cannot read the gallery: {message}", error=True)
 
     def _on_search_text_changed(self, _text: str) -> None:
         self._search_timer.start()
 
     def _on_gallery_changed(self) -> None:
-        self.reload_subjects()
+        self.reload_subjects(min(self.subjects_model.rowCount(), RELOAD_ROWS_MAX))
 
     # ------------------------------------------------------------------ detail
     def _on_subject_chosen(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -1,0 +1,1 @@
+"""The `workstation` subcommands, grouped by what they do (the parser is in cli.py)."""

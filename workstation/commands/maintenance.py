@@ -1,0 +1,206 @@
+"""Commands that maintain the gallery and the program: index, models, re-embedding,
+settings, calibration, duplicates, merging, and starting the desktop app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workstation.commands.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliContext,
+)
+from workstation.errors import WorkstationError
+
+
+def cmd_index(ctx: CliContext) -> int:
+    from workstation.gallery.index import rebuild_index
+    from workstation.progress import drain
+
+    gallery = ctx.gallery(create=False)
+    if ctx.args.index_action == "rebuild":
+        index = drain(rebuild_index(gallery, reason="requested by user"))
+        ctx.say(f"index rebuilt: {index.count} faces, sha256 {index.file_sha256}")
+        return EXIT_OK
+    index = gallery.index(on_message=ctx.warn)
+    info = index.info().to_dict()
+    info.update(
+        gallery_faces=gallery.face_count(),
+        gallery_subjects=gallery.subject_count(),
+        gallery=str(gallery.folder),
+    )
+    if ctx.args.json:
+        ctx.json_line(info)
+    else:
+        for key, value in info.items():
+            ctx.say(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_models(ctx: CliContext) -> int:
+    from workstation.vision.insightface_backend import INSIGHTFACE_LICENCE_NOTE, list_packs
+    from workstation.vision.models import load_manifest, load_verified
+
+    rows = []
+    for key, entry in load_manifest()["models"].items():
+        try:
+            model = load_verified(key, Path(ctx.args.model_dir) if ctx.args.model_dir else None)
+            status, path = "ok (SHA-256 verified)", str(model.path)
+        except WorkstationError as exc:
+            status, path = f"UNUSABLE: {exc}", ""
+        rows.append(
+            {
+                "key": key,
+                "role": entry["role"],
+                "sha256": entry["sha256"],
+                "licence": entry["licence"],
+                "path": path,
+                "status": status,
+            }
+        )
+    packs = [str(p) for p in list_packs()]
+    if ctx.args.json:
+        ctx.json_line({"models": rows, "insightface_packs": packs})
+    else:
+        for row in rows:
+            ctx.say(
+                f"{row['key']} ({row['role']}, {row['licence']}): {row['status']}\n  "
+                f"{row['path']}\n  sha256 {row['sha256']}"
+            )
+        ctx.say(
+            "insightface packs on this PC: "
+            + (", ".join(packs) if packs else "none")
+            + f" ({INSIGHTFACE_LICENCE_NOTE})"
+        )
+    return EXIT_OK if all(r["status"].startswith("ok") for r in rows) else EXIT_FAILED
+
+
+def cmd_reembed(ctx: CliContext) -> int:
+    from workstation.gallery.admin import reembed
+    from workstation.progress import drain
+
+    gallery = ctx.gallery(create=False)
+    summary = drain(
+        reembed(gallery, ctx.engine()),
+        lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None,
+    )
+    ctx.say(
+        f"re-embedded {summary['faces']} faces: {summary['old_model_id']} -> "
+        f"{summary['new_model_id']}"
+    )
+    return EXIT_OK
+
+
+def cmd_settings(ctx: CliContext) -> int:
+    from dataclasses import asdict, fields
+
+    from workstation.settings import Settings, load_settings, save_settings, settings_path
+
+    args = ctx.args
+    settings = load_settings()
+    if args.settings_action != "set":
+        ctx.say(f"# {settings_path()}")
+        for key, value in asdict(settings).items():
+            ctx.say(f"{key}: {json.dumps(value)}")
+        return EXIT_OK
+    editable = {f.name for f in fields(Settings)} - {"schema", "recent_cases", "recent_files"}
+    if args.key not in editable:
+        raise WorkstationError(
+            f"unknown setting {args.key!r}; settable: {', '.join(sorted(editable))}"
+        )
+    value: Any = None if args.value in ("", "none", "default") else args.value
+    if args.key == "top_k":
+        try:
+            value = int(args.value)
+        except ValueError as exc:
+            raise WorkstationError(f"top_k must be a whole number, not {args.value!r}") from exc
+    setattr(settings, args.key, value)
+    changes = save_settings(settings)
+    if changes:
+        gallery = ctx.gallery()
+        with gallery.transaction():
+            gallery.audit("settings_change", {"changes": changes, "file": str(settings_path())})
+    ctx.say(f"{args.key} = {json.dumps(value)}" + ("" if changes else " (unchanged)"))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- calibration, hygiene
+def cmd_calibrate(ctx: CliContext) -> int:
+    from workstation.calibration.gallery import calibrate
+    from workstation.progress import drain
+
+    gallery = ctx.gallery(create=False)
+    if gallery.model_id is None:
+        raise WorkstationError(f"{gallery.folder}: the gallery is empty; enrol photos first")
+    stored = drain(
+        calibrate(gallery, reason=ctx.args.reason or "requested by user"),
+        lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if not ctx.args.json else None,
+    )
+    summary = stored.summary()
+    if ctx.args.json:
+        ctx.json_line(summary)
+        return EXIT_OK
+    ctx.say(
+        f"{stored.label} stored (sha256 {stored.sha256}): {stored.impostor_pairs:,} impostor "
+        f"pairs ({stored.gallery_pairs:,} from this gallery's {stored.gallery_subjects} "
+        f"subjects, {stored.reference_pairs:,} from the shipped reference table)"
+    )
+    if not stored.usable:
+        ctx.say(stored.unknown_reason())
+        return EXIT_OK
+    for score in (0.3, 0.4, 0.5, 0.6):
+        estimate = stored.estimate(score)
+        assert estimate is not None
+        ctx.say(f"  score {score:.2f}: strangers score this high {estimate.text}")
+    return EXIT_OK
+
+
+def cmd_duplicates(ctx: CliContext) -> int:
+    from workstation.gallery.hygiene import duplicate_threshold, find_duplicate_subjects
+
+    gallery = ctx.gallery(create=False)
+    if ctx.args.threshold is not None:
+        threshold, why = ctx.args.threshold, "given with --threshold"
+    else:
+        threshold, why = duplicate_threshold(gallery)
+    pairs = find_duplicate_subjects(gallery, threshold)
+    if ctx.args.json:
+        for pair in pairs:
+            ctx.json_line({**pair.to_dict(), "threshold": threshold})
+        return EXIT_OK
+    ctx.say(f"threshold {threshold:.4f} ({why})")
+    for pair in pairs:
+        ctx.say(
+            f"  {pair.score:.4f}  {pair.subject_a} ({pair.name_a or ''}, face {pair.face_a})  "
+            f"{pair.subject_b} ({pair.name_b or ''}, face {pair.face_b})"
+        )
+    ctx.say(
+        f"{len(pairs)} possible duplicate pair(s); review the photos before merging "
+        "(`workstation merge KEEP_ID MERGE_ID --reason TEXT`)"
+    )
+    return EXIT_OK
+
+
+def cmd_merge(ctx: CliContext) -> int:
+    from workstation.gallery.hygiene import merge_subjects
+
+    args = ctx.args
+    details = merge_subjects(ctx.gallery(create=False), args.keep_id, args.merge_id, args.reason)
+    ctx.say(
+        f"merged subject {args.merge_id} into {args.keep_id}: "
+        f"{len(details['face_ids_moved'])} face(s) moved; reason recorded in the audit log"
+    )
+    return EXIT_OK
+
+
+def cmd_gui(ctx: CliContext) -> int:
+    try:
+        from workstation.gui.app import run_app
+    except ImportError as exc:
+        raise WorkstationError(f"the desktop app cannot start: {exc}") from exc
+    return int(run_app(gallery_dir=ctx.gallery_dir, user=ctx.user, backend=ctx.args.backend))
+
+
+# ---------------------------------------------------------------------- parser

@@ -1,0 +1,324 @@
+"""Commands that look at faces: enroll, search, footage, compare."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from workstation import CAVEAT
+from workstation.commands.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliContext,
+    saved_settings,
+)
+from workstation.errors import WorkstationError
+
+
+def cmd_enroll(ctx: CliContext) -> int:
+    from workstation.gallery.enroll import enroll, items_for_subject, read_manifest
+    from workstation.progress import drain
+
+    args = ctx.args
+    if args.manifest:
+        if args.subject or args.paths:
+            raise WorkstationError(
+                "give either --manifest FILE.csv or --subject ID with photos, not both"
+            )
+        items, bad = read_manifest(Path(args.manifest))
+    else:
+        if not args.subject or not args.paths:
+            raise WorkstationError(
+                "enroll needs --manifest FILE.csv, or --subject ID and one or more photos or "
+                "folders"
+            )
+        missing = [p for p in args.paths if not Path(p).exists()]
+        items = items_for_subject(
+            args.subject, [Path(p) for p in args.paths if Path(p).exists()], args.name
+        )
+        from workstation.gallery.enroll import FAILED, EnrollOutcome
+
+        bad = [
+            EnrollOutcome(p, p, args.subject, FAILED, "file or folder not found") for p in missing
+        ]
+    for outcome in bad:
+        ctx.warn(outcome.line())
+    gallery = ctx.gallery()
+
+    def show(step: Any) -> None:
+        if step.done and not args.json:
+            stream = ctx.err if step.message.startswith("failed") else ctx.out
+            print(f"[{step.done}/{step.total}] {step.message}", file=stream, flush=True)
+
+    report = drain(enroll(gallery, ctx.engine(), items, already_failed=bad), show)
+    if args.json:
+        for outcome in report.outcomes:
+            ctx.json_line(outcome.to_dict())
+    ctx.say(
+        f"{report.summary()}; gallery {ctx.gallery_dir} now holds {gallery.face_count()} "
+        f"faces of {gallery.subject_count()} subjects"
+    )
+    return EXIT_FAILED if report.enrolled == 0 and report.failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------- search
+def cmd_search(ctx: CliContext) -> int:
+    from workstation.domain import BBox
+    from workstation.gallery.search import require_case, search_image
+    from workstation.vision.images import load_image
+
+    args = ctx.args
+    case_id, purpose = require_case(args.case, args.purpose)
+    box = BBox.parse(args.box) if args.box else None
+    gallery = ctx.gallery()
+    engine = ctx.engine()
+    gallery.check_model(engine.model)
+    failures = 0
+    if not args.json:
+        ctx.say(f"NOTE: {CAVEAT}")
+    for given in args.images:
+        try:
+            image = load_image(given)
+            result = search_image(
+                gallery,
+                engine,
+                image,
+                case_id,
+                purpose,
+                top_k=args.top or saved_settings().top_k,
+                box=box,
+                face_index=args.face,
+                path_as_given=given,
+                note=args.note,
+            )
+        except WorkstationError as exc:
+            failures += 1
+            if args.json:
+                ctx.json_line(
+                    {
+                        "probe": given,
+                        "sha256": None,
+                        "face": None,
+                        "candidates": [],
+                        "error": str(exc),
+                    }
+                )
+            else:
+                ctx.warn(f"error: {exc}")
+            continue
+        if args.json:
+            ctx.json_line(result.to_dict())
+            continue
+        face = result.face
+        ctx.say(
+            f"\n{given} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, case "
+            f"{case_id}; "
+            f"{result.faces_found} face(s) found, searched face {face.index} "
+            f"({face.source.value}, box "
+            f"{face.box.as_list()}); quality {face.quality.verdict.value}"
+            + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
+        )
+        ctx.say(f"gallery: {result.gallery_faces} faces; model {engine.model.short}")
+        if result.note:
+            ctx.say(f"examiner's note ({result.quality_gate}): {result.note}")
+        calibration = result.calibration or {}
+        ctx.say(
+            f"false-match rates from {calibration.get('label')} "
+            f"({calibration.get('impostor_pairs', 0):,} impostor pairs: "
+            f"{', '.join(calibration.get('sources') or ['none'])}"
+            + ("; STALE: run `workstation calibrate`" if calibration.get("stale") else "")
+            + ")"
+        )
+        if not result.candidates:
+            ctx.say("  no candidates (the gallery is empty)")
+        else:
+            ctx.say("  rank   score  strangers this high (FMR)    expected in gallery  subject")
+        for c in result.candidates:
+            strangers = "?" if c.expected_strangers is None else f"{c.expected_strangers:.3g}"
+            if c.fmr_text and c.fmr_text.startswith("<") and strangers != "?":
+                strangers = "< " + strangers
+            fmr = c.fmr_text if c.fmr is not None else "unknown"
+            ctx.say(
+                f"  {c.rank:>4}  {c.score:6.4f}  {fmr:<27}  {strangers:>19}  "
+                f"{c.subject_id}  {c.name or ''}"
+            )
+    return EXIT_FAILED if failures == len(args.images) else EXIT_OK
+
+
+# ---------------------------------------------------------------------- footage
+def cmd_footage(ctx: CliContext) -> int:
+    from workstation.footage import (
+        ScanOptions,
+        probe_video,
+        record_scan,
+        scan_video,
+        search_track,
+        timecode,
+    )
+    from workstation.gallery.search import require_case
+    from workstation.progress import drain
+
+    args = ctx.args
+    case_id, purpose = require_case(args.case, args.purpose)
+    if args.every <= 0:
+        raise WorkstationError(f"--every must be a positive number of seconds, got {args.every}")
+    gallery = ctx.gallery()
+    engine = ctx.engine()
+    gallery.check_model(engine.model)
+    info = probe_video(args.video)
+    if not args.json:
+        ctx.say(f"NOTE: {CAVEAT}")
+        ctx.say(
+            f"{args.video} (sha256 {info.sha256[:16]}…): {info.width}x{info.height}, "
+            f"{info.fps:.2f} fps, {timecode(info.duration_s)}; sampling every {args.every} s"
+        )
+    shown = [0]
+
+    def show(step: Any) -> None:
+        # Long CCTV files: a line about every 10% (stderr, so --json output stays clean).
+        if not args.json and step.total and step.done * 10 // step.total > shown[0]:
+            shown[0] = step.done * 10 // step.total
+            ctx.warn(f"[{step.done}/{step.total} frames] {step.message}")
+
+    scan = drain(
+        scan_video(
+            engine,
+            info.path,
+            ScanOptions(every_s=args.every, detect_side=args.detect_side),
+            info=info,
+        ),
+        show,
+    )
+    record_scan(gallery, scan, case_id, purpose)
+    failures = 0
+    for track in scan.tracks:
+        row: dict[str, Any] = {
+            **track.summary(),
+            "start_tc": timecode(track.start_s),
+            "end_tc": timecode(track.end_s),
+            "best_tc": timecode(info.time_of(track.best_frame)),
+            "quality": track.best_observation.quality.verdict.value,
+            "search_id": None,
+            "candidates": [],
+            "error": None,
+        }
+        try:
+            result = search_track(gallery, scan, track, case_id, purpose, args.top, args.note)
+            row["search_id"] = result.search_id
+            row["candidates"] = [c.to_dict() for c in result.candidates]
+        except WorkstationError as exc:
+            failures += 1
+            row["error"] = str(exc)
+        if args.json:
+            ctx.json_line(row)
+            continue
+        ctx.say(
+            f"\ntrack {track.track_id}: {row['start_tc']} to {row['end_tc']}, "
+            f"{track.frame_count} sampled frames, best frame {track.best_frame} "
+            f"({row['best_tc']}), quality {row['quality']}"
+            + (f", search {row['search_id']}" if row["search_id"] else "")
+        )
+        if row["error"]:
+            ctx.warn(f"  error: {row['error']}")
+        elif not row["candidates"]:
+            ctx.say("  no candidates (the gallery is empty)")
+        for c in row["candidates"]:
+            ctx.say(f"  {c['rank']:>3}  {c['score']:7.4f}  {c['subject_id']}  {c['name'] or ''}")
+    if not args.json:
+        ctx.say(
+            f"\n{len(scan.tracks)} track(s) in {scan.scanned_s:.1f} s of video "
+            f"({scan.samples} frames sampled, {scan.speed_x_realtime:.1f}x real time)"
+        )
+    if scan.damage:
+        ctx.warn(f"error: {scan.damage}")
+        return EXIT_FAILED
+    return EXIT_FAILED if failures and failures == len(scan.tracks) else EXIT_OK
+
+
+# ---------------------------------------------------------------------- compare
+def cmd_compare(ctx: CliContext) -> int:
+    from workstation.gallery.search import compare_images, record_comparison
+    from workstation.vision.images import load_image
+
+    args = ctx.args
+    if args.pairs:
+        pairs = _read_pairs(Path(args.pairs))
+    elif len(args.images) == 2:
+        pairs = [(args.images[0], args.images[1], None)]
+    else:
+        raise WorkstationError("compare needs two images, or --pairs FILE.csv")
+    engine = ctx.engine()
+    gallery = ctx.gallery()
+    from workstation.calibration.gallery import calibration_for, commit_calibration
+
+    # A calibration computed now (the gallery changed) is stored and audited before use.
+    calibration = commit_calibration(gallery, calibration_for(gallery, str(engine.model)))
+    failures = 0
+    for image_a, image_b, row_error in pairs:
+        try:
+            if row_error:
+                raise WorkstationError(row_error)
+            comparison = compare_images(
+                engine,
+                load_image(image_a),
+                load_image(image_b),
+                image_a,
+                image_b,
+                calibration=calibration,
+            )
+            record_comparison(gallery, comparison, args.case, args.purpose)
+        except WorkstationError as exc:
+            failures += 1
+            if args.json:
+                ctx.json_line(
+                    {
+                        "image_a": image_a,
+                        "image_b": image_b,
+                        "score": None,
+                        "fmr": None,
+                        "error": str(exc),
+                    }
+                )
+            else:
+                ctx.warn(f"error: {exc}")
+            continue
+        if args.json:
+            ctx.json_line(comparison.to_dict())
+        else:
+            ctx.say(
+                f"{image_a} vs {image_b}: similarity {comparison.score:.4f}; strangers "
+                f"score this high: {comparison.fmr_text} (model "
+                f"{engine.model.short}; "
+                f"quality {comparison.face_a.quality.verdict.value} / "
+                f"{comparison.face_b.quality.verdict.value})"
+            )
+    return EXIT_FAILED if failures == len(pairs) else EXIT_OK
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:
+    pairs: list[tuple[str, str, str | None]] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not {"image_a", "image_b"} <= set(reader.fieldnames or []):
+                raise WorkstationError(
+                    f"{path}: the pairs file needs the columns image_a and image_b"
+                )
+            for row in reader:
+                a, b = (row.get("image_a") or "").strip(), (row.get("image_b") or "").strip()
+                base = path.parent
+                a_path = a if not a or Path(a).is_absolute() else str(base / a)
+                b_path = b if not b or Path(b).is_absolute() else str(base / b)
+                problem = (
+                    None
+                    if a and b
+                    else f"{path.name} line {reader.line_num}: image_a and image_b are both needed"
+                )
+                pairs.append((a_path, b_path, problem))
+    except OSError as exc:
+        raise WorkstationError(f"{path}: cannot read the pairs file ({exc.strerror})") from exc
+    return pairs
+
+
+# ---------------------------------------------------------------------- subjects

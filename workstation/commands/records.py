@@ -1,0 +1,110 @@
+"""Commands on what the gallery records: subjects, the audit log, decisions, exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workstation.commands.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliContext,
+)
+from workstation.errors import WorkstationError
+
+
+def cmd_subjects(ctx: CliContext) -> int:
+    args = ctx.args
+    gallery = ctx.gallery()
+    if args.subjects_action == "delete":
+        from workstation.gallery.admin import delete_subject
+
+        details = delete_subject(gallery, args.subject_id, args.reason)
+        ctx.say(
+            f"deleted subject {args.subject_id}: {len(details['face_ids'])} face(s); reason "
+            "recorded in the audit log"
+        )
+        return EXIT_OK
+    subjects = gallery.subjects(args.query)
+    if args.json:
+        for subject in subjects:
+            ctx.json_line(subject.to_dict())
+    else:
+        for subject in subjects:
+            ctx.say(f"{subject.id}\t{subject.name or ''}\t{subject.face_count} face(s)")
+        ctx.say(f"{len(subjects)} subject(s)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- audit
+def cmd_audit(ctx: CliContext) -> int:
+    from workstation.audit.log import list_events, verify_chain
+
+    args = ctx.args
+    gallery = ctx.gallery(create=False)
+    if args.audit_action == "verify":
+        report = verify_chain(gallery.conn)
+        if report.intact:
+            ctx.say(f"audit log intact: {report.events} events")
+            ctx.say(f"head: event {report.head_seq} hash {report.head_hash}")
+            return EXIT_OK
+        ctx.say(f"AUDIT LOG BROKEN at event {report.first_bad_seq}: {report.problem}")
+        ctx.say(f"last good: event {report.head_seq} hash {report.head_hash}")
+        return EXIT_FAILED
+    events = list_events(gallery.conn, case_id=args.case)
+    for event in events:
+        if args.json:
+            ctx.json_line(event.to_dict())
+        else:
+            summary = ", ".join(
+                f"{k}={_brief(v)}" for k, v in sorted(event.details.items()) if k != "candidates"
+            )
+            ctx.say(
+                f"{event.seq:>6} {event.time} {event.user} {event.action} "
+                f"case={event.case_id or '-'} {summary}"
+            )
+    return EXIT_OK
+
+
+def _brief(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------- index, models, reembed
+
+
+def cmd_decide(ctx: CliContext) -> int:
+    from workstation.gallery.admin import confirm_lead, record_decision
+
+    args = ctx.args
+    gallery = ctx.gallery(create=False)
+    if args.confirm is not None:
+        decision = confirm_lead(gallery, args.confirm, args.note)
+    else:
+        if args.search is None or not args.subject or not args.decision:
+            raise WorkstationError(
+                "decide needs --search ID --subject ID --decision, or --confirm DECISION_ID"
+            )
+        decision = record_decision(
+            gallery, args.search, args.subject, args.decision.replace("-", "_"), args.note
+        )
+    ctx.json_line(decision.to_dict()) if args.json else ctx.say(
+        f"decision {decision.id}: {decision.decision} for subject {decision.subject_id} "
+        f"(search {decision.search_id}) by {decision.user}"
+    )
+    return EXIT_OK
+
+
+def cmd_export(ctx: CliContext) -> int:
+    from workstation.reports.bundle import export_case_bundle
+
+    args = ctx.args
+    gallery = ctx.gallery(create=False)
+    bundle = export_case_bundle(gallery, args.case, Path(args.out))
+    ctx.say(
+        f"evidence bundle written to {args.out}: {len(bundle['searches'])} search(es); audit "
+        f"head {bundle['audit']['head_hash']}"
+    )
+    return EXIT_OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -96,7 +96,7 @@ def _file_date(path: str) -> str:
         stamp = os.stat(path).st_mtime
     except OSError:
         return "file not available"
-    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC (modified)")
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M UTC (modified)")
 
 
 def probe_side(search: SearchSummary, image: LoadedImage | None) -> FaceSide:

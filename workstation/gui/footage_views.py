@@ -149,7 +149,9 @@ class FootageTimelineWidget(QWidget):
             while t <= self.duration_s + 1e-6:
                 x = self._x(t)
                 painter.drawLine(QPointF(x, 2), QPointF(x, 6))
-                painter.drawText(QPointF(x + 2, 14), timecode(t)[3:8])
+                # "MM:SS", or "MM:SS.s" when ticks are half a second apart (short clips).
+                label = timecode(t)[3:10] if step < 1 else timecode(t)[3:8]
+                painter.drawText(QPointF(x + 2, 14), label)
                 t += step
         for bar in self.bars:
             color = QColor(track_color(bar.track_id))

@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=int, default=20, metavar="K", help="candidates per track (default 20)"
     )
     p.add_argument("--note", metavar="TEXT", help="examiner's note kept with each search")
+    p.add_argument(
+        "--find-subject",
+        metavar="ID",
+        help="instead of searching each track, mark where this gallery subject appears "
+        "(time segments; audited)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per track per line")
     p.add_argument("video", metavar="VIDEO")
     p.set_defaults(func=cmd_footage)

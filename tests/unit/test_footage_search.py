@@ -182,3 +182,18 @@ def test_footage_command_errors_are_one_line_naming_the_file(tmp_path, enrolled)
     assert code == 1
     assert err.count("\n") == 1 and "evidence.mov" in err and "not a video" in err
     assert "Traceback" not in err and out == ""
+
+
+def test_footage_command_finds_a_gallery_subject(enrolled, clip) -> None:  # type: ignore[no-untyped-def]
+    folder = str(enrolled.folder)
+    enrolled.close()
+    argv = ["--gallery", folder, "footage", "--case", "C9", "--purpose", "p", "--json"]
+    code, out, err = _run([*argv, "--find-subject", "S-OBAMA", str(clip)])
+    assert code == 0, err
+    segments = [json.loads(line) for line in out.splitlines()]
+    assert [(s["start_s"], s["end_s"]) for s in segments] == [(0.0, 1.4), (3.0, 3.8)]
+    assert all(
+        s["subject_id"] == "S-OBAMA" and s["start_tc"].startswith("00:00:0") for s in segments
+    )
+    code, _, err = _run([*argv, "--find-subject", "S-NOBODY", str(clip)])
+    assert code == 1 and "S-NOBODY" in err and "not in the gallery" in err

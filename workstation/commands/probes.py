@@ -191,6 +191,8 @@ def cmd_footage(ctx: CliContext) -> int:
         show,
     )
     record_scan(gallery, scan, case_id, purpose)
+    if args.find_subject:
+        return _print_subject_segments(ctx, scan, case_id, purpose)
     failures = 0
     for track in scan.tracks:
         row: dict[str, Any] = {
@@ -234,6 +236,38 @@ def cmd_footage(ctx: CliContext) -> int:
         ctx.warn(f"error: {scan.damage}")
         return EXIT_FAILED
     return EXIT_FAILED if failures and failures == len(scan.tracks) else EXIT_OK
+
+
+def _print_subject_segments(ctx: CliContext, scan: Any, case_id: str, purpose: str) -> int:
+    """Where a gallery subject appears in the scanned video: one line (or JSON object) each."""
+    from workstation.footage import timecode
+    from workstation.footage.search import FIND_THRESHOLD, find_subject
+
+    args = ctx.args
+    segments = find_subject(ctx.gallery(), scan, args.find_subject, case_id, purpose)
+    for segment in segments:
+        row = {
+            "subject_id": args.find_subject,
+            **segment.to_dict(),
+            "start_tc": timecode(segment.start_s),
+            "end_tc": timecode(segment.end_s),
+        }
+        if args.json:
+            ctx.json_line(row)
+        else:
+            ctx.say(
+                f"{row['start_tc']} to {row['end_tc']} (frames {row['start_frame']}-"
+                f"{row['end_frame']}, tracks {row['tracks']}, best similarity {row['score']:.4f})"
+            )
+    if not args.json:
+        ctx.say(
+            f"{len(segments)} segment(s) where subject {args.find_subject} may appear (tracks "
+            f"scoring at least {FIND_THRESHOLD}): leads to review, not identifications"
+        )
+    if scan.damage:
+        ctx.warn(f"error: {scan.damage}")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- compare

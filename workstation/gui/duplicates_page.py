@@ -18,13 +18,10 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
-    QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -42,6 +39,7 @@ from workstation.gallery.hygiene import (
 from workstation.gallery.store import FaceRecord
 from workstation.gui.context import AppContext
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
+from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.gui.table_base import RowsTableModel
 from workstation.progress import CancelToken, Progress
 
@@ -137,7 +135,7 @@ class DuplicatePairsModel(RowsTableModel):
                 )
 
 
-class MergeSubjectsDialog(QDialog):
+class MergeSubjectsDialog(ReasonRequiredDialog):
     """Choose which subject id stays, and give the reason; OK needs a reason."""
 
     def __init__(
@@ -146,9 +144,13 @@ class MergeSubjectsDialog(QDialog):
         faces: tuple[QPixmap, QPixmap] | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
         pair = row.pair
-        self.setWindowTitle(f"Merge subjects {pair.subject_a} and {pair.subject_b}")
+        super().__init__(
+            f"Merge subjects {pair.subject_a} and {pair.subject_b}",
+            "Merge",
+            "Reason (required), e.g. same person: same date of birth and custody record",
+            parent,
+        )
         self.setMinimumWidth(560)
         self.pair = pair
         faces_row = QHBoxLayout()
@@ -179,39 +181,15 @@ class MergeSubjectsDialog(QDialog):
         group = QButtonGroup(self)
         group.addButton(self.keep_a_radio)
         group.addButton(self.keep_b_radio)
-        self.reason_edit = QPlainTextEdit()
-        self.reason_edit.setPlaceholderText(
-            "Reason (required), e.g. same person: same date of birth and custody record"
-        )
-        self.reason_edit.setMaximumHeight(90)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText("Merge")
-        self.ok_button.setEnabled(False)
-        layout = QVBoxLayout(self)
-        layout.addLayout(faces_row)
-        layout.addWidget(explain)
-        layout.addWidget(self.keep_a_radio)
-        layout.addWidget(self.keep_b_radio)
-        layout.addWidget(self.reason_edit)
-        layout.addWidget(self.buttons)
-        self.reason_edit.textChanged.connect(self._on_reason_changed)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-
-    @property
-    def reason(self) -> str:
-        return self.reason_edit.toPlainText().strip()
+        self.body.addLayout(faces_row)
+        self.body.addWidget(explain)
+        self.body.addWidget(self.keep_a_radio)
+        self.body.addWidget(self.keep_b_radio)
 
     @property
     def keep_and_merge(self) -> tuple[str, str]:
         a, b = self.pair.subject_a, self.pair.subject_b
         return (a, b) if self.keep_a_radio.isChecked() else (b, a)
-
-    def _on_reason_changed(self) -> None:
-        self.ok_button.setEnabled(bool(self.reason))
 
 
 class DuplicatesWidget(QWidget):

@@ -25,13 +25,10 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -44,6 +41,7 @@ from workstation.gui.context import AppContext
 from workstation.gui.enrol_panel import EnrolWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey
 from workstation.gui.imaging import verdict_color
+from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.progress import CancelToken
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -337,12 +335,16 @@ class SubjectFacesModel(_ThumbnailListModel):
         return None
 
 
-class DeleteSubjectDialog(QDialog):
+class DeleteSubjectDialog(ReasonRequiredDialog):
     """Confirms a deletion and asks why; OK stays disabled until a reason is written."""
 
     def __init__(self, subject: SubjectInfo, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"Delete subject {subject.id}")
+        super().__init__(
+            f"Delete subject {subject.id}",
+            "Delete",
+            "Reason (required), e.g. enrolled under the wrong subject ID; retention period ended",
+            parent,
+        )
         self.setMinimumWidth(460)
         self.subject = subject
         name = f" ({subject.name})" if subject.name else ""
@@ -352,31 +354,7 @@ class DeleteSubjectDialog(QDialog):
             "reason are kept in the audit log."
         )
         warning.setWordWrap(True)
-        self.reason_edit = QPlainTextEdit()
-        self.reason_edit.setPlaceholderText(
-            "Reason (required), e.g. enrolled under the wrong subject ID; retention period ended"
-        )
-        self.reason_edit.setMaximumHeight(90)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText("Delete")
-        self.ok_button.setEnabled(False)
-        layout = QVBoxLayout(self)
-        layout.addWidget(warning)
-        layout.addWidget(self.reason_edit)
-        layout.addWidget(self.buttons)
-        self.reason_edit.textChanged.connect(self._on_reason_changed)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-
-    @property
-    def reason(self) -> str:
-        return self.reason_edit.toPlainText().strip()
-
-    def _on_reason_changed(self) -> None:
-        self.ok_button.setEnabled(bool(self.reason))
+        self.body.addWidget(warning)
 
 
 class GalleryManagerWidget(QWidget):

@@ -127,9 +127,9 @@ class AuditEventsModel(RowsTableModel):
                 )
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        event = self.row_at(index)
+        if event is None:
             return None
-        event = self._rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(event, col)

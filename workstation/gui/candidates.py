@@ -191,9 +191,9 @@ class CandidateTableModel(RowsTableModel):
         return -1
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        candidate = self.row_at(index)
+        if candidate is None:
             return None
-        candidate = self._rows[index.row()]
         column = index.column()
         if role == self.CandidateRole:
             return candidate

@@ -91,9 +91,9 @@ class DuplicatePairsModel(RowsTableModel):
         return list(self._rows)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        row = self.row_at(index)
+        if row is None:
             return None
-        row = self._rows[index.row()]
         pair, col = row.pair, index.column()
         if role == self.PairRole:
             return row

@@ -131,9 +131,9 @@ class EnrolProblemsModel(RowsTableModel):
         return list(self._rows)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        outcome = self.row_at(index)
+        if outcome is None:
             return None
-        outcome = self._rows[index.row()]
         if role == self.OutcomeRole:
             return outcome
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):

@@ -8,6 +8,7 @@ this widget only shows results as they arrive.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,18 @@ class ProbePanelWidget(QWidget):
     def _on_work_finished(self) -> None:
         self._set_busy(-1)
 
+    def _start(
+        self,
+        work: Callable[[CancelToken], Any],
+        on_result: Callable[[Any], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        """Run `work` on the pool; the panel counts as busy until it finishes."""
+        self._set_busy(+1)
+        self.context.pool.start(
+            work, on_result=on_result, on_error=on_error, on_finished=self._on_work_finished
+        )
+
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.setVisible(bool(message))
@@ -171,13 +184,7 @@ class ProbePanelWidget(QWidget):
             faces = context.engine().analyze(image.bgr)
             return LoadedProbe(image, faces, bgr_to_qimage(image.bgr))
 
-        self._set_busy(+1)
-        self.context.pool.start(
-            work,
-            on_result=self._on_probe_ready,
-            on_error=self._on_load_failed,
-            on_finished=self._on_work_finished,
-        )
+        self._start(work, self._on_probe_ready, self._on_load_failed)
 
     def load_frame(self, frame: LoadedImage, lineage: dict[str, Any] | None = None) -> None:
         """Take a frame chosen in the footage panel (already decoded) and find its faces;
@@ -192,13 +199,7 @@ class ProbePanelWidget(QWidget):
             faces = context.engine().analyze(frame.bgr)
             return LoadedProbe(frame, faces, bgr_to_qimage(frame.bgr), from_file=False)
 
-        self._set_busy(+1)
-        self.context.pool.start(
-            work,
-            on_result=self._on_probe_ready,
-            on_error=self._on_load_failed,
-            on_finished=self._on_work_finished,
-        )
+        self._start(work, self._on_probe_ready, self._on_load_failed)
 
     def _on_load_failed(self, message: str) -> None:
         self.show_error(message)
@@ -287,13 +288,7 @@ class ProbePanelWidget(QWidget):
         def work(cancel: CancelToken) -> Face:
             return context.engine().analyze_box(image.bgr, box)
 
-        self._set_busy(+1)
-        self.context.pool.start(
-            work,
-            on_result=self._on_manual_face_ready,
-            on_error=self.show_error,
-            on_finished=self._on_work_finished,
-        )
+        self._start(work, self._on_manual_face_ready, self.show_error)
 
     def _on_manual_face_ready(self, face: Face) -> None:
         face = dataclasses.replace(face, index=len(self.faces))

@@ -101,9 +101,7 @@ class AuditEventsModel(RowsTableModel):
         self._bad_seq: int | None = None
 
     def set_events(self, events: list[AuditEvent]) -> None:
-        self.beginResetModel()
-        self._rows = list(events)
-        self.endResetModel()
+        self.set_rows(events)
 
     def events(self) -> list[AuditEvent]:
         return list(self._rows)

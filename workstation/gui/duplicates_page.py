@@ -82,14 +82,6 @@ class DuplicatePairsModel(RowsTableModel):
         self._rows: list[PairRow] = []
         thumbnails.thumbnails_ready.connect(self._on_thumbnails_ready)
 
-    def set_rows(self, rows: list[PairRow]) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
-
-    def rows(self) -> list[PairRow]:
-        return list(self._rows)
-
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         row = self.row_at(index)
         if row is None:

@@ -123,12 +123,10 @@ class EnrolProblemsModel(RowsTableModel):
         self._rows: list[EnrollOutcome] = []
 
     def set_outcomes(self, outcomes: list[EnrollOutcome]) -> None:
-        self.beginResetModel()
-        self._rows = [o for o in outcomes if o.status != ENROLLED]
-        self.endResetModel()
+        self.set_rows(o for o in outcomes if o.status != ENROLLED)
 
     def outcomes(self) -> list[EnrollOutcome]:
-        return list(self._rows)
+        return self.rows()
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         outcome = self.row_at(index)

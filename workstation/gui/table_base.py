@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -41,6 +42,15 @@ class RowsTableModel(QAbstractTableModel):
         elif self.NUMBERED_ROWS and role == Qt.ItemDataRole.DisplayRole:
             return section + 1
         return None
+
+    def set_rows(self, rows: Iterable[Any]) -> None:
+        """Replace every row (a model reset: views keep no stale indexes)."""
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def rows(self) -> list[Any]:
+        return list(self._rows)
 
     def row_at(self, index: Index) -> Any | None:
         """The row object behind a valid index of this model, else None."""

@@ -219,7 +219,14 @@ def enroll(
     # One engine per worker so that inference runs on both cores at once (an engine serialises
     # its own); the extra instances are loaded once and kept by the engine. Measured on 2 cores:
     # 23.5 photos/s with two engines against 17.8 with one shared.
-    engines = engine.replicas(max(1, workers)) if len(items) >= REPLICA_MIN_PHOTOS else [engine]
+    # A large enrolment runs on instances of its own, never on the caller's engine: an analyst
+    # searching meanwhile (the GUI shares that engine) then waits for a core, not for the
+    # enrolment's inference lock.
+    engines = (
+        engine.replicas(max(1, workers) + 1)[1:] or [engine]
+        if len(items) >= REPLICA_MIN_PHOTOS
+        else [engine]
+    )
     assigned = threading.local()
     handed_out = iter(range(1 << 30))
     hand_lock = threading.Lock()

@@ -25,6 +25,7 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 
+from workstation.errors import WorkstationError
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.search_records import fmr_text
@@ -314,7 +315,7 @@ def report_html(
         ),
         "<p class='small'>The head hash covers every audit event up to and including this "
         "export. Anyone holding the gallery can re-verify it with "
-        "<span class='mono'>workstation audit --verify</span>.</p>",
+        "<span class='mono'>workstation audit verify</span>.</p>",
         "<h3>Events of this case</h3>",
         _table(
             ["Seq", "Time (UTC)", "User", "Action", "Event hash"],
@@ -348,7 +349,7 @@ def write_report_pdf(
     bundle_sha256: str,
     images: dict[str, QImage] | None = None,
 ) -> int:
-    """Render the report to `pdf_path` (GUI thread); returns the number of pages."""
+    """Render the report to `pdf_path` (any thread); returns the number of pages."""
     writer = QPdfWriter(str(pdf_path))
     writer.setResolution(RESOLUTION)
     writer.setPageLayout(
@@ -418,27 +419,29 @@ def export_case_report(
     on_done: Callable[[Path, Path, int], None],
     on_error: Callable[[str], None],
 ) -> None:
-    """Export the JSON bundle on a worker (audited), then draw the PDF from it."""
+    """On a worker: export the JSON bundle (audited), then draw the PDF from it."""
     pdf_path = Path(pdf_path)
     json_path = bundle_path_for(pdf_path)
 
-    def work(cancel: CancelToken) -> tuple[dict[str, Any], str, dict[str, QImage]]:
+    def work(cancel: CancelToken) -> int:
+        # Everything here (QTextDocument, QImage, QPainter on a QPdfWriter) is allowed off the
+        # GUI thread, so a long report never freezes the window.
         with context.open_gallery() as gallery:
             bundle = export_case_bundle(gallery, case_id, json_path, extra_files=[pdf_path])
             images = report_images(gallery, bundle)
-        return bundle, hashlib.sha256(json_path.read_bytes()).hexdigest(), images
-
-    def on_bundle(result: tuple[dict[str, Any], str, dict[str, QImage]]) -> None:
-        bundle, digest, images = result
+        digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
         try:
             pages = write_report_pdf(bundle, pdf_path, json_path.name, digest, images)
         except OSError as exc:
-            on_error(f"{pdf_path}: the PDF could not be written ({exc})")
-            return
+            raise WorkstationError(f"{pdf_path}: the PDF could not be written ({exc})") from exc
         if not pdf_path.exists() or pdf_path.stat().st_size == 0:
-            on_error(f"{pdf_path}: the PDF could not be written (check the folder is writable)")
-            return
+            raise WorkstationError(
+                f"{pdf_path}: the PDF could not be written (check the folder is writable)"
+            )
+        return pages
+
+    def on_written(pages: int) -> None:
         context.audit_changed.emit()
         on_done(pdf_path, json_path, pages)
 
-    context.pool.start(work, on_result=on_bundle, on_error=on_error)
+    context.pool.start(work, on_result=on_written, on_error=on_error)

@@ -120,3 +120,19 @@ def test_cli_duplicates_and_merge(twice_enrolled: Gallery) -> None:
     assert code == 0 and "1 face(s) moved" in out
     code, out, _ = run("duplicates")
     assert code == 0 and "0 possible duplicate pair(s)" in out
+
+
+def test_a_duplicate_pair_does_not_vouch_for_itself(twice_enrolled: Gallery) -> None:
+    """The FMR shown for a possible duplicate leaves out the two subjects' own face pairs."""
+    from workstation.calibration.gallery import calibrate, fmr_excluding_pair
+
+    pair = find_duplicate_subjects(twice_enrolled)[0]
+    calibration = drain(calibrate(twice_enrolled, reason="test"))
+    plain = calibration.estimate(pair.score)
+    fair = fmr_excluding_pair(
+        twice_enrolled, calibration, pair.subject_a, pair.subject_b, pair.score
+    )
+    assert plain is not None and fair is not None
+    assert plain.exceed >= 1  # the pair itself is counted among the "strangers"
+    assert fair.exceed == plain.exceed - 1 and fair.pairs == plain.pairs - 1
+    assert fair.below_floor and fair.text.startswith("< 1 in")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from workstation.audit.log import canonical_json, utc_now
-from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram, bin_of
+from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram, bin_of, upper_bound
 from workstation.calibration.reference import ReferenceTable, load_reference
 from workstation.errors import CalibrationError
 from workstation.gallery.store import Gallery
@@ -402,3 +402,46 @@ def fmr_fields(calibration: Calibration, score: float, gallery_faces: int) -> di
         "fmr_text": estimate.text,
         "expected_strangers": None if strangers is None else float(f"{strangers:.3g}"),
     }
+
+
+def fmr_excluding_pair(
+    gallery: Gallery, calibration: Calibration, subject_a: str, subject_b: str, score: float
+) -> FmrEstimate | None:
+    """The FMR at `score` among strangers other than these two subjects.
+
+    For a possible duplicate (one person enrolled twice), the gallery's impostor pairs include
+    the two subjects' own face pairs, which score as high as the pair being judged: they must
+    not vouch for themselves. Their pairs are taken out of the count when the calibration holds
+    every gallery pair of the gallery as it is now; otherwise the plain estimate is returned.
+    """
+    estimate = calibration.estimate(score)
+    exact_snapshot = (
+        calibration.gallery_pairs > 0
+        and not calibration.details.get("sampled")
+        and calibration.generation == gallery.generation
+    )
+    if estimate is None or not exact_snapshot:
+        return estimate
+
+    def embeddings_of(subject_id: str) -> np.ndarray:
+        rows = gallery.conn.execute(
+            "SELECT embedding FROM faces WHERE subject_id = ?", (subject_id,)
+        ).fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+
+    own_scores = (embeddings_of(subject_a) @ embeddings_of(subject_b).T).ravel()
+    own = ImpostorHistogram(
+        np.bincount(bin_of(own_scores), minlength=len(calibration.histogram.counts))
+    )
+    exceed = max(0, estimate.exceed - own.exceeding(score))
+    pairs = estimate.pairs - int(own_scores.size)
+    if pairs <= 0:
+        return None
+    return FmrEstimate(
+        score=float(score),
+        exceed=exceed,
+        pairs=pairs,
+        fmr=(exceed if exceed else 1) / pairs,
+        upper95=upper_bound(exceed, pairs),
+        below_floor=exceed == 0,
+    )

@@ -386,7 +386,7 @@ class DuplicatesWidget(QWidget):
 
 def _pair_rows(gallery: Any, pairs: list[DuplicatePair]) -> list[PairRow]:
     """Add the face records, photo paths and the FMR at each score (worker side)."""
-    from workstation.calibration.gallery import calibration_for
+    from workstation.calibration.gallery import calibration_for, fmr_excluding_pair
 
     calibration = calibration_for(gallery, gallery.model_id) if gallery.model_id else None
     rows = []
@@ -394,7 +394,11 @@ def _pair_rows(gallery: Any, pairs: list[DuplicatePair]) -> list[PairRow]:
         face_a, face_b = gallery.face(pair.face_a), gallery.face(pair.face_b)
         if face_a is None or face_b is None:
             continue  # changed since the scan; the next scan is exact
-        estimate = calibration.estimate(pair.score) if calibration else None
+        estimate = (
+            fmr_excluding_pair(gallery, calibration, pair.subject_a, pair.subject_b, pair.score)
+            if calibration
+            else None
+        )
         fmr = estimate.text if estimate else "unknown (too few subjects to calibrate)"
         rows.append(
             PairRow(

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from workstation.errors import ModelError
+from workstation.hashing import sha256_file
 from workstation.vision.engine import create_engine
 from workstation.vision.images import load_image
 from workstation.vision.insightface_backend import list_packs, resolve_pack
-from workstation.vision.models import sha256_file
 
 
 def test_pack_by_folder_loads_and_embeds(tiny_insightface_pack: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from workstation.audit.log import canonical_json, utc_now
-from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram, bin_of, upper_bound
+from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram, bin_of
 from workstation.calibration.reference import ReferenceTable, load_reference
 from workstation.errors import CalibrationError
 from workstation.gallery.store import Gallery
@@ -437,11 +437,4 @@ def fmr_excluding_pair(
     pairs = estimate.pairs - int(own_scores.size)
     if pairs <= 0:
         return None
-    return FmrEstimate(
-        score=float(score),
-        exceed=exceed,
-        pairs=pairs,
-        fmr=(exceed if exceed else 1) / pairs,
-        upper95=upper_bound(exceed, pairs),
-        below_floor=exceed == 0,
-    )
+    return FmrEstimate.counted(score, exceed, pairs)

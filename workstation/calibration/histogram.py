@@ -80,6 +80,18 @@ class FmrEstimate:
     upper95: float
     below_floor: bool
 
+    @classmethod
+    def counted(cls, score: float, exceed: int, pairs: int) -> FmrEstimate:
+        """`exceed` of `pairs` impostor pairs scored at least `score` (pairs > 0)."""
+        return cls(
+            score=float(score),
+            exceed=exceed,
+            pairs=pairs,
+            fmr=(exceed if exceed else 1) / pairs,
+            upper95=upper_bound(exceed, pairs),
+            below_floor=exceed == 0,
+        )
+
     @property
     def text(self) -> str:
         if self.below_floor:
@@ -160,15 +172,7 @@ class ImpostorHistogram:
         n = self.pairs
         if n == 0:
             return None
-        k = self.exceeding(score)
-        return FmrEstimate(
-            score=float(score),
-            exceed=k,
-            pairs=n,
-            fmr=(k if k else 1) / n,
-            upper95=upper_bound(k, n),
-            below_floor=k == 0,
-        )
+        return FmrEstimate.counted(score, self.exceeding(score), n)
 
     def score_at_fmr(self, target: float, use_upper_bound: bool = True) -> float | None:
         """The lowest score (bin edge) whose FMR is at most `target`.

@@ -35,11 +35,11 @@ from workstation.footage.tracks import (
     quality_weight,
 )
 from workstation.footage.video import VideoError, VideoInfo, open_capture, probe_video, timecode
+from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress
 from workstation.vision.alignment import align_face
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.engine import Detection, FaceEngine
-from workstation.vision.images import sha256_of_file
 from workstation.vision.quality import assess_quality
 
 DEFAULT_EVERY_S = 0.2
@@ -168,7 +168,7 @@ def scan_video(
     if info is None:
         info = probe_video(path, compute_hash=False)
         yield Progress(0, info.frame_count, f"hashing {info.path.name}")
-        info = VideoInfo(**{**info.__dict__, "sha256": sha256_of_file(info.path)})
+        info = VideoInfo(**{**info.__dict__, "sha256": sha256_file(info.path)})
     step = max(1, round(options.every_s * info.fps))
     total = info.frame_count
     linker = TrackLinker(engine, options.link)

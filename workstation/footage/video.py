@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from workstation.errors import WorkstationError
+from workstation.hashing import sha256_file
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.images import is_image_path, sha256_of_file
+from workstation.vision.images import is_image_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg"})
 
@@ -169,7 +170,7 @@ def probe_video(path: Path | str, compute_hash: bool = True) -> VideoInfo:
     height, width = frame.shape[:2] if not (width and height) else (height, width)
     return VideoInfo(
         path=path,
-        sha256=sha256_of_file(path) if compute_hash else "",
+        sha256=sha256_file(path) if compute_hash else "",
         fps=fps,
         frame_count=max(0, count),
         width=width,

@@ -30,9 +30,10 @@ from workstation.domain import Face
 from workstation.errors import ImageError, WorkstationError
 from workstation.gallery.index import VectorIndex, rebuild_index
 from workstation.gallery.store import Gallery
+from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress
 from workstation.vision.engine import FaceEngine
-from workstation.vision.images import iter_image_files, load_image, sha256_of_file
+from workstation.vision.images import iter_image_files, load_image
 
 ENROLLED, SKIPPED, FAILED = "enrolled", "skipped", "failed"
 # Two threads prepare photos (one decodes while the other holds the engine) on 2 cores.
@@ -330,7 +331,7 @@ def _prepare(
     start = time.perf_counter()
     try:
         # Hash first: on a resumed enrolment, photos already in the gallery are not decoded.
-        digest = sha256_of_file(item.image)
+        digest = sha256_file(item.image)
     except OSError:
         digest = ""  # load_image below names the problem
     if digest and digest in known:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workstation.audit.log import utc_now
+from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress, drain
 
 if TYPE_CHECKING:
@@ -142,14 +143,6 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
             handle.seek(int(offset))
             digest.update(handle.read(block))
     return {"bytes": size, "sha256": digest.hexdigest(), "sampled": True}
-
-
-def _full_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class VectorIndex:
@@ -324,7 +317,7 @@ class VectorIndex:
             faiss.write_index(self._ann, str(partial))
             partial.replace(self.folder / ANN_NAME)
             if self.ann_meta is not None:
-                self.ann_meta["file_sha256"] = _full_sha256(self.folder / ANN_NAME)
+                self.ann_meta["file_sha256"] = sha256_file(self.folder / ANN_NAME)
         self._ids = ids.astype(np.int64)
         self._pending_vectors.clear()
         self._pending_ids.clear()
@@ -403,7 +396,7 @@ class VectorIndex:
             if (
                 full
                 and expected.get("full_sha256")
-                and _full_sha256(path) != expected["full_sha256"]
+                and sha256_file(path) != expected["full_sha256"]
             ):
                 return f"{name} does not match its full SHA-256 (damaged or altered)"
         return None
@@ -716,7 +709,7 @@ def _build_pq(index: VectorIndex, cancel: CancelToken | None) -> Iterator[Progre
         "bytes_per_face": PQ_M // 2,
         "trained_on": train_n,
         "rows": rows,
-        "file_sha256": _full_sha256(index.folder / ANN_NAME),
+        "file_sha256": sha256_file(index.folder / ANN_NAME),
         **choice,
     }
     return pq

@@ -121,7 +121,10 @@ class FaceThumbnailCache(QObject):
 
     def pixmap(self, face: FaceRecord, image_path: Path) -> QPixmap:
         """The thumbnail if cached; otherwise a placeholder, and the face is scheduled."""
-        key = thumb_key(face)
+        return self._cached_or_scheduled(thumb_key(face), image_path, list(face.box))
+
+    def _cached_or_scheduled(self, key: ThumbKey, image_path: Path, box: list[float]) -> QPixmap:
+        """The cached thumbnail, or a placeholder while the crop is (re)made on a worker."""
         cached = self._pixmaps.get(key)
         if cached is not None:
             self._pixmaps.move_to_end(key)
@@ -130,7 +133,7 @@ class FaceThumbnailCache(QObject):
             return self._broken
         if key not in self._in_flight and key not in self._pending:
             self._schedule()
-            self._pending[key] = (image_path, list(face.box))
+            self._pending[key] = (image_path, box)
         return self._loading
 
     def pixmap_of_face_id(self, face_id: int) -> QPixmap:
@@ -138,16 +141,8 @@ class FaceThumbnailCache(QObject):
         resolved = self._resolved.get(face_id)
         if resolved is not None:
             key, path, box = resolved
-            cached = self._pixmaps.get(key)
-            if cached is not None:
-                self._pixmaps.move_to_end(key)
-                return cached
-            if key in self._failed:
-                return self._broken
-            if key not in self._in_flight and key not in self._pending:
-                self._schedule()  # made before, then dropped from the cache: crop it again
-                self._pending[key] = (path, box)
-            return self._loading
+            # Made before and perhaps dropped from the cache since: then it is cropped again.
+            return self._cached_or_scheduled(key, path, box)
         if face_id in self._unresolved:
             return self._broken
         if face_id not in self._ids_in_flight and face_id not in self._pending_ids:

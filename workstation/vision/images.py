@@ -47,14 +47,6 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Read, hash and decode one image file.
 

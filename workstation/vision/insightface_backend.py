@@ -19,8 +19,9 @@ import numpy as np
 
 from workstation.domain import BBox, ModelId
 from workstation.errors import ModelError
+from workstation.hashing import sha256_file
 from workstation.vision.engine import Detection, FaceEngine
-from workstation.vision.models import DEFAULT_DETECTOR, load_verified, sha256_file
+from workstation.vision.models import DEFAULT_DETECTOR, load_verified
 
 INSIGHTFACE_LICENCE_NOTE = (
     "insightface pack weights are licensed by their authors for non-commercial research only"

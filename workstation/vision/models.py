@@ -10,7 +10,6 @@ handed to the runtime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.errors import ModelError
+from workstation.hashing import sha256_bytes
 
 MODEL_DIR_ENV = "WORKSTATION_MODEL_DIR"
 DEFAULT_DETECTOR = "yunet-2023mar-int8bq"
@@ -47,18 +47,6 @@ def load_manifest() -> dict[str, Any]:
     text = resources.files("workstation.resources").joinpath("models/manifest.json").read_text()
     manifest: dict[str, Any] = json.loads(text)
     return manifest
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _path_in_package(package: str, resource: str) -> Path:

@@ -70,7 +70,7 @@ def make_photos(faces: Path, out: Path, copies: int) -> tuple[Path, list[Path]]:
 def fill_synthetic(folder: Path, count: int, model) -> None:  # type: ignore[no-untyped-def]
     """Synthetic faces straight into SQLite (one audited transaction), then the index."""
     from workstation.audit.log import utc_now
-    from workstation.gallery.index import rebuild_index
+    from workstation.gallery.index_build import rebuild_index
     from workstation.gallery.store import Gallery
     from workstation.progress import drain
 

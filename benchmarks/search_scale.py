@@ -198,7 +198,7 @@ def worker(method: str, folder: Path, size: int, nq: int, flat_max: int | None) 
     truth = np.load(folder / "truth.npy")[:nq]
     extra: dict = {}
     if method == "product-build":
-        from workstation.gallery.index import build_index
+        from workstation.gallery.index_build import build_index
         from workstation.progress import drain
 
         data = np.memmap(folder / "data.f32", dtype=np.float32, mode="r", shape=(size, DIM))

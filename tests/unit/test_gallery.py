@@ -21,7 +21,8 @@ from workstation.gallery.admin import (
     reembed,
 )
 from workstation.gallery.enroll import FAILED, SKIPPED, enroll, items_for_subject, read_manifest
-from workstation.gallery.index import INDEX_NAME, MANIFEST_NAME, rebuild_index
+from workstation.gallery.index import INDEX_NAME, MANIFEST_NAME
+from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, drain

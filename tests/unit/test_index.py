@@ -21,8 +21,8 @@ from workstation.gallery.index import (
     MANIFEST_NAME,
     VECTORS_NAME,
     VectorIndex,
-    rebuild_index,
 )
+from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.progress import drain
 

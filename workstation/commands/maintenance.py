@@ -16,7 +16,7 @@ from workstation.errors import WorkstationError
 
 
 def cmd_index(ctx: CliContext) -> int:
-    from workstation.gallery.index import rebuild_index
+    from workstation.gallery.index_build import rebuild_index
     from workstation.progress import drain
 
     gallery = ctx.gallery(create=False)

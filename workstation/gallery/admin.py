@@ -14,7 +14,7 @@ import numpy as np
 
 from workstation.audit.log import utc_now
 from workstation.errors import GalleryError, ImageError, WorkstationError
-from workstation.gallery.index import rebuild_index
+from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, Progress
 from workstation.vision.alignment import align_face, crop_box

@@ -28,7 +28,8 @@ import numpy as np
 from workstation.audit.log import utc_now
 from workstation.domain import Face
 from workstation.errors import ImageError, WorkstationError
-from workstation.gallery.index import VectorIndex, rebuild_index
+from workstation.gallery.index import VectorIndex
+from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress

@@ -50,10 +50,15 @@ def searched_window(qtbot, tmp_path, engine, photo_paths) -> MainWindowWidget:  
 
 
 def record(qtbot, panel: DecisionPanelWidget, decision: str, note: str) -> list:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(panel.buttons[decision].isEnabled, timeout=WAIT_MS)  # earlier work done
     panel.note_edit.setText(note)
-    with qtbot.waitSignal(panel.decisions_changed, timeout=WAIT_MS) as blocker:
-        panel.buttons[decision].click()
-    return blocker.args[1]
+    outcome: list = []
+    panel.decisions_changed.connect(lambda _search, decisions: outcome.append(decisions))
+    panel.decision_failed.connect(lambda message: outcome.append(message))
+    panel.buttons[decision].click()
+    qtbot.waitUntil(lambda: bool(outcome), timeout=WAIT_MS)
+    assert isinstance(outcome[0], list), f"recording the decision failed: {outcome[0]}"
+    return outcome[0]
 
 
 def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]

@@ -95,7 +95,9 @@ def run_app(
     # Load the models in the background now, so the first photo is quick and a missing or
     # altered model file is reported at once.
     context.pool.start(
-        lambda _cancel: context.engine(), on_error=lambda m: window.statusBar().showMessage(m)
+        lambda _cancel: context.engine(),
+        owner=window,
+        on_error=lambda m: window.statusBar().showMessage(m),
     )
     if problem:
         window.statusBar().showMessage(problem)

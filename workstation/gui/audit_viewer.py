@@ -314,7 +314,9 @@ class AuditViewerWidget(QWidget):
                 )
             return seq, events, cases
 
-        context.pool.start(work, on_result=self._on_events_loaded, on_error=self._on_load_failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_events_loaded, on_error=self._on_load_failed
+        )
 
     # ------------------------------------------------------------------ slots
     def _on_events_loaded(self, loaded: tuple[int, list[AuditEvent], list[str]]) -> None:
@@ -374,6 +376,7 @@ class AuditViewerWidget(QWidget):
 
         context.pool.start(
             work,
+            owner=self,
             on_result=self._on_verified,
             on_error=self._on_verify_failed,
             on_finished=self._on_verify_finished,

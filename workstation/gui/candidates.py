@@ -336,7 +336,9 @@ class CandidatesWidget(QWidget):
             with context.open_gallery() as gallery:
                 return load_case_searches(gallery, case.case_id), select_search_id
 
-        context.pool.start(work, on_result=self._on_searches_loaded, on_error=self._on_failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_searches_loaded, on_error=self._on_failed
+        )
 
     def _on_failed(self, message: str) -> None:
         self.context.status_message.emit(message)
@@ -376,7 +378,7 @@ class CandidatesWidget(QWidget):
                 return search.search_id, load_thumbnails(gallery, search.candidates)
 
         # Bound methods (not lambdas) so Qt drops the call if this widget is gone by then.
-        context.pool.start(work, on_result=self._on_thumbnails_ready)
+        context.pool.start(work, owner=self, on_result=self._on_thumbnails_ready)
 
     def _on_thumbnails_ready(self, result: tuple[int, dict[int, tuple[QImage, str]]]) -> None:
         self.model.set_thumbnails(*result)

@@ -143,7 +143,7 @@ class CaseBarWidget(QFrame):
             with context.open_gallery() as gallery:
                 return gallery.cases()
 
-        context.pool.start(work, on_result=self._on_cases_loaded)
+        context.pool.start(work, owner=self, on_result=self._on_cases_loaded)
 
     def _on_cases_loaded(self, cases: list[dict[str, Any]]) -> None:
         self._purposes = {str(c["id"]): str(c["purpose"]) for c in cases}

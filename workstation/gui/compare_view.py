@@ -332,7 +332,9 @@ class CompareDialog(QDialog):
                     candidate,
                 )
 
-        context.pool.start(work, on_result=self._on_sides_ready, on_error=self._on_load_failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_sides_ready, on_error=self._on_load_failed
+        )
 
     def _on_load_failed(self, message: str) -> None:
         self.error_label.setText(message)

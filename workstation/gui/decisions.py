@@ -201,6 +201,7 @@ class DecisionPanelWidget(QGroupBox):
         self._refresh()
         self.context.pool.start(
             work,
+            owner=self,
             on_result=self._on_recorded,
             on_error=self._on_failed,
             on_finished=self._on_finished,

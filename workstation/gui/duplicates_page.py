@@ -289,6 +289,7 @@ class DuplicatesWidget(QWidget):
         self.status_label.setText("Comparing every face with every other subject's faces…")
         self._worker = context.pool.start(
             work,
+            owner=self,
             on_result=self._on_scanned,
             on_error=self._on_scan_failed,
             on_progress=self._on_scan_progress,
@@ -364,7 +365,9 @@ class DuplicatesWidget(QWidget):
             with context.open_gallery() as gallery:
                 return merge_subjects(gallery, keep, merge, reason)
 
-        context.pool.start(work, on_result=self._on_merged, on_error=self._on_merge_failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_merged, on_error=self._on_merge_failed
+        )
 
     def _on_merged(self, details: dict[str, Any]) -> None:
         text = (

@@ -315,6 +315,7 @@ class EnrolWidget(QWidget):
         self._show_status(f"Enrolling from {source}…")
         self._worker = context.pool.start(
             work,
+            owner=self,
             on_result=self._on_enrolment_done,
             on_error=self._on_enrolment_failed,
             on_progress=self._on_enrolment_progress,

@@ -158,7 +158,8 @@ class FaceThumbnailCache(QObject):
 
     def _schedule(self) -> None:
         if not self._pending and not self._pending_ids:
-            QTimer.singleShot(0, self._on_batch_due)
+            # Bound to self: a batch due after this cache is gone is dropped, not delivered.
+            QTimer.singleShot(0, self, self._on_batch_due)
 
     def failure(self, face: FaceRecord) -> str | None:
         """Why a face's thumbnail could not be made (None if it could, or is still loading)."""
@@ -214,7 +215,9 @@ class FaceThumbnailCache(QObject):
             self._in_flight.difference_update(batch)
             self._ids_in_flight.difference_update(face_ids)
 
-        self._context.pool.start(work, on_result=self._on_batch_made, on_finished=on_finished)
+        self._context.pool.start(
+            work, owner=self, on_result=self._on_batch_made, on_finished=on_finished
+        )
 
     def _on_batch_made(self, batch: _Batch) -> None:
         made = batch.made

@@ -253,6 +253,7 @@ class FootagePanelWidget(QWidget):
         self._worker = None
         self.context.pool.start(
             lambda _token: probe_video(path),
+            owner=self,
             on_result=self._on_video_probed,
             on_error=self._on_error,
             on_finished=self._on_work_finished,
@@ -370,6 +371,7 @@ class FootagePanelWidget(QWidget):
         self.progress.setValue(0)
         self._worker = self.context.pool.start(
             work,
+            owner=self,
             on_result=self._on_scan_result,
             on_error=self._on_error,
             on_progress=self._on_scan_progress,
@@ -483,6 +485,7 @@ class FootagePanelWidget(QWidget):
         self._worker = None
         self.context.pool.start(
             work,
+            owner=self,
             on_result=self._on_search_result,
             on_error=self._on_error,
             on_finished=self._on_work_finished,

@@ -210,7 +210,9 @@ class SubjectListModel(_ThumbnailListModel):
                     gallery.conn.execute("COMMIT")
             return seq, query, [SubjectRow(s) for s in page], matching, everyone
 
-        context.pool.start(work, on_result=self._on_loaded, on_error=self._make_on_error(seq))
+        context.pool.start(
+            work, owner=self, on_result=self._on_loaded, on_error=self._make_on_error(seq)
+        )
 
     def _on_loaded(self, loaded: tuple[int, str | None, list[SubjectRow], int, int]) -> None:
         seq, query, rows, matching, everyone = loaded
@@ -244,7 +246,9 @@ class SubjectListModel(_ThumbnailListModel):
                 page = gallery.subject_page(query, offset, limit)
             return seq, offset, [SubjectRow(s) for s in page]
 
-        context.pool.start(work, on_result=self._on_page, on_error=self._make_on_error(seq))
+        context.pool.start(
+            work, owner=self, on_result=self._on_page, on_error=self._make_on_error(seq)
+        )
 
     def _on_page(self, loaded: tuple[int, int, list[SubjectRow]]) -> None:
         seq, offset, rows = loaded
@@ -503,7 +507,9 @@ class GalleryManagerWidget(QWidget):
                 faces = gallery.faces_of(subject_id)
                 return seq, [FaceRow(f, gallery.image_file(f)) for f in faces]
 
-        context.pool.start(work, on_result=self._on_faces_loaded, on_error=self._on_load_failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_faces_loaded, on_error=self._on_load_failed
+        )
 
     def _on_faces_loaded(self, loaded: tuple[int, list[FaceRow]]) -> None:
         seq, rows = loaded
@@ -535,7 +541,9 @@ class GalleryManagerWidget(QWidget):
             with context.open_gallery() as gallery:
                 return delete_subject(gallery, subject_id, reason)
 
-        context.pool.start(work, on_result=self._on_deleted, on_error=self._on_delete_failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_deleted, on_error=self._on_delete_failed
+        )
 
     def _on_deleted(self, details: dict[str, Any]) -> None:
         text = (

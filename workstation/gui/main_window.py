@@ -341,7 +341,7 @@ class MainWindowWidget(QMainWindow):
             return
         self.statusBar().showMessage(f"Exporting case {case.case_id} ...")
         export_case_report(
-            self.context, case.case_id, pdf_path, self._on_exported, self._on_export_failed
+            self.context, self, case.case_id, pdf_path, self._on_exported, self._on_export_failed
         )
 
     def _on_exported(self, pdf_path: Path, json_path: Path, pages: int) -> None:

@@ -133,7 +133,11 @@ class ProbePanelWidget(QWidget):
         """Run `work` on the pool; the panel counts as busy until it finishes."""
         self._set_busy(+1)
         self.context.pool.start(
-            work, on_result=on_result, on_error=on_error, on_finished=self._on_work_finished
+            work,
+            owner=self,
+            on_result=on_result,
+            on_error=on_error,
+            on_finished=self._on_work_finished,
         )
 
     def show_error(self, message: str) -> None:

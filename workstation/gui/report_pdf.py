@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtCore import QMarginsF, QObject, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (
     QFont,
     QImage,
@@ -414,12 +414,16 @@ def bundle_path_for(pdf_path: Path) -> Path:
 
 def export_case_report(
     context: AppContext,
+    owner: QObject,
     case_id: str,
     pdf_path: Path,
     on_done: Callable[[Path, Path, int], None],
     on_error: Callable[[str], None],
 ) -> None:
-    """On a worker: export the JSON bundle (audited), then draw the PDF from it."""
+    """On a worker: export the JSON bundle (audited), then draw the PDF from it.
+
+    `owner` is the widget the callbacks belong to: when it is closed first, they are not called.
+    """
     pdf_path = Path(pdf_path)
     json_path = bundle_path_for(pdf_path)
 
@@ -444,4 +448,4 @@ def export_case_report(
         context.audit_changed.emit()
         on_done(pdf_path, json_path, pages)
 
-    context.pool.start(work, on_result=on_written, on_error=on_error)
+    context.pool.start(work, owner=owner, on_result=on_written, on_error=on_error)

@@ -239,6 +239,7 @@ class SearchPageWidget(QWidget):
 
         self._worker = context.pool.start(
             work,
+            owner=self,
             on_result=self._on_searched,
             on_error=self._on_search_failed,
             on_progress=self._show_progress,

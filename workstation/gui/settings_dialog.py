@@ -200,6 +200,7 @@ class SettingsDialog(QDialog):
         self._pending = new
         context.pool.start(
             work,
+            owner=self,
             on_result=self._on_saved,
             on_error=self._on_save_failed,
             on_finished=self._on_save_finished,

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from workstation.errors import WorkstationError
@@ -69,8 +70,24 @@ class GeneratorWorker(QRunnable):
             self.signals.progress.emit(step)
 
 
+def _while_alive(owner: QObject, callback: Callable[..., None] | None) -> Callable[..., None]:
+    """`callback`, called only while `owner` still exists (a closed panel gets no results)."""
+
+    def call(*args: Any) -> None:
+        if callback is not None and shiboken6.isValid(owner):
+            callback(*args)
+
+    return call
+
+
 class WorkerPool(QObject):
-    """Starts workers and keeps them alive until they finish."""
+    """Starts workers, keeps them alive until they finish, and ties each to an owner.
+
+    Every worker has an owner (the panel, dialog or object whose callbacks it calls). When the
+    owner is destroyed its workers are cancelled and their results are dropped, so closing a
+    panel, a tab or the app never leaves work that calls into something gone ("Signal source
+    has been deleted" from a thumbnail batch that outlived its gallery page).
+    """
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
         super().__init__(parent)
@@ -81,21 +98,38 @@ class WorkerPool(QObject):
     def start(
         self,
         work: Callable[[CancelToken], Any],
+        *,
+        owner: QObject,
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_finished: Callable[[], None] | None = None,
     ) -> GeneratorWorker:
+        """Run `work` on a pool thread; its callbacks run on the GUI thread while `owner` lives.
+
+        An owner already gone starts nothing: the worker is returned cancelled and never runs.
+        """
         worker = GeneratorWorker(work)
-        if on_result is not None:
-            worker.signals.result.connect(on_result)
-        if on_error is not None:
-            worker.signals.error.connect(on_error)
-        if on_progress is not None:
-            worker.signals.progress.connect(on_progress)
-        worker.signals.finished.connect(lambda: self._running.discard(worker))
-        if on_finished is not None:
-            worker.signals.finished.connect(on_finished)
+        if not shiboken6.isValid(owner):
+            worker.cancel()
+            return worker
+        # Closing the owner cancels its work; once the work is over the link is cut again, so
+        # long-lived owners do not collect one connection per worker they ever started.
+        cancel = worker.cancel_token.cancel
+        owner.destroyed.connect(cancel)
+        signals = worker.signals
+        signals.result.connect(_while_alive(owner, on_result))
+        signals.error.connect(_while_alive(owner, on_error))
+        signals.progress.connect(_while_alive(owner, on_progress))
+        signals.finished.connect(_while_alive(owner, on_finished))
+
+        def finished() -> None:
+            self._running.discard(worker)
+            if shiboken6.isValid(owner):
+                owner.destroyed.disconnect(cancel)
+
+        # The pool's own bookkeeping belongs to the pool, which outlives every owner.
+        signals.finished.connect(finished)
         self._running.add(worker)
         self._pool.start(worker)
         return worker

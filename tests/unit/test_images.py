@@ -91,3 +91,114 @@ def test_folders_are_expanded_recursively_in_order(tmp_path: Path) -> None:
     for name in ("b/2.jpg", "1.png", "b/readme.txt"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in iter_image_files([tmp_path])] == ["1.png", "2.jpg"]
+
+
+# ---------------------------------------------------------------------- formats from the content
+EPS_TEXT = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 64 64
+newpath 0 0 moveto 64 64 lineto stroke
+showpage
+%%EOF
+"""
+PDF_TEXT = b"""%PDF-1.4
+1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj
+2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj
+trailer << /Root 1 0 R >>
+%%EOF
+"""
+SVG_TEXT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">
+  <rect width="64" height="64" fill="red"/>
+</svg>
+"""
+
+
+@pytest.mark.parametrize(
+    "name,content,found",
+    [
+        ("photo.jpg", EPS_TEXT, "PostScript/EPS"),
+        ("scan.png", PDF_TEXT, "PDF"),
+        ("face.jpg", SVG_TEXT, "SVG"),
+    ],
+)
+def test_disguised_documents_are_refused_without_running_an_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, content: bytes, found: str
+) -> None:
+    import subprocess
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"an image load started a program: {args!r}")
+
+    # Pillow's EPS plugin runs Ghostscript through subprocess: make any such call fail the test.
+    for attribute in ("Popen", "run", "call", "check_call", "check_output"):
+        monkeypatch.setattr(subprocess, attribute, no_subprocess)
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImageError) as raised:
+        load_image(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ")
+    assert f"its content is {found}" in message
+    assert "accepted formats are JPEG, PNG, BMP, TIFF, WebP, GIF" in message
+
+
+def test_the_eps_test_file_is_one_pillow_would_otherwise_open() -> None:
+    # Proves the test above is meaningful: unrestricted, Pillow takes this content as EPS (and
+    # would hand it to Ghostscript to decode).
+    import io
+
+    with Image.open(io.BytesIO(EPS_TEXT)) as opened:
+        assert opened.format == "EPS"
+
+
+def test_a_format_pillow_knows_but_we_do_not_allow_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.jpg"
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(path, "PCX")
+    with pytest.raises(ImageError, match=r"old\.jpg: not an image file .*accepted formats"):
+        load_image(path)
+
+
+def test_a_png_named_jpg_is_read_by_its_content(tmp_path: Path) -> None:
+    path = tmp_path / "really_png.jpg"
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(path, "PNG")
+    image = load_image(path)
+    assert image.format == "PNG"
+    assert image.frames == 1
+    assert image.frame_note is None
+
+
+# ---------------------------------------------------------------------- several frames
+def _frames(count: int) -> list[Image.Image]:
+    return [Image.new("RGB", (32, 24), (40 * i, 255 - 40 * i, 90)) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "fmt,suffix", [("TIFF", ".tif"), ("GIF", ".gif"), ("WEBP", ".webp"), ("PNG", ".png")]
+)
+def test_multi_frame_files_say_that_only_the_first_frame_is_used(
+    tmp_path: Path, fmt: str, suffix: str
+) -> None:
+    path = tmp_path / f"pages{suffix}"
+    first, *rest = _frames(3)
+    first.save(path, fmt, save_all=True, append_images=rest)
+    image = load_image(path)
+    assert image.frames == 3
+    assert image.frame_note == f"{path}: the file holds 3 frames ({fmt}); only the first was used"
+    # The first frame is what was decoded (WebP is lossy: a few levels of tolerance).
+    assert np.abs(image.bgr[0, 0].astype(int) - (90, 255, 0)).max() <= 3
+
+
+def test_a_phone_jpeg_with_companion_images_is_one_photo(tmp_path: Path) -> None:
+    path = tmp_path / "phone.jpg"
+    first, second = _frames(2)
+    first.save(path, "MPO", save_all=True, append_images=[second])
+    image = load_image(path)
+    assert image.format == "MPO"
+    assert image.frames == 1
+    assert image.frame_note is None
+
+
+def test_gif_is_an_image_suffix(tmp_path: Path) -> None:
+    (tmp_path / "a.gif").write_bytes(b"x")
+    (tmp_path / "b.eps").write_bytes(b"x")
+    assert [p.name for p in iter_image_files([tmp_path])] == ["a.gif"]

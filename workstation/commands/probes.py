@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,6 @@ def cmd_enroll(ctx: CliContext) -> int:
 def cmd_search(ctx: CliContext) -> int:
     from workstation.domain import BBox
     from workstation.gallery.search import require_case, search_image
-    from workstation.vision.images import load_image
 
     args = ctx.args
     case_id, purpose = require_case(args.case, args.purpose)
@@ -79,7 +77,7 @@ def cmd_search(ctx: CliContext) -> int:
         ctx.say(f"NOTE: {CAVEAT}")
     for given in args.images:
         try:
-            image = load_image(given)
+            image = _load_noting_frames(ctx, given)
             result = search_image(
                 gallery,
                 engine,
@@ -273,7 +271,6 @@ def _print_subject_segments(ctx: CliContext, scan: Any, case_id: str, purpose: s
 # ---------------------------------------------------------------------- compare
 def cmd_compare(ctx: CliContext) -> int:
     from workstation.gallery.search import compare_images, record_comparison
-    from workstation.vision.images import load_image
 
     args = ctx.args
     if args.pairs:
@@ -295,8 +292,8 @@ def cmd_compare(ctx: CliContext) -> int:
                 raise WorkstationError(row_error)
             comparison = compare_images(
                 engine,
-                load_image(image_a),
-                load_image(image_b),
+                _load_noting_frames(ctx, image_a),
+                _load_noting_frames(ctx, image_b),
                 image_a,
                 image_b,
                 calibration=calibration,
@@ -330,28 +327,31 @@ def cmd_compare(ctx: CliContext) -> int:
     return EXIT_FAILED if failures == len(pairs) else EXIT_OK
 
 
+def _load_noting_frames(ctx: CliContext, path: str):  # type: ignore[no-untyped-def]
+    """Load a photo; a file of several frames says (on stderr) that only the first is used."""
+    from workstation.vision.images import load_image
+
+    image = load_image(path)
+    if image.frame_note:
+        ctx.warn(f"warning: {image.frame_note}")
+    return image
+
+
 def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:
+    """(image_a, image_b, problem) per row; relative paths are relative to the pairs file."""
+    from workstation.tabular import read_table
+
+    table = read_table(path, "pairs file")
+    if not {"image_a", "image_b"} <= set(table.columns):
+        raise WorkstationError(f"{path}: the pairs file needs the columns image_a and image_b")
     pairs: list[tuple[str, str, str | None]] = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if not {"image_a", "image_b"} <= set(reader.fieldnames or []):
-                raise WorkstationError(
-                    f"{path}: the pairs file needs the columns image_a and image_b"
-                )
-            for row in reader:
-                a, b = (row.get("image_a") or "").strip(), (row.get("image_b") or "").strip()
-                base = path.parent
-                a_path = a if not a or Path(a).is_absolute() else str(base / a)
-                b_path = b if not b or Path(b).is_absolute() else str(base / b)
-                problem = (
-                    None
-                    if a and b
-                    else f"{path.name} line {reader.line_num}: image_a and image_b are both needed"
-                )
-                pairs.append((a_path, b_path, problem))
-    except OSError as exc:
-        raise WorkstationError(f"{path}: cannot read the pairs file ({exc.strerror})") from exc
+    for row in table.rows:
+        a, b = row.values.get("image_a", ""), row.values.get("image_b", "")
+        base = path.parent
+        a_path = a if not a or Path(a).is_absolute() else str(base / a)
+        b_path = b if not b or Path(b).is_absolute() else str(base / b)
+        problem = None if a and b else f"{table.where(row)}: image_a and image_b are both needed"
+        pairs.append((a_path, b_path, problem))
     return pairs
 
 

@@ -11,7 +11,6 @@ the others are reported.
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 import threading
@@ -33,6 +32,7 @@ from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress
+from workstation.tabular import DELIMITERS, read_table
 from workstation.vision.engine import FaceEngine
 from workstation.vision.images import iter_image_files, load_image
 
@@ -112,61 +112,42 @@ class EnrollReport:
 
 
 def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]]:
-    """Parse a CSV manifest (columns subject_id,image; optional name; others become attributes).
+    """Parse a manifest (columns subject_id,image; optional name; others become attributes).
 
-    Relative image paths are relative to the CSV's folder. Returns the good rows as items and
-    each bad row as a failed outcome naming its line.
+    The file is read by `workstation.tabular.read_table`: UTF-8 or UTF-16, comma-, tab- or
+    semicolon-separated. Relative image paths are relative to the manifest's folder. Returns
+    the good rows as items and each bad row as a failed outcome naming its line.
     """
+    table = read_table(csv_path, "manifest")
+    missing = {"subject_id", "image"} - set(table.columns)
+    if missing:
+        raise WorkstationError(
+            f"{csv_path}: the manifest needs the columns subject_id and image "
+            f"(missing: {', '.join(sorted(missing))}; found: "
+            f"{', '.join(table.columns) or 'none'}; read as {table.encoding}, separated by "
+            f"{DELIMITERS[table.delimiter]}s)"
+        )
     items: list[EnrollItem] = []
     bad: list[EnrollOutcome] = []
-    try:
-        handle = open(csv_path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise WorkstationError(f"{csv_path}: cannot open the manifest ({exc.strerror})") from exc
-    with handle:
-        try:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            missing = {"subject_id", "image"} - set(columns)
-            if missing:
-                raise WorkstationError(
-                    f"{csv_path}: the manifest needs the columns subject_id and image "
-                    f"(missing: {', '.join(sorted(missing))}; found: "
-                    f"{', '.join(columns) or 'none'})"
-                )
-            for row in reader:
-                line = reader.line_num
-                source = f"{csv_path.name} line {line}"
-                clean = {
-                    (k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None
-                }
-                if None in row:
-                    bad.append(_bad_row(source, clean, "the row has more fields than the header"))
-                    continue
-                subject_id, image = clean.get("subject_id", ""), clean.get("image", "")
-                if not subject_id:
-                    bad.append(_bad_row(source, clean, "subject_id is empty"))
-                    continue
-                if not image:
-                    bad.append(_bad_row(source, clean, "image is empty"))
-                    continue
-                path = Path(image).expanduser()
-                if not path.is_absolute():
-                    path = csv_path.parent / path
-                attributes = {
-                    k: v for k, v in clean.items() if k not in ("subject_id", "image", "name") and v
-                }
-                items.append(
-                    EnrollItem(subject_id, path, source, clean.get("name") or None, attributes)
-                )
-        except csv.Error as exc:
-            raise WorkstationError(
-                f"{csv_path} line {reader.line_num}: not a readable CSV file ({exc})"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise WorkstationError(
-                f"{csv_path}: the manifest is not UTF-8 text ({exc.reason})"
-            ) from exc
+    for row in table.rows:
+        source, clean = table.where(row), row.values
+        if row.too_many_fields:
+            bad.append(_bad_row(source, clean, "the row has more fields than the header"))
+            continue
+        subject_id, image = clean.get("subject_id", ""), clean.get("image", "")
+        if not subject_id:
+            bad.append(_bad_row(source, clean, "subject_id is empty"))
+            continue
+        if not image:
+            bad.append(_bad_row(source, clean, "image is empty"))
+            continue
+        path = Path(image).expanduser()
+        if not path.is_absolute():
+            path = csv_path.parent / path
+        attributes = {
+            k: v for k, v in clean.items() if k not in ("subject_id", "image", "name") and v
+        }
+        items.append(EnrollItem(subject_id, path, source, clean.get("name") or None, attributes))
     return items, bad
 
 
@@ -351,6 +332,7 @@ def _prepare(
         "height": image.height,
         "format": image.format,
         "file_bytes": image.file_bytes,
+        "frames": image.frames,
     }
     try:
         faces = engine.analyze(image.bgr, max_side=ENROL_DETECTION_SIDE)
@@ -359,9 +341,16 @@ def _prepare(
     finally:
         prepared.times["analyze"] = time.perf_counter() - decoded
     if not faces:
-        return failed("no face found in the photo")
+        return failed("no face found in the photo" + _frames_note(image.frames, image.format))
     prepared.face, prepared.others = faces[0], len(faces) - 1
     return prepared
+
+
+def _frames_note(frames: int, image_format: str) -> str:
+    """Said with the outcome of a file of several frames (TIFF pages, animated GIF or WebP)."""
+    if frames <= 1:
+        return ""
+    return f"; WARNING: the file holds {frames} frames ({image_format}), only the first was used"
 
 
 class _BatchWriter:
@@ -522,6 +511,7 @@ def _insert_one(
             "box": face_dict["box"],
             "quality": face.quality.verdict.value,
             "other_faces_not_enrolled": others,
+            "frames_in_file": image.get("frames", 1),
             "model_id": str(engine.model),
         },
     )
@@ -530,4 +520,5 @@ def _insert_one(
     message = f"face {face_id} enrolled for subject {item.subject_id} (quality {verdict})"
     if others:
         message += f"; {others} other face(s) in the photo were not enrolled (the largest was used)"
+    message += _frames_note(image.get("frames", 1), image["format"])
     return outcome(ENROLLED, message, face_id=face_id, other_faces=others), face_id, generation

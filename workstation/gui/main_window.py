@@ -30,6 +30,7 @@ from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.report_pdf import export_case_report
 from workstation.gui.search_page import SearchPageWidget
 from workstation.paths import config_dir, default_gallery_dir
+from workstation.vision.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ OPTIONAL_TABS = (
     ("Footage", "workstation.gui.footage_panel", "FootagePanelWidget"),
     ("Duplicates", "workstation.gui.duplicates_page", "DuplicatesWidget"),
 )
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
+IMAGE_FILTER = (
+    "Images (" + " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
+)
 
 
 def window_settings() -> QSettings:

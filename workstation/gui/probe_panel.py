@@ -27,7 +27,12 @@ from workstation.gui.canvas import ProbeCanvasView
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
 from workstation.progress import CancelToken, Progress
-from workstation.vision.images import LoadedImage, iter_image_files, load_image
+from workstation.vision.images import (
+    IMAGE_FORMATS_TEXT,
+    LoadedImage,
+    iter_image_files,
+    load_image,
+)
 
 
 @dataclasses.dataclass
@@ -152,7 +157,7 @@ class ProbePanelWidget(QWidget):
         files = iter_image_files([Path(p) for p in paths])
         if not files:
             names = ", ".join(str(p) for p in paths)
-            self.show_error(f"{names}: no image files here (looked for JPEG, PNG, BMP, TIFF, WebP)")
+            self.show_error(f"{names}: no image files here (looked for {IMAGE_FORMATS_TEXT})")
             return 0
         self._queue, self._queue_pos = files, 0
         self._load_queue_item()
@@ -219,11 +224,14 @@ class ProbePanelWidget(QWidget):
             f"SHA-256 {probe.image.sha256[:16]}…"
         )
         self._refresh_faces(0 if self.faces else None)
+        warnings = [probe.image.frame_note] if probe.image.frame_note else []
         if not self.faces:
-            self.show_error(
+            warnings.append(
                 f"{probe.image.path.name}: no face found. Draw a box around the face "
                 "(Face > Draw box, key D) to search it by hand."
             )
+        if warnings:
+            self.show_error("\n".join(warnings))
         self.context.status_message.emit(
             f"{probe.image.path.name}: {len(self.faces)} face(s) found"
         )

@@ -1,7 +1,14 @@
 """Load images safely: hash every byte read, honour EXIF orientation, refuse decompression bombs.
 
-Pillow decodes (JPEG, PNG, BMP, TIFF, WebP and more) because it reads EXIF orientation and lets us
-check the declared pixel count before decoding; the pixels are then handed to OpenCV as BGR.
+Pillow decodes because it reads EXIF orientation and lets us check the declared pixel count
+before decoding; the pixels are then handed to OpenCV as BGR.
+
+Only a fixed list of formats is decoded (ALLOWED_FORMATS), recognised from the file's content and
+never from its name: Pillow knows some 40 formats, several with decoders that are rarely
+exercised, and one (EPS/PostScript) that runs Ghostscript, an interpreter, on the file. A photo
+that is really PostScript, PDF, SVG or anything else is refused with the format its content
+shows. A file holding several frames (TIFF pages, animated GIF, WebP or PNG) is decoded from its
+first frame, and LoadedImage.frame_note says so in words.
 """
 
 from __future__ import annotations
@@ -16,7 +23,17 @@ import numpy as np
 
 from workstation.errors import ImageError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+# The formats an examiner meets in mugshot exports, camera files and CCTV stills. GIF stays for
+# old booking-system exports (first frame only). JPEG includes phone pictures Pillow reads as MPO
+# (a JPEG plus the camera's companion images: depth map, preview), whose first image is the photo.
+# Left out on purpose: EPS/PS/PDF (interpreted, not decoded), JPEG 2000 and AVIF (large codec
+# libraries for formats no source here produces), and Pillow's legacy formats (PCX, TGA, ICO, PSD,
+# FITS, ...).
+ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")
+IMAGE_FORMATS_TEXT = "JPEG, PNG, BMP, TIFF, WebP, GIF"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+# Companion images of a JPEG (MPO) are not frames of the photo: no note for them.
+_SINGLE_PICTURE_FORMATS = frozenset({"JPEG", "MPO"})
 # 100 megapixels: larger than any camera or CCTV frame an examiner meets, small enough that a
 # crafted file cannot exhaust memory (a 100 MP RGB image is 300 MB decoded).
 MAX_PIXELS = 100_000_000
@@ -33,6 +50,18 @@ class LoadedImage:
     format: str
     exif_rotated: bool
     file_bytes: int
+    # Frames (pages) in the file; only the first is decoded.
+    frames: int = 1
+
+    @property
+    def frame_note(self) -> str | None:
+        """A warning naming the file when only the first of several frames was used."""
+        if self.frames <= 1:
+            return None
+        return (
+            f"{self.path}: the file holds {self.frames} frames ({self.format}); only the first "
+            "was used"
+        )
 
     @property
     def width(self) -> int:
@@ -83,7 +112,7 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; we enforce our own limit below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -92,6 +121,7 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
                         f"decompression bomb); refusing to decode it"
                     )
                 image_format = image.format or "unknown"
+                frames = _frame_count(image)
                 orientation = image.getexif().get(0x0112, 1)
                 image.load()
                 upright = ImageOps.exif_transpose(image) or image
@@ -99,7 +129,7 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: not an image file this program can read") from exc
+        raise ImageError(_refusal(path, data)) from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: image is too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -116,6 +146,70 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
         format=image_format,
         exif_rotated=orientation not in (None, 1),
         file_bytes=len(data),
+        frames=frames,
+    )
+
+
+def _frame_count(image) -> int:  # type: ignore[no-untyped-def]
+    if image.format in _SINGLE_PICTURE_FORMATS:
+        return 1
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except (OSError, ValueError, EOFError):
+        # A damaged later frame: the first one still decodes (or fails with its own message).
+        return 1
+
+
+# What a refused file's content looks like, for the message: (magic bytes at offset 0, name).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS (DOS binary)"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"8BPS", "Photoshop (PSD)"),
+    (b"\x00\x00\x01\x00", "Windows icon (ICO)"),
+    (b"qoif", "QOI"),
+    (b"DDS ", "DirectDraw surface (DDS)"),
+    (b"SIMPLE  =", "FITS"),
+    (b"PK\x03\x04", "ZIP archive (or an Office document)"),
+    (b"\x1f\x8b", "gzip archive"),
+    (b"Rar!", "RAR archive"),
+    (b"7z\xbc\xaf", "7-Zip archive"),
+    (b"MZ", "Windows program (EXE/DLL)"),
+    (b"\x7fELF", "Linux program (ELF)"),
+    (b"RIFF", "RIFF media (not WebP)"),
+)
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the format a file's first bytes show, for the message about a refused file."""
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic):
+            return name
+    text = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in text:
+        return "SVG"
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "HTML"
+    if text.startswith(b"<?xml"):
+        return "XML"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1"):
+        return "HEIC/HEIF"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "AVIF"
+    if data[4:8] == b"ftyp":
+        return "MP4/QuickTime video"
+    sample = data[:512]
+    if all(32 <= byte < 127 or byte in (9, 10, 13) for byte in sample):
+        return "plain text"
+    return "an unrecognised format"
+
+
+def _refusal(path: Path, data: bytes) -> str:
+    return (
+        f"{path}: not an image file this program can read: its content is "
+        f"{sniff_format(data)}; accepted formats are {IMAGE_FORMATS_TEXT}"
     )
 
 

@@ -53,9 +53,11 @@ def test_pairs_file_in_utf16_with_tabs(tmp_path: Path, photo_paths: dict[str, Pa
     pairs.write_bytes(
         codecs.BOM_UTF16_LE + "image_a\timage_b\r\no.jpg\to2.jpg\r\n".encode("utf-16-le")
     )
-    code, out, err = run(
-        "--gallery", str(tmp_path / "g"), "compare", "--pairs", str(pairs), "--json"
+    gallery = str(tmp_path / "g")
+    assert (
+        run("--gallery", gallery, "enroll", "--subject", "P-1", str(photo_paths["biden"]))[0] == 0
     )
+    code, out, err = run("--gallery", gallery, "compare", "--pairs", str(pairs), "--json")
     assert code == 0, err
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["error"] is None and row["score"] > 0.5

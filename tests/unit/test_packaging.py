@@ -22,7 +22,12 @@ from workstation.vision import models
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
-SCRIPTS = [PACKAGING / "build", PACKAGING / "smoke_test", PACKAGING / "linux" / "install"]
+SCRIPTS = [
+    PACKAGING / "build",
+    PACKAGING / "smoke_test",
+    PACKAGING / "lock",
+    PACKAGING / "linux" / "install",
+]
 
 
 def test_spec_parses_as_python_and_names_the_pieces() -> None:
@@ -138,6 +143,59 @@ def test_pyproject_has_a_build_extra_with_pyinstaller() -> None:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert any(req.startswith("pyinstaller") for req in project["optional-dependencies"]["build"])
+
+
+# ------------------------------------------------------------------ the lock file
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """{name: (version, [hashes])} from packaging/requirements.lock."""
+    import re
+
+    locked: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for line in (PACKAGING / "requirements.lock").read_text().splitlines():
+        pin = re.match(r"^([A-Za-z0-9._-]+)==([^ \\;]+)", line)
+        if pin:
+            name = re.sub(r"[-_.]+", "-", pin.group(1)).lower()
+            locked[name] = (pin.group(2), [])
+        elif line.strip().startswith("--hash=sha256:"):
+            locked[name][1].append(line.strip().removeprefix("--hash=sha256:").rstrip(" \\"))
+        elif line and not line.startswith(("#", " ")):
+            raise AssertionError(f"unpinned or unexpected line in the lock: {line!r}")
+    return locked
+
+
+def test_lock_pins_every_dependency_with_hashes() -> None:
+    import re
+    import tomllib
+
+    locked = _locked()
+    assert locked
+    for name, (version, hashes) in locked.items():
+        assert hashes, f"{name}=={version} has no hash"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["build"], "setuptools"]
+    for requirement in wanted:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[=<>!~ ;\[]", requirement)[0]).lower()
+        assert name in locked, f"{name} (from pyproject.toml) is not in the lock"
+        exact = re.search(r"==([0-9][^,; ]*)", requirement)
+        if exact:
+            assert locked[name][0] == exact.group(1), f"{name}: lock and pyproject.toml disagree"
+
+
+def test_build_installs_only_from_the_lock_with_hashes() -> None:
+    text = (PACKAGING / "build").read_text().replace("\\\n", " ")  # join continued lines
+    installs = [line for line in text.splitlines() if "-m pip install" in line]
+    assert len(installs) == 2, installs  # the locked set, then the project
+    assert any("--require-hashes" in line for line in installs)
+    assert "requirements.lock" in text
+    # Nothing is resolved from the registry by name: the project itself goes in with --no-deps
+    # and without build isolation (which would fetch setuptools unpinned).
+    assert "$REPO[build]" not in text
+    project = [line for line in installs if line.rstrip().endswith('"$REPO"')]
+    assert len(project) == 1 and "--no-deps" in project[0]
+    assert "--no-build-isolation" in text
+    assert "packaging/lock" in text
 
 
 # ------------------------------------------------------------------ frozen model lookup

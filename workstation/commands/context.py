@@ -42,11 +42,22 @@ class CliContext:
             )
         return self._engine
 
-    def gallery(self, create: bool = True):  # type: ignore[no-untyped-def]
+    def gallery(self, create: bool = False, read_only: bool = False):  # type: ignore[no-untyped-def]
+        """The gallery, opened once.
+
+        Args:
+            create: make a new gallery when the folder holds none. Only enrolment passes True:
+                any other command on a mistyped --gallery says there is no gallery there and
+                creates nothing.
+            read_only: open the database without writing (no migration) for commands that
+                only read (listing subjects, showing and verifying the audit log).
+        """
         if self._gallery is None:
             from workstation.gallery.store import Gallery
 
-            self._gallery = Gallery(self.gallery_dir, user=self.user, create=create)
+            self._gallery = Gallery(
+                self.gallery_dir, user=self.user, create=create, read_only=read_only
+            )
         return self._gallery
 
     def say(self, text: str) -> None:

@@ -19,7 +19,7 @@ def cmd_index(ctx: CliContext) -> int:
     from workstation.gallery.index_build import rebuild_index
     from workstation.progress import drain
 
-    gallery = ctx.gallery(create=False)
+    gallery = ctx.gallery()
     if ctx.args.index_action == "rebuild":
         index = drain(rebuild_index(gallery, reason="requested by user"))
         ctx.say(f"index rebuilt: {index.count} faces, sha256 {index.file_sha256}")
@@ -81,7 +81,7 @@ def cmd_reembed(ctx: CliContext) -> int:
     from workstation.gallery.admin import reembed
     from workstation.progress import drain
 
-    gallery = ctx.gallery(create=False)
+    gallery = ctx.gallery()
     summary = drain(
         reembed(gallery, ctx.engine()),
         lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None,
@@ -119,7 +119,7 @@ def cmd_settings(ctx: CliContext) -> int:
     setattr(settings, args.key, value)
     changes = save_settings(settings)
     if changes:
-        gallery = ctx.gallery()
+        gallery = ctx.gallery(create=True)  # the change is audited in the current gallery
         with gallery.transaction():
             gallery.audit("settings_change", {"changes": changes, "file": str(settings_path())})
     ctx.say(f"{args.key} = {json.dumps(value)}" + ("" if changes else " (unchanged)"))
@@ -131,7 +131,7 @@ def cmd_calibrate(ctx: CliContext) -> int:
     from workstation.calibration.gallery import calibrate
     from workstation.progress import drain
 
-    gallery = ctx.gallery(create=False)
+    gallery = ctx.gallery()
     if gallery.model_id is None:
         raise WorkstationError(f"{gallery.folder}: the gallery is empty; enrol photos first")
     stored = drain(
@@ -160,7 +160,7 @@ def cmd_calibrate(ctx: CliContext) -> int:
 def cmd_duplicates(ctx: CliContext) -> int:
     from workstation.gallery.hygiene import duplicate_threshold, find_duplicate_subjects
 
-    gallery = ctx.gallery(create=False)
+    gallery = ctx.gallery()
     if ctx.args.threshold is not None:
         threshold, why = ctx.args.threshold, "given with --threshold"
     else:
@@ -187,7 +187,7 @@ def cmd_merge(ctx: CliContext) -> int:
     from workstation.gallery.hygiene import merge_subjects
 
     args = ctx.args
-    details = merge_subjects(ctx.gallery(create=False), args.keep_id, args.merge_id, args.reason)
+    details = merge_subjects(ctx.gallery(), args.keep_id, args.merge_id, args.reason)
     ctx.say(
         f"merged subject {args.merge_id} into {args.keep_id}: "
         f"{len(details['face_ids_moved'])} face(s) moved; reason recorded in the audit log"

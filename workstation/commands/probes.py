@@ -43,7 +43,7 @@ def cmd_enroll(ctx: CliContext) -> int:
         ]
     for outcome in bad:
         ctx.warn(outcome.line())
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(create=True)
 
     def show(step: Any) -> None:
         if step.done and not args.json:

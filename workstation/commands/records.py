@@ -16,7 +16,7 @@ from workstation.errors import WorkstationError
 
 def cmd_subjects(ctx: CliContext) -> int:
     args = ctx.args
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(read_only=args.subjects_action != "delete")
     if args.subjects_action == "delete":
         from workstation.gallery.admin import delete_subject
 
@@ -42,7 +42,8 @@ def cmd_audit(ctx: CliContext) -> int:
     from workstation.audit.log import list_events, verify_chain
 
     args = ctx.args
-    gallery = ctx.gallery(create=False)
+    # Read-only: verifying must never change the evidence (nor migrate an older gallery).
+    gallery = ctx.gallery(read_only=True)
     if args.audit_action == "verify":
         report = verify_chain(gallery.conn)
         if report.intact:
@@ -79,7 +80,7 @@ def cmd_decide(ctx: CliContext) -> int:
     from workstation.gallery.admin import confirm_lead, record_decision
 
     args = ctx.args
-    gallery = ctx.gallery(create=False)
+    gallery = ctx.gallery()
     if args.confirm is not None:
         decision = confirm_lead(gallery, args.confirm, args.note)
     else:
@@ -101,7 +102,7 @@ def cmd_export(ctx: CliContext) -> int:
     from workstation.reports.bundle import export_case_bundle
 
     args = ctx.args
-    gallery = ctx.gallery(create=False)
+    gallery = ctx.gallery()
     bundle = export_case_bundle(gallery, args.case, Path(args.out))
     ctx.say(
         f"evidence bundle written to {args.out}: {len(bundle['searches'])} search(es); audit "

@@ -152,17 +152,23 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migrati
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection, source: str) -> int:
-    """Bring the database to SCHEMA_VERSION; returns the version it started at.
-
-    Each migration and its version bump commit together or not at all.
-    """
+def check_schema_version(conn: sqlite3.Connection, source: str) -> int:
+    """The database's schema version; refuses one written by a newer program."""
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if current > SCHEMA_VERSION:
         raise GalleryError(
             f"{source}: gallery schema version {current} is newer than this program "
             f"understands ({SCHEMA_VERSION}); update workstation"
         )
+    return current
+
+
+def migrate(conn: sqlite3.Connection, source: str) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it started at.
+
+    Each migration and its version bump commit together or not at all.
+    """
+    current = check_schema_version(conn, source)
     for version in range(current + 1, SCHEMA_VERSION + 1):
         if conn.in_transaction:
             conn.commit()

@@ -32,7 +32,7 @@ import sqlite_utils
 from workstation.audit.log import AuditEvent, append_event, utc_now
 from workstation.domain import ModelId
 from workstation.errors import GalleryError, ModelMismatchError
-from workstation.gallery.schema import migrate
+from workstation.gallery.schema import check_schema_version, migrate
 from workstation.paths import current_user
 
 DB_NAME = "gallery.sqlite"
@@ -78,13 +78,35 @@ class FaceRecord:
 class Gallery:
     """An open gallery folder. One instance per thread (SQLite connections are per thread)."""
 
-    def __init__(self, folder: Path | str, user: str | None = None, create: bool = True) -> None:
+    def __init__(
+        self,
+        folder: Path | str,
+        user: str | None = None,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
+        """Open (or create) a gallery.
+
+        Args:
+            folder: the gallery folder.
+            user: the examiner recorded in the audit log (default: the OS login).
+            create: create the folder and database when there is none; False raises instead.
+            read_only: open the database without any write (no migration, no journal-mode
+                change): for commands that only read, such as `audit verify`.
+        """
         self.folder = Path(folder).expanduser()
         self.user = user or current_user()
         db_path = self.folder / DB_NAME
+        self._index = None
+        if read_only:
+            if not db_path.is_file():
+                raise GalleryError(no_gallery_message(self.folder))
+            self.conn = _connect_read_only(db_path)
+            self.db = sqlite_utils.Database(self.conn)
+            return
         if not db_path.exists():
             if not create:
-                raise GalleryError(f"{self.folder}: no gallery here (no {DB_NAME})")
+                raise GalleryError(no_gallery_message(self.folder))
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -105,7 +127,6 @@ class Gallery:
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
-        self._index = None
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -378,6 +399,46 @@ class Gallery:
 
     def forget_index(self) -> None:
         self._index = None
+
+
+def no_gallery_message(folder: Path) -> str:
+    return (
+        f"{folder}: no gallery here (no {DB_NAME}); check the folder given with --gallery or in "
+        "the settings. Only enrolment creates a new gallery"
+    )
+
+
+def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """Open the database for reading only, never migrating or writing it.
+
+    A WAL database read-only needs its -shm file, which SQLite creates next to it when the
+    folder is writable. In a read-only folder (a copy on write-protected media) without one,
+    the database is opened as immutable, which is exact only when no -wal file holds changes:
+    a -wal with content and no -shm cannot be read there, and is refused rather than ignored.
+    """
+    uri = db_path.resolve().as_uri()
+    source = str(db_path)
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            check_schema_version(conn, source)
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            wal = db_path.with_name(db_path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise GalleryError(
+                    f"{wal}: holds changes not yet written into {db_path.name}, and they cannot "
+                    "be read from this read-only folder (SQLite needs to create "
+                    f"{db_path.name}-shm); copy the whole gallery folder to a writable place "
+                    "and run the command on the copy"
+                ) from None
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+            check_schema_version(conn, source)
+            return conn
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
 
 
 def _short(model_id: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from workstation import CAVEAT, __version__
-from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, CliContext
+from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, CliContext, shown
 from workstation.commands.maintenance import (
     cmd_calibrate,
     cmd_duplicates,
@@ -257,11 +257,11 @@ def main(
     func: Callable[[CliContext], int] = args.func
     try:
         return func(ctx)
-    except WorkstationError as exc:
-        print(f"error: {exc}", file=err)
+    except WorkstationError as exc:  # names files and records: printed escaped
+        print(f"error: {shown(exc)}", file=err)
         return EXIT_FAILED
     except ValueError as exc:  # e.g. a malformed --box
-        print(f"error: {exc}", file=err)
+        print(f"error: {shown(exc)}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=err)

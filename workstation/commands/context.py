@@ -13,6 +13,47 @@ from workstation.paths import current_user, default_gallery_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+# Characters a terminal may act on instead of showing: C0 and C1 controls (ESC starts the ANSI
+# sequences that recolour or hide text, move the cursor, retitle the window; CR overwrites the
+# line; 0x9B is a one-byte CSI), DEL, the Unicode line and paragraph separators, and the
+# bidirectional embeddings, overrides and isolates (they reorder the rest of the line, so a
+# name could make "score 0.31" read as another number). Names, paths, notes and case numbers
+# come from people and files: they are printed with these escaped, as \x1b or \u202e.
+_TERMINAL_UNSAFE = [
+    *range(0x00, 0x20),
+    *range(0x7F, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_ESCAPE_ALL = {
+    code: _NAMED.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in _TERMINAL_UNSAFE
+}
+# Our own output lays itself out with line breaks and tabs; everything else is escaped.
+_ESCAPE_KEEP_LAYOUT = {k: v for k, v in _ESCAPE_ALL.items() if k not in (0x09, 0x0A)}
+# json.dumps already escapes C0 controls; the rest become \uXXXX, which JSON reads back the same.
+_ESCAPE_IN_JSON = {code: f"\\u{code:04x}" for code in _TERMINAL_UNSAFE if code >= 0x7F}
+
+
+def shown(value: object) -> str:
+    """A stored or outside value (name, id, path, note) for one line of terminal output: every
+    control character escaped, line breaks and tabs included (a name cannot start a fake line)."""
+    return ("" if value is None else str(value)).translate(_ESCAPE_ALL)
+
+
+def terminal_text(text: str) -> str:
+    """A line (or lines) about to be printed: control characters escaped, our own line breaks
+    and tabs kept. Values inside it should already have gone through `shown`."""
+    return text.translate(_ESCAPE_KEEP_LAYOUT)
+
+
+def json_text(value: Any) -> str:
+    """One JSON value on one line, safe for a terminal and exact for a program reading it."""
+    return json.dumps(value, ensure_ascii=False).translate(_ESCAPE_IN_JSON)
+
 
 class CliContext:
     """What every subcommand needs: the gallery folder, the examiner, the engine (loaded once)."""
@@ -61,13 +102,15 @@ class CliContext:
         return self._gallery
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        """Print our output; stored values in it go through `shown` first."""
+        print(terminal_text(text), file=self.out, flush=True)
 
     def warn(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        """Print one warning or error line (it names files and records: all escaped)."""
+        print(shown(text), file=self.err, flush=True)
 
     def json_line(self, value: Any) -> None:
-        print(json.dumps(value, ensure_ascii=False), file=self.out, flush=True)
+        print(json_text(value), file=self.out, flush=True)
 
     def close(self) -> None:
         if self._gallery is not None:

@@ -11,6 +11,7 @@ from workstation.commands.context import (
     EXIT_FAILED,
     EXIT_OK,
     CliContext,
+    shown,
 )
 from workstation.errors import WorkstationError
 
@@ -35,7 +36,7 @@ def cmd_index(ctx: CliContext) -> int:
         ctx.json_line(info)
     else:
         for key, value in info.items():
-            ctx.say(f"{key}: {value}")
+            ctx.say(f"{key}: {shown(value)}")
     return EXIT_OK
 
 
@@ -66,8 +67,8 @@ def cmd_models(ctx: CliContext) -> int:
     else:
         for row in rows:
             ctx.say(
-                f"{row['key']} ({row['role']}, {row['licence']}): {row['status']}\n  "
-                f"{row['path']}\n  sha256 {row['sha256']}"
+                f"{row['key']} ({row['role']}, {row['licence']}): {shown(row['status'])}\n  "
+                f"{shown(row['path'])}\n  sha256 {row['sha256']}"
             )
         ctx.say(
             "insightface packs on this PC: "
@@ -173,8 +174,8 @@ def cmd_duplicates(ctx: CliContext) -> int:
     ctx.say(f"threshold {threshold:.4f} ({why})")
     for pair in pairs:
         ctx.say(
-            f"  {pair.score:.4f}  {pair.subject_a} ({pair.name_a or ''}, face {pair.face_a})  "
-            f"{pair.subject_b} ({pair.name_b or ''}, face {pair.face_b})"
+            f"  {pair.score:.4f}  {shown(pair.subject_a)} ({shown(pair.name_a)}, face "
+            f"{pair.face_a})  {shown(pair.subject_b)} ({shown(pair.name_b)}, face {pair.face_b})"
         )
     ctx.say(
         f"{len(pairs)} possible duplicate pair(s); review the photos before merging "
@@ -189,7 +190,7 @@ def cmd_merge(ctx: CliContext) -> int:
     args = ctx.args
     details = merge_subjects(ctx.gallery(), args.keep_id, args.merge_id, args.reason)
     ctx.say(
-        f"merged subject {args.merge_id} into {args.keep_id}: "
+        f"merged subject {shown(args.merge_id)} into {shown(args.keep_id)}: "
         f"{len(details['face_ids_moved'])} face(s) moved; reason recorded in the audit log"
     )
     return EXIT_OK

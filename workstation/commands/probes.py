@@ -11,6 +11,7 @@ from workstation.commands.context import (
     EXIT_OK,
     CliContext,
     saved_settings,
+    shown,
 )
 from workstation.errors import WorkstationError
 
@@ -48,14 +49,14 @@ def cmd_enroll(ctx: CliContext) -> int:
     def show(step: Any) -> None:
         if step.done and not args.json:
             stream = ctx.err if step.message.startswith("failed") else ctx.out
-            print(f"[{step.done}/{step.total}] {step.message}", file=stream, flush=True)
+            print(f"[{step.done}/{step.total}] {shown(step.message)}", file=stream, flush=True)
 
     report = drain(enroll(gallery, ctx.engine(), items, already_failed=bad), show)
     if args.json:
         for outcome in report.outcomes:
             ctx.json_line(outcome.to_dict())
     ctx.say(
-        f"{report.summary()}; gallery {ctx.gallery_dir} now holds {gallery.face_count()} "
+        f"{report.summary()}; gallery {shown(ctx.gallery_dir)} now holds {gallery.face_count()} "
         f"faces of {gallery.subject_count()} subjects"
     )
     return EXIT_FAILED if report.enrolled == 0 and report.failed else EXIT_OK
@@ -110,8 +111,8 @@ def cmd_search(ctx: CliContext) -> int:
             continue
         face = result.face
         ctx.say(
-            f"\n{given} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, case "
-            f"{case_id}; "
+            f"\n{shown(given)} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, "
+            f"case {shown(case_id)}; "
             f"{result.faces_found} face(s) found, searched face {face.index} "
             f"({face.source.value}, box "
             f"{face.box.as_list()}); quality {face.quality.verdict.value}"
@@ -119,7 +120,7 @@ def cmd_search(ctx: CliContext) -> int:
         )
         ctx.say(f"gallery: {result.gallery_faces} faces; model {engine.model.short}")
         if result.note:
-            ctx.say(f"examiner's note ({result.quality_gate}): {result.note}")
+            ctx.say(f"examiner's note ({result.quality_gate}): {shown(result.note)}")
         calibration = result.calibration or {}
         ctx.say(
             f"false-match rates from {calibration.get('label')} "
@@ -139,7 +140,7 @@ def cmd_search(ctx: CliContext) -> int:
             fmr = c.fmr_text if c.fmr is not None else "unknown"
             ctx.say(
                 f"  {c.rank:>4}  {c.score:6.4f}  {fmr:<27}  {strangers:>19}  "
-                f"{c.subject_id}  {c.name or ''}"
+                f"{shown(c.subject_id)}  {shown(c.name)}"
             )
     return EXIT_FAILED if failures == len(args.images) else EXIT_OK
 
@@ -168,15 +169,15 @@ def cmd_footage(ctx: CliContext) -> int:
     if not args.json:
         ctx.say(f"NOTE: {CAVEAT}")
         ctx.say(
-            f"{args.video} (sha256 {info.sha256[:16]}…): {info.width}x{info.height}, "
+            f"{shown(args.video)} (sha256 {info.sha256[:16]}…): {info.width}x{info.height}, "
             f"{info.fps:.2f} fps, {timecode(info.duration_s)}; sampling every {args.every} s"
         )
-    shown = [0]
+    tenths_shown = [0]
 
     def show(step: Any) -> None:
         # Long CCTV files: a line about every 10% (stderr, so --json output stays clean).
-        if not args.json and step.total and step.done * 10 // step.total > shown[0]:
-            shown[0] = step.done * 10 // step.total
+        if not args.json and step.total and step.done * 10 // step.total > tenths_shown[0]:
+            tenths_shown[0] = step.done * 10 // step.total
             ctx.warn(f"[{step.done}/{step.total} frames] {step.message}")
 
     scan = drain(
@@ -224,7 +225,9 @@ def cmd_footage(ctx: CliContext) -> int:
         elif not row["candidates"]:
             ctx.say("  no candidates (the gallery is empty)")
         for c in row["candidates"]:
-            ctx.say(f"  {c['rank']:>3}  {c['score']:7.4f}  {c['subject_id']}  {c['name'] or ''}")
+            ctx.say(
+                f"  {c['rank']:>3}  {c['score']:7.4f}  {shown(c['subject_id'])}  {shown(c['name'])}"
+            )
     if not args.json:
         ctx.say(
             f"\n{len(scan.tracks)} track(s) in {scan.scanned_s:.1f} s of video "
@@ -259,8 +262,8 @@ def _print_subject_segments(ctx: CliContext, scan: Any, case_id: str, purpose: s
             )
     if not args.json:
         ctx.say(
-            f"{len(segments)} segment(s) where subject {args.find_subject} may appear (tracks "
-            f"scoring at least {FIND_THRESHOLD}): leads to review, not identifications"
+            f"{len(segments)} segment(s) where subject {shown(args.find_subject)} may appear "
+            f"(tracks scoring at least {FIND_THRESHOLD}): leads to review, not identifications"
         )
     if scan.damage:
         ctx.warn(f"error: {scan.damage}")
@@ -318,8 +321,8 @@ def cmd_compare(ctx: CliContext) -> int:
             ctx.json_line(comparison.to_dict())
         else:
             ctx.say(
-                f"{image_a} vs {image_b}: similarity {comparison.score:.4f}; strangers "
-                f"score this high: {comparison.fmr_text} (model "
+                f"{shown(image_a)} vs {shown(image_b)}: similarity {comparison.score:.4f}; "
+                f"strangers score this high: {comparison.fmr_text} (model "
                 f"{engine.model.short}; "
                 f"quality {comparison.face_a.quality.verdict.value} / "
                 f"{comparison.face_b.quality.verdict.value})"

@@ -10,6 +10,7 @@ from workstation.commands.context import (
     EXIT_FAILED,
     EXIT_OK,
     CliContext,
+    shown,
 )
 from workstation.errors import WorkstationError
 
@@ -22,7 +23,7 @@ def cmd_subjects(ctx: CliContext) -> int:
 
         details = delete_subject(gallery, args.subject_id, args.reason)
         ctx.say(
-            f"deleted subject {args.subject_id}: {len(details['face_ids'])} face(s); reason "
+            f"deleted subject {shown(args.subject_id)}: {len(details['face_ids'])} face(s); reason "
             "recorded in the audit log"
         )
         return EXIT_OK
@@ -32,7 +33,7 @@ def cmd_subjects(ctx: CliContext) -> int:
             ctx.json_line(subject.to_dict())
     else:
         for subject in subjects:
-            ctx.say(f"{subject.id}\t{subject.name or ''}\t{subject.face_count} face(s)")
+            ctx.say(f"{shown(subject.id)}\t{shown(subject.name)}\t{subject.face_count} face(s)")
         ctx.say(f"{len(subjects)} subject(s)")
     return EXIT_OK
 
@@ -62,8 +63,8 @@ def cmd_audit(ctx: CliContext) -> int:
                 f"{k}={_brief(v)}" for k, v in sorted(event.details.items()) if k != "candidates"
             )
             ctx.say(
-                f"{event.seq:>6} {event.time} {event.user} {event.action} "
-                f"case={event.case_id or '-'} {summary}"
+                f"{event.seq:>6} {event.time} {shown(event.user)} {shown(event.action)} "
+                f"case={shown(event.case_id or '-')} {shown(summary)}"
             )
     return EXIT_OK
 
@@ -92,8 +93,8 @@ def cmd_decide(ctx: CliContext) -> int:
             gallery, args.search, args.subject, args.decision.replace("-", "_"), args.note
         )
     ctx.json_line(decision.to_dict()) if args.json else ctx.say(
-        f"decision {decision.id}: {decision.decision} for subject {decision.subject_id} "
-        f"(search {decision.search_id}) by {decision.user}"
+        f"decision {decision.id}: {decision.decision} for subject {shown(decision.subject_id)} "
+        f"(search {decision.search_id}) by {shown(decision.user)}"
     )
     return EXIT_OK
 
@@ -105,7 +106,7 @@ def cmd_export(ctx: CliContext) -> int:
     gallery = ctx.gallery()
     bundle = export_case_bundle(gallery, args.case, Path(args.out))
     ctx.say(
-        f"evidence bundle written to {args.out}: {len(bundle['searches'])} search(es); audit "
-        f"head {bundle['audit']['head_hash']}"
+        f"evidence bundle written to {shown(args.out)}: {len(bundle['searches'])} search(es); "
+        f"audit head {bundle['audit']['head_hash']}"
     )
     return EXIT_OK

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from workstation.audit.log import AuditEvent, ChainReport, list_events, verify_chain
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -133,10 +134,10 @@ class AuditEventsModel(RowsTableModel):
             return self._display(event, col)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.COL_DETAILS:
-                return json.dumps(event.details, indent=2, ensure_ascii=False)
+                return tooltip(json.dumps(event.details, indent=2, ensure_ascii=False))
             if col == self.COL_TIME:
-                return event.time
-            return self._display(event, col)
+                return tooltip(event.time)
+            return tooltip(self._display(event, col))
         if role == Qt.ItemDataRole.BackgroundRole and event.seq == self._bad_seq:
             return _BAD_ROW
         if role == Qt.ItemDataRole.TextAlignmentRole and col == self.COL_SEQ:
@@ -239,6 +240,7 @@ class AuditViewerWidget(QWidget):
         self.verify_progress.hide()
         self.result_label = QLabel("The chain has not been verified in this session.")
         self.result_label.setWordWrap(True)
+        make_plain(self.count_label, self.result_label)  # case ids and stored messages
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.head_hash_edit = QLineEdit()
         self.head_hash_edit.setReadOnly(True)

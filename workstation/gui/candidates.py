@@ -44,6 +44,7 @@ from workstation.gui.search_records import (
     load_thumbnails,
 )
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.text import tooltip as plain_tooltip
 from workstation.progress import CancelToken
 
 __all__ = [
@@ -210,8 +211,10 @@ class CandidateTableModel(RowsTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == self.SortKeyRole:
             return candidate.rank
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return self._text(candidate, column, role == Qt.ItemDataRole.ToolTipRole)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(candidate, column, False)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return plain_tooltip(self._text(candidate, column, True))
         return None
 
     def _text(self, c: Candidate, column: int, tooltip: bool) -> str | None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from workstation.errors import WorkstationError
 from workstation.gui.context import AppContext, CaseInfo
+from workstation.gui.text import escaped
 from workstation.progress import CancelToken
 from workstation.settings import save_settings
 
@@ -117,10 +118,13 @@ class CaseBarWidget(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName("caseBar")
         self.setStyleSheet("#caseBar { background: #eef2f7; } QLabel { padding: 0 6px; }")
+        # Rich text: a bold caption, then the stored value escaped (it may hold "<", "&").
         self.case_label = QLabel(self)
         self.purpose_label = QLabel(self)
         self.purpose_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.user_label = QLabel(self)
+        for label in (self.case_label, self.purpose_label, self.user_label):
+            label.setTextFormat(Qt.TextFormat.RichText)
         self.change_button = QPushButton("Set case…", self)
         self.change_button.setToolTip("Set the case number and purpose (Ctrl+K)")
         self.change_button.clicked.connect(self.ask_case)
@@ -154,10 +158,10 @@ class CaseBarWidget(QFrame):
             self.purpose_label.setText("<b>Purpose:</b> —")
             self.change_button.setText("Set case…")
         else:
-            self.case_label.setText(f"<b>Case:</b> {case.case_id}")
-            self.purpose_label.setText(f"<b>Purpose:</b> {case.purpose}")
+            self.case_label.setText(f"<b>Case:</b> {escaped(case.case_id)}")
+            self.purpose_label.setText(f"<b>Purpose:</b> {escaped(case.purpose)}")
             self.change_button.setText("Change case…")
-        self.user_label.setText(f"<b>Examiner:</b> {self.context.user}")
+        self.user_label.setText(f"<b>Examiner:</b> {escaped(self.context.user)}")
 
     def make_dialog(self) -> CaseDialog:
         recent = list(self.context.settings.recent_cases or [])

@@ -41,6 +41,7 @@ from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.image_views import LinkedImageView, OverlayView, link_views
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.search_records import SearchSummary
+from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
 from workstation.vision.alignment import ARCFACE_TEMPLATE_112, crop_box, similarity_transform
 from workstation.vision.images import LoadedImage, load_image
@@ -217,6 +218,7 @@ class CompareDialog(QDialog):
         self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
+        make_plain(self.header, self.error_label)  # subject names and file names, as stored
 
         self.probe_crop, self.cand_crop = LinkedImageView(self), LinkedImageView(self)
         self.probe_photo, self.cand_photo = LinkedImageView(self), LinkedImageView(self)
@@ -363,7 +365,7 @@ class CompareDialog(QDialog):
         photo_view.set_content(side.photo, QRectF(x, y, w, h), side.landmarks)
         for row, key in enumerate(METADATA_ROWS):
             item = QTableWidgetItem(side.metadata.get(key, ""))
-            item.setToolTip(side.metadata.get(key, ""))
+            item.setToolTip(tooltip(side.metadata.get(key, "")))
             self.table.setItem(row, column, item)
         self.table.resizeRowsToContents()
 

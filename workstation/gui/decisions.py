@@ -24,6 +24,7 @@ from workstation.domain import Candidate
 from workstation.gallery.admin import Decision, confirm_lead, decisions_for, record_decision
 from workstation.gui.context import AppContext
 from workstation.gui.search_records import SearchSummary
+from workstation.gui.text import escaped, make_plain
 from workstation.progress import CancelToken
 
 DECISION_LABELS = {
@@ -68,6 +69,8 @@ class DecisionPanelWidget(QGroupBox):
         super().__init__("Decision", parent)
         self.context = context
         self.target_label = QLabel("No candidate chosen.", self)
+        # Bold subject and examiner: rich text, with both (stored, typed by people) escaped.
+        self.target_label.setTextFormat(Qt.TextFormat.RichText)
         self.target_label.setWordWrap(True)
         self.history = QListWidget(self)
         self.history.setMaximumHeight(90)
@@ -94,6 +97,7 @@ class DecisionPanelWidget(QGroupBox):
         self.message_label = QLabel(self)
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        make_plain(self.message_label)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.target_label)
@@ -138,10 +142,10 @@ class DecisionPanelWidget(QGroupBox):
             self.target_label.setText("No candidate chosen.")
             self.confirm_button.setEnabled(False)
             return
-        name = f" ({candidate.name})" if candidate.name else ""
+        name = f" ({escaped(candidate.name)})" if candidate.name else ""
         self.target_label.setText(
-            f"Search {search.search_id}, subject <b>{candidate.subject_id}</b>{name}. "
-            f"You are recording as <b>{self.context.user}</b>."
+            f"Search {search.search_id}, subject <b>{escaped(candidate.subject_id)}</b>{name}. "
+            f"You are recording as <b>{escaped(self.context.user)}</b>."
         )
         decisions = self._decisions()
         for d in decisions:

@@ -41,6 +41,7 @@ from workstation.gui.context import AppContext
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
 from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.text import escaped, make_plain, tooltip
 from workstation.progress import CancelToken, Progress
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -101,7 +102,7 @@ class DuplicatePairsModel(RowsTableModel):
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._thumbnails.pixmap(face, path)
             if role == Qt.ItemDataRole.ToolTipRole:
-                return (
+                return tooltip(
                     f"Subject {subject}\nPhoto: {face.original_path}\nSHA-256: {face.image_sha256}"
                 )
             return None
@@ -154,18 +155,20 @@ class MergeSubjectsDialog(ReasonRequiredDialog):
             if pixmap is not None:
                 picture.setPixmap(pixmap)
             caption = QLabel(
-                f"<b>{subject}</b><br>{name or ''}<br>face {face.id}, "
-                f"quality {face.quality.get('verdict', '?')}"
+                f"<b>{escaped(subject)}</b><br>{escaped(name)}<br>face {face.id}, "
+                f"quality {escaped(face.quality.get('verdict', '?'))}"
             )
+            caption.setTextFormat(Qt.TextFormat.RichText)
             caption.setWordWrap(True)
             faces_row.addWidget(picture)
             faces_row.addWidget(caption, 1)
         explain = QLabel(
             f"The best faces of these subjects score <b>{pair.score:.3f}</b> (a stranger scores "
-            f"this high: {row.fmr_text}). Merge them only if you are satisfied they are the same "
-            "person: all faces move to the subject you keep, the other subject id is removed, "
-            "and the merge and your reason are kept in the audit log."
+            f"this high: {escaped(row.fmr_text)}). Merge them only if you are satisfied they are "
+            "the same person: all faces move to the subject you keep, the other subject id is "
+            "removed, and the merge and your reason are kept in the audit log."
         )
+        explain.setTextFormat(Qt.TextFormat.RichText)
         explain.setWordWrap(True)
         self.keep_a_radio = QRadioButton(f"Keep {pair.subject_a}, merge {pair.subject_b} into it")
         self.keep_b_radio = QRadioButton(f"Keep {pair.subject_b}, merge {pair.subject_a} into it")
@@ -236,6 +239,7 @@ class DuplicatesWidget(QWidget):
         self.merge_button.setEnabled(False)
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
+        make_plain(self.status_label, self.message_label)  # they name subjects and files
 
         controls = QHBoxLayout()
         controls.addWidget(self.custom_threshold_check)

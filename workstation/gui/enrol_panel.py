@@ -44,6 +44,7 @@ from workstation.gallery.enroll import (
 )
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.text import escaped, make_plain, tooltip
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import is_image_path
 
@@ -134,20 +135,25 @@ class EnrolProblemsModel(RowsTableModel):
             return None
         if role == self.OutcomeRole:
             return outcome
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            col = index.column()
-            if col == self.COL_SOURCE:
-                if role == Qt.ItemDataRole.ToolTipRole:
-                    if outcome.source != outcome.path and outcome.path:
-                        return f"{outcome.source}: {outcome.path}"
-                    return outcome.source
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(outcome, index.column(), full=False)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(self._text(outcome, index.column(), full=True))
+        return None
+
+    def _text(self, outcome: EnrollOutcome, col: int, full: bool) -> str | None:
+        if col == self.COL_SOURCE:
+            if not full:
                 return _short_source(outcome)
-            if col == self.COL_SUBJECT:
-                return outcome.subject_id or ""
-            if col == self.COL_STATUS:
-                return outcome.status
-            if col == self.COL_REASON:
-                return outcome.message
+            if outcome.source != outcome.path and outcome.path:
+                return f"{outcome.source}: {outcome.path}"
+            return outcome.source
+        if col == self.COL_SUBJECT:
+            return outcome.subject_id or ""
+        if col == self.COL_STATUS:
+            return outcome.status
+        if col == self.COL_REASON:
+            return outcome.message
         return None
 
 
@@ -189,7 +195,9 @@ class EnrolWidget(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary_label = QLabel("")
+        self.summary_label.setTextFormat(Qt.TextFormat.RichText)  # coloured; the text escaped
         self.summary_label.setWordWrap(True)
+        make_plain(self.status_label)  # messages naming files and subjects
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problems_model = EnrolProblemsModel(self)
         self.problems_view = QTableView()
@@ -341,7 +349,7 @@ class EnrolWidget(QWidget):
         self.last_report = report
         self.problems_model.set_outcomes(report.outcomes)
         colour = "#a15c00" if report.failed or report.cancelled else "#1b6e20"
-        self.summary_label.setText(f"<b style='color:{colour}'>{report.summary()}</b>")
+        self.summary_label.setText(f"<b style='color:{colour}'>{escaped(report.summary())}</b>")
         self._show_status(
             "Enrolment cancelled; the photos enrolled before it stay in the gallery."
             if report.cancelled

@@ -65,6 +65,7 @@ from workstation.gui.footage_views import (
     frame_probe_image,
 )
 from workstation.gui.imaging import bgr_to_qimage
+from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import LoadedImage
 
@@ -186,6 +187,8 @@ class FootagePanelWidget(QWidget):
         self.results.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.results_label = QLabel("Leads for human review, never identifications.", self)
         self.results_label.setWordWrap(True)
+        # File names, case numbers and messages naming them: shown as typed, never as markup.
+        make_plain(self.file_label, self.status_label, self.position_label, self.results_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.search_button)
         buttons.addWidget(self.find_button)
@@ -273,7 +276,9 @@ class FootagePanelWidget(QWidget):
             f"{info.path.name} — {info.width}x{info.height}, {info.fps:.2f} fps, "
             f"{timecode(info.duration_s)}, sha256 {info.sha256[:12]}…"
         )
-        self.file_label.setToolTip(f"{info.path}\nSHA-256 {info.sha256}\ncodec {info.codec}")
+        self.file_label.setToolTip(
+            tooltip(f"{info.path}\nSHA-256 {info.sha256}\ncodec {info.codec}")
+        )
         self.track_list.clear()
         self.results.setRowCount(0)
         self.timeline.set_tracks(info.duration_s, [], 1.0)

@@ -42,6 +42,7 @@ from workstation.gui.enrol_panel import EnrolWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey
 from workstation.gui.imaging import verdict_color
 from workstation.gui.reason_dialog import ReasonRequiredDialog
+from workstation.gui.text import escaped, make_plain, tooltip
 from workstation.progress import CancelToken
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -294,7 +295,9 @@ class SubjectListModel(_ThumbnailListModel):
             faces = f"{subject.face_count} face{'s' if subject.face_count != 1 else ''}"
             return f"{title}\n{faces}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Subject {subject.id}\nenrolled {subject.created_at[:19].replace('T', ' ')}"
+            return tooltip(
+                f"Subject {subject.id}\nenrolled {subject.created_at[:19].replace('T', ' ')}"
+            )
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(index.row())
         if role == self.SubjectRole:
@@ -326,7 +329,7 @@ class SubjectFacesModel(_ThumbnailListModel):
             return f"face {item.face.id}\n{_quality_line(item.face).replace(', ', chr(10))}"
         if role == Qt.ItemDataRole.ToolTipRole:
             problem = self._thumbnails.failure(item.face)
-            return _face_tooltip(item.face) + (f"\n\n{problem}" if problem else "")
+            return tooltip(_face_tooltip(item.face) + (f"\n\n{problem}" if problem else ""))
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(index.row())
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -351,12 +354,13 @@ class DeleteSubjectDialog(ReasonRequiredDialog):
         )
         self.setMinimumWidth(460)
         self.subject = subject
-        name = f" ({subject.name})" if subject.name else ""
+        name = f" ({escaped(subject.name)})" if subject.name else ""
         warning = QLabel(
-            f"Delete subject <b>{subject.id}</b>{name} and its {subject.face_count} face(s) "
-            "from the gallery?<br>Their stored photos are removed too. The deletion and your "
-            "reason are kept in the audit log."
+            f"Delete subject <b>{escaped(subject.id)}</b>{name} and its {subject.face_count} "
+            "face(s) from the gallery?<br>Their stored photos are removed too. The deletion and "
+            "your reason are kept in the audit log."
         )
+        warning.setTextFormat(Qt.TextFormat.RichText)
         warning.setWordWrap(True)
         self.body.addWidget(warning)
 
@@ -408,6 +412,9 @@ class GalleryManagerWidget(QWidget):
         self.delete_button.setEnabled(False)
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
+        make_plain(self.count_label, self.face_details, self.message_label)
+        # A bold subject id over its details: rich text, every stored value escaped.
+        self.subject_title.setTextFormat(Qt.TextFormat.RichText)
 
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
@@ -493,10 +500,10 @@ class GalleryManagerWidget(QWidget):
             return
         self._selected_id = subject.id
         self.delete_button.setEnabled(True)
-        name = f" — {subject.name}" if subject.name else ""
-        attributes = ", ".join(f"{k}: {v}" for k, v in sorted(subject.attributes.items()))
+        name = f" — {escaped(subject.name)}" if subject.name else ""
+        attributes = escaped(", ".join(f"{k}: {v}" for k, v in sorted(subject.attributes.items())))
         self.subject_title.setText(
-            f"<b>{subject.id}</b>{name}<br>{subject.face_count} face(s), enrolled "
+            f"<b>{escaped(subject.id)}</b>{name}<br>{subject.face_count} face(s), enrolled "
             f"{subject.created_at[:19].replace('T', ' ')} UTC"
             + (f"<br>{attributes}" if attributes else "")
         )

@@ -15,9 +15,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
-    QLabel,
     QMainWindow,
-    QMessageBox,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -29,6 +27,7 @@ from workstation.gui.case_bar import CaseBarWidget, remember_recent
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.report_pdf import export_case_report
 from workstation.gui.search_page import SearchPageWidget
+from workstation.gui.text import plain_label, show_message
 from workstation.paths import config_dir, default_gallery_dir
 from workstation.vision.images import IMAGE_SUFFIXES
 
@@ -99,7 +98,7 @@ class MainWindowWidget(QMainWindow):
         self.actions: dict[str, QAction] = {}
         self._build_actions()
         self._build_menus_and_toolbar()
-        self.gallery_label = QLabel(self)
+        self.gallery_label = plain_label("", self)  # folder and examiner names, as typed
         self.statusBar().addPermanentWidget(self.gallery_label)
         self._update_gallery_label()
         context.status_message.connect(self._on_status_message)
@@ -380,7 +379,7 @@ class MainWindowWidget(QMainWindow):
         self.statusBar().showMessage(f"Now working on the gallery {self.context.gallery_dir}")
 
     def show_about(self) -> None:
-        QMessageBox.information(
+        show_message(
             self,
             "About workstation",
             f"workstation {__version__}\n\nGallery: {self.context.gallery_dir}\n"

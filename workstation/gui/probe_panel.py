@@ -26,6 +26,7 @@ from workstation.domain import BBox, Face, FaceSource, Verdict
 from workstation.gui.canvas import ProbeCanvasView
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
+from workstation.gui.text import make_plain
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import (
     IMAGE_FORMATS_TEXT,
@@ -85,6 +86,8 @@ class ProbePanelWidget(QWidget):
         self.file_label = QLabel(self)
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.queue_label = QLabel(self)
+        # File names and messages naming them are shown as typed, never as markup.
+        make_plain(self.quality_label, self.error_label, self.file_label, self.queue_label)
 
         top = QHBoxLayout()
         top.addWidget(self.file_label, 1)

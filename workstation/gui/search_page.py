@@ -15,7 +15,6 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -31,6 +30,7 @@ from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
 from workstation.gui.search_records import SearchSummary
+from workstation.gui.text import plain_label
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import LoadedImage
 
@@ -79,7 +79,7 @@ class SearchPageWidget(QWidget):
         self.progress = QProgressBar(self)
         self.progress.setTextVisible(True)
         self.progress.setMaximumWidth(260)
-        self.message_label = QLabel(self)
+        self.message_label = plain_label("", self)  # messages naming files, cases, subjects
         self.message_label.setWordWrap(True)
         self.message_label.setStyleSheet("color: #b00020; font-weight: bold;")
         self.message_label.hide()

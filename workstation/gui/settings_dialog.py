@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.gui.context import AppContext
+from workstation.gui.text import make_plain, tooltip
 from workstation.paths import default_gallery_dir
 from workstation.progress import CancelToken
 from workstation.settings import Settings, load_settings, save_settings
@@ -74,7 +75,7 @@ class SettingsDialog(QDialog):
         self.pack_combo = QComboBox()
         self.pack_combo.setEditable(True)
         self.pack_combo.setToolTip(
-            f"A pack name under {insightface_models_root()}, or the path of a pack folder"
+            tooltip(f"A pack name under {insightface_models_root()}, or the path of a pack folder")
         )
         for pack in list_packs():
             self.pack_combo.addItem(pack.name, pack.name)
@@ -102,6 +103,7 @@ class SettingsDialog(QDialog):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #b00020;")
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        make_plain(self.error_label)  # messages naming folders and files
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from workstation import CAVEAT, __version__
+from workstation.commands.access import cmd_permissions
 from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, CliContext, shown
 from workstation.commands.maintenance import (
     cmd_calibrate,
@@ -26,6 +27,7 @@ from workstation.commands.maintenance import (
 from workstation.commands.probes import cmd_compare, cmd_enroll, cmd_footage, cmd_search
 from workstation.commands.records import cmd_audit, cmd_decide, cmd_export, cmd_subjects
 from workstation.errors import WorkstationError
+from workstation.permissions import restrict_process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, metavar="TEXT")
     p.set_defaults(func=cmd_merge)
 
+    p = sub.add_parser(
+        "permissions",
+        help="show who may read the gallery, data and settings folders; --fix restricts them",
+    )
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="give every folder and file the private modes (owner, or owner and "
+        "WORKSTATION_GROUP); audited",
+    )
+    p.set_defaults(func=cmd_permissions)
+
     p = sub.add_parser("export", help="write a case's JSON evidence bundle (audited)")
     p.add_argument("--case", required=True, metavar="ID")
     p.add_argument("--out", required=True, metavar="FILE.json")
@@ -256,6 +270,8 @@ def main(
     ctx = CliContext(args, out, err)
     func: Callable[[CliContext], int] = args.func
     try:
+        # Every file this process creates (galleries, settings, logs, exports) is private.
+        restrict_process()
         return func(ctx)
     except WorkstationError as exc:  # names files and records: printed escaped
         print(f"error: {shown(exc)}", file=err)

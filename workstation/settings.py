@@ -9,6 +9,7 @@ from typing import Any
 
 from workstation.errors import WorkstationError
 from workstation.paths import config_dir
+from workstation.permissions import make_private_dir
 
 SETTINGS_SCHEMA = 1
 BACKENDS = ("opencv", "insightface")
@@ -60,7 +61,8 @@ def save_settings(settings: Settings, path: Path | None = None) -> dict[str, Any
     before = asdict(load_settings(path)) if path.exists() else asdict(Settings())
     after = asdict(settings)
     changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Recent probe paths and case numbers: for the owner (and the examiners' group) only.
+    make_private_dir(path.parent)
     partial = path.with_suffix(".json.part")
     partial.write_text(json.dumps(after, indent=2), encoding="utf-8")
     partial.replace(path)

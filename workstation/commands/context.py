@@ -99,6 +99,10 @@ class CliContext:
             self._gallery = Gallery(
                 self.gallery_dir, user=self.user, create=create, read_only=read_only
             )
+            from workstation.permissions import exposure_warnings
+
+            for problem in exposure_warnings(self.gallery_dir):
+                self.warn(f"warning: {problem}")
         return self._gallery
 
     def say(self, text: str) -> None:

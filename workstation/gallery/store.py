@@ -34,6 +34,7 @@ from workstation.domain import ModelId
 from workstation.errors import GalleryError, ModelMismatchError
 from workstation.gallery.schema import check_schema_version, migrate
 from workstation.paths import current_user
+from workstation.permissions import create_private_file, make_private_dir, restrict_process
 
 DB_NAME = "gallery.sqlite"
 IMAGES_DIR = "images"
@@ -104,11 +105,16 @@ class Gallery:
             self.conn = _connect_read_only(db_path)
             self.db = sqlite_utils.Database(self.conn)
             return
+        # Everything this process writes into the gallery from now on (photo copies, index
+        # files, SQLite's -wal and -shm) is for the owner (and the examiners' group) only.
+        restrict_process()
         if not db_path.exists():
             if not create:
                 raise GalleryError(no_gallery_message(self.folder))
             try:
-                self.folder.mkdir(parents=True, exist_ok=True)
+                make_private_dir(self.folder)
+                # Made before SQLite opens it: SQLite gives -wal and -shm the database's mode.
+                create_private_file(db_path)
             except OSError as exc:
                 raise GalleryError(
                     f"{self.folder}: cannot create the gallery folder ({exc})"

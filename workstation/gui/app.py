@@ -36,10 +36,11 @@ def install_error_hook(window) -> tuple[Path, Callable[[], None]]:  # type: igno
     import traceback
 
     from workstation.paths import data_dir
+    from workstation.permissions import make_private_dir
 
     log_path = data_dir() / "workstation.log"
     try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(log_path.parent)  # the log names probe photos and cases
         handler: logging.Handler = logging.FileHandler(log_path, encoding="utf-8")
     except OSError:
         handler = logging.StreamHandler()
@@ -99,8 +100,14 @@ def run_app(
         owner=window,
         on_error=lambda m: window.statusBar().showMessage(m),
     )
-    if problem:
-        window.statusBar().showMessage(problem)
+    from workstation.permissions import exposure_warnings
+
+    problems = [problem] if problem else []
+    problems += exposure_warnings(folder)
+    if problems:
+        for text in problems:
+            logging.getLogger("workstation.gui").warning("%s", text)
+        window.statusBar().showMessage("  ".join(problems))
     _quit_after_for_smoke_test(app, window)
     try:
         code = app.exec()

@@ -29,6 +29,7 @@ from workstation.errors import WorkstationError
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.search_records import fmr_text
+from workstation.permissions import make_export_private
 from workstation.progress import CancelToken
 from workstation.reports.bundle import export_case_bundle
 
@@ -442,6 +443,7 @@ def export_case_report(
             raise WorkstationError(
                 f"{pdf_path}: the PDF could not be written (check the folder is writable)"
             )
+        make_export_private(pdf_path)
         return pages
 
     def on_written(pages: int) -> None:

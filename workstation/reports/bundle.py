@@ -18,6 +18,7 @@ from workstation.audit.log import canonical_json, chain_head, list_events, utc_n
 from workstation.errors import WorkstationError
 from workstation.gallery.admin import decisions_for
 from workstation.gallery.store import Gallery
+from workstation.permissions import make_export_private
 
 
 def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
@@ -103,6 +104,7 @@ def export_case_bundle(
     bundle = build_case_bundle(gallery, case_id)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(bundle, indent=2, ensure_ascii=False), encoding="utf-8")
+    make_export_private(out_path)
     return bundle
 
 

@@ -1,0 +1,39 @@
+"""`workstation permissions`: who may read what workstation keeps on this PC, and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, shown
+
+
+def cmd_permissions(ctx: CliContext) -> int:
+    from workstation.gallery.store import DB_NAME
+    from workstation.paths import config_dir, data_dir
+    from workstation.permissions import access_policy, exposure, fix_tree
+
+    policy = access_policy()
+    ctx.say(f"policy: {policy.describe()}")
+    folders = {
+        Path(ctx.gallery_dir): "gallery",
+        data_dir(): "data folder (default gallery, error log)",
+        config_dir(): "settings folder (recent cases and probe photos)",
+    }
+    changed: dict[str, int] = {}
+    for folder, what in folders.items():
+        if not folder.exists():
+            ctx.say(f"{what}: {shown(folder)} (not created yet)")
+            continue
+        if ctx.args.fix:
+            changed[str(folder)] = fix_tree(folder, policy)
+        problem = exposure(folder, policy)
+        ctx.say(f"{what}: {shown(folder)}: " + (shown(problem) if problem else "private"))
+    if ctx.args.fix and (Path(ctx.gallery_dir) / DB_NAME).exists():
+        gallery = ctx.gallery()
+        with gallery.transaction():
+            gallery.audit("permissions_fix", {"policy": policy.describe(), "changed": changed})
+        ctx.say(
+            f"restricted {sum(changed.values())} folder and file mode(s); recorded in the audit log"
+        )
+    exposed = [f for f in folders if exposure(f, policy)]
+    return EXIT_FAILED if exposed else EXIT_OK

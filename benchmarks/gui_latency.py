@@ -68,40 +68,36 @@ def make_photos(faces: Path, out: Path, copies: int) -> tuple[Path, list[Path]]:
 
 
 def fill_synthetic(folder: Path, count: int, model) -> None:  # type: ignore[no-untyped-def]
-    """Synthetic faces straight into SQLite (one audited transaction), then the index."""
-    from workstation.audit.log import utc_now
+    """Synthetic faces through the gallery's bulk API (one audited unit of work), then the
+    index rebuilt as an enrolment of that size would leave it."""
+    from workstation.audit.actions import AuditAction
     from workstation.gallery.index_build import rebuild_index
     from workstation.gallery.store import Gallery
     from workstation.progress import drain
 
     rng = np.random.default_rng(0)
-    now = utc_now()
-    with Gallery(folder, user="bench") as gallery, gallery.transaction() as conn:
-        gallery.bind_model(model)
-        for start in range(0, count, 50_000):
-            n = min(50_000, count - start)
-            vectors = rng.standard_normal((n, model.dim)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            ids = range(start, start + n)
-            conn.executemany(
-                "INSERT INTO subjects (id, attributes, created_at, created_by) "
-                "VALUES (?, '{}', ?, 'bench')",
-                ((f"SYN-{i}", now) for i in ids),
-            )
-            conn.executemany(
-                "INSERT INTO images (id, sha256, original_path, width, height, imported_at, "
-                "imported_by) VALUES (?, ?, 'synthetic', 112, 112, ?, 'bench')",
-                ((i + 1, f"synthetic-{i}", now) for i in ids),
-            )
-            conn.executemany(
-                "INSERT INTO faces (subject_id, image_id, box, source, aligned, quality, verdict, "
-                "model_id, embedding, created_at) VALUES (?, ?, '[0,0,112,112]', 'detected', 1, "
-                "'{}', 'good', ?, ?, ?)",
-                ((f"SYN-{i}", i + 1, str(model), vectors[i - start].tobytes(), now) for i in ids),
-            )
-        gallery.bump_generation()
-        gallery.audit("enrol", {"synthetic_faces": count, "purpose": "gui latency benchmark"})
+    details = {"synthetic_faces": count, "purpose": "gui latency benchmark"}
     with Gallery(folder, user="bench") as gallery:
+        # The index is rebuilt below from the database: not kept in step batch by batch.
+        with gallery.change(AuditAction.ENROL, details, save_index=False) as change:
+            change.bind_model(model)
+            for start in range(0, count, 50_000):
+                n = min(50_000, count - start)
+                vectors = rng.standard_normal((n, model.dim)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                ids = range(start, start + n)
+                change.add_subjects((f"SYN-{i}", None, {}) for i in ids)
+                change.add_faces_bulk(
+                    [f"SYN-{i}" for i in ids],
+                    vectors,
+                    [f"synthetic-{i}" for i in ids],
+                    model_id=str(model),
+                    original_path="synthetic",
+                    width=112,
+                    height=112,
+                    box=(0, 0, 112, 112),
+                )
+        gallery.forget_index()
         drain(rebuild_index(gallery, reason="benchmark set-up"))
 
 

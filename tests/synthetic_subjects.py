@@ -1,4 +1,4 @@
-"""Many synthetic subjects written straight into a real gallery's SQLite (for paging tests).
+"""Many synthetic subjects in a real gallery, added through its bulk API (for paging tests).
 
 Subject `i` is `SYN-<i, 5 digits>`; every third is named "Ana Moreno <i>", the others
 "Person <i>". Faces per subject vary: none when i % 7 == 3, two when i % 5 == 0, else one. Each
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from workstation.audit.log import utc_now
+from workstation.audit.actions import AuditAction
 from workstation.gallery.store import Gallery
 
 MODEL_ID = "synthetic@0"
@@ -28,34 +28,26 @@ def name_for(i: int) -> str:
 
 
 def add_synthetic_subjects(gallery: Gallery, count: int, photo: Path) -> None:
-    """Insert `count` subjects and their faces in one transaction."""
-    now = utc_now()
+    """Add `count` subjects and their faces in one unit of work, through the gallery's API."""
     with Image.open(photo) as image:
         width, height = image.size
-    embedding = np.ones(DIM, dtype=np.float32).tobytes()
-    subjects, images, faces = [], [], []
+    subjects, face_subjects, shas = [], [], []
     for i in range(count):
         subject_id = f"SYN-{i:05d}"
-        subjects.append((subject_id, name_for(i), now))
+        subjects.append((subject_id, name_for(i), {}))
         for k in range(faces_for(i)):
-            image_id = len(images) + 1
-            images.append((image_id, f"synthetic-{i}-{k}", str(photo), width, height, now))
-            faces.append((subject_id, image_id, embedding, now))
-    with gallery.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
-            "VALUES (?, ?, '{}', ?, 'test')",
-            subjects,
+            face_subjects.append(subject_id)
+            shas.append(f"synthetic-{i}-{k}")
+    embeddings = np.ones((len(face_subjects), DIM), dtype=np.float32)
+    with gallery.change(AuditAction.ENROL, {"synthetic_subjects": count}) as change:
+        change.add_subjects(subjects)
+        change.add_faces_bulk(
+            face_subjects,
+            embeddings,
+            shas,
+            model_id=MODEL_ID,
+            original_path=str(photo),
+            width=width,
+            height=height,
+            box=(300, 80, 200, 240),
         )
-        conn.executemany(
-            "INSERT INTO images (id, sha256, original_path, width, height, imported_at, "
-            "imported_by) VALUES (?, ?, ?, ?, ?, ?, 'test')",
-            images,
-        )
-        conn.executemany(
-            "INSERT INTO faces (subject_id, image_id, box, source, aligned, quality, verdict, "
-            f"model_id, embedding, created_at) VALUES (?, ?, '[300, 80, 200, 240]', 'detected', "
-            f"1, '{{}}', 'good', '{MODEL_ID}', ?, ?)",
-            faces,
-        )
-        gallery.bump_generation()

@@ -26,6 +26,7 @@ from workstation.commands.maintenance import (
 )
 from workstation.commands.probes import cmd_compare, cmd_enroll, cmd_footage, cmd_search
 from workstation.commands.records import cmd_audit, cmd_decide, cmd_export, cmd_subjects
+from workstation.domain import Decision
 from workstation.errors import WorkstationError
 from workstation.permissions import restrict_process
 
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--search", type=int, metavar="ID")
     p.add_argument("--subject", metavar="ID")
-    p.add_argument("--decision", choices=("possible-lead", "excluded", "inconclusive"))
+    p.add_argument("--decision", choices=[d.value.replace("_", "-") for d in Decision.recordable()])
     p.add_argument(
         "--confirm",
         type=int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -69,6 +70,61 @@ class Verdict(str, Enum):
     GOOD = "good"
     WARN = "warn"
     POOR = "poor"
+
+
+class Decision(str, Enum):
+    """An examiner's decision on one candidate of a search (the one list: the database's CHECK
+    constraint on decisions.decision is built from it).
+
+    An examiner records one of the first three; CONFIRMED is only ever written by a second
+    examiner confirming someone else's POSSIBLE_LEAD (see workstation.gallery.decisions).
+    """
+
+    POSSIBLE_LEAD = "possible_lead"
+    EXCLUDED = "excluded"
+    INCONCLUSIVE = "inconclusive"
+    CONFIRMED = "confirmed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def recordable(cls) -> tuple[Decision, ...]:
+        """The decisions an examiner records directly (a confirmation is its own act)."""
+        return (cls.POSSIBLE_LEAD, cls.EXCLUDED, cls.INCONCLUSIVE)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A stored decision: who decided what on which candidate of which search, and when."""
+
+    id: int
+    search_id: int
+    subject_id: str
+    decision: Decision
+    note: str | None
+    user: str
+    created_at: str
+    confirms: int | None  # the possible lead a confirmation confirms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "decision": self.decision.value}
+
+
+def examiner_key(name: str) -> str:
+    """An examiner's name as compared: Unicode NFKC, case folded, white space collapsed.
+
+    "ALICE", "alice " and "Alice" (or "Ａｌｉｃｅ" in full-width letters) are one examiner, so
+    no spelling of one's own name passes for a second examiner.
+    """
+    folded = unicodedata.normalize("NFKC", name or "").casefold()
+    # Case folding can leave text that NFKC changes again (e.g. "ǅ"): normalise once more.
+    return " ".join(unicodedata.normalize("NFKC", folded).split())
+
+
+def same_examiner(a: str, b: str) -> bool:
+    """True when two examiner names name the same person (see `examiner_key`)."""
+    return examiner_key(a) == examiner_key(b)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlite_file import WriteLock
 
 from tests.gui.analyst_support import (
     CASE,
@@ -15,7 +16,6 @@ from tests.gui.analyst_support import (
     make_context,
     two_face_photo,
 )
-from workstation.audit.log import list_events, verify_chain
 from workstation.gallery.store import Gallery
 from workstation.gui.candidates import LEADS_NOT_IDENTIFICATIONS
 from workstation.gui.main_window import MainWindowWidget
@@ -67,10 +67,8 @@ def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_pat
     fmr = model.data(model.index(0, model.COL_FMR))
     assert fmr == "n/a" or fmr.startswith("1 in ")
     with Gallery(window.context.gallery_dir, user="check") as gallery:
-        events = [
-            e for e in list_events(gallery.conn, case_id=CASE.case_id) if e.action == "search"
-        ]
-        assert verify_chain(gallery.conn).intact
+        events = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "search"]
+        assert gallery.verify_audit().intact
     assert len(events) == 1
     assert events[0].details["face_source"] == "detected"
     assert events[0].details["probe_sha256"] == page.probe.image.sha256
@@ -245,16 +243,14 @@ def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_
     page = window.search_page
     # Another connection holds the write lock, so the first search waits inside its transaction
     # while Cancel is pressed; no timing is involved.
-    blocker = Gallery(window.context.gallery_dir, user="other")
-    blocker.conn.execute("BEGIN IMMEDIATE")
+    blocker = WriteLock(window.context.gallery_dir)
     window.actions["search_each"].trigger()
     assert page.searching and page.cancel_button.isEnabled()
     window.actions["cancel"].trigger()
     with qtbot.waitSignal(page.busy_changed, timeout=WAIT_MS, check_params_cb=lambda b: not b):
-        blocker.conn.execute("ROLLBACK")
-    blocker.close()
+        blocker.release()
     with Gallery(window.context.gallery_dir, user="check") as gallery:
-        recorded = gallery.conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0]
+        recorded = gallery.counts()["searches"]
     assert recorded <= 1, "the second face was not searched after Cancel"
     assert not page.searching and not page.cancel_button.isEnabled()
 
@@ -322,4 +318,4 @@ def test_cancelled_case_dialog_means_no_search(qtbot, window, photo_paths) -> No
     assert not page.searching
     assert "case number and a purpose" in page.message_label.text()
     with Gallery(window.context.gallery_dir, user="check") as gallery:
-        assert gallery.conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0] == 0
+        assert gallery.counts()["searches"] == 0

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from sqlite_file import edit_database
 
-from workstation.audit.log import list_events
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
@@ -58,7 +57,7 @@ def _verify(qtbot, viewer: AuditViewerWidget) -> None:  # type: ignore[no-untype
 def test_events_table_shows_the_log(qtbot, context: AppContext, gallery_dir: Path) -> None:
     viewer = _viewer(qtbot, context)
     with Gallery(gallery_dir) as gallery:
-        stored = list_events(gallery.conn)
+        stored = gallery.audit_events()
     model = viewer.model
     assert model.rowCount() == len(stored) >= 4
     actions = [model.index(r, AuditEventsModel.COL_ACTION).data() for r in range(len(stored))]
@@ -96,7 +95,7 @@ def test_verify_intact_chain_shows_and_copies_head_hash(
     viewer = _viewer(qtbot, context)
     _verify(qtbot, viewer)
     with Gallery(gallery_dir) as gallery:
-        head = list_events(gallery.conn)[-1]
+        head = gallery.audit_events()[-1]
     assert viewer.last_report is not None and viewer.last_report.intact
     assert f"Chain intact: all {head.seq} events verified" in viewer.result_label.text()
     assert viewer.head_hash_edit.text() == head.hash
@@ -109,13 +108,9 @@ def test_verify_intact_chain_shows_and_copies_head_hash(
 def test_verify_reports_a_tampered_event(qtbot, context: AppContext, gallery_dir: Path) -> None:
     # Someone bypasses the append-only triggers and rewrites the purpose of the first search.
     with Gallery(gallery_dir) as gallery:
-        events = list_events(gallery.conn)
+        events = gallery.audit_events()
     bad = next(e.seq for e in events if e.action == "search")
-    conn = sqlite3.connect(gallery_dir / "gallery.sqlite")
-    with conn:
-        conn.execute("DROP TRIGGER audit_no_update")
-        conn.execute("UPDATE audit SET purpose = 'routine check' WHERE seq = ?", (bad,))
-    conn.close()
+    edit_database(gallery_dir, "UPDATE audit SET purpose = 'routine check' WHERE seq = ?", (bad,))
 
     viewer = _viewer(qtbot, context)
     _verify(qtbot, viewer)
@@ -134,11 +129,7 @@ def test_verify_reports_a_tampered_event(qtbot, context: AppContext, gallery_dir
 
 
 def test_verify_reports_a_deleted_event(qtbot, context: AppContext, gallery_dir: Path) -> None:
-    conn = sqlite3.connect(gallery_dir / "gallery.sqlite")
-    with conn:
-        conn.execute("DROP TRIGGER audit_no_delete")
-        conn.execute("DELETE FROM audit WHERE seq = 2")
-    conn.close()
+    edit_database(gallery_dir, "DELETE FROM audit WHERE seq = 2")
     viewer = _viewer(qtbot, context)
     _verify(qtbot, viewer)
     assert viewer.last_report is not None and viewer.last_report.first_bad_seq == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context, shared_extras
-from workstation.gallery.admin import decisions_for, record_decision
+from workstation.gallery.decisions import decisions_for, record_decision
 from workstation.gallery.search import ProbeInfo, search_face
 from workstation.gallery.store import Gallery
 from workstation.gui.candidates import (

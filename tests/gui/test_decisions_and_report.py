@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.gui.analyst_support import CASE, WAIT_MS, drop_files, enrol_gallery, make_context
-from workstation.audit.log import list_events, verify_chain
 from workstation.gallery.store import Gallery
 from workstation.gui.decisions import DecisionPanelWidget, pending_confirmation
 from workstation.gui.main_window import MainWindowWidget
@@ -98,10 +97,8 @@ def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, pho
     assert text == "possible lead (examiner1); confirmed by examiner2"
 
     with Gallery(first.context.gallery_dir, user="check") as gallery:
-        events = [
-            e for e in list_events(gallery.conn, case_id=CASE.case_id) if e.action == "decision"
-        ]
-        assert verify_chain(gallery.conn).intact
+        events = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "decision"]
+        assert gallery.verify_audit().intact
     assert [(e.user, e.details["decision"]) for e in events] == [
         ("examiner1", "possible_lead"),
         ("examiner1", "excluded"),
@@ -126,9 +123,7 @@ def test_export_writes_pdf_and_bundle_with_the_case(qtbot, tmp_path, engine, pho
         or "written" in win.statusBar().currentMessage()
     )
     with Gallery(win.context.gallery_dir, user="check") as gallery:
-        exports = [
-            e for e in list_events(gallery.conn, case_id=CASE.case_id) if e.action == "export"
-        ]
+        exports = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "export"]
     assert len(exports) == 1 and str(pdf) in exports[0].details["extra_files"][0]
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")

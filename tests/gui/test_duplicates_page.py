@@ -8,7 +8,6 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 
-from workstation.audit.log import list_events, verify_chain
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext
@@ -102,13 +101,13 @@ def test_merge_needs_a_reason_and_is_audited(qtbot, context: AppContext, gallery
     with Gallery(gallery_dir) as gallery:
         assert gallery.subject(merge) is None
         assert gallery.subject(keep).face_count == 2
-        merges = [e for e in list_events(gallery.conn) if e.action == "merge"]
+        merges = [e for e in gallery.audit_events() if e.action == "merge"]
         assert len(merges) == 1
         assert merges[0].details["keep_subject_id"] == keep
         assert merges[0].details["merged_subject_id"] == merge
         assert merges[0].details["reason"] == "same person: same custody record number"
         assert merges[0].user == "examiner1"
-        assert verify_chain(gallery.conn).intact
+        assert gallery.verify_audit().intact
 
 
 def test_model_passes_qtmodeltester(qtbot, qtmodeltester, context: AppContext) -> None:

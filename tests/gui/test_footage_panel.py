@@ -10,7 +10,6 @@ import pytest
 from footage_clips import Appearance, make_clip
 from PySide6.QtCore import QPoint, Qt
 
-from workstation.audit.log import list_events
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext, CaseInfo
@@ -76,7 +75,7 @@ def test_scan_shows_tracks_thumbnails_and_timeline(qtbot, context, clip) -> None
     assert "2 track(s)" in panel.status_label.text()
     # The scan is in the audit log.
     with Gallery(context.gallery_dir) as gallery:
-        assert list_events(gallery.conn)[-1].action == "footage_scan"
+        assert gallery.audit_events()[-1].action == "footage_scan"
 
 
 def test_step_frames_seek_and_click_the_timeline(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
@@ -117,7 +116,7 @@ def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context,
     assert len(recorded) == 1, panel.status_label.text()
     assert panel.results.item(0, 1).text().startswith("S-BIDEN")
     with Gallery(context.gallery_dir) as gallery:
-        event = list_events(gallery.conn, case_id="C-77")[-1]
+        event = gallery.audit_events(case_id="C-77")[-1]
     assert event.details["search_id"] == recorded[0]
     assert event.details["probe_frame"]["track_id"] == 2
     assert event.details["probe_frame"]["video_sha256"] == panel.info.sha256

@@ -10,7 +10,6 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QIcon
 from synthetic_subjects import add_synthetic_subjects, faces_for
 
-from workstation.audit.log import list_events, verify_chain
 from workstation.gallery.admin import delete_subject
 from workstation.gallery.enroll import FAILED, SKIPPED, EnrollReport
 from workstation.gallery.store import Gallery
@@ -108,10 +107,10 @@ def test_enrol_subfolders_shows_progress_summary_and_failures(
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden", "obama"], timeout=WAIT_MS)
     assert widget.count_label.text() == "2 subjects"
     with Gallery(context.gallery_dir) as gallery:
-        enrols = [e for e in list_events(gallery.conn) if e.action == "enrol"]
+        enrols = [e for e in gallery.audit_events() if e.action == "enrol"]
         assert {e.details["subject_id"] for e in enrols} == {"obama", "biden"}
         assert len(enrols) == 3
-        assert verify_chain(gallery.conn).intact
+        assert gallery.verify_audit().intact
 
 
 def test_thumbnails_and_subject_detail(qtbot, context: AppContext, photo_folder: Path) -> None:
@@ -190,7 +189,7 @@ def test_delete_needs_a_reason_and_is_audited(
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["obama"], timeout=WAIT_MS)
     assert "deleted" in widget.message_label.text()
     with Gallery(context.gallery_dir) as gallery:
-        deletes = [e for e in list_events(gallery.conn) if e.action == "delete"]
+        deletes = [e for e in gallery.audit_events() if e.action == "delete"]
         assert len(deletes) == 1
         assert deletes[0].details["subject_id"] == "biden"
         assert deletes[0].details["reason"] == "enrolled under the wrong case by mistake"
@@ -228,7 +227,7 @@ def test_cancel_stops_enrolment_and_keeps_what_was_done(
     assert enrol.start_button.isEnabled() and not enrol.cancel_button.isEnabled()
     with Gallery(context.gallery_dir) as gallery:
         assert gallery.face_count() == report.enrolled
-        assert verify_chain(gallery.conn).intact
+        assert gallery.verify_audit().intact
 
 
 def test_manifest_with_bad_rows_names_each_row(

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from workstation.audit.log import list_events, verify_chain
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext
 from workstation.gui.settings_dialog import SettingsDialog
@@ -42,8 +41,8 @@ def _save(qtbot, dialog: SettingsDialog) -> None:  # type: ignore[no-untyped-def
 
 def _settings_events(gallery_dir: Path) -> list:  # type: ignore[type-arg]
     with Gallery(gallery_dir) as gallery:
-        assert verify_chain(gallery.conn).intact
-        return [e for e in list_events(gallery.conn) if e.action == "settings_change"]
+        assert gallery.verify_audit().intact
+        return [e for e in gallery.audit_events() if e.action == "settings_change"]
 
 
 def test_save_writes_config_and_audits_the_change(

@@ -6,12 +6,12 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlite_file import edit_database
 
 from workstation.cli import main
 
@@ -213,11 +213,7 @@ def test_audit_verify_show_and_tamper(enrolled: Path, photo_paths) -> None:  # t
     code, out, _ = run("--gallery", str(enrolled), "audit", "show", "--case", "C-7", "--json")
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["action"] for e in events] == ["search"] and events[0]["hash"] == head
-    conn = sqlite3.connect(enrolled / "gallery.sqlite")
-    conn.execute("DROP TRIGGER audit_no_update")
-    conn.execute("UPDATE audit SET user = 'mallory' WHERE seq = 2")
-    conn.commit()
-    conn.close()
+    edit_database(enrolled, "UPDATE audit SET user = 'mallory' WHERE seq = 2")
     code, out, _ = run("--gallery", str(enrolled), "audit", "verify")
     assert code == 1 and "BROKEN at event 2" in out
 

@@ -129,7 +129,7 @@ def test_read_only_opening_cannot_write(tmp_path: Path) -> None:
         pytest.raises(sqlite3.OperationalError, match="readonly"),
         gallery.transaction(),
     ):
-        gallery.audit("tamper", {})
+        gallery.audit("delete", {"tamper": True})
 
 
 def _verify_on_read_only(folder: Path) -> subprocess.CompletedProcess[str]:

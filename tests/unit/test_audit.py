@@ -6,8 +6,9 @@ import hashlib
 import sqlite3
 
 import pytest
+from sqlite_file import edit_database
 
-from workstation.audit.log import GENESIS_HASH, canonical_json, list_events, verify_chain
+from workstation.audit.log import GENESIS_HASH, canonical_json
 
 
 def _append(gallery, action: str, **details) -> None:  # type: ignore[no-untyped-def]
@@ -24,43 +25,40 @@ def test_canonical_json_is_stable() -> None:
 def test_chain_links_and_verifies(gallery) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         _append(gallery, "search", n=i)
-    events = list_events(gallery.conn)
+    events = gallery.audit_events()
     assert [e.seq for e in events] == [1, 2, 3]
     assert events[0].prev_hash == GENESIS_HASH
     assert events[1].prev_hash == events[0].hash
     body = canonical_json(events[2].hashed_body())
     assert events[2].hash == hashlib.sha256((events[1].hash + body).encode()).hexdigest()
-    report = verify_chain(gallery.conn)
+    report = gallery.verify_audit()
     assert report.intact and report.events == 3 and report.head_hash == events[2].hash
 
 
 def test_empty_log_verifies(gallery) -> None:  # type: ignore[no-untyped-def]
-    report = verify_chain(gallery.conn)
+    report = gallery.verify_audit()
     assert report.intact and report.events == 0 and report.head_hash == GENESIS_HASH
 
 
 def test_triggers_reject_update_and_delete(gallery) -> None:  # type: ignore[no-untyped-def]
     _append(gallery, "search")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        gallery.conn.execute("UPDATE audit SET user = 'mallory'")
+        edit_database(gallery.folder, "UPDATE audit SET user = 'mallory'", drop_guards=False)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        gallery.conn.execute("DELETE FROM audit")
-    assert verify_chain(gallery.conn).intact
+        edit_database(gallery.folder, "DELETE FROM audit", drop_guards=False)
+    assert gallery.verify_audit().intact
 
 
 def _force(gallery, sql: str) -> None:  # type: ignore[no-untyped-def]
     """What someone with the file and a SQLite shell could do: drop the guard and edit."""
-    gallery.conn.execute("DROP TRIGGER audit_no_update")
-    gallery.conn.execute("DROP TRIGGER audit_no_delete")
-    gallery.conn.execute(sql)
-    gallery.conn.commit()
+    edit_database(gallery.folder, sql)
 
 
 def test_edited_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def]
     for i in range(4):
         _append(gallery, "search", n=i)
     _force(gallery, "UPDATE audit SET details = '{\"n\":99}' WHERE seq = 3")
-    report = verify_chain(gallery.conn)
+    report = gallery.verify_audit()
     assert not report.intact and report.first_bad_seq == 3
     assert "altered" in (report.problem or "")
     assert report.head_seq == 2
@@ -70,7 +68,7 @@ def test_removed_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def
     for i in range(4):
         _append(gallery, "search", n=i)
     _force(gallery, "DELETE FROM audit WHERE seq = 2")
-    report = verify_chain(gallery.conn)
+    report = gallery.verify_audit()
     assert not report.intact and report.first_bad_seq == 3
     assert "missing" in (report.problem or "")
 
@@ -79,13 +77,13 @@ def test_rewritten_tail_breaks_the_link(gallery) -> None:  # type: ignore[no-unt
     """Re-hashing an edited event is not enough: the next event's link no longer matches."""
     for i in range(3):
         _append(gallery, "search", n=i)
-    event = list_events(gallery.conn)[1]
+    event = gallery.audit_events()[1]
     forged_body = {**event.hashed_body(), "user": "mallory"}
     forged_hash = hashlib.sha256(
         (event.prev_hash + canonical_json(forged_body)).encode()
     ).hexdigest()
     _force(gallery, f"UPDATE audit SET user = 'mallory', hash = '{forged_hash}' WHERE seq = 2")
-    report = verify_chain(gallery.conn)
+    report = gallery.verify_audit()
     assert not report.intact and report.first_bad_seq == 3
     assert "link" in (report.problem or "")
 
@@ -99,4 +97,4 @@ def test_failed_act_leaves_no_event(gallery) -> None:  # type: ignore[no-untyped
     with pytest.raises(ZeroDivisionError), gallery.transaction():
         gallery.audit("delete", {"subject_id": "x"})
         raise ZeroDivisionError
-    assert list_events(gallery.conn) == []
+    assert gallery.audit_events() == []

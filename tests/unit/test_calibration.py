@@ -5,35 +5,36 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.stats import binom
+from sqlite_file import edit_database
 
-from workstation.audit.log import list_events, verify_chain
 from workstation.calibration import reference as reference_module
-from workstation.calibration.gallery import (
-    MIN_IMPOSTOR_PAIRS,
-    Calibration,
-    calibrate,
-    calibration_for,
-    fmr_fields,
-    latest_calibration,
-    reference_only,
-    stored_calibration,
-)
 from workstation.calibration.histogram import (
     BIN_WIDTH,
     ImpostorHistogram,
     one_in,
     upper_bound,
 )
+from workstation.calibration.record import (
+    MIN_IMPOSTOR_PAIRS,
+    Calibration,
+    fmr_fields,
+    reference_only,
+)
 from workstation.calibration.reference import load_reference
 from workstation.cli import main
 from workstation.errors import CalibrationError
+from workstation.gallery.calibration import (
+    calibrate,
+    calibration_for,
+    latest_calibration,
+    stored_calibration,
+)
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
@@ -185,13 +186,13 @@ def test_calibrate_counts_different_subject_pairs_stores_and_audits(
     assert stored.impostor_pairs == 2 + reference.histogram.pairs
     assert stored.sources == ["gallery", "reference:" + reference.name]
     assert stored.calibration_id is not None and not stored.stale
-    event = list_events(gallery.conn)[-1]
+    event = gallery.audit_events()[-1]
     assert event.action == "calibrate" and event.user == "examiner1"
     assert event.details["reason"] == "monthly check"
     assert event.details["sha256"] == stored.sha256
     assert event.details["gallery_pairs"] == 2
     assert event.details["impostor_pairs"] == stored.impostor_pairs
-    assert verify_chain(gallery.conn).intact
+    assert gallery.verify_audit().intact
     # The stored histogram reproduces the calibration exactly (so old FMRs can be redone).
     again = stored_calibration(gallery, stored.calibration_id)
     assert again.sha256 == stored.sha256
@@ -207,19 +208,17 @@ def test_calibrate_counts_different_subject_pairs_stores_and_audits(
 def test_a_tampered_stored_calibration_is_refused(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
     _enrol(gallery, engine, photo_paths)
     stored = drain(calibrate(gallery))
-    histogram = json.loads(
-        gallery.conn.execute(
-            "SELECT histogram FROM calibrations WHERE id = ?", (stored.calibration_id,)
-        ).fetchone()[0]
-    )
+    row = gallery.calibration_row(stored.calibration_id)
+    assert row is not None
+    histogram = json.loads(row["histogram"])
     last_bin = max(histogram["bins"], key=int)
     histogram["bins"][last_bin] -= 1
     histogram["pairs"] -= 1
-    with sqlite3.connect(gallery.db_path) as other:
-        other.execute(
-            "UPDATE calibrations SET histogram = ? WHERE id = ?",
-            (json.dumps(histogram), stored.calibration_id),
-        )
+    edit_database(
+        gallery.folder,
+        "UPDATE calibrations SET histogram = ? WHERE id = ?",
+        (json.dumps(histogram), stored.calibration_id),
+    )
     with pytest.raises(CalibrationError, match="does not match its checksum"):
         stored_calibration(gallery, stored.calibration_id)
 
@@ -234,9 +233,9 @@ def test_calibration_samples_big_galleries_and_can_be_cancelled(
     assert sampled.gallery_pairs <= 1
     token = CancelToken()
     token.cancel()
-    before = gallery.conn.execute("SELECT COUNT(*) FROM calibrations").fetchone()[0]
+    before = gallery.counts()["calibrations"]
     assert drain(calibrate(gallery, cancel=token)) is None
-    assert gallery.conn.execute("SELECT COUNT(*) FROM calibrations").fetchone()[0] == before
+    assert gallery.counts()["calibrations"] == before
 
 
 def test_search_reports_fmr_and_records_the_calibration(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
@@ -256,17 +255,17 @@ def test_search_reports_fmr_and_records_the_calibration(gallery, engine, photo_p
     assert biden.expected_strangers == pytest.approx(2 * expected.fmr, rel=1e-2)
     assert biden.fmr_text == expected.text
     # The search row's params and the audit event name the calibration used.
-    row = gallery.conn.execute("SELECT params, candidates FROM searches").fetchone()
-    assert json.loads(row[0])["calibration"]["sha256"] == used.sha256
-    assert json.loads(row[1])[1]["fmr"] == biden.fmr
-    events = list_events(gallery.conn)
+    (row,) = gallery.searches_of_case("C-1")
+    assert json.loads(row["params"])["calibration"]["sha256"] == used.sha256
+    assert json.loads(row["candidates"])[1]["fmr"] == biden.fmr
+    events = gallery.audit_events()
     assert events[-1].action == "search"
     assert events[-1].details["params"]["calibration"]["id"] == calibration["id"]
     assert events[-1].details["candidates"][1]["fmr"] == biden.fmr
     # A second search with no change reuses the stored calibration.
     second = search_image(gallery, engine, load_image(photo_paths["biden"]), "C-1", "lead")
     assert second.calibration["id"] == calibration["id"]  # type: ignore[index]
-    assert gallery.conn.execute("SELECT COUNT(*) FROM calibrations").fetchone()[0] == 1
+    assert gallery.counts()["calibrations"] == 1
 
 
 def test_calibration_for_uses_the_reference_alone_for_an_empty_gallery(gallery) -> None:  # type: ignore[no-untyped-def]
@@ -301,7 +300,7 @@ def test_gallery_changing_during_calibration_does_not_fail_the_search(
 ) -> None:  # type: ignore[no-untyped-def]
     """An enrolment on another connection between calibrating and storing (as when an analyst
     searches while a colleague enrols) must not make the search fail."""
-    from workstation.calibration.gallery import compute_calibration, store_calibration
+    from workstation.gallery.calibration import compute_calibration, store_calibration
     from workstation.gallery.enroll import enroll, items_for_subject
     from workstation.gallery.store import Gallery
     from workstation.progress import drain
@@ -311,7 +310,7 @@ def test_gallery_changing_during_calibration_does_not_fail_the_search(
         drain(enroll(first, engine, items_for_subject("A", [photo_paths["obama"]])))
         drain(enroll(first, engine, items_for_subject("B", [photo_paths["biden"]])))
         computed = drain(compute_calibration(first, str(engine.model)))
-        assert not first.conn.in_transaction  # the snapshot was released
+        assert not first.in_transaction  # the snapshot was released
         with Gallery(folder, user="b") as second:
             drain(enroll(second, engine, items_for_subject("C", [photo_paths["obama2"]])))
         with first.transaction():

@@ -4,7 +4,6 @@ when it finishes, when it is cancelled half-way, and when its process is killed 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -12,10 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from workstation.audit.log import verify_chain
+from workstation.audit.actions import AuditAction
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.search import rank_candidates
 from workstation.gallery.store import Gallery
@@ -36,24 +34,18 @@ def _assert_consistent(folder: Path) -> int:
     """Faces, enrol audit events and the (re)opened index agree; the audit chain verifies."""
     with Gallery(folder) as gallery:
         faces = gallery.face_count()
-        events = [
-            json.loads(row[0])
-            for row in gallery.conn.execute("SELECT details FROM audit WHERE action = 'enrol'")
-        ]
-        face_ids = {row[0] for row in gallery.conn.execute("SELECT id FROM faces")}
+        events = [e.details for e in gallery.audit_events() if e.action == AuditAction.ENROL]
+        face_ids = {face.id for face in gallery.all_faces()}
         assert {e["face_id"] for e in events} == face_ids and len(events) == faces
-        images = gallery.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-        assert images == faces
-        assert verify_chain(gallery.conn).intact
+        assert gallery.counts()["images"] == faces
+        assert gallery.verify_audit().intact
         if faces:
             index = gallery.index()
             assert index.count == faces
             # Every face in the index is a face in the database.
             for face_id in list(face_ids)[:5]:
-                vector = gallery.conn.execute(
-                    "SELECT embedding FROM faces WHERE id = ?", (face_id,)
-                ).fetchone()[0]
-                _, ids = index.search(np.frombuffer(vector, dtype=np.float32), 1)
+                vector = gallery.face_vectors([face_id])[face_id]
+                _, ids = index.search(vector, 1)
                 assert ids[0] == face_id
         return faces
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from footage_clips import Appearance, make_clip
 
-from workstation.audit.log import list_events, verify_chain
 from workstation.cli import main
 from workstation.errors import CaseRequiredError
 from workstation.footage import (
@@ -74,7 +73,7 @@ def test_each_track_finds_the_right_person_first_with_lineage(enrolled, scanned)
         assert result.probe.path.endswith(f"street.mp4#frame={track.best_frame}")
         assert result.params["track_id"] == track.track_id
         assert result.params["frame_index"] == track.best_frame
-    events = [e for e in list_events(enrolled.conn, case_id="CASE-7") if e.action == "search"]
+    events = [e for e in enrolled.audit_events(case_id="CASE-7") if e.action == "search"]
     assert len(events) == 3
     frame = events[1].details["probe_frame"]
     biden = scanned.tracks[1]
@@ -83,12 +82,12 @@ def test_each_track_finds_the_right_person_first_with_lineage(enrolled, scanned)
     assert frame["frame_index"] == biden.best_frame
     assert frame["timecode"] == f"00:00:0{biden.best_frame // 10}.{biden.best_frame % 10}00"
     assert (frame["track_start_s"], frame["track_end_s"]) == (1.0, 2.2)
-    assert verify_chain(enrolled.conn).intact
+    assert enrolled.verify_audit().intact
 
 
 def test_scan_is_recorded_in_the_audit_log(enrolled, scanned) -> None:  # type: ignore[no-untyped-def]
     record_scan(enrolled, scanned, "CASE-7", "robbery lead")
-    event = list_events(enrolled.conn, case_id="CASE-7")[-1]
+    event = enrolled.audit_events(case_id="CASE-7")[-1]
     assert event.action == "footage_scan"
     assert event.details["video"]["sha256"] == scanned.video.sha256
     assert [t["track"] for t in event.details["tracks"]] == [1, 2, 3]
@@ -108,7 +107,7 @@ def test_one_chosen_frame_and_face_is_searched_with_its_frame_lineage(  # type: 
     )
     assert result.candidates[0].subject_id == "S-BIDEN"
     assert result.faces_found == 2
-    event = list_events(enrolled.conn, case_id="CASE-8")[-1]
+    event = enrolled.audit_events(case_id="CASE-8")[-1]
     assert event.details["probe_frame"]["frame_index"] == 13
     assert event.details["probe_frame"]["timecode"] == "00:00:01.300"
     assert event.details["probe_path"].endswith("#frame=13")
@@ -130,7 +129,7 @@ def test_find_a_gallery_subject_in_footage(enrolled, scanned) -> None:  # type: 
         find_subject(enrolled, scanned, "S-BIDEN", None, None)
     segments = find_subject(enrolled, scanned, "S-BIDEN", "CASE-9", "where was he")
     assert [(s.start_s, s.end_s, s.track_ids) for s in segments] == [(1.0, 2.2, (2,))]
-    event = list_events(enrolled.conn, case_id="CASE-9")[-1]
+    event = enrolled.audit_events(case_id="CASE-9")[-1]
     assert event.action == "footage_find"
     assert event.details["video_sha256"] == scanned.video.sha256
     assert event.details["segments"][0]["start_tc"] == "00:00:01.000"

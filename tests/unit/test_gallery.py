@@ -9,17 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlite_file import read_database
 
-from workstation.audit.log import list_events, verify_chain
+from workstation.audit.actions import AuditAction
 from workstation.domain import BBox, ModelId
 from workstation.errors import CaseRequiredError, GalleryError, ModelMismatchError, WorkstationError
-from workstation.gallery.admin import (
-    confirm_lead,
-    decisions_for,
-    delete_subject,
-    record_decision,
-    reembed,
-)
+from workstation.gallery.admin import delete_subject, reembed
+from workstation.gallery.decisions import confirm_lead, decisions_for, record_decision
 from workstation.gallery.enroll import FAILED, SKIPPED, enroll, items_for_subject, read_manifest
 from workstation.gallery.index import INDEX_NAME, MANIFEST_NAME
 from workstation.gallery.index_build import rebuild_index
@@ -46,7 +42,7 @@ def test_enrol_then_search_finds_the_right_person(gallery, engine, photo_paths) 
     assert [c.subject_id for c in result.candidates] == ["P-OBAMA", "P-BIDEN"]
     assert result.candidates[0].name == "Barack Obama"
     assert result.candidates[0].score > 0.5 > result.candidates[1].score
-    event = list_events(gallery.conn, case_id="2026-0042")[-1]
+    event = gallery.audit_events(case_id="2026-0042")[-1]
     assert event.action == "search" and event.purpose == "robbery lead"
     assert event.details["probe_sha256"] == result.probe.sha256
     assert event.details["model_id"] == str(engine.model)
@@ -54,7 +50,7 @@ def test_enrol_then_search_finds_the_right_person(gallery, engine, photo_paths) 
     assert event.details["candidates"][0]["score"] == pytest.approx(
         result.candidates[0].score, abs=1e-5
     )
-    assert verify_chain(gallery.conn).intact
+    assert gallery.verify_audit().intact
 
 
 def test_one_row_per_subject_with_its_best_face(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
@@ -165,7 +161,7 @@ def test_search_needs_case_and_purpose(gallery, engine, photo_paths) -> None:  #
     for case, purpose in (("", "p"), ("C", " "), (None, None)):
         with pytest.raises(CaseRequiredError):
             search_image(gallery, engine, image, case, purpose)
-    assert list_events(gallery.conn) == []
+    assert gallery.audit_events() == []
 
 
 def test_drawn_box_search_is_recorded_as_manual(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
@@ -176,14 +172,14 @@ def test_drawn_box_search_is_recorded_as_manual(gallery, engine, photo_paths) ->
     result = search_image(gallery, engine, image, "C", "p", box=box)
     assert result.face.source.value == "manual"
     assert result.candidates[0].subject_id == "P-OBAMA"
-    details = list_events(gallery.conn)[-1].details
+    details = gallery.audit_events()[-1].details
     assert details["face_source"] == "manual" and details["box"] == box.as_list()
 
 
 def test_other_model_is_refused(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
     _enrol_fixture_people(gallery, engine, photo_paths)
-    with gallery.transaction():
-        gallery.set_meta("model_id", str(ModelId("other-model", "ab" * 32, 128)))
+    with gallery.change(AuditAction.REEMBED, {"test": "another model bound"}) as change:
+        change.set_model(ModelId("other-model", "ab" * 32, 128))
     with pytest.raises(ModelMismatchError, match="built with model other-model"):
         search_image(gallery, engine, load_image(photo_paths["obama"]), "C", "p")
     with pytest.raises(ModelMismatchError):
@@ -199,11 +195,10 @@ def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, dama
     elif damage == "stale":
         # A face changed behind the index (as re-embedding does) and the generation moved on.
         # (A generation bump alone, or faces only added, is caught up without a rebuild.)
-        face_id, blob = gallery.conn.execute("SELECT id, embedding FROM faces").fetchone()
-        changed = (np.frombuffer(blob, dtype=np.float32) * np.float32(0.999)).tobytes()
-        with gallery.transaction():
-            gallery.conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (changed, face_id))
-            gallery.bump_generation()
+        face = next(gallery.all_faces())
+        changed = gallery.face_vectors([face.id])[face.id] * np.float32(0.999)
+        with gallery.change(AuditAction.REEMBED, {"test": "one face changed"}) as change:
+            change.set_embeddings([(face.id, changed)], face.model_id)
     elif damage == "corrupt":
         data = bytearray((folder / INDEX_NAME).read_bytes())
         data[-20] ^= 0xFF
@@ -217,7 +212,7 @@ def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, dama
         assert len(messages) == 1 and "rebuilding it from the database" in messages[0]
         result = search_image(reopened, engine, load_image(photo_paths["obama2"]), "C", "p")
         assert result.candidates[0].subject_id == "P-OBAMA"
-        assert list_events(reopened.conn)[-2].action == "index_rebuild"
+        assert reopened.audit_events()[-2].action == "index_rebuild"
     with Gallery(folder) as third:
         quiet: list[str] = []
         assert third.index(on_message=quiet.append).count == 2 and quiet == []
@@ -233,7 +228,7 @@ def test_delete_subject_needs_a_reason_and_is_audited(gallery, engine, photo_pat
     delete_subject(gallery, "P-BIDEN", "court order 17/2026")
     assert gallery.subject("P-BIDEN") is None and gallery.face_count() == 1
     assert not stored.exists()
-    event = list_events(gallery.conn)[-1]
+    event = gallery.audit_events()[-1]
     assert event.action == "delete" and event.details["reason"] == "court order 17/2026"
     result = search_image(gallery, engine, load_image(photo_paths["biden"]), "C", "p")
     assert [c.subject_id for c in result.candidates] == ["P-OBAMA"]
@@ -253,7 +248,7 @@ def test_decisions_and_second_examiner(gallery, engine, photo_paths) -> None:  #
     assert confirmed.confirms == lead.id and confirmed.user == "examiner2"
     kinds = [d.decision for d in decisions_for(gallery, result.search_id)]
     assert kinds == ["possible_lead", "excluded", "confirmed"]
-    decisions = [e for e in list_events(gallery.conn, case_id="C-9") if e.action == "decision"]
+    decisions = [e for e in gallery.audit_events(case_id="C-9") if e.action == "decision"]
     assert [e.user for e in decisions] == ["examiner1", "examiner1", "examiner2"]
 
 
@@ -268,7 +263,7 @@ def test_reembed_switches_model_and_keeps_search_working(
     assert summary["faces"] == 2 and summary["new_model_id"] == str(tiny.model)
     assert gallery.model_id == str(tiny.model) and gallery.model_dim == 64
     assert {f.model_id for f in gallery.all_faces()} == {str(tiny.model)}
-    actions = [e.action for e in list_events(gallery.conn)]
+    actions = [e.action for e in gallery.audit_events()]
     assert actions[-2:] == ["reembed", "index_rebuild"]
     result = search_image(gallery, tiny, load_image(photo_paths["obama"]), "C", "p")
     assert result.candidates[0].subject_id == "P-OBAMA"  # its own photo, same face region
@@ -287,7 +282,7 @@ def test_index_rebuild_is_audited_and_matches(gallery, engine, photo_paths) -> N
     assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
     manifest = json.loads((gallery.folder / MANIFEST_NAME).read_text())
     assert manifest["count"] == 2 and manifest["generation"] == gallery.generation
-    assert list_events(gallery.conn)[-1].details["reason"] == "test"
+    assert gallery.audit_events()[-1].details["reason"] == "test"
 
 
 def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -295,9 +290,10 @@ def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:  # type: ign
 
     from workstation.gallery.schema import SCHEMA_VERSION
 
-    with Gallery(tmp_path / "g") as created:
-        assert created.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert created.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Gallery(tmp_path / "g"):
+        pass
+    assert read_database(tmp_path / "g", "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert read_database(tmp_path / "g", "PRAGMA journal_mode") == [("wal",)]
     conn = sqlite3.connect(tmp_path / "g" / "gallery.sqlite")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
@@ -317,4 +313,4 @@ def test_delete_from_a_fresh_connection_updates_the_index_in_place(
         messages: list[str] = []
         assert later.index(on_message=messages.append).count == 1
         assert messages == []
-    assert [e.action for e in list_events(gallery.conn)][-1] == "delete"
+    assert [e.action for e in gallery.audit_events()][-1] == "delete"

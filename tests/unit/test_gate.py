@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from workstation.audit.log import list_events
 from workstation.cli import main
 from workstation.domain import Verdict
 from workstation.errors import QualityGateError, WorkstationError
@@ -51,7 +50,7 @@ def test_the_tiny_probe_really_is_poor(engine, tiny_probe: Path, photo_paths) ->
 
 
 def test_poor_probe_is_refused_without_a_note(enrolled_gallery, engine, tiny_probe: Path) -> None:  # type: ignore[no-untyped-def]
-    events_before = len(list_events(enrolled_gallery.conn))
+    events_before = len(enrolled_gallery.audit_events())
     for note in (None, "", "   "):
         with pytest.raises(QualityGateError) as caught:
             search_image(enrolled_gallery, engine, load_image(tiny_probe), "C-9", "lead", note=note)
@@ -59,8 +58,8 @@ def test_poor_probe_is_refused_without_a_note(enrolled_gallery, engine, tiny_pro
         assert str(tiny_probe) in message and "poor quality" in message and "px apart" in message
         assert caught.value.reasons and isinstance(caught.value, WorkstationError)
     # Nothing was recorded: no search row, no audit event.
-    assert enrolled_gallery.conn.execute("SELECT COUNT(*) FROM searches").fetchone()[0] == 0
-    assert len(list_events(enrolled_gallery.conn)) == events_before
+    assert enrolled_gallery.counts()["searches"] == 0
+    assert len(enrolled_gallery.audit_events()) == events_before
 
 
 def test_poor_probe_with_a_note_is_searched_audited_and_reported(
@@ -73,7 +72,7 @@ def test_poor_probe_with_a_note_is_searched_audited_and_reported(
     assert result.quality_gate == GATE_OVERRIDDEN and result.note == note
     assert result.to_dict()["quality_gate"] == GATE_OVERRIDDEN
     assert result.params["quality_gate"] == GATE_OVERRIDDEN
-    event = list_events(enrolled_gallery.conn, case_id="C-9")[-1]
+    event = enrolled_gallery.audit_events(case_id="C-9")[-1]
     assert event.action == "search"
     assert event.details["note"] == note
     assert event.details["quality"] == "poor"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from workstation.audit.log import list_events, verify_chain
 from workstation.cli import main
 from workstation.errors import GalleryError, WorkstationError
 from workstation.gallery.enroll import EnrollItem, enroll
@@ -74,15 +73,15 @@ def test_merge_moves_faces_merges_attributes_and_is_audited(
     assert history["subject_id"] == "P-7" and history["attributes"]["dob"] == "1961"
     assert details["face_ids_moved"] == [moved_face]
     assert details["attributes_conflicting"] == ["dob"]
-    event = list_events(twice_enrolled.conn)[-1]
+    event = twice_enrolled.audit_events()[-1]
     assert event.action == "merge" and event.details["reason"] == "same man: passport check"
     assert event.details["merged_subject_id"] == "P-7" and event.details["keep_subject_id"] == "P-1"
-    assert verify_chain(twice_enrolled.conn).intact
+    assert twice_enrolled.verify_audit().intact
     # Search sees one subject for both photos; the index was kept, not rebuilt.
     result = search_image(twice_enrolled, engine, load_image(photo_paths["obama2"]), "C-2", "check")
     assert [c.subject_id for c in result.candidates] == ["P-1", "P-2"]
     assert result.candidates[0].face_id == moved_face
-    assert "index_rebuild" not in [e.action for e in list_events(twice_enrolled.conn)]
+    assert "index_rebuild" not in [e.action for e in twice_enrolled.audit_events()]
     with Gallery(twice_enrolled.folder) as reopened:
         messages: list[str] = []
         assert reopened.index(on_message=messages.append).count == 3 and messages == []
@@ -97,7 +96,7 @@ def test_merge_refuses_bad_requests(twice_enrolled: Gallery) -> None:
     with pytest.raises(GalleryError, match="'P-404' is not in the gallery"):
         merge_subjects(twice_enrolled, "P-1", "P-404", "typo")
     assert twice_enrolled.subject_count() == 3
-    assert "merge" not in [e.action for e in list_events(twice_enrolled.conn)]
+    assert "merge" not in [e.action for e in twice_enrolled.audit_events()]
 
 
 def test_cli_duplicates_and_merge(twice_enrolled: Gallery) -> None:
@@ -124,7 +123,7 @@ def test_cli_duplicates_and_merge(twice_enrolled: Gallery) -> None:
 
 def test_a_duplicate_pair_does_not_vouch_for_itself(twice_enrolled: Gallery) -> None:
     """The FMR shown for a possible duplicate leaves out the two subjects' own face pairs."""
-    from workstation.calibration.gallery import calibrate, fmr_excluding_pair
+    from workstation.gallery.calibration import calibrate, fmr_excluding_pair
 
     pair = find_duplicate_subjects(twice_enrolled)[0]
     calibration = drain(calibrate(twice_enrolled, reason="test"))

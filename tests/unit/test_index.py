@@ -11,8 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from workstation.audit.log import utc_now
+from workstation.audit.actions import AuditAction
 from workstation.cli import main
+from workstation.domain import ModelId
 from workstation.gallery import index as index_module
 from workstation.gallery.index import (
     ANN_NAME,
@@ -41,37 +42,37 @@ def _photo(centres: np.ndarray, rng: np.random.Generator, noise: float = 0.55) -
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _add_faces(gallery: Gallery, subjects: list[str], vectors: np.ndarray) -> list[int]:
-    """Insert faces the way enrolment does (one transaction, generation bump, audit event)."""
-    now = utc_now()
-    face_ids = []
-    with gallery.transaction() as conn:
-        if gallery.model_id is None:
-            gallery.set_meta("model_id", MODEL)
-            gallery.set_meta("model_name", "synthetic")
-            gallery.set_meta("model_dim", str(DIM))
-        for subject, vector in zip(subjects, vectors, strict=True):
-            conn.execute(
-                "INSERT OR IGNORE INTO subjects (id, name, attributes, created_at, created_by) "
-                "VALUES (?, NULL, '{}', ?, 'test')",
-                (subject, now),
-            )
-            image_id = conn.execute(
-                "INSERT INTO images (sha256, original_path, width, height, imported_at, "
-                "imported_by) VALUES (?, ?, 112, 112, ?, 'test')",
-                (f"{subject}-{len(face_ids)}-{gallery.face_count()}", subject, now),
-            ).lastrowid
-            face_ids.append(
-                conn.execute(
-                    "INSERT INTO faces (subject_id, image_id, box, source, aligned, quality, "
-                    "verdict, model_id, embedding, created_at) "
-                    "VALUES (?, ?, '[0,0,1,1]', 'detected', 1, '{}', 'good', ?, ?, ?)",
-                    (subject, image_id, MODEL, vector.astype(np.float32).tobytes(), now),
-                ).lastrowid
-            )
-        gallery.bump_generation()
-        gallery.audit("enrol", {"faces": len(face_ids), "synthetic": True})
-    return face_ids
+def _add_faces(
+    gallery: Gallery, subjects: list[str], vectors: np.ndarray, save_index: bool = True
+) -> list[int]:
+    """Add faces through the gallery's unit of work, as enrolment does (one transaction, one
+    generation bump, an audit event, the index kept in step). `save_index=False` leaves the
+    index files behind the database, as a crash before the save would."""
+    with gallery.change(
+        AuditAction.ENROL, {"faces": len(subjects), "synthetic": True}, save_index=save_index
+    ) as change:
+        change.bind_model(ModelId("synthetic-test-model", "0" * 64, DIM))
+        for subject in dict.fromkeys(subjects):
+            change.ensure_subject(subject)
+        start = gallery.face_count()
+        face_ids = change.add_faces_bulk(
+            subjects,
+            vectors,
+            [f"{subject}-{start + n}" for n, subject in enumerate(subjects)],
+            model_id=MODEL,
+            original_path="synthetic",
+            width=112,
+            height=112,
+            box=(0, 0, 1, 1),
+        )
+    return [int(i) for i in face_ids]
+
+
+def _remove_faces(gallery: Gallery, face_ids: list[int], save_index: bool = True) -> None:
+    with gallery.change(
+        AuditAction.DELETE, {"face_ids": face_ids}, save_index=save_index
+    ) as change:
+        change.remove_faces(face_ids)
 
 
 @pytest.fixture
@@ -81,6 +82,11 @@ def big_gallery(gallery: Gallery, monkeypatch: pytest.MonkeyPatch):  # type: ign
     rng = np.random.default_rng(3)
     centres = _identities(3000, rng)
     face_ids = _add_faces(gallery, [f"S{i}" for i in range(3000)], _photo(centres, rng))
+    # As after an enrolment: the index made by the first batch is exact; 3,000 faces are above
+    # the (lowered) threshold, so it is rebuilt as the approximate kind.
+    advice = gallery.index().rebuild_advice()
+    assert advice is not None and "approximate index" in advice
+    drain(rebuild_index(gallery, reason=f"after enrolment: {advice}"))
     return gallery, centres, face_ids, rng
 
 
@@ -129,11 +135,12 @@ def test_approximate_index_keeps_mates_and_exact_scores(big_gallery) -> None:  #
 
 
 def _id_vectors(gallery: Gallery, ids: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
-    marks = ",".join("?" * len(ids))
-    rows = gallery.conn.execute(
-        f"SELECT id, embedding FROM faces WHERE id IN ({marks})", [int(i) for i in ids]
-    ).fetchall()
-    return [r[0] for r in rows], [np.frombuffer(r[1], dtype=np.float32) for r in rows]
+    stored = gallery.face_vectors(int(i) for i in ids)
+    return list(stored), list(stored.values())
+
+
+def _rebuilds(gallery: Gallery) -> list[dict]:  # type: ignore[type-arg]
+    return [e.details for e in gallery.audit_events() if e.action == AuditAction.INDEX_REBUILD]
 
 
 def test_measured_recall_is_in_the_manifest_and_index_info(big_gallery, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -162,23 +169,15 @@ def test_adds_and_deletes_without_rebuild(big_gallery) -> None:  # type: ignore[
     gallery, centres, face_ids, rng = big_gallery
     index = gallery.index()
     ann_before = (gallery.folder / ANN_NAME).stat()
-    rebuilds = gallery.conn.execute(
-        "SELECT COUNT(*) FROM audit WHERE action = 'index_rebuild'"
-    ).fetchone()[0]
-    # A new identity, added the way enrolment does it.
+    rebuilds = len(_rebuilds(gallery))
+    # A new identity, added the way enrolment does it: the unit of work updates the index.
     newcomer = _identities(1, rng)
     new_ids = _add_faces(gallery, ["NEW"], _photo(newcomer, rng))
-    index.add(np.array(new_ids), np.stack(_id_vectors(gallery, np.array(new_ids))[1]))
-    index.generation = gallery.generation
     # Delete one old face.
     gone = face_ids[5]
-    with gallery.transaction() as conn:
-        conn.execute("DELETE FROM faces WHERE id = ?", (gone,))
-        gallery.bump_generation()
-        gallery.audit("delete", {"face_ids": [gone]})
-    index.remove([gone])
-    index.generation = gallery.generation
-    index.save()
+    _remove_faces(gallery, [gone])
+    assert gallery.index() is index  # changed in place, never reloaded
+    assert index.generation == gallery.generation
     assert index.tail == 1 and index.deleted == 1 and index.count == 3000
     # Reopened from disk (another thread's view): no rebuild, the same answers.
     messages: list[str] = []
@@ -191,12 +190,19 @@ def test_adds_and_deletes_without_rebuild(big_gallery) -> None:  # type: ignore[
         _, ids = reopened.search(_photo(centres[5:6], rng)[0], 20)
         assert gone not in ids.tolist()
     assert (gallery.folder / ANN_NAME).stat().st_mtime_ns == ann_before.st_mtime_ns
-    assert (
-        gallery.conn.execute(
-            "SELECT COUNT(*) FROM audit WHERE action = 'index_rebuild'"
-        ).fetchone()[0]
-        == rebuilds
-    )
+    assert len(_rebuilds(gallery)) == rebuilds
+
+
+def test_a_failed_change_leaves_the_index_untouched(big_gallery) -> None:  # type: ignore[no-untyped-def]
+    gallery, centres, face_ids, rng = big_gallery
+    index = gallery.index()
+    generation, count = gallery.generation, index.count
+    with pytest.raises(ZeroDivisionError), gallery.change(AuditAction.DELETE) as change:
+        change.remove_faces(face_ids[:10])
+        raise ZeroDivisionError
+    assert gallery.generation == generation and gallery.face_count() == 3000
+    assert index.count == count and index.deleted == 0 and index.generation == generation
+    assert face_ids[0] in index.search(_photo(centres[:1], rng)[0], 20)[1].tolist()
 
 
 def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  # type: ignore[no-untyped-def]
@@ -216,7 +222,7 @@ def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  
     assert face_ids[7] in rebuilt.search(query, 20)[1].tolist()
     # Behind: faces were enrolled without the index being saved (another connection, or a
     # crash): the saved index catches up from the database without a rebuild.
-    late = _add_faces(gallery, ["LATE"], _photo(_identities(1, rng), rng))
+    late = _add_faces(gallery, ["LATE"], _photo(_identities(1, rng), rng), save_index=False)
     gallery.forget_index()
     messages.clear()
     caught_up = gallery.index(on_message=messages.append)
@@ -225,10 +231,7 @@ def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  
         caught_up.search(np.stack(_id_vectors(gallery, np.array(late))[1])[0], 1)[1][0] == late[0]
     )
     # Stale: a face was deleted behind its back: that needs a rebuild.
-    with gallery.transaction() as conn:
-        conn.execute("DELETE FROM faces WHERE id = ?", (face_ids[3],))
-        gallery.bump_generation()
-        gallery.audit("delete", {"face_ids": [face_ids[3]]})
+    _remove_faces(gallery, [face_ids[3]], save_index=False)
     gallery.forget_index()
     messages.clear()
     assert gallery.index(on_message=messages.append).count == 3000
@@ -239,10 +242,7 @@ def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  
     messages.clear()
     assert gallery.index(on_message=messages.append).count == 3000
     assert "missing" in messages[0]
-    reasons = [
-        json.loads(row[0])["reason"]
-        for row in gallery.conn.execute("SELECT details FROM audit WHERE action='index_rebuild'")
-    ]
+    reasons = [details["reason"] for details in _rebuilds(gallery)]
     assert len(reasons) == 4 and all(r.startswith("automatic") for r in reasons[1:])
 
 
@@ -264,9 +264,9 @@ def test_save_after_another_connection_rebuilt_the_files(gallery: Gallery) -> No
     _add_faces(gallery, [f"S{i}" for i in range(100)], _photo(_identities(100, rng), rng))
     index = gallery.index()
     newcomer = _identities(1, rng)
-    new_ids = _add_faces(gallery, ["NEW"], _photo(newcomer, rng))
-    index.add(np.array(new_ids), np.stack(_id_vectors(gallery, np.array(new_ids))[1]))
-    index.generation = gallery.generation
+    # Added to the index in memory, not yet saved (as during an enrolment).
+    new_ids = _add_faces(gallery, ["NEW"], _photo(newcomer, rng), save_index=False)
+    assert index.count == 101
     with Gallery(gallery.folder) as other:  # e.g. a search thread that found the files stale
         drain(rebuild_index(other, reason="test"))
     index.save()  # must not append to files it did not write

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from synthetic_subjects import add_synthetic_subjects, faces_for, name_for
 
+from workstation.audit.actions import AuditAction
 from workstation.gallery.store import Gallery, SubjectInfo
 
 COUNT = 1_500
@@ -61,11 +62,15 @@ def test_search_filters_in_sql_across_pages(gallery: Gallery, photo_paths: dict[
 
 
 def test_typed_wildcards_match_literally(gallery: Gallery, photo_paths: dict[str, Path]) -> None:
-    with gallery.transaction() as conn:
-        conn.executemany(
-            "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
-            "VALUES (?, ?, '{}', '2026-01-01T00:00:00', 'test')",
-            [("A_1", None), ("AB1", None), ("C%2", "50% sure"), ("CD2", "fifty")],
+    with gallery.change(AuditAction.ENROL, {"test": "subjects only"}) as change:
+        change.add_subjects(
+            (subject_id, name, {})
+            for subject_id, name in [
+                ("A_1", None),
+                ("AB1", None),
+                ("C%2", "50% sure"),
+                ("CD2", "fifty"),
+            ]
         )
     assert [s.id for s in gallery.subject_page("A_", 0, 10)] == ["A_1"]
     assert [s.id for s in gallery.subject_page("%", 0, 10)] == ["C%2"]
@@ -79,13 +84,15 @@ def test_page_query_pages_subjects_first_and_uses_the_faces_index(
 ) -> None:
     """The plan, not a timing: subjects are read in id order and faces only by index."""
     add_synthetic_subjects(gallery, 300, photo_paths["obama"])
+    # A test of the SQLite store's own SQL: it watches the store's private connection.
+    conn = gallery._conn
     executed: list[str] = []
-    gallery.conn.set_trace_callback(executed.append)
+    conn.set_trace_callback(executed.append)
     gallery.subject_page("moreno", 100, 50)
     gallery.subject_page(None, 100, 50)
-    gallery.conn.set_trace_callback(None)
+    conn.set_trace_callback(None)
     for sql in executed:
-        plan = [row[3] for row in gallery.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
         assert any("SEARCH f USING COVERING INDEX faces_subject" in step for step in plan), plan
         assert not any(step.startswith("SCAN f") for step in plan), plan
         # Paging happens on the subjects' primary-key index, before faces are joined.

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from workstation.audit.actions import AuditAction
+
 GENESIS_HASH = "0" * 64
 
 
@@ -76,7 +78,7 @@ def append_event(
     conn: sqlite3.Connection,
     *,
     user: str,
-    action: str,
+    action: AuditAction | str,
     details: dict[str, Any],
     case_id: str | None = None,
     purpose: str | None = None,
@@ -85,9 +87,16 @@ def append_event(
 
     The caller's transaction must hold SQLite's write lock (BEGIN IMMEDIATE) so that two writers
     cannot both read the same head; the UNIQUE constraint on prev_hash is a second guard.
+    `action` must be one of `AuditAction` (ValueError otherwise).
     """
     if not conn.in_transaction:
         raise RuntimeError("audit events must be written inside the transaction of their act")
+    try:
+        action = AuditAction(action).value
+    except ValueError:
+        raise ValueError(
+            f"{action!r} is not an audited act (workstation.audit.actions.AuditAction)"
+        ) from None
     last_seq, last_hash = chain_head(conn)
     # Round-trip details through JSON so the stored and the hashed forms are the same values.
     details = json.loads(canonical_json(details))

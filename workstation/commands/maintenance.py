@@ -129,7 +129,7 @@ def cmd_settings(ctx: CliContext) -> int:
 
 # ---------------------------------------------------------------------- calibration, hygiene
 def cmd_calibrate(ctx: CliContext) -> int:
-    from workstation.calibration.gallery import calibrate
+    from workstation.gallery.calibration import calibrate
     from workstation.progress import drain
 
     gallery = ctx.gallery()

@@ -284,7 +284,7 @@ def cmd_compare(ctx: CliContext) -> int:
         raise WorkstationError("compare needs two images, or --pairs FILE.csv")
     engine = ctx.engine()
     gallery = ctx.gallery()
-    from workstation.calibration.gallery import calibration_for, commit_calibration
+    from workstation.gallery.calibration import calibration_for, commit_calibration
 
     # A calibration computed now (the gallery changed) is stored and audited before use.
     calibration = commit_calibration(gallery, calibration_for(gallery, str(engine.model)))

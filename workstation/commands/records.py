@@ -40,13 +40,11 @@ def cmd_subjects(ctx: CliContext) -> int:
 
 # ---------------------------------------------------------------------- audit
 def cmd_audit(ctx: CliContext) -> int:
-    from workstation.audit.log import list_events, verify_chain
-
     args = ctx.args
     # Read-only: verifying must never change the evidence (nor migrate an older gallery).
     gallery = ctx.gallery(read_only=True)
     if args.audit_action == "verify":
-        report = verify_chain(gallery.conn)
+        report = gallery.verify_audit()
         if report.intact:
             ctx.say(f"audit log intact: {report.events} events")
             ctx.say(f"head: event {report.head_seq} hash {report.head_hash}")
@@ -54,7 +52,7 @@ def cmd_audit(ctx: CliContext) -> int:
         ctx.say(f"AUDIT LOG BROKEN at event {report.first_bad_seq}: {report.problem}")
         ctx.say(f"last good: event {report.head_seq} hash {report.head_hash}")
         return EXIT_FAILED
-    events = list_events(gallery.conn, case_id=args.case)
+    events = gallery.audit_events(case_id=args.case)
     for event in events:
         if args.json:
             ctx.json_line(event.to_dict())
@@ -78,7 +76,7 @@ def _brief(value: Any) -> str:
 
 
 def cmd_decide(ctx: CliContext) -> int:
-    from workstation.gallery.admin import confirm_lead, record_decision
+    from workstation.gallery.decisions import confirm_lead, record_decision
 
     args = ctx.args
     gallery = ctx.gallery()
@@ -93,8 +91,8 @@ def cmd_decide(ctx: CliContext) -> int:
             gallery, args.search, args.subject, args.decision.replace("-", "_"), args.note
         )
     ctx.json_line(decision.to_dict()) if args.json else ctx.say(
-        f"decision {decision.id}: {decision.decision} for subject {shown(decision.subject_id)} "
-        f"(search {decision.search_id}) by {shown(decision.user)}"
+        f"decision {decision.id}: {decision.decision.value} for subject "
+        f"{shown(decision.subject_id)} (search {decision.search_id}) by {shown(decision.user)}"
     )
     return EXIT_OK
 

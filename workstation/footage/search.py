@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from workstation.audit.actions import AuditAction
 from workstation.domain import BBox, Face
 from workstation.errors import GalleryError, NoFaceError
 from workstation.footage.scan import ScanResult
@@ -55,9 +56,9 @@ def record_scan(
     gallery: Gallery, scan: ScanResult, case_id: str | None, purpose: str | None
 ) -> None:
     """Audit that a video was scanned: its hash, the settings, what was found, any damage."""
-    with gallery.transaction():
-        gallery.audit(
-            "footage_scan",
+    with gallery.change() as change:
+        change.record(
+            AuditAction.FOOTAGE_SCAN,
             {
                 "video": scan.video.to_dict(),
                 "options": scan.options.to_dict(),
@@ -217,15 +218,12 @@ def probe_embeddings_from_face(face: Face) -> np.ndarray:
 
 def subject_embeddings(gallery: Gallery, subject_id: str) -> np.ndarray:
     """Every enrolled embedding of a gallery subject (n x d), to find them in footage."""
-    rows = gallery.conn.execute(
-        "SELECT embedding FROM faces WHERE subject_id = ? ORDER BY id", (subject_id,)
-    ).fetchall()
-    if not rows:
+    embeddings = gallery.subject_embeddings(subject_id)
+    if not len(embeddings):
         if gallery.subject(subject_id) is None:
             raise GalleryError(f"subject {subject_id!r} is not in the gallery {gallery.folder}")
         raise NoFaceError(f"subject {subject_id!r} has no enrolled faces to look for")
-    matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32)
-    return matrix.reshape(len(rows), -1)
+    return embeddings
 
 
 def find_subject(
@@ -246,10 +244,10 @@ def find_subject(
     if model is not None:
         gallery.check_model(model)
     segments = find_person(scan, subject_embeddings(gallery, subject_id), threshold)
-    with gallery.transaction():
-        gallery.ensure_case(case_id, purpose)
-        gallery.audit(
-            "footage_find",
+    with gallery.change() as change:
+        change.ensure_case(case_id, purpose)
+        change.record(
+            AuditAction.FOOTAGE_FIND,
             {
                 "subject_id": subject_id,
                 "video_path": str(scan.video.path),

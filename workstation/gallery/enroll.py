@@ -11,8 +11,6 @@ the others are reported.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -22,12 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from workstation.audit.log import utc_now
+from workstation.audit.actions import AuditAction
 from workstation.domain import Face
-from workstation.errors import ImageError, WorkstationError
-from workstation.gallery.index import VectorIndex
+from workstation.errors import GalleryError, ImageError, WorkstationError
+from workstation.gallery.change import GalleryChange
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.hashing import sha256_file
@@ -189,12 +185,11 @@ def enroll(
     """
     gallery.check_model(engine.model)
     report = EnrollReport(outcomes=list(already_failed or []))
-    if gallery.face_count() == 0:
-        index = VectorIndex(gallery.folder, engine.model.dim, gallery.generation, str(engine.model))
-        gallery._index = index
-    else:
-        index = gallery.index()
-    known = frozenset(row[0] for row in gallery.conn.execute("SELECT sha256 FROM images"))
+    if gallery.face_count():
+        # Bring the index in step first (catch up or rebuild), so that every batch's faces are
+        # added to it in place; an empty gallery's index is made by the first batch.
+        gallery.index()
+    known = gallery.enrolled_sha256s()
     total = len(items)
     timings = report.timings
     yield Progress(0, total, "starting")
@@ -224,7 +219,7 @@ def enroll(
     pending: deque[Future[_Prepared]] = deque()
     queue = iter(items)
     window = 2 * max(1, workers) + 2  # bounds the decoded photos held in memory
-    writer = _BatchWriter(gallery, engine, index)
+    writer = _BatchWriter(gallery, engine)
     finished = False
     last_save = time.perf_counter()
     try:
@@ -254,7 +249,8 @@ def enroll(
             ):
                 writer.commit()
                 if time.perf_counter() - last_save > INDEX_SAVE_SECONDS:
-                    index.save()  # keeps other connections' catch-up short, and crash recovery
+                    # Keeps other connections' catch-up short, and crash recovery.
+                    gallery.save_index()
                     last_save = time.perf_counter()
             timings["write"] = timings.get("write", 0.0) + time.perf_counter() - written
             report.outcomes.append(outcome)
@@ -272,13 +268,10 @@ def enroll(
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        if index.count or index.path.exists():
-            index.save()
-    advice = index.rebuild_advice() if finished else None
+        gallery.save_index()
+    advice = gallery.index().rebuild_advice() if finished else None
     if advice is not None:
-        rebuilt = yield from rebuild_index(gallery, reason=f"after enrolment: {advice}")
-        if rebuilt is not None:
-            index = rebuilt
+        yield from rebuild_index(gallery, reason=f"after enrolment: {advice}")
     return report
 
 
@@ -354,17 +347,19 @@ def _frames_note(frames: int, image_format: str) -> str:
 
 
 class _BatchWriter:
-    """Writes prepared photos into one open transaction, each in its own savepoint with its
-    audit event; `commit` ends the batch and only then adds the faces to the vector index."""
+    """Writes prepared photos in one unit of work (`GalleryChange`), each photo in its own step
+    with its audit event; `commit` ends the batch, and the unit of work then adds the faces to
+    the vector index (saved to disk by the enrolment every INDEX_SAVE_SECONDS and at the end)."""
 
-    def __init__(self, gallery: Gallery, engine: FaceEngine, index: VectorIndex) -> None:
-        self.gallery, self.engine, self.index = gallery, engine, index
-        self.open = False
+    def __init__(self, gallery: Gallery, engine: FaceEngine) -> None:
+        self.gallery, self.engine = gallery, engine
+        self.change: GalleryChange | None = None
         self.photos = 0
         self.started = 0.0
-        self._ids: list[int] = []
-        self._vectors: list[np.ndarray] = []
-        self._generation: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.change is not None
 
     def write(self, prepared: _Prepared) -> EnrollOutcome:
         if prepared.outcome is not None:  # failed before reaching the database
@@ -374,151 +369,83 @@ class _BatchWriter:
         def failed(message: str) -> EnrollOutcome:
             return EnrollOutcome(item.source, str(item.image), item.subject_id, FAILED, message)
 
-        conn = self.gallery.conn
-        if not self.open:
-            if conn.in_transaction:
-                raise RuntimeError("nested gallery transactions are not supported")
-            conn.execute("BEGIN IMMEDIATE")
-            self.open, self.photos, self.started = True, 0, time.perf_counter()
+        if self.change is None:
+            self.change = self.gallery.open_change(save_index=False)
+            self.photos, self.started = 0, time.perf_counter()
         if not prepared.duplicate and self.gallery.image_id_for_sha256(prepared.sha256) is None:
             try:
                 prepared.stored = self.gallery.store_image_copy(item.image, prepared.sha256)
             except OSError as exc:
                 return failed(f"cannot copy the photo into the gallery ({exc})")
-        conn.execute("SAVEPOINT enrol_photo")
         try:
-            outcome, face_id, generation = _insert_one(self.gallery, self.engine, prepared)
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK TO enrol_photo")
-            conn.execute("RELEASE enrol_photo")
-            return failed(f"the gallery database refused the photo ({exc})")
-        conn.execute("RELEASE enrol_photo")
+            with self.change.step("the photo"):
+                outcome = _insert_one(self.change, self.engine, prepared)
+        except GalleryError as exc:
+            return failed(str(exc))
         self.photos += 1
-        if face_id is not None and prepared.face is not None:
-            self._ids.append(face_id)
-            self._vectors.append(np.asarray(prepared.face.embedding, dtype=np.float32))
-            self._generation = generation
         return outcome
 
     def commit(self) -> None:
-        if self.open:
-            self.gallery.conn.execute("COMMIT")
-            self.open = False
-        if self._ids:
-            self.index.add(np.asarray(self._ids, dtype=np.int64), np.stack(self._vectors))
-            self.index.model_id = str(self.engine.model)
-        if self._generation is not None:
-            self.index.generation = self._generation
-        self._ids, self._vectors, self._generation = [], [], None
+        if self.change is not None:
+            change, self.change = self.change, None
+            change.commit()
 
     def rollback(self) -> None:
-        if self.open and self.gallery.conn.in_transaction:
-            self.gallery.conn.execute("ROLLBACK")
-        self.open = False
-        self._ids, self._vectors, self._generation = [], [], None
+        if self.change is not None:
+            change, self.change = self.change, None
+            change.rollback()
 
 
-def _insert_one(
-    gallery: Gallery, engine: FaceEngine, prepared: _Prepared
-) -> tuple[EnrollOutcome, int | None, int | None]:
+def _insert_one(change: GalleryChange, engine: FaceEngine, prepared: _Prepared) -> EnrollOutcome:
     item = prepared.item
     path_text = str(item.image)
+    gallery = change.gallery
 
     def outcome(status: str, message: str, **extra: Any) -> EnrollOutcome:
         return EnrollOutcome(item.source, path_text, item.subject_id, status, message, **extra)
 
-    conn = gallery.conn
     existing = gallery.image_id_for_sha256(prepared.sha256)
     if existing is not None:
-        row = conn.execute(
-            "SELECT subject_id FROM faces WHERE image_id = ? LIMIT 1", (existing,)
-        ).fetchone()
-        owner = row[0] if row else "unknown"
-        return outcome(SKIPPED, f"already enrolled (same SHA-256, subject {owner})"), None, None
+        owner = gallery.subject_of_image(existing) or "unknown"
+        return outcome(SKIPPED, f"already enrolled (same SHA-256, subject {owner})")
     face = prepared.face
     if face is None:  # known when queued, but its image row has gone since: enrol next time
-        return (
-            outcome(FAILED, "the photo changed state during enrolment; enrol it again"),
-            None,
-            None,
-        )
+        return outcome(FAILED, "the photo changed state during enrolment; enrol it again")
     others = prepared.others
-    now = utc_now()
-    gallery.bind_model(engine.model)
-    new_subject = gallery.subject(item.subject_id) is None
-    if new_subject:
-        conn.execute(
-            "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                item.subject_id,
-                item.name,
-                json.dumps(item.attributes, sort_keys=True),
-                now,
-                gallery.user,
-            ),
-        )
-    elif item.name:
-        conn.execute(
-            "UPDATE subjects SET name = ? WHERE id = ? AND name IS NULL",
-            (item.name, item.subject_id),
-        )
+    change.bind_model(engine.model)
+    new_subject = change.ensure_subject(item.subject_id, item.name, item.attributes)
     image = prepared.image
-    image_id = conn.execute(
-        "INSERT INTO images (sha256, original_path, stored_path, width, height, format, "
-        "file_bytes, imported_at, imported_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            prepared.sha256,
-            str(item.image.resolve()),
-            prepared.stored,
-            image["width"],
-            image["height"],
-            image["format"],
-            image["file_bytes"],
-            now,
-            gallery.user,
-        ),
-    ).lastrowid
-    face_dict = face.to_dict()
-    face_id = conn.execute(
-        "INSERT INTO faces (subject_id, image_id, box, landmarks, source, aligned, quality, "
-        "verdict, model_id, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            item.subject_id,
-            image_id,
-            json.dumps(face_dict["box"]),
-            json.dumps(face_dict["landmarks"]),
-            face.source.value,
-            int(face.aligned),
-            json.dumps(face_dict["quality"]),
-            face.quality.verdict.value,
-            str(engine.model),
-            np.asarray(face.embedding, dtype=np.float32).tobytes(),
-            now,
-        ),
-    ).lastrowid
-    generation = gallery.bump_generation()
-    gallery.audit(
-        "enrol",
+    original_path = str(item.image.resolve())
+    image_id = change.add_image(
+        prepared.sha256,
+        original_path,
+        image["width"],
+        image["height"],
+        stored_path=prepared.stored,
+        format=image["format"],
+        file_bytes=image["file_bytes"],
+    )
+    face_id = change.add_face(item.subject_id, image_id, face, str(engine.model))
+    change.record(
+        AuditAction.ENROL,
         {
             "subject_id": item.subject_id,
             "new_subject": new_subject,
             "name": item.name,
             "image_sha256": prepared.sha256,
-            "original_path": str(item.image.resolve()),
+            "original_path": original_path,
             "request": item.source,
             "face_id": face_id,
-            "box": face_dict["box"],
+            "box": face.box.as_list(),
             "quality": face.quality.verdict.value,
             "other_faces_not_enrolled": others,
             "frames_in_file": image.get("frames", 1),
             "model_id": str(engine.model),
         },
     )
-    assert face_id is not None
     verdict = face.quality.verdict.value
     message = f"face {face_id} enrolled for subject {item.subject_id} (quality {verdict})"
     if others:
         message += f"; {others} other face(s) in the photo were not enrolled (the largest was used)"
     message += _frames_note(image.get("frames", 1), image["format"])
-    return outcome(ENROLLED, message, face_id=face_id, other_faces=others), face_id, generation
+    return outcome(ENROLLED, message, face_id=face_id, other_faces=others)

@@ -13,13 +13,13 @@ low (its 95% upper bound), otherwise DEFAULT_DUPLICATE_THRESHOLD (see its commen
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from workstation.audit.actions import AuditAction
 from workstation.errors import GalleryError, WorkstationError
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, Progress, drain
@@ -63,7 +63,7 @@ def duplicate_threshold(gallery: Gallery) -> tuple[float, str]:
     """The strict default threshold for this gallery and where it comes from (in words)."""
     model_id = gallery.model_id
     if model_id is not None:
-        from workstation.calibration.gallery import calibration_for
+        from workstation.gallery.calibration import calibration_for
 
         calibration = calibration_for(gallery, model_id)
         measured = calibration.histogram.score_at_fmr(DUPLICATE_FMR_TARGET)
@@ -85,18 +85,12 @@ def scan_duplicate_subjects(
     """Generator form of `find_duplicate_subjects` (yields progress; None when cancelled)."""
     if threshold is None:
         threshold, _ = duplicate_threshold(gallery)
-    rows = gallery.conn.execute("SELECT id, subject_id FROM faces ORDER BY id").fetchall()
-    if len(rows) < 2:
+    faces = gallery.labelled_embeddings()
+    if len(faces) < 2:
         return []
-    subject_of = {int(r[0]): r[1] for r in rows}
-    id_parts, matrix_parts = [], []
-    for ids, matrix in gallery.embeddings():
-        id_parts.append(ids)
-        matrix_parts.append(matrix)
-    ids = np.concatenate(id_parts)
-    vectors = np.ascontiguousarray(np.concatenate(matrix_parts), dtype=np.float32)
+    ids, vectors = faces.ids, faces.vectors
     codes: dict[str, int] = {}
-    subjects = np.array([codes.setdefault(subject_of[int(i)], len(codes)) for i in ids])
+    subjects = np.array([codes.setdefault(s, len(codes)) for s in faces.subject_ids])
     names = {code: subject for subject, code in codes.items()}
     best: dict[tuple[int, int], tuple[float, int, int]] = {}
     m = len(ids)
@@ -158,64 +152,54 @@ def merge_subjects(gallery: Gallery, keep_id: str, merge_id: str, reason: str) -
         raise WorkstationError("merging two subjects needs a reason (it is kept in the audit log)")
     if keep_id == merge_id:
         raise WorkstationError(f"cannot merge subject {keep_id!r} into itself")
-    keep = gallery.subject(keep_id)
-    merge = gallery.subject(merge_id)
-    for wanted, found in ((keep_id, keep), (merge_id, merge)):
-        if found is None:
-            raise GalleryError(f"subject {wanted!r} is not in the gallery {gallery.folder}")
-    assert keep is not None and merge is not None
-    moved = [f.id for f in gallery.faces_of(merge_id)]
-    attributes = dict(keep.attributes)
-    differing = {
-        k: v for k, v in merge.attributes.items() if k != "merged_from" and attributes.get(k) != v
-    }
-    for key, value in differing.items():
-        attributes.setdefault(key, value)
-    history = list(attributes.get("merged_from", []))
-    history += list(merge.attributes.get("merged_from", []))
-    history.append(
-        {
-            "subject_id": merge_id,
-            "name": merge.name,
-            "attributes": {k: v for k, v in merge.attributes.items() if k != "merged_from"},
-            "reason": reason,
+    # Read and write in one transaction: a face enrolled meanwhile is moved and listed too.
+    with gallery.change(AuditAction.MERGE) as change:
+        keep = gallery.subject(keep_id)
+        merge = gallery.subject(merge_id)
+        for wanted, found in ((keep_id, keep), (merge_id, merge)):
+            if found is None:
+                raise GalleryError(f"subject {wanted!r} is not in the gallery {gallery.folder}")
+        assert keep is not None and merge is not None
+        attributes = dict(keep.attributes)
+        differing = {
+            k: v
+            for k, v in merge.attributes.items()
+            if k != "merged_from" and attributes.get(k) != v
         }
-    )
-    attributes["merged_from"] = history
-    name = keep.name or merge.name
-    # Load (or rebuild) the index first, so that it can be re-stamped after the merge instead of
-    # being rebuilt from scratch on the next search.
-    index = gallery.index() if gallery.face_count() else None
-    with gallery.transaction() as conn:
-        conn.execute("UPDATE faces SET subject_id = ? WHERE subject_id = ?", (keep_id, merge_id))
-        conn.execute(
-            "UPDATE subjects SET name = ?, attributes = ? WHERE id = ?",
-            (name, json.dumps(attributes, ensure_ascii=False), keep_id),
+        for key, value in differing.items():
+            attributes.setdefault(key, value)
+        history = list(attributes.get("merged_from", []))
+        history += list(merge.attributes.get("merged_from", []))
+        history.append(
+            {
+                "subject_id": merge_id,
+                "name": merge.name,
+                "attributes": {k: v for k, v in merge.attributes.items() if k != "merged_from"},
+                "reason": reason,
+            }
         )
-        conn.execute("DELETE FROM subjects WHERE id = ?", (merge_id,))
-        generation = gallery.bump_generation()
-        decisions = int(
-            conn.execute(
-                "SELECT COUNT(*) FROM decisions WHERE subject_id = ?", (merge_id,)
-            ).fetchone()[0]
+        attributes["merged_from"] = history
+        decisions = gallery.decision_count_for_subject(merge_id)
+        # Face ids and embeddings are unchanged (search maps face ids to subjects through the
+        # database), so the vector index stays valid; the change only moves its generation on.
+        moved = change.move_faces(merge_id, keep_id)
+        change.update_subject(keep_id, keep.name or merge.name, attributes)
+        change.remove_subject(merge_id)
+        change.details.update(
+            {
+                "keep_subject_id": keep_id,
+                "keep_name": keep.name,
+                "merged_subject_id": merge_id,
+                "merged_name": merge.name,
+                "reason": reason,
+                "face_ids_moved": moved,
+                "attributes_conflicting": sorted(
+                    k
+                    for k in differing
+                    if k in keep.attributes and keep.attributes[k] != differing[k]
+                ),
+                "past_decisions_on_merged_id": decisions,
+                "faces_after": keep.face_count + len(moved),
+            }
         )
-        details = {
-            "keep_subject_id": keep_id,
-            "keep_name": keep.name,
-            "merged_subject_id": merge_id,
-            "merged_name": merge.name,
-            "reason": reason,
-            "face_ids_moved": moved,
-            "attributes_conflicting": sorted(
-                k for k in differing if k in keep.attributes and keep.attributes[k] != differing[k]
-            ),
-            "past_decisions_on_merged_id": decisions,
-            "faces_after": keep.face_count + len(moved),
-        }
-        gallery.audit("merge", details)
-    # Face ids and embeddings are unchanged (search maps face ids to subjects through SQLite),
-    # so the loaded index stays valid; only its generation stamp moves on.
-    if index is not None:
-        index.generation = generation
-        index.save()
-    return details
+    return change.details

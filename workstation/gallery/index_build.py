@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
 from workstation.gallery import index as index_module
 from workstation.gallery.index import (
@@ -240,7 +241,7 @@ def rebuild_index(
             for k in ("shortlist", "mate_recall", "recall_at_20")
             if k in index.ann_meta
         }
-    with gallery.transaction():
-        gallery.audit("index_rebuild", details)
-    gallery._index = index
+    with gallery.change() as change:
+        change.record(AuditAction.INDEX_REBUILD, details)
+    gallery.use_index(index)
     return index

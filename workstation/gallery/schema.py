@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from enum import Enum
 
+from workstation.domain import Decision
 from workstation.errors import GalleryError
 
 
@@ -28,15 +30,23 @@ def _run_statements(conn: sqlite3.Connection, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in migration: {statement!r}")
 
 
+def _sql_values(enum: type[Enum]) -> str:
+    """An enum's values as a SQL list, for CHECK constraints ('a', 'b', ...)."""
+    return ", ".join("'" + str(member.value).replace("'", "''") + "'" for member in enum)
+
+
 def _migration_1(conn: sqlite3.Connection) -> None:
+    # The decisions CHECK is built from the Decision enum, the one list of decisions. A value
+    # added to the enum later needs a migration that widens the CHECK of existing galleries
+    # (tests/unit/test_decisions.py compares a gallery's CHECK with the enum).
     _run_statements(
         conn,
-        """
+        f"""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE subjects (
             id TEXT PRIMARY KEY,
             name TEXT,
-            attributes TEXT NOT NULL DEFAULT '{}',
+            attributes TEXT NOT NULL DEFAULT '{{}}',
             created_at TEXT NOT NULL,
             created_by TEXT NOT NULL
         );
@@ -95,7 +105,7 @@ def _migration_1(conn: sqlite3.Connection) -> None:
             search_id INTEGER NOT NULL REFERENCES searches(id),
             subject_id TEXT NOT NULL,
             decision TEXT NOT NULL
-                CHECK (decision IN ('possible_lead', 'excluded', 'inconclusive', 'confirmed')),
+                CHECK (decision IN ({_sql_values(Decision)})),
             note TEXT,
             user TEXT NOT NULL,
             created_at TEXT NOT NULL,

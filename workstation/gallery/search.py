@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
 from workstation.domain import BBox, Candidate, Face
 from workstation.errors import CaseRequiredError
@@ -164,7 +165,8 @@ def search_face(
     high) and the expected number of strangers at or above it in this gallery. A poor-quality
     probe is refused with QualityGateError unless `note` says why it is searched anyway.
     """
-    from workstation.calibration.gallery import calibration_for, fmr_fields, store_calibration
+    from workstation.calibration.record import fmr_fields
+    from workstation.gallery.calibration import calibration_for, store_calibration
 
     case_id, purpose = require_case(case_id, purpose)
     assert face.model is not None
@@ -211,7 +213,7 @@ def search_face(
         ).lastrowid
         assert search_id is not None
         gallery.audit(
-            "search",
+            AuditAction.SEARCH,
             {
                 "search_id": search_id,
                 "new_case": new_case,
@@ -332,7 +334,7 @@ def compare_images(
 ) -> Comparison:
     """1:1 comparison of the main (largest) face in each photo.
 
-    With a `calibration` (workstation.calibration.gallery.Calibration, e.g. from
+    With a `calibration` (workstation.calibration.record.Calibration, e.g. from
     `calibration_for(gallery, str(engine.model))`), the FMR at the score is filled in.
     """
     face_a, _ = select_face(engine, image_a.bgr, name_a)
@@ -340,7 +342,7 @@ def compare_images(
     score = float(np.dot(face_a.embedding, face_b.embedding))
     fmr = fmr_text = summary = None
     if calibration is not None:
-        from workstation.calibration.gallery import fmr_fields
+        from workstation.calibration.record import fmr_fields
 
         fields = fmr_fields(calibration, score, 0)
         fmr, fmr_text, summary = fields["fmr"], fields["fmr_text"], calibration.summary()
@@ -363,7 +365,7 @@ def record_comparison(
     """Audit a 1:1 comparison (no case is required: it searches no gallery)."""
     with gallery.transaction():
         gallery.audit(
-            "compare",
+            AuditAction.COMPARE,
             {
                 "image_a": comparison.image_a.path,
                 "sha256_a": comparison.image_a.sha256,

@@ -1,18 +1,29 @@
 """The gallery folder: one SQLite database (the source of truth), stored image copies, and the
-derived FAISS index.
+derived vector index. `Gallery` owns the schema: every read is a named method here, and every
+write goes through one unit of work, `Gallery.change()` (workstation.gallery.change).
 
 Layout of a gallery folder::
 
     gallery.sqlite        subjects, images, faces (with embeddings), cases, searches,
-                          decisions, audit
+                          decisions, calibrations, audit
     images/ab/<sha256>.jpg  byte-exact copies of enrolled photos (for re-embedding and review)
     faces.vectors.f32     vector index (workstation.gallery.index), derived from gallery.sqlite:
     faces.ids.i64         caught up or rebuilt whenever it is behind, missing, stale or damaged
     faces.pq.faiss        (large galleries only)
     faces.faiss.json      its manifest: what it was built from, checksums, measured recall
 
-Every write goes through `Gallery.transaction()` (BEGIN IMMEDIATE), and the audit event of an
-act is appended inside that same transaction.
+The methods are the gallery's interface: the GUI, the command line, calibration, footage and
+reports call them and never see a connection or SQL, so that another storage (issue 13: records
+in PostgreSQL, vectors in Milvus) can implement the same methods. The SQL is kept to what SQLite
+and PostgreSQL both understand where that costs nothing (quoted "user" columns, ON CONFLICT, no
+SQLite-only functions); the SQLite-only statements (PRAGMAs, WAL, BEGIN IMMEDIATE) are in
+`_open_sqlite` and `transaction` alone.
+
+No sqlite-utils: it is good at dict rows in and out, creating tables from data and bulk
+`insert_all`, but here the schema is fixed by numbered migrations (with CHECK constraints and
+triggers it would not write), dict rows are one line of `sqlite3.Row`, and bulk inserts are
+`executemany` (measured: sqlite-utils' `insert_all` was slower for 100,000 faces; numbers in
+pyproject.toml). It cannot help the PostgreSQL gallery either, which needs its own SQL.
 """
 
 from __future__ import annotations
@@ -20,21 +31,25 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlite_utils
 
-from workstation.audit.log import AuditEvent, append_event, utc_now
-from workstation.domain import ModelId
+from workstation.audit.actions import AuditAction
+from workstation.audit.log import AuditEvent, ChainReport, append_event, list_events, verify_chain
+from workstation.domain import Decision, DecisionRecord, ModelId
 from workstation.errors import GalleryError, ModelMismatchError
+from workstation.gallery.change import GalleryChange, insert_calibration, insert_case
 from workstation.gallery.schema import check_schema_version, migrate
 from workstation.paths import current_user
 from workstation.permissions import create_private_file, make_private_dir, restrict_process
+
+if TYPE_CHECKING:
+    from workstation.gallery.index import VectorIndex
 
 DB_NAME = "gallery.sqlite"
 IMAGES_DIR = "images"
@@ -74,6 +89,66 @@ class FaceRecord:
     image_sha256: str
     original_path: str
     stored_path: str | None
+    imported_at: str | None = None  # when and by whom its photo was enrolled
+    imported_by: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelledEmbeddings:
+    """Every face's id, subject and embedding, row for row (ordered by face id)."""
+
+    ids: np.ndarray  # int64, n
+    subject_ids: list[str]  # n
+    vectors: np.ndarray  # float32, n x dim
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _open_sqlite(db_path: Path) -> sqlite3.Connection:
+    """Open (and migrate) the database: every SQLite-only setting of the gallery is here (and
+    in `_connect_read_only` for read-only opening)."""
+    conn = sqlite3.connect(str(db_path), timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise GalleryError(f"{db_path}: cannot switch the database to WAL mode")
+    # FULL: a committed audit event survives a power cut, not only a crash.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrate(conn, str(db_path))
+    return conn
+
+
+def _dict_rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _matrix(blobs: list[bytes], dim: int | None) -> np.ndarray:
+    """Stored embeddings (float32 bytes) as one n x dim matrix."""
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32)
+    return matrix.reshape(len(blobs), dim or (matrix.size // max(1, len(blobs))))
+
+
+_DECISION_COLUMNS = 'id, search_id, subject_id, decision, note, "user", created_at, confirms'
+_CALIBRATION_COLUMNS = (
+    "id, sha256, created_at, created_by, model_id, sources, impostor_pairs, gallery_pairs, "
+    "reference_pairs, generation, gallery_faces, gallery_subjects, histogram, details"
+)
+
+
+def _decision(row: tuple[Any, ...]) -> DecisionRecord:
+    return DecisionRecord(
+        id=int(row[0]),
+        search_id=int(row[1]),
+        subject_id=row[2],
+        decision=Decision(row[3]),
+        note=row[4],
+        user=row[5],
+        created_at=row[6],
+        confirms=None if row[7] is None else int(row[7]),
+    )
 
 
 class Gallery:
@@ -98,12 +173,11 @@ class Gallery:
         self.folder = Path(folder).expanduser()
         self.user = user or current_user()
         db_path = self.folder / DB_NAME
-        self._index = None
+        self._index: VectorIndex | None = None
         if read_only:
             if not db_path.is_file():
                 raise GalleryError(no_gallery_message(self.folder))
-            self.conn = _connect_read_only(db_path)
-            self.db = sqlite_utils.Database(self.conn)
+            self._conn = _connect_read_only(db_path)
             return
         # Everything this process writes into the gallery from now on (photo copies, index
         # files, SQLite's -wal and -shm) is for the owner (and the examiners' group) only.
@@ -120,23 +194,14 @@ class Gallery:
                     f"{self.folder}: cannot create the gallery folder ({exc})"
                 ) from exc
         try:
-            conn = sqlite3.connect(str(db_path), timeout=30.0)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise GalleryError(f"{db_path}: cannot switch the database to WAL mode")
-            # FULL: a committed audit event survives a power cut, not only a crash.
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn, str(db_path))
+            conn = _open_sqlite(db_path)
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
-        self.db = sqlite_utils.Database(conn)
-        self.conn = conn
+        self._conn = conn
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
     def __enter__(self) -> Gallery:
         return self
@@ -148,31 +213,102 @@ class Gallery:
     def db_path(self) -> Path:
         return self.folder / DB_NAME
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The SQLite connection, for code not yet moved behind named methods (issue 14)."""
+        return self._conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    # ------------------------------------------------------------------ transactions
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: the act and its audit event commit together or not at all."""
-        if self.conn.in_transaction:
+        """One atomic write: the act and its audit event commit together or not at all.
+
+        Prefer `change()`, which also keeps the vector index in step; this is the plain form
+        for acts that change no face.
+        """
+        if self._conn.in_transaction:
             raise RuntimeError("nested gallery transactions are not supported")
-        self.conn.execute("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock at once, so that two writers cannot both read the
+        # same audit head.
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            yield self._conn
         except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
         else:
-            self.conn.execute("COMMIT")
+            self._conn.execute("COMMIT")
+
+    def open_change(self, save_index: bool = True) -> GalleryChange:
+        """Start a unit of work that the caller commits or rolls back itself (enrolment's
+        batches stay open across progress steps). See `GalleryChange`."""
+        if self._conn.in_transaction:
+            raise RuntimeError("nested gallery transactions are not supported")
+        self._conn.execute("BEGIN IMMEDIATE")
+        return GalleryChange(self, self._conn, save_index=save_index)
+
+    @contextmanager
+    def change(
+        self,
+        action: AuditAction | None = None,
+        details: dict[str, Any] | None = None,
+        case_id: str | None = None,
+        purpose: str | None = None,
+        save_index: bool = True,
+    ) -> Iterator[GalleryChange]:
+        """One unit of work: an act, its audit event and the vector index kept in step.
+
+        Opens the transaction; the caller writes through the `GalleryChange` it yields (and may
+        add to `change.details`). On leaving the block without an error the audit event
+        (`action`, `change.details`) is appended, the faces generation is bumped once if any
+        face changed, the transaction commits, and only then are the added and removed faces
+        applied to the vector index and the photos no face uses any more deleted. On an error
+        everything rolls back and the index and files are untouched.
+        """
+        unit = self.open_change(save_index=save_index)
+        if details is not None:
+            unit.details.update(details)
+        try:
+            yield unit
+            if action is not None:
+                unit.record(action, unit.details, case_id=case_id, purpose=purpose)
+        except BaseException:
+            unit.rollback()
+            raise
+        unit.commit()
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Read several things as one consistent state of the gallery (a read transaction).
+
+        Another connection writing meanwhile (an examiner enrolling) changes nothing seen
+        inside; inside an open write transaction this is that transaction.
+        """
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
 
     def audit(
         self,
-        action: str,
+        action: AuditAction | str,
         details: dict[str, Any],
         case_id: str | None = None,
         purpose: str | None = None,
     ) -> AuditEvent:
         """Append an audit event; must be called inside `transaction()`."""
         return append_event(
-            self.conn,
+            self._conn,
             user=self.user,
             action=action,
             details=details,
@@ -182,24 +318,24 @@ class Gallery:
 
     # ------------------------------------------------------------------ meta and model
     def meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(
+    def _set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     @property
     def generation(self) -> int:
-        """Bumped in the same transaction as every change to the faces table."""
+        """Bumped (once) by every unit of work that changes a face, in its transaction."""
         return int(self.meta("faces_generation") or 0)
 
-    def bump_generation(self) -> int:
+    def _bump_generation(self) -> int:
         new = self.generation + 1
-        self.set_meta("faces_generation", str(new))
+        self._set_meta("faces_generation", str(new))
         return new
 
     @property
@@ -211,32 +347,45 @@ class Gallery:
         value = self.meta("model_dim")
         return int(value) if value else None
 
-    def check_model(self, model: ModelId) -> None:
+    def check_model(self, model: ModelId | str) -> None:
         """Refuse to mix embeddings of different models in one gallery."""
         bound = self.model_id
         if bound is not None and bound != str(model):
+            short = model.short if isinstance(model, ModelId) else _short(model)
             raise ModelMismatchError(
                 f"{self.folder}: this gallery was built with model {_short(bound)}, but the "
-                f"current model is {model.short}; scores from different models cannot be "
+                f"current model is {short}; scores from different models cannot be "
                 "compared. Use the gallery's model, or run `workstation reembed` to re-compute "
                 "the gallery with the new one"
             )
 
-    def bind_model(self, model: ModelId) -> None:
-        """Bind an empty gallery to a model (inside a transaction)."""
-        self.check_model(model)
-        if self.model_id is None:
-            self.set_meta("model_id", str(model))
-            self.set_meta("model_name", model.name)
-            self.set_meta("model_dim", str(model.dim))
-
-    # ------------------------------------------------------------------ counts and lookups
+    # ------------------------------------------------------------------ counts
     def face_count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        return int(self._conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
     def subject_count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
+        return int(self._conn.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
 
+    def counts(self) -> dict[str, int]:
+        """Rows of each kind: subjects, images, faces, cases, searches, decisions,
+        calibrations and audit events (one snapshot)."""
+        tables = {
+            "subjects": "subjects",
+            "images": "images",
+            "faces": "faces",
+            "cases": "cases",
+            "searches": "searches",
+            "decisions": "decisions",
+            "calibrations": "calibrations",
+            "audit_events": "audit",
+        }
+        with self.read_snapshot():
+            return {
+                name: int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                for name, table in tables.items()
+            }
+
+    # ------------------------------------------------------------------ subjects
     def subjects(self, query: str | None = None) -> list[SubjectInfo]:
         sql = (
             "SELECT s.id, s.name, s.attributes, s.created_at, COUNT(f.id) FROM subjects s "
@@ -249,7 +398,7 @@ class Gallery:
         sql += " GROUP BY s.id ORDER BY s.id"
         return [
             SubjectInfo(row[0], row[1], json.loads(row[2]), row[3], int(row[4]))
-            for row in self.conn.execute(sql, params)
+            for row in self._conn.execute(sql, params)
         ]
 
     @staticmethod
@@ -279,7 +428,7 @@ class Gallery:
             f"{where} ORDER BY id LIMIT ? OFFSET ?"
             ") p LEFT JOIN faces f ON f.subject_id = p.id GROUP BY p.id ORDER BY p.id"
         )
-        rows = self.conn.execute(sql, [*params, max(0, limit), max(0, offset)])
+        rows = self._conn.execute(sql, [*params, max(0, limit), max(0, offset)])
         return [
             SubjectInfo(
                 row[0],
@@ -295,10 +444,11 @@ class Gallery:
     def subject_total(self, query: str | None = None) -> int:
         """How many subjects match `query` (in id or name); all subjects for None or ""."""
         where, params = self._subject_filter(query)
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM subjects{where}", params).fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM subjects{where}"
+        return int(self._conn.execute(sql, params).fetchone()[0])
 
     def subject(self, subject_id: str) -> SubjectInfo | None:
-        row = self.conn.execute(
+        row = self._conn.execute(
             "SELECT s.id, s.name, s.attributes, s.created_at, COUNT(f.id) FROM subjects s "
             "LEFT JOIN faces f ON f.subject_id = s.id WHERE s.id = ? GROUP BY s.id",
             (subject_id,),
@@ -309,13 +459,15 @@ class Gallery:
             else SubjectInfo(row[0], row[1], json.loads(row[2]), row[3], int(row[4]))
         )
 
+    # ------------------------------------------------------------------ faces and photos
     _FACE_SQL = (
         "SELECT f.id, f.subject_id, f.image_id, f.box, f.landmarks, f.source, f.aligned, "
-        "f.quality, f.model_id, i.sha256, i.original_path, i.stored_path "
-        "FROM faces f JOIN images i ON i.id = f.image_id"
+        "f.quality, f.model_id, i.sha256, i.original_path, i.stored_path, i.imported_at, "
+        "i.imported_by FROM faces f JOIN images i ON i.id = f.image_id"
     )
 
-    def _face_from_row(self, row: tuple[Any, ...]) -> FaceRecord:
+    @staticmethod
+    def _face_from_row(row: tuple[Any, ...]) -> FaceRecord:
         return FaceRecord(
             id=int(row[0]),
             subject_id=row[1],
@@ -329,20 +481,22 @@ class Gallery:
             image_sha256=row[9],
             original_path=row[10],
             stored_path=row[11],
+            imported_at=row[12],
+            imported_by=row[13],
         )
 
     def faces_of(self, subject_id: str) -> list[FaceRecord]:
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             self._FACE_SQL + " WHERE f.subject_id = ? ORDER BY f.id", (subject_id,)
         )
         return [self._face_from_row(row) for row in rows]
 
     def face(self, face_id: int) -> FaceRecord | None:
-        row = self.conn.execute(self._FACE_SQL + " WHERE f.id = ?", (face_id,)).fetchone()
+        row = self._conn.execute(self._FACE_SQL + " WHERE f.id = ?", (face_id,)).fetchone()
         return None if row is None else self._face_from_row(row)
 
     def all_faces(self) -> Iterator[FaceRecord]:
-        for row in self.conn.execute(self._FACE_SQL + " ORDER BY f.id"):
+        for row in self._conn.execute(self._FACE_SQL + " ORDER BY f.id"):
             yield self._face_from_row(row)
 
     def image_file(self, record: FaceRecord) -> Path:
@@ -354,19 +508,85 @@ class Gallery:
         return Path(record.original_path)
 
     def image_id_for_sha256(self, sha256: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+        row = self._conn.execute("SELECT id FROM images WHERE sha256 = ?", (sha256,)).fetchone()
         return None if row is None else int(row[0])
+
+    def enrolled_sha256s(self) -> frozenset[str]:
+        """The SHA-256 of every enrolled photo (a photo is never enrolled twice)."""
+        return frozenset(row[0] for row in self._conn.execute("SELECT sha256 FROM images"))
+
+    def subject_of_image(self, image_id: int) -> str | None:
+        """The subject a stored photo's face was enrolled for (None when it has no face)."""
+        row = self._conn.execute(
+            "SELECT subject_id FROM faces WHERE image_id = ? ORDER BY id LIMIT 1", (image_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def face_subjects(self, face_ids: Iterable[int]) -> dict[int, str]:
+        """{face id: subject id} for the faces that exist."""
+        ids = [int(i) for i in face_ids]
+        found: dict[int, str] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, subject_id FROM faces WHERE id IN ({marks})"
+            found.update({int(r[0]): r[1] for r in self._conn.execute(sql, chunk)})
+        return found
+
+    def face_vectors(self, face_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """{face id: stored embedding} for the faces that exist."""
+        ids = [int(i) for i in face_ids]
+        found: dict[int, np.ndarray] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, embedding FROM faces WHERE id IN ({marks})"
+            for face_id, blob in self._conn.execute(sql, chunk):
+                found[int(face_id)] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def faces_after(self, face_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, embeddings) of the faces with an id above `face_id`, in id order."""
+        rows = self._conn.execute(
+            "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id", (int(face_id),)
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return ids, _matrix([r[1] for r in rows], self.model_dim)
+
+    def subject_embeddings(self, subject_id: str) -> np.ndarray:
+        """Every enrolled embedding of one subject (n x dim, in face id order; n may be 0)."""
+        rows = self._conn.execute(
+            "SELECT embedding FROM faces WHERE subject_id = ? ORDER BY id", (subject_id,)
+        ).fetchall()
+        if not rows:
+            return np.zeros((0, self.model_dim or 0), dtype=np.float32)
+        return _matrix([r[0] for r in rows], self.model_dim)
 
     def embeddings(self, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (face ids, embeddings) in batches, from SQLite (the source of truth)."""
         dim = self.model_dim
-        cursor = self.conn.execute("SELECT id, embedding FROM faces ORDER BY id")
+        cursor = self._conn.execute("SELECT id, embedding FROM faces ORDER BY id")
         while rows := cursor.fetchmany(batch):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            yield ids, matrix.reshape(len(rows), dim or -1)
+            yield ids, _matrix([r[1] for r in rows], dim)
 
-    # ------------------------------------------------------------------ stored images
+    def labelled_embeddings(self, batch: int = 50_000) -> LabelledEmbeddings:
+        """Every face's id, subject id and embedding, read in one query (one consistent set:
+        calibration and the duplicate scan compare faces of different subjects)."""
+        dim = self.model_dim
+        cursor = self._conn.execute("SELECT id, subject_id, embedding FROM faces ORDER BY id")
+        id_parts: list[np.ndarray] = []
+        subjects: list[str] = []
+        matrices: list[np.ndarray] = []
+        while rows := cursor.fetchmany(batch):
+            id_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+            subjects.extend(r[1] for r in rows)
+            matrices.append(_matrix([r[2] for r in rows], dim))
+        if not id_parts:
+            return LabelledEmbeddings(
+                np.zeros(0, dtype=np.int64), [], np.zeros((0, dim or 0), dtype=np.float32)
+            )
+        vectors = np.ascontiguousarray(np.concatenate(matrices), dtype=np.float32)
+        return LabelledEmbeddings(np.concatenate(id_parts), subjects, vectors)
+
     def store_image_copy(self, source: Path, sha256: str) -> str:
         """Copy an enrolled photo into the gallery by content hash; returns the relative path."""
         suffix = source.suffix.lower() or ".img"
@@ -379,32 +599,160 @@ class Gallery:
             partial.replace(target)
         return relative.as_posix()
 
-    # ------------------------------------------------------------------ cases
+    # ------------------------------------------------------------------ cases and searches
     def ensure_case(self, case_id: str, purpose: str) -> bool:
-        """Create the case if new (inside a transaction); True when it was created."""
-        row = self.conn.execute("SELECT id FROM cases WHERE id = ?", (case_id,)).fetchone()
-        if row is not None:
-            return False
-        self.conn.execute(
-            "INSERT INTO cases (id, purpose, created_at, created_by) VALUES (?, ?, ?, ?)",
-            (case_id, purpose, utc_now(), self.user),
-        )
-        return True
+        """Create the case if new (inside a transaction); True when it was created.
+
+        Inside `change()`, use `GalleryChange.ensure_case`.
+        """
+        self._require_transaction()
+        return insert_case(self._conn, case_id, purpose, self.user)
+
+    def add_calibration(self, row: dict[str, Any]) -> int:
+        """Store a calibration row inside `transaction()` (see GalleryChange.add_calibration)."""
+        self._require_transaction()
+        return insert_calibration(self._conn, row)
+
+    def _require_transaction(self) -> None:
+        if not self._conn.in_transaction:
+            raise RuntimeError("gallery writes must be made inside a transaction")
+
+    def case(self, case_id: str) -> dict[str, Any] | None:
+        rows = _dict_rows(self._conn.execute("SELECT * FROM cases WHERE id = ?", (case_id,)))
+        return rows[0] if rows else None
 
     def cases(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM cases ORDER BY created_at DESC"))
+        return _dict_rows(self._conn.execute("SELECT * FROM cases ORDER BY created_at DESC"))
+
+    def search_row(self, search_id: int) -> dict[str, Any] | None:
+        """A stored search as its row (JSON columns still as text), or None."""
+        rows = _dict_rows(self._conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)))
+        return rows[0] if rows else None
+
+    def searches_of_case(self, case_id: str) -> list[dict[str, Any]]:
+        """The stored searches of a case as rows, oldest first."""
+        sql = "SELECT * FROM searches WHERE case_id = ? ORDER BY id"
+        return _dict_rows(self._conn.execute(sql, (case_id,)))
+
+    # ------------------------------------------------------------------ decisions
+    def decision(self, decision_id: int) -> DecisionRecord | None:
+        row = self._conn.execute(
+            f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
+        ).fetchone()
+        return None if row is None else _decision(row)
+
+    def decisions_for(self, search_id: int, subject_id: str | None = None) -> list[DecisionRecord]:
+        """The decisions on a search's candidates (or on one subject of it), oldest first."""
+        sql = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE search_id = ?"
+        params: list[Any] = [search_id]
+        if subject_id is not None:
+            sql += " AND subject_id = ?"
+            params.append(subject_id)
+        return [_decision(row) for row in self._conn.execute(sql + " ORDER BY id", params)]
+
+    def decision_count_for_subject(self, subject_id: str) -> int:
+        sql = "SELECT COUNT(*) FROM decisions WHERE subject_id = ?"
+        return int(self._conn.execute(sql, (subject_id,)).fetchone()[0])
+
+    # ------------------------------------------------------------------ calibrations
+    def latest_calibration_row(self, model_id: str) -> dict[str, Any] | None:
+        """The most recent stored calibration of a model as its row (JSON still as text)."""
+        sql = (
+            f"SELECT {_CALIBRATION_COLUMNS} FROM calibrations WHERE model_id = ? "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        rows = _dict_rows(self._conn.execute(sql, (model_id,)))
+        return rows[0] if rows else None
+
+    def calibration_row(self, calibration_id: int) -> dict[str, Any] | None:
+        sql = f"SELECT {_CALIBRATION_COLUMNS} FROM calibrations WHERE id = ?"
+        rows = _dict_rows(self._conn.execute(sql, (calibration_id,)))
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ audit log
+    def audit_events(
+        self, case_id: str | None = None, limit: int | None = None
+    ) -> list[AuditEvent]:
+        """The audit events (of one case, or all), oldest first."""
+        return list_events(self._conn, case_id=case_id, limit=limit)
+
+    def verify_audit(self) -> ChainReport:
+        """Walk the whole audit chain (see workstation.audit.log.verify_chain)."""
+        return verify_chain(self._conn)
 
     # ------------------------------------------------------------------ vector index
-    def index(self, on_message: Any = None) -> Any:
-        """The FAISS index, loaded once and rebuilt from SQLite if missing, stale or damaged."""
+    def index(self, on_message: Any = None) -> VectorIndex:
+        """The vector index, loaded once and rebuilt from SQLite if missing, stale or damaged."""
         from workstation.gallery.index import VectorIndex
 
         if self._index is None or self._index.generation != self.generation:
             self._index = VectorIndex.open_for(self, on_message=on_message)
         return self._index
 
+    def use_index(self, index: VectorIndex | None) -> None:
+        """Keep `index` as this gallery's loaded index (after building or rebuilding it)."""
+        self._index = index
+
     def forget_index(self) -> None:
         self._index = None
+
+    def save_index(self) -> None:
+        """Write the loaded index's changes to its files (no-op when none is loaded)."""
+        if self._index is not None and (self._index.count or self._index.path.exists()):
+            self._index.save()
+
+    def _sync_index(
+        self,
+        before: int,
+        after: int,
+        added: list[tuple[np.ndarray, np.ndarray]],
+        removed: list[int],
+        rebuild: bool,
+        save: bool,
+    ) -> None:
+        """After a unit of work committed: apply its face changes to the index, if the index
+        (in memory, else on disk) was in step with the gallery before it. Otherwise leave it:
+        `index()` catches a behind index up, or rebuilds it, on its next use."""
+        if rebuild:
+            self._index = None
+            return
+        index = self._index
+        if index is None or index.generation != before:
+            index = self._index_at(before, added, removed)
+        if index is None:
+            self._index = None
+            return
+        if removed:
+            index.remove(removed)
+        for ids, vectors in added:
+            index.add(ids, vectors)
+        if index.model_id is None:
+            index.model_id = self.model_id
+        index.generation = after
+        self._index = index
+        if save:
+            index.save()
+
+    def _index_at(
+        self, generation: int, added: list[tuple[np.ndarray, np.ndarray]], removed: list[int]
+    ) -> VectorIndex | None:
+        """The saved index if it shows the gallery at `generation`, or a new empty one for a
+        gallery that had no faces then; None otherwise."""
+        from workstation.gallery.index import MANIFEST_NAME, VectorIndex
+
+        if (self.folder / MANIFEST_NAME).exists():
+            loaded = VectorIndex.load(self.folder, expect_model=self.model_id)
+            if (
+                isinstance(loaded, VectorIndex)
+                and loaded.generation == generation
+                and loaded.model_id in (None, self.model_id)
+            ):
+                return loaded
+            return None
+        added_count = sum(len(ids) for ids, _ in added)
+        if self.face_count() - added_count + len(removed) == 0 and self.model_dim:
+            return VectorIndex(self.folder, self.model_dim, generation, self.model_id)
+        return None
 
 
 def no_gallery_message(folder: Path) -> str:
@@ -445,6 +793,12 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
             return conn
     except sqlite3.DatabaseError as exc:
         raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    """SQLite allows at most 999 parameters per statement in older builds."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _short(model_id: str) -> str:

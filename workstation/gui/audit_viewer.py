@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.audit.log import AuditEvent, ChainReport, list_events, verify_chain
+from workstation.audit.log import AuditEvent, ChainReport
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.text import make_plain, tooltip
@@ -309,7 +309,7 @@ class AuditViewerWidget(QWidget):
 
         def work(_cancel: CancelToken) -> tuple[int, list[AuditEvent], list[str]]:
             with context.open_gallery() as gallery:
-                events = list_events(gallery.conn, case_id=case_id)
+                events = gallery.audit_events(case_id=case_id)
                 cases = sorted(
                     {str(c["id"]) for c in gallery.cases()}
                     | {e.case_id for e in events if e.case_id}
@@ -374,7 +374,7 @@ class AuditViewerWidget(QWidget):
 
         def work(_cancel: CancelToken) -> ChainReport:
             with context.open_gallery() as gallery:
-                return verify_chain(gallery.conn)
+                return gallery.verify_audit()
 
         context.pool.start(
             work,

@@ -30,8 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.domain import Candidate
-from workstation.gallery.admin import Decision
+from workstation.domain import Candidate, DecisionRecord
 from workstation.gui.context import AppContext
 from workstation.gui.search_records import (
     NA,
@@ -136,7 +135,7 @@ class CandidateTableModel(RowsTableModel):
                 self.index(0, self.COL_THUMB), self.index(len(self._rows) - 1, self.COL_QUALITY)
             )
 
-    def set_decisions(self, search_id: int, decisions: list[Decision]) -> None:
+    def set_decisions(self, search_id: int, decisions: list[DecisionRecord]) -> None:
         if self._search is None or self._search.search_id != search_id:
             return
         # The decisions list may be shared with (and already updated by) the decision panel, so
@@ -160,7 +159,7 @@ class CandidateTableModel(RowsTableModel):
         self._rows = self._ordered()
         self.endResetModel()
 
-    def decisions_of(self, subject_id: str) -> list[Decision]:
+    def decisions_of(self, subject_id: str) -> list[DecisionRecord]:
         if self._search is None:
             return []
         return [d for d in self._search.decisions if d.subject_id == subject_id]
@@ -386,7 +385,7 @@ class CandidatesWidget(QWidget):
     def _on_thumbnails_ready(self, result: tuple[int, dict[int, tuple[QImage, str]]]) -> None:
         self.model.set_thumbnails(*result)
 
-    def set_decisions(self, search_id: int, decisions: list[Decision]) -> None:
+    def set_decisions(self, search_id: int, decisions: list[DecisionRecord]) -> None:
         current = self.current_candidate()
         self.model.set_decisions(search_id, decisions)
         if current is not None:

@@ -141,15 +141,12 @@ def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
     path = gallery.image_file(record)
     image = load_image(path)
     crop, crop_points = _aligned(image.bgr, record.box, record.landmarks)
-    imported = gallery.conn.execute(
-        "SELECT imported_at, imported_by FROM images WHERE id = ?", (record.image_id,)
-    ).fetchone()
     how = "drawn by hand" if record.source == "manual" else "found by the detector"
     metadata = {
         "Source file": record.original_path,
         "SHA-256": record.image_sha256,
-        "Date": f"enrolled {imported[0][:16].replace('T', ' ')} by {imported[1]}"
-        if imported
+        "Date": f"enrolled {record.imported_at[:16].replace('T', ' ')} by {record.imported_by}"
+        if record.imported_at
         else "n/a",
         "Face": f"{how}, box {[round(v, 1) for v in record.box]}, gallery face {record.id}",
         **_quality_rows(record.quality),

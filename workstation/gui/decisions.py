@@ -20,20 +20,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.domain import Candidate
-from workstation.gallery.admin import Decision, confirm_lead, decisions_for, record_decision
+from workstation.domain import Candidate, Decision, DecisionRecord
+from workstation.gallery.decisions import (
+    confirm_lead,
+    decisions_for,
+    lead_to_confirm,
+    record_decision,
+    why_no_lead_to_confirm,
+)
 from workstation.gui.context import AppContext
 from workstation.gui.search_records import SearchSummary
 from workstation.gui.text import escaped, make_plain
 from workstation.progress import CancelToken
 
 DECISION_LABELS = {
-    "possible_lead": "Possible lead",
-    "excluded": "Excluded",
-    "inconclusive": "Inconclusive",
-    "confirmed": "Confirmed (second examiner)",
+    Decision.POSSIBLE_LEAD: "Possible lead",
+    Decision.EXCLUDED: "Excluded",
+    Decision.INCONCLUSIVE: "Inconclusive",
+    Decision.CONFIRMED: "Confirmed (second examiner)",
 }
-DECISION_KEYS = {"possible_lead": "Alt+L", "excluded": "Alt+X", "inconclusive": "Alt+I"}
+DECISION_KEYS = {
+    Decision.POSSIBLE_LEAD: "Alt+L",
+    Decision.EXCLUDED: "Alt+X",
+    Decision.INCONCLUSIVE: "Alt+I",
+}
 CONFIRM_KEY = "Alt+C"
 BLIND_MARK = "[blind review: rank and score were hidden when this was decided]"
 
@@ -45,24 +55,16 @@ def with_blind_mark(note: str | None, blind: bool) -> str | None:
     return f"{note} {BLIND_MARK}" if note else BLIND_MARK
 
 
-def pending_confirmation(decisions: list[Decision], user: str) -> Decision | None:
-    """The latest possible lead on a candidate that `user` may confirm (someone else's, not yet
-    confirmed by this user)."""
-    confirmed_by_user = {
-        d.confirms for d in decisions if d.decision == "confirmed" and d.user == user
-    }
-    for decision in reversed(decisions):
-        if decision.decision == "possible_lead":
-            if decision.user != user and decision.id not in confirmed_by_user:
-                return decision
-            return None
-    return None
+def pending_confirmation(decisions: list[DecisionRecord], user: str) -> DecisionRecord | None:
+    """The possible lead on a candidate that `user` may confirm, as the core rules it
+    (`workstation.gallery.decisions.lead_to_confirm`): someone else's, latest, not confirmed."""
+    return lead_to_confirm(decisions, user)
 
 
 class DecisionPanelWidget(QGroupBox):
     """Record and show decisions on the current candidate."""
 
-    decisions_changed = Signal(int, object)  # search id, list[Decision]
+    decisions_changed = Signal(int, object)  # search id, list[DecisionRecord]
     decision_failed = Signal(str)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
@@ -80,7 +82,7 @@ class DecisionPanelWidget(QGroupBox):
         self.note_edit.setPlaceholderText("Note: what you compared and why you decided so")
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
-        for decision in ("possible_lead", "excluded", "inconclusive"):
+        for decision in Decision.recordable():
             button = QPushButton(DECISION_LABELS[decision], self)
             button.setShortcut(QKeySequence(DECISION_KEYS[decision]))
             button.setToolTip(f"Record '{DECISION_LABELS[decision]}' ({DECISION_KEYS[decision]})")
@@ -125,7 +127,7 @@ class DecisionPanelWidget(QGroupBox):
         self.message_label.setText("")
         self._refresh()
 
-    def _decisions(self) -> list[Decision]:
+    def _decisions(self) -> list[DecisionRecord]:
         if self._search is None or self._candidate is None:
             return []
         subject = self._candidate.subject_id
@@ -160,16 +162,17 @@ class DecisionPanelWidget(QGroupBox):
         self.confirm_button.setEnabled(enabled and pending is not None)
 
     # ------------------------------------------------------------------ writes
-    def record(self, decision: str) -> None:
+    def record(self, decision: Decision | str) -> None:
         """Record a decision on the current candidate (on a worker, through the core)."""
         search, candidate = self._search, self._candidate
         if search is None or candidate is None or self._busy:
             return
+        decision = Decision(decision)
         note = with_blind_mark(self.note_edit.text().strip() or None, self.scores_hidden())
         search_id, subject_id = search.search_id, candidate.subject_id
         context = self.context
 
-        def work(cancel: CancelToken) -> tuple[int, list[Decision]]:
+        def work(cancel: CancelToken) -> tuple[int, list[DecisionRecord]]:
             with context.open_gallery() as gallery:
                 record_decision(gallery, search_id, subject_id, decision, note)
                 return search_id, decisions_for(gallery, search_id)
@@ -181,18 +184,19 @@ class DecisionPanelWidget(QGroupBox):
         search, candidate = self._search, self._candidate
         if search is None or candidate is None or self._busy:
             return
-        pending = pending_confirmation(self._decisions(), self.context.user)
+        decisions = self._decisions()
+        pending = pending_confirmation(decisions, self.context.user)
         if pending is None:
+            reason = why_no_lead_to_confirm(decisions, self.context.user)
             self._on_failed(
-                f"There is no possible lead on {candidate.subject_id} by another examiner to "
-                "confirm."
+                f"There is no possible lead on {candidate.subject_id} for you to confirm: {reason}."
             )
             return
         note = self.note_edit.text().strip() or None
         search_id, decision_id = search.search_id, pending.id
         context = self.context
 
-        def work(cancel: CancelToken) -> tuple[int, list[Decision]]:
+        def work(cancel: CancelToken) -> tuple[int, list[DecisionRecord]]:
             with context.open_gallery() as gallery:
                 confirm_lead(gallery, decision_id, note)
                 return search_id, decisions_for(gallery, search_id)
@@ -211,7 +215,7 @@ class DecisionPanelWidget(QGroupBox):
             on_finished=self._on_finished,
         )
 
-    def _on_recorded(self, result: tuple[int, list[Decision]]) -> None:
+    def _on_recorded(self, result: tuple[int, list[DecisionRecord]]) -> None:
         search_id, decisions = result
         message = self._done_message
         if self._search is not None and self._search.search_id == search_id:

@@ -393,7 +393,7 @@ class DuplicatesWidget(QWidget):
 
 def _pair_rows(gallery: Any, pairs: list[DuplicatePair]) -> list[PairRow]:
     """Add the face records, photo paths and the FMR at each score (worker side)."""
-    from workstation.calibration.gallery import calibration_for, fmr_excluding_pair
+    from workstation.gallery.calibration import calibration_for, fmr_excluding_pair
 
     calibration = calibration_for(gallery, gallery.model_id) if gallery.model_id else None
     rows = []

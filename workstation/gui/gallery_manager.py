@@ -200,15 +200,11 @@ class SubjectListModel(_ThumbnailListModel):
         seq, context, limit = self._seq, self._context, max(self.page_size, rows)
 
         def work(_cancel: CancelToken) -> tuple[int, str | None, list[SubjectRow], int, int]:
-            with context.open_gallery() as gallery:
-                # One read snapshot, so that the page and both counts agree.
-                gallery.conn.execute("BEGIN")
-                try:
-                    page = gallery.subject_page(query, 0, limit)
-                    everyone = gallery.subject_count()
-                    matching = gallery.subject_total(query) if query else everyone
-                finally:
-                    gallery.conn.execute("COMMIT")
+            # One read snapshot, so that the page and both counts agree.
+            with context.open_gallery() as gallery, gallery.read_snapshot():
+                page = gallery.subject_page(query, 0, limit)
+                everyone = gallery.subject_count()
+                matching = gallery.subject_total(query) if query else everyone
             return seq, query, [SubjectRow(s) for s in page], matching, everyone
 
         context.pool.start(

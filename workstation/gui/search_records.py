@@ -12,8 +12,8 @@ from typing import Any
 
 from PySide6.QtGui import QImage
 
-from workstation.domain import Candidate
-from workstation.gallery.admin import Decision, decisions_for
+from workstation.domain import Candidate, DecisionRecord
+from workstation.gallery.decisions import decisions_for
 from workstation.gallery.store import Gallery
 from workstation.gui.imaging import bgr_to_qimage
 
@@ -37,7 +37,7 @@ class SearchSummary:
     gallery_faces: int
     candidates: list[Candidate]
     note: str | None = None
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[DecisionRecord] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -62,7 +62,7 @@ def _candidate_from_dict(data: dict[str, Any]) -> Candidate:
 
 def load_case_searches(gallery: Gallery, case_id: str) -> list[SearchSummary]:
     """Every search of a case, oldest first, with its decisions (run on a worker)."""
-    rows = gallery.db.query("SELECT * FROM searches WHERE case_id = ? ORDER BY id", [case_id])
+    rows = gallery.searches_of_case(case_id)
     return [
         SearchSummary(
             search_id=int(row["id"]),
@@ -83,7 +83,7 @@ def load_case_searches(gallery: Gallery, case_id: str) -> list[SearchSummary]:
     ]
 
 
-def decision_text(decisions: list[Decision]) -> str:
+def decision_text(decisions: list[DecisionRecord]) -> str:
     """The state of one candidate in words, e.g. "possible lead (examiner1), confirmed by X"."""
     if not decisions:
         return ""

@@ -14,21 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from workstation import CAVEAT, __version__
-from workstation.audit.log import canonical_json, chain_head, list_events, utc_now, verify_chain
+from workstation.audit.actions import AuditAction
+from workstation.audit.log import canonical_json, chain_head, utc_now
 from workstation.errors import WorkstationError
-from workstation.gallery.admin import decisions_for
+from workstation.gallery.decisions import decisions_for
 from workstation.gallery.store import Gallery
 from workstation.permissions import make_export_private
 
 
 def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
-    case_rows = list(gallery.db.query("SELECT * FROM cases WHERE id = ?", [case_id]))
-    if not case_rows:
+    case = gallery.case(case_id)
+    if case is None:
         raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
-    case = case_rows[0]
     searches = []
     examiners: set[str] = set()
-    for row in gallery.db.query("SELECT * FROM searches WHERE case_id = ? ORDER BY id", [case_id]):
+    for row in gallery.searches_of_case(case_id):
         decisions = [d.to_dict() for d in decisions_for(gallery, int(row["id"]))]
         params = json.loads(row["params"])
         examiners.add(row["user"])
@@ -53,8 +53,8 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
                 "decisions": decisions,
             }
         )
-    events = [e.to_dict() for e in list_events(gallery.conn, case_id=case_id)]
-    chain = verify_chain(gallery.conn)
+    events = [e.to_dict() for e in gallery.audit_events(case_id=case_id)]
+    chain = gallery.verify_audit()
     return {
         "bundle_version": 1,
         "generated_at": utc_now(),
@@ -92,7 +92,7 @@ def export_case_bundle(
     out_path = Path(out_path)
     with gallery.transaction():
         gallery.audit(
-            "export",
+            AuditAction.EXPORT,
             {
                 "format": "evidence-bundle-json",
                 "path": str(out_path.resolve()),
@@ -109,10 +109,10 @@ def export_case_bundle(
 
 
 def _case_purpose(gallery: Gallery, case_id: str) -> str | None:
-    row = gallery.conn.execute("SELECT purpose FROM cases WHERE id = ?", (case_id,)).fetchone()
-    if row is None:
+    case = gallery.case(case_id)
+    if case is None:
         raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
-    return str(row[0])
+    return str(case["purpose"])
 
 
 def bundle_digest(bundle: dict[str, Any]) -> str:

@@ -1,0 +1,31 @@
+"""The one list of audited acts: every audit event's `action` is one of these.
+
+The value is what the audit table stores and what the hash covers, so a value never changes
+once released; a new kind of act is a new member here (and nowhere else): `append_event`
+refuses any other action, and the audit viewer, reports and tests read the names from here.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class AuditAction(str, Enum):
+    """What an audit event records."""
+
+    ENROL = "enrol"  # a photo's face enrolled for a subject
+    DELETE = "delete"  # a subject, its faces and photos removed (with a reason)
+    MERGE = "merge"  # two subjects joined into one (with a reason)
+    REEMBED = "reembed"  # every embedding recomputed with another model
+    INDEX_REBUILD = "index_rebuild"  # the vector index rebuilt from the database
+    CALIBRATE = "calibrate"  # a score calibration computed and stored
+    SEARCH = "search"  # a 1:N search of the gallery (case and purpose required)
+    COMPARE = "compare"  # a 1:1 comparison of two photos
+    DECISION = "decision"  # an examiner's decision on a candidate, or a confirmation
+    FOOTAGE_SCAN = "footage_scan"  # a video scanned into face tracks
+    FOOTAGE_FIND = "footage_find"  # a gallery subject looked for in footage
+    EXPORT = "export"  # a case exported (evidence bundle, report)
+    SETTINGS_CHANGE = "settings_change"  # an audited setting changed
+
+    def __str__(self) -> str:
+        return self.value

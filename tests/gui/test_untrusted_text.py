@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QAbstractItemView, QApplication, QLabel, QWidget
 
 from tests.footage_clips import make_clip
 from tests.gui.analyst_support import WAIT_MS, make_context
-from workstation.gallery.admin import record_decision
+from workstation.gallery.decisions import record_decision
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.search import ProbeInfo, search_face
 from workstation.gallery.store import Gallery

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from workstation.audit.actions import AuditAction
 from workstation.cli import main
 from workstation.gallery.store import Gallery
 from workstation.paths import config_dir, data_dir
@@ -93,8 +94,8 @@ def test_everything_written_is_for_the_owner_only(
 
 def test_sqlite_side_files_get_the_database_mode(tmp_path: Path) -> None:
     with Gallery(tmp_path / "g", user="examiner1") as gallery:
-        with gallery.transaction():
-            gallery.audit("test", {"n": 1})
+        with gallery.change() as change:
+            change.record(AuditAction.ENROL, {"n": 1})
         names = {p.name: mode(p) for p in (tmp_path / "g").iterdir()}
     assert names["gallery.sqlite-wal"] == 0o600 and names["gallery.sqlite-shm"] == 0o600
     assert names["gallery.sqlite"] == 0o600 and mode(tmp_path / "g") == 0o700

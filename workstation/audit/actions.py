@@ -26,6 +26,7 @@ class AuditAction(str, Enum):
     FOOTAGE_FIND = "footage_find"  # a gallery subject looked for in footage
     EXPORT = "export"  # a case exported (evidence bundle, report)
     SETTINGS_CHANGE = "settings_change"  # an audited setting changed
+    PERMISSIONS_FIX = "permissions_fix"  # the data folders' permissions restricted
 
     def __str__(self) -> str:
         return self.value

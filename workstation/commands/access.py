@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workstation.audit.actions import AuditAction
 from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, shown
 
 
@@ -30,8 +31,9 @@ def cmd_permissions(ctx: CliContext) -> int:
         ctx.say(f"{what}: {shown(folder)}: " + (shown(problem) if problem else "private"))
     if ctx.args.fix and (Path(ctx.gallery_dir) / DB_NAME).exists():
         gallery = ctx.gallery()
-        with gallery.transaction():
-            gallery.audit("permissions_fix", {"policy": policy.describe(), "changed": changed})
+        with gallery.change() as change:
+            details = {"policy": policy.describe(), "changed": changed}
+            change.record(AuditAction.PERMISSIONS_FIX, details)
         ctx.say(
             f"restricted {sum(changed.values())} folder and file mode(s); recorded in the audit log"
         )

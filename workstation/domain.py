@@ -214,27 +214,54 @@ class Face:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One ranked lead from a search: a gallery subject and its best-matching face."""
+    """One ranked lead from a search: a gallery subject and its best-matching face.
+
+    What a search stores (`stored_dict`) is ids, the score and its false-match rate; never the
+    subject's name: the name is looked up when a search record is read (`SearchRecord`), so a
+    deleted subject's name leaves every past search with it.
+    """
 
     rank: int
     subject_id: str
-    name: str | None
     face_id: int
-    image_id: int
     score: float
     fmr: float | None = None
-    expected_strangers: float | None = None
-    # The FMR in words ("1 in 2,300", "< 1 in 9,301", or why it is unknown).
+    # The FMR in words, made once by calibration.histogram.FmrEstimate.text ("1 in 2,300",
+    # "< 1 in 9,301") or the reason it is unknown; every surface shows these words as they are.
     fmr_text: str | None = None
+    # True when no stranger pair reached the score: `fmr` (and `expected_strangers`) are then
+    # upper bounds ("< 1 in N"), not point estimates.
+    fmr_upper_bound: bool = False
+    expected_strangers: float | None = None
+    # Resolved from the gallery when the record is read (never stored with the search):
+    name: str | None = None
+    subject_deleted: bool = False  # the subject was deleted after the search
+    face_quality: str | None = None  # verdict of the gallery face, None when it is gone
+
+    def stored_dict(self) -> dict[str, Any]:
+        """What the searches table keeps for this candidate (ids and numbers, no name)."""
+        return {
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "face_id": self.face_id,
+            "score": round(self.score, 5),
+            "fmr": self.fmr,
+            "fmr_text": self.fmr_text,
+            "fmr_upper_bound": self.fmr_upper_bound,
+            "expected_strangers": self.expected_strangers,
+        }
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON for `search --json` and the evidence bundle (flat: one object per candidate)."""
         return {
             "rank": self.rank,
             "subject_id": self.subject_id,
             "name": self.name,
+            "subject_deleted": self.subject_deleted,
             "face_id": self.face_id,
             "score": round(self.score, 5),
             "fmr": self.fmr,
             "expected_strangers": self.expected_strangers,
             "fmr_text": self.fmr_text,
+            "fmr_upper_bound": self.fmr_upper_bound,
         }

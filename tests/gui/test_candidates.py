@@ -16,7 +16,6 @@ from workstation.gui.candidates import (
     LEADS_NOT_IDENTIFICATIONS,
     CandidatesWidget,
     CandidateTableModel,
-    fmr_text,
     load_case_searches,
 )
 from workstation.vision.images import load_image
@@ -53,27 +52,53 @@ def test_model_passes_qtmodeltester(qtmodeltester, searched) -> None:  # type: i
     qtmodeltester.check(model, force_py=True)
 
 
-def test_false_match_columns_show_values_or_na(searched) -> None:  # type: ignore[no-untyped-def]
+def test_false_match_columns_show_the_stored_words_or_na(searched) -> None:  # type: ignore[no-untyped-def]
+    """The FMR cell shows the words the calibration wrote, as they are (a bound stays a bound);
+    n/a, with the reason as its tooltip, when the search was not calibrated."""
+    from PySide6.QtCore import Qt
+
     folder, _ = searched
     with Gallery(folder, user="examiner1") as gallery:
         search = load_case_searches(gallery, CASE.case_id)[0]
     model = CandidateTableModel("examiner1")
-    first = search.candidates[0]
-    search.candidates = [replace(first, fmr=None, expected_strangers=None)] + [
-        replace(c, fmr=1e-4, expected_strangers=0.02) for c in search.candidates[1:]
-    ]
+    first, second, *rest = search.candidates
+    unknown = "FMR unknown: only 12 impostor pairs to calibrate from"
+    search = replace(
+        search,
+        candidates=(
+            replace(first, fmr=None, fmr_text=unknown, expected_strangers=None),
+            replace(
+                second,
+                fmr=1.21e-5,
+                fmr_text="< 1 in 82,940",
+                fmr_upper_bound=True,
+                expected_strangers=0.00012,
+            ),
+            *(replace(c, fmr=1e-4, fmr_text="1 in 10,000", expected_strangers=0.02) for c in rest),
+        ),
+    )
     model.set_search(search)
+    tip = Qt.ItemDataRole.ToolTipRole
     assert model.data(model.index(0, model.COL_FMR)) == "n/a"
+    assert unknown in model.data(model.index(0, model.COL_FMR), tip)
     assert model.data(model.index(0, model.COL_STRANGERS)) == "n/a"
-    assert model.data(model.index(1, model.COL_FMR)) == "1 in 10,000"
-    assert model.data(model.index(1, model.COL_STRANGERS)) == "0.02"
+    assert model.data(model.index(1, model.COL_FMR)) == "< 1 in 82,940"
+    assert "upper bound" in model.data(model.index(1, model.COL_FMR), tip)
+    assert model.data(model.index(1, model.COL_STRANGERS)) == "< 0.00012"
+    assert model.data(model.index(2, model.COL_FMR)) == "1 in 10,000"
+    assert model.data(model.index(2, model.COL_STRANGERS)) == "0.02"
 
 
-def test_fmr_reads_as_one_in_n() -> None:
-    assert fmr_text(None) == "n/a"
-    assert fmr_text(0.00011) == "1 in 9,100"
-    assert fmr_text(0.5) == "1 in 2"
-    assert fmr_text(0.0) == "below measurable"
+def test_columns_come_from_the_one_spec() -> None:
+    from PySide6.QtCore import Qt
+
+    from workstation.reports.columns import Surface, columns_for
+
+    model = CandidateTableModel("examiner1")
+    spec = columns_for(Surface.SEARCH_TAB)
+    assert model.columnCount() == len(spec)
+    headers = [model.headerData(i, Qt.Orientation.Horizontal) for i in range(len(spec))]
+    assert headers == [c.header for c in spec]
 
 
 def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searched, engine):  # type: ignore[no-untyped-def]

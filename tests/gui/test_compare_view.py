@@ -3,6 +3,7 @@ landmarks on/off, metadata, stepping through candidates, a decision from inside 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,9 @@ def test_probe_file_changed_since_search_is_reported(qtbot, setup, tmp_path) -> 
     context, candidates, _image = setup
     search = candidates.current_search
     moved = tmp_path / "gone.jpg"
-    search.probe_path = str(moved)  # the recorded probe file is no longer there
+    # The recorded probe file is no longer there.
+    candidates.model.set_search(replace(search, probe=replace(search.probe, path=str(moved))))
+    candidates.select_candidate_row(0)
     dialog = CompareDialog(context, candidates, None)
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.load_failed, timeout=WAIT_MS) as blocker:

@@ -83,7 +83,7 @@ def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, pho
     assert len(candidates2.searches) == 1
     probe2 = second.search_page.probe
     qtbot.waitUntil(lambda: probe2.image is not None and not probe2.busy, timeout=WAIT_MS)
-    assert probe2.image.sha256 == candidates2.searches[0].probe_sha256  # the recorded probe
+    assert probe2.image.sha256 == candidates2.searches[0].probe.sha256  # the recorded probe
     candidates2.select_candidate_row(candidates2.model.row_of("obama"))
     panel2 = second.search_page.decisions
     assert panel2.confirm_button.isEnabled()

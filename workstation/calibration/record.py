@@ -181,11 +181,14 @@ def fmr_fields(calibration: Calibration, score: float, gallery_faces: int) -> di
         return {
             "fmr": None,
             "fmr_text": calibration.unknown_reason(),
+            "fmr_upper_bound": False,
             "expected_strangers": None,
         }
     strangers = estimate.expected_strangers(gallery_faces) if gallery_faces else None
     return {
         "fmr": float(f"{estimate.fmr:.3g}"),
         "fmr_text": estimate.text,
+        # No stranger reached the score: the rate (and the strangers) are upper bounds.
+        "fmr_upper_bound": estimate.below_floor,
         "expected_strangers": None if strangers is None else float(f"{strangers:.3g}"),
     }

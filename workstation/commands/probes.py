@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workstation import CAVEAT
 from workstation.commands.context import (
@@ -14,6 +14,9 @@ from workstation.commands.context import (
     shown,
 )
 from workstation.errors import WorkstationError
+
+if TYPE_CHECKING:
+    from workstation.gallery.records import SearchRecord
 
 
 def cmd_enroll(ctx: CliContext) -> int:
@@ -76,6 +79,7 @@ def cmd_search(ctx: CliContext) -> int:
     failures = 0
     if not args.json:
         ctx.say(f"NOTE: {CAVEAT}")
+        _print_legend(ctx)
     for given in args.images:
         try:
             image = _load_noting_frames(ctx, given)
@@ -109,40 +113,52 @@ def cmd_search(ctx: CliContext) -> int:
         if args.json:
             ctx.json_line(result.to_dict())
             continue
-        face = result.face
-        ctx.say(
-            f"\n{shown(given)} (sha256 {result.probe.sha256[:16]}…): search {result.search_id}, "
-            f"case {shown(case_id)}; "
-            f"{result.faces_found} face(s) found, searched face {face.index} "
-            f"({face.source.value}, box "
-            f"{face.box.as_list()}); quality {face.quality.verdict.value}"
-            + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
-        )
-        ctx.say(f"gallery: {result.gallery_faces} faces; model {engine.model.short}")
-        if result.note:
-            ctx.say(f"examiner's note ({result.quality_gate}): {shown(result.note)}")
-        calibration = result.calibration or {}
-        ctx.say(
-            f"false-match rates from {calibration.get('label')} "
-            f"({calibration.get('impostor_pairs', 0):,} impostor pairs: "
-            f"{', '.join(calibration.get('sources') or ['none'])}"
-            + ("; STALE: run `workstation calibrate`" if calibration.get("stale") else "")
-            + ")"
-        )
-        if not result.candidates:
-            ctx.say("  no candidates (the gallery is empty)")
-        else:
-            ctx.say("  rank   score  strangers this high (FMR)    expected in gallery  subject")
-        for c in result.candidates:
-            strangers = "?" if c.expected_strangers is None else f"{c.expected_strangers:.3g}"
-            if c.fmr_text and c.fmr_text.startswith("<") and strangers != "?":
-                strangers = "< " + strangers
-            fmr = c.fmr_text if c.fmr is not None else "unknown"
-            ctx.say(
-                f"  {c.rank:>4}  {c.score:6.4f}  {fmr:<27}  {strangers:>19}  "
-                f"{shown(c.subject_id)}  {shown(c.name)}"
-            )
+        _print_search(ctx, result, engine.model.short)
     return EXIT_FAILED if failures == len(args.images) else EXIT_OK
+
+
+def _print_search(ctx: CliContext, record: SearchRecord, model: str) -> None:
+    """A recorded search as text: the probe, the face, the calibration and the candidates (the
+    same columns and words as every other surface: workstation.reports.columns)."""
+    from workstation.reports.columns import Surface, text_table
+
+    face = record.face
+    ctx.say(
+        f"\n{shown(record.probe.path)} (sha256 {record.probe.sha256[:16]}…): search "
+        f"{record.search_id}, case {shown(record.case_id)}; {record.faces_found} face(s) found, "
+        f"searched face {face.index} ({face.source.value}, box {face.box.as_list()}); quality "
+        f"{face.quality.verdict.value}"
+        + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
+    )
+    ctx.say(f"gallery: {record.gallery_faces} faces; model {model}")
+    if record.note:
+        ctx.say(f"examiner's note ({record.quality_gate}): {shown(record.note)}")
+    _print_calibration(ctx, record)
+    if not record.candidates:
+        ctx.say("  no candidates (the gallery is empty)")
+        return
+    for line in text_table(record, Surface.CLI, escape=shown):
+        ctx.say(f"  {line}")
+
+
+def _print_calibration(ctx: CliContext, record: SearchRecord) -> None:
+    calibration = record.calibration or {}
+    ctx.say(
+        f"false-match rates from {calibration.get('label')} "
+        f"({calibration.get('impostor_pairs', 0):,} impostor pairs: "
+        f"{', '.join(calibration.get('sources') or ['none'])}"
+        + ("; STALE: run `workstation calibrate`" if calibration.get("stale") else "")
+        + ")"
+    )
+    unknown = next((c for c in record.candidates if c.fmr is None and c.fmr_text), None)
+    if unknown is not None:
+        ctx.say(unknown.fmr_text)
+
+
+def _print_legend(ctx: CliContext) -> None:
+    from workstation.reports.columns import Surface, legend
+
+    ctx.say(legend(Surface.CLI))
 
 
 # ---------------------------------------------------------------------- footage
@@ -157,6 +173,7 @@ def cmd_footage(ctx: CliContext) -> int:
     )
     from workstation.gallery.search import require_case
     from workstation.progress import drain
+    from workstation.reports.columns import Surface, text_table
 
     args = ctx.args
     case_id, purpose = require_case(args.case, args.purpose)
@@ -193,6 +210,8 @@ def cmd_footage(ctx: CliContext) -> int:
     if args.find_subject:
         return _print_subject_segments(ctx, scan, case_id, purpose)
     failures = 0
+    if not args.json:
+        _print_legend(ctx)
     for track in scan.tracks:
         row: dict[str, Any] = {
             **track.summary(),
@@ -204,10 +223,11 @@ def cmd_footage(ctx: CliContext) -> int:
             "candidates": [],
             "error": None,
         }
+        record = None
         try:
-            result = search_track(gallery, scan, track, case_id, purpose, args.top, args.note)
-            row["search_id"] = result.search_id
-            row["candidates"] = [c.to_dict() for c in result.candidates]
+            record = search_track(gallery, scan, track, case_id, purpose, args.top, args.note)
+            row["search_id"] = record.search_id
+            row["candidates"] = [c.to_dict() for c in record.candidates]
         except WorkstationError as exc:
             failures += 1
             row["error"] = str(exc)
@@ -220,14 +240,13 @@ def cmd_footage(ctx: CliContext) -> int:
             f"({row['best_tc']}), quality {row['quality']}"
             + (f", search {row['search_id']}" if row["search_id"] else "")
         )
-        if row["error"]:
+        if record is None:
             ctx.warn(f"  error: {row['error']}")
-        elif not row["candidates"]:
+        elif not record.candidates:
             ctx.say("  no candidates (the gallery is empty)")
-        for c in row["candidates"]:
-            ctx.say(
-                f"  {c['rank']:>3}  {c['score']:7.4f}  {shown(c['subject_id'])}  {shown(c['name'])}"
-            )
+        else:
+            for line in text_table(record, Surface.CLI, escape=shown):
+                ctx.say(f"  {line}")
     if not args.json:
         ctx.say(
             f"\n{len(scan.tracks)} track(s) in {scan.scanned_s:.1f} s of video "

@@ -27,7 +27,7 @@ from workstation.footage.video import VideoInfo, timecode
 from workstation.gallery.search import (
     DEFAULT_TOP_K,
     ProbeInfo,
-    SearchResult,
+    SearchRecord,
     require_case,
     search_face,
 )
@@ -92,7 +92,7 @@ def search_track(
     purpose: str | None,
     top_k: int = DEFAULT_TOP_K,
     note: str | None = None,
-) -> SearchResult:
+) -> SearchRecord:
     """Search the gallery with a track's template; recorded with the video lineage."""
     lineage = track_lineage(scan, track)
     return search_face(
@@ -120,7 +120,7 @@ def search_frame(
     box: BBox | None = None,
     face_index: int | None = None,
     note: str | None = None,
-) -> SearchResult:
+) -> SearchRecord:
     """Search one chosen face (largest, face N, or a drawn box) in one frame of a video."""
     gallery.check_model(engine.model)
     lineage = video.lineage(frame_index)

@@ -7,8 +7,7 @@ identifications.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,67 +17,31 @@ from workstation.audit.log import utc_now
 from workstation.domain import BBox, Candidate, Face
 from workstation.errors import CaseRequiredError
 from workstation.gallery.gate import check_quality_gate
+from workstation.gallery.records import (
+    FACTS_KEY,
+    ProbeInfo,
+    SearchedFace,
+    SearchRecord,
+    facts_for,
+)
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, select_face
 from workstation.vision.images import LoadedImage
 
+__all__ = [
+    "DEFAULT_TOP_K",
+    "Comparison",
+    "ProbeInfo",
+    "SearchRecord",
+    "compare_images",
+    "rank_candidates",
+    "record_comparison",
+    "require_case",
+    "search_face",
+    "search_image",
+]
+
 DEFAULT_TOP_K = 20  # what the FBI's face service returns to an investigator
-
-
-@dataclass(frozen=True)
-class ProbeInfo:
-    """Where a probe face came from: enough to trace it back to the exact file."""
-
-    path: str
-    sha256: str
-    width: int
-    height: int
-    frame: dict[str, Any] | None = None  # video lineage (frame index, timecode) when from footage
-
-    @classmethod
-    def from_image(cls, image: LoadedImage, path_as_given: str | None = None) -> ProbeInfo:
-        return cls(path_as_given or str(image.path), image.sha256, image.width, image.height)
-
-
-@dataclass
-class SearchResult:
-    search_id: int
-    case_id: str
-    purpose: str
-    user: str
-    created_at: str
-    probe: ProbeInfo
-    face: Face
-    faces_found: int
-    candidates: list[Candidate]
-    model_id: str
-    gallery_faces: int
-    gallery_subjects: int
-    params: dict[str, Any] = field(default_factory=dict)
-    note: str | None = None
-    quality_gate: str | None = None  # "passed", or searched despite poor quality with a note
-
-    @property
-    def calibration(self) -> dict[str, Any] | None:
-        """Summary of the score calibration the FMRs came from (id, sha256, sources, pairs)."""
-        return self.params.get("calibration")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "probe": self.probe.path,
-            "sha256": self.probe.sha256,
-            "search_id": self.search_id,
-            "case": self.case_id,
-            "purpose": self.purpose,
-            "face": {**self.face.to_dict(), "faces_found": self.faces_found},
-            "model_id": self.model_id,
-            "gallery_faces": self.gallery_faces,
-            "candidates": [c.to_dict() for c in self.candidates],
-            "calibration": self.calibration,
-            "quality_gate": self.quality_gate,
-            "note": self.note,
-            "error": None,
-        }
 
 
 def require_case(case_id: str | None, purpose: str | None) -> tuple[str, str]:
@@ -92,7 +55,7 @@ def require_case(case_id: str | None, purpose: str | None) -> tuple[str, str]:
 
 
 def rank_candidates(gallery: Gallery, embedding: np.ndarray, top_k: int) -> list[Candidate]:
-    """Top-k subjects by their best face's cosine similarity.
+    """Top-k subjects by their best face's cosine similarity (ids and scores; no names).
 
     Scores are exact; above the index's size threshold the short list they are computed for
     comes from the approximate index (its measured recall is in `workstation index info`).
@@ -105,7 +68,7 @@ def rank_candidates(gallery: Gallery, embedding: np.ndarray, top_k: int) -> list
     while True:
         scores, ids = index.search(embedding, k)
         best.clear()
-        subject_of = _subjects_of(gallery, [int(i) for i in ids])
+        subject_of = gallery.face_subjects([int(i) for i in ids])
         for score, face_id in zip(scores, ids, strict=True):
             subject = subject_of.get(int(face_id))
             if subject is not None and subject not in best:
@@ -114,38 +77,10 @@ def rank_candidates(gallery: Gallery, embedding: np.ndarray, top_k: int) -> list
             break
         k = min(index.count, k * 4)
     ranked = sorted(best.items(), key=lambda item: -item[1][0])[:top_k]
-    details = _face_details(gallery, [face_id for _, (_, face_id) in ranked])
     return [
-        Candidate(
-            rank=rank,
-            subject_id=subject,
-            name=details[face_id][1],
-            face_id=face_id,
-            image_id=details[face_id][0],
-            score=score,
-        )
+        Candidate(rank=rank, subject_id=subject, face_id=face_id, score=score)
         for rank, (subject, (score, face_id)) in enumerate(ranked, start=1)
     ]
-
-
-def _subjects_of(gallery: Gallery, face_ids: list[int]) -> dict[int, str]:
-    if not face_ids:
-        return {}
-    marks = ",".join("?" * len(face_ids))
-    rows = gallery.conn.execute(f"SELECT id, subject_id FROM faces WHERE id IN ({marks})", face_ids)
-    return {int(r[0]): r[1] for r in rows}
-
-
-def _face_details(gallery: Gallery, face_ids: list[int]) -> dict[int, tuple[int, str | None]]:
-    if not face_ids:
-        return {}
-    marks = ",".join("?" * len(face_ids))
-    rows = gallery.conn.execute(
-        f"SELECT f.id, f.image_id, s.name FROM faces f JOIN subjects s ON s.id = f.subject_id "
-        f"WHERE f.id IN ({marks})",
-        face_ids,
-    )
-    return {int(r[0]): (int(r[1]), r[2]) for r in rows}
 
 
 def search_face(
@@ -158,12 +93,14 @@ def search_face(
     faces_found: int = 1,
     note: str | None = None,
     extra_params: dict[str, Any] | None = None,
-) -> SearchResult:
-    """Search the gallery with an already analysed face and record the search.
+) -> SearchRecord:
+    """Search the gallery with an already analysed face, record the search, return its record.
 
     Each candidate carries the false-match rate at its score (how often a stranger scores that
-    high) and the expected number of strangers at or above it in this gallery. A poor-quality
-    probe is refused with QualityGateError unless `note` says why it is searched anyway.
+    high, in words made once by the calibration) and the expected number of strangers at or
+    above it in this gallery. A poor-quality probe is refused with QualityGateError unless
+    `note` says why it is searched anyway. The record returned is read back from the stored
+    row, so it is the same object a later `gallery.search_record(search_id)` gives.
     """
     from workstation.calibration.record import fmr_fields
     from workstation.gallery.calibration import calibration_for, store_calibration
@@ -172,6 +109,7 @@ def search_face(
     assert face.model is not None
     gallery.check_model(face.model)
     gate = check_quality_gate(face, note, probe.path)
+    started_at = utc_now()
     calibration = calibration_for(gallery, str(face.model))
     faces_now = gallery.face_count()
     candidates = [
@@ -184,34 +122,27 @@ def search_face(
         **(extra_params or {}),
         "quality_gate": gate,
     }
-    face_json = {**face.to_dict(), "faces_found": faces_found}
+    searched = SearchedFace.from_face(face, faces_found)
     created_at = utc_now()
-    with gallery.transaction() as conn:
+    with gallery.transaction():
         # A calibration computed for this search is stored with it (its id goes in the params).
         calibration = store_calibration(gallery, calibration)
         params["calibration"] = calibration.summary()
         new_case = gallery.ensure_case(case_id, purpose)
         gallery_faces, gallery_subjects = gallery.face_count(), gallery.subject_count()
-        search_id = conn.execute(
-            "INSERT INTO searches (case_id, purpose, user, created_at, probe_path, probe_sha256, "
-            "face, model_id, params, gallery_size, candidates, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                case_id,
-                purpose,
-                gallery.user,
-                created_at,
-                probe.path,
-                probe.sha256,
-                json.dumps(face_json),
-                str(face.model),
-                json.dumps(params),
-                gallery_faces,
-                json.dumps([c.to_dict() for c in candidates]),
-                note,
-            ),
-        ).lastrowid
-        assert search_id is not None
+        search_id = gallery.add_search(
+            case_id=case_id,
+            purpose=purpose,
+            created_at=created_at,
+            probe_path=probe.path,
+            probe_sha256=probe.sha256,
+            face=searched.to_dict(),
+            model_id=str(face.model),
+            params={**params, FACTS_KEY: facts_for(probe, started_at, gallery_subjects)},
+            gallery_faces=gallery_faces,
+            candidates=[c.stored_dict() for c in candidates],
+            note=note,
+        )
         gallery.audit(
             AuditAction.SEARCH,
             {
@@ -227,6 +158,7 @@ def search_face(
                 "quality_reasons": list(face.quality.reasons),
                 "model_id": str(face.model),
                 "params": params,
+                "started_at": started_at,
                 "gallery_faces": gallery_faces,
                 "gallery_subjects": gallery_subjects,
                 "note": note,
@@ -246,23 +178,7 @@ def search_face(
             case_id=case_id,
             purpose=purpose,
         )
-    return SearchResult(
-        search_id=search_id,
-        case_id=case_id,
-        purpose=purpose,
-        user=gallery.user,
-        created_at=created_at,
-        probe=probe,
-        face=face,
-        faces_found=faces_found,
-        candidates=candidates,
-        model_id=str(face.model),
-        gallery_faces=gallery_faces,
-        gallery_subjects=gallery_subjects,
-        params=params,
-        note=note,
-        quality_gate=gate,
-    )
+    return gallery.search_record(search_id)
 
 
 def search_image(
@@ -276,7 +192,7 @@ def search_image(
     face_index: int | None = None,
     path_as_given: str | None = None,
     note: str | None = None,
-) -> SearchResult:
+) -> SearchRecord:
     """Pick the probe face in a photo (drawn box, face number, or the largest) and search."""
     case_id, purpose = require_case(case_id, purpose)
     gallery.check_model(engine.model)

@@ -44,6 +44,7 @@ from workstation.audit.log import AuditEvent, ChainReport, append_event, list_ev
 from workstation.domain import Decision, DecisionRecord, ModelId
 from workstation.errors import GalleryError, ModelMismatchError
 from workstation.gallery.change import GalleryChange, insert_calibration, insert_case
+from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
 from workstation.paths import current_user
 from workstation.permissions import create_private_file, make_private_dir, restrict_process
@@ -754,6 +755,97 @@ class Gallery:
             return VectorIndex(self.folder, self.model_dim, generation, self.model_id)
         return None
 
+    # ------------------------------------------------------------------ search records
+    # (issue 14 item 1: the one record of a search, built here from the stored rows)
+    def add_search(
+        self,
+        *,
+        case_id: str,
+        purpose: str,
+        created_at: str,
+        probe_path: str,
+        probe_sha256: str,
+        face: dict[str, Any],
+        model_id: str,
+        params: dict[str, Any],
+        gallery_faces: int,
+        candidates: list[dict[str, Any]],
+        note: str | None,
+    ) -> int:
+        """Store one search inside `transaction()` (with its audit event); returns its id.
+
+        `candidates` are `Candidate.stored_dict()` rows: ids and numbers, never names.
+        """
+        self._require_transaction()
+        search_id = self._conn.execute(
+            'INSERT INTO searches (case_id, purpose, "user", created_at, probe_path, '
+            "probe_sha256, face, model_id, params, gallery_size, candidates, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case_id,
+                purpose,
+                self.user,
+                created_at,
+                probe_path,
+                probe_sha256,
+                json.dumps(face),
+                model_id,
+                json.dumps(params),
+                gallery_faces,
+                json.dumps(candidates),
+                note,
+            ),
+        ).lastrowid
+        assert search_id is not None
+        return int(search_id)
+
+    def search_record(self, search_id: int) -> SearchRecord:
+        """The record of one stored search, with its decisions and today's subject names."""
+        with self.read_snapshot():
+            row = self.search_row(search_id)
+            if row is None:
+                raise GalleryError(
+                    f"search {search_id} does not exist in the gallery {self.folder}"
+                )
+            return self._search_records([row])[0]
+
+    def case_search_records(self, case_id: str) -> list[SearchRecord]:
+        """Every search of a case, oldest first, each with its decisions."""
+        with self.read_snapshot():
+            return self._search_records(self.searches_of_case(case_id))
+
+    def _search_records(self, rows: list[dict[str, Any]]) -> list[SearchRecord]:
+        """Records of stored search rows: their decisions, and the names and face quality of
+        their candidates as the gallery holds them now (call inside `read_snapshot`)."""
+        if not rows:
+            return []
+        ids = [int(row["id"]) for row in rows]
+        subject_ids: set[str] = set()
+        face_ids: set[int] = set()
+        for row in rows:
+            for stored in json.loads(row["candidates"]):
+                subject_ids.add(str(stored["subject_id"]))
+                face_ids.add(int(stored["face_id"]))
+        decisions: dict[int, list[DecisionRecord]] = {i: [] for i in ids}
+        names: dict[str, str | None] = {}
+        quality: dict[int, str | None] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE search_id IN ({marks})"
+            for row in self._conn.execute(sql + " ORDER BY id", chunk):
+                decision = _decision(row)
+                decisions[decision.search_id].append(decision)
+        for chunk in _chunks(sorted(subject_ids)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, name FROM subjects WHERE id IN ({marks})"
+            names.update(self._conn.execute(sql, chunk))
+        for chunk in _chunks(sorted(face_ids)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, quality FROM faces WHERE id IN ({marks})"
+            for face_id, text in self._conn.execute(sql, chunk):
+                quality[int(face_id)] = json.loads(text).get("verdict")
+        return [record_from_row(row, decisions[int(row["id"])], names, quality) for row in rows]
+
 
 def no_gallery_message(folder: Path) -> str:
     return (
@@ -795,7 +887,7 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
         raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
 
 
-def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+def _chunks(ids: list[Any], size: int = 500) -> Iterator[list[Any]]:
     """SQLite allows at most 999 parameters per statement in older builds."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]

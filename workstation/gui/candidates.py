@@ -31,85 +31,79 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.domain import Candidate, DecisionRecord
+from workstation.gallery.records import SearchRecord
 from workstation.gui.context import AppContext
 from workstation.gui.search_records import (
-    NA,
     THUMB_SIDE,
-    SearchSummary,
     blind_order_key,
-    decision_text,
-    fmr_text,
     load_case_searches,
     load_thumbnails,
 )
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.text import tooltip as plain_tooltip
 from workstation.progress import CancelToken
+from workstation.reports.columns import (
+    HIDDEN,
+    NA,
+    Align,
+    Surface,
+    column_index,
+    columns_for,
+    decision_text,
+)
 
 __all__ = [
+    "HIDDEN",
     "NA",
-    "SearchSummary",
     "decision_text",
-    "fmr_text",
     "load_case_searches",
 ]
 
 Index = QModelIndex | QPersistentModelIndex
-HIDDEN = "hidden"
+COLUMNS = columns_for(Surface.SEARCH_TAB)
 
 
 class CandidateTableModel(RowsTableModel):
-    """Rows are the candidates of one search; read-only."""
+    """Rows are the candidates of one search record; read-only. Columns, headers and words come
+    from the one candidate column spec (workstation.reports.columns)."""
 
-    COL_RANK, COL_THUMB, COL_SUBJECT, COL_NAME, COL_SCORE = range(5)
-    COL_FMR, COL_STRANGERS, COL_QUALITY, COL_DECISION = range(5, 9)
+    COLUMNS = COLUMNS
+    # Columns this model treats specially (the thumbnail); the others are only read from the spec.
+    COL_RANK = column_index(Surface.SEARCH_TAB, "rank")
+    COL_THUMB = column_index(Surface.SEARCH_TAB, "face")
+    COL_SUBJECT = column_index(Surface.SEARCH_TAB, "subject")
+    COL_NAME = column_index(Surface.SEARCH_TAB, "name")
+    COL_SCORE = column_index(Surface.SEARCH_TAB, "score")
+    COL_FMR = column_index(Surface.SEARCH_TAB, "fmr")
+    COL_STRANGERS = column_index(Surface.SEARCH_TAB, "strangers")
+    COL_QUALITY = column_index(Surface.SEARCH_TAB, "quality")
+    COL_DECISION = column_index(Surface.SEARCH_TAB, "decision")
     NUMBERED_ROWS = True
-    HEADERS = (
-        "Rank",
-        "Face",
-        "Subject",
-        "Name",
-        "Score",
-        "FMR",
-        "Strangers",
-        "Quality",
-        "Decision",
-    )
-    HEADER_TIPS = (
-        "Rank by score (1 = most similar)",
-        "The candidate's best-matching gallery face",
-        "Gallery subject id",
-        "Name recorded for the subject",
-        "Cosine similarity of the two faces (higher is more alike; not a probability)",
-        "False-match rate at this score: how often two different people score this high",
-        "How many different people a gallery of this size is expected to hold at or above "
-        "this score",
-        "Quality of the gallery face",
-        "Decisions recorded on this candidate",
-    )
+    HEADERS = tuple(c.header for c in COLUMNS)
+    HEADER_TIPS = tuple(c.tooltip for c in COLUMNS)
     CandidateRole = Qt.ItemDataRole.UserRole + 1
     SortKeyRole = Qt.ItemDataRole.UserRole + 2
+    _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    _LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
     def __init__(self, user: str, parent: Any = None) -> None:
         super().__init__(parent)
         self.user = user
-        self._search: SearchSummary | None = None
+        self._search: SearchRecord | None = None
         self._rows: list[Candidate] = []
         self._thumbs: dict[int, QPixmap] = {}
-        self._quality: dict[int, str] = {}
         self._blind = False
         self._rows_hidden = False
 
     # ------------------------------------------------------------------ content
     @property
-    def search(self) -> SearchSummary | None:
+    def search(self) -> SearchRecord | None:
         return self._search
 
-    def set_search(self, search: SearchSummary | None) -> None:
+    def set_search(self, search: SearchRecord | None) -> None:
         self.beginResetModel()
         self._search = search
         self._thumbs.clear()
-        self._quality.clear()
         self._rows = self._ordered()
         self.endResetModel()
 
@@ -123,30 +117,30 @@ class CandidateTableModel(RowsTableModel):
             return sorted(candidates, key=lambda c: blind_order_key(sid, c.subject_id))
         return sorted(candidates, key=lambda c: c.rank)
 
-    def set_thumbnails(self, search_id: int, thumbs: dict[int, tuple[QImage, str]]) -> None:
-        """Face thumbnails and gallery-face quality by face id (arrive from a worker)."""
+    def set_thumbnails(self, search_id: int, thumbs: dict[int, QImage]) -> None:
+        """Face thumbnails by face id (arrive from a worker)."""
         if self._search is None or self._search.search_id != search_id:
             return
-        for face_id, (image, verdict) in thumbs.items():
+        for face_id, image in thumbs.items():
             self._thumbs[face_id] = QPixmap.fromImage(image)
-            self._quality[face_id] = verdict
         if self._rows:
             self.dataChanged.emit(
-                self.index(0, self.COL_THUMB), self.index(len(self._rows) - 1, self.COL_QUALITY)
+                self.index(0, self.COL_THUMB), self.index(len(self._rows) - 1, self.COL_THUMB)
             )
 
     def set_decisions(self, search_id: int, decisions: list[DecisionRecord]) -> None:
         if self._search is None or self._search.search_id != search_id:
             return
-        # The decisions list may be shared with (and already updated by) the decision panel, so
-        # compare with how the rows were last laid out rather than with the old list.
-        self._search.decisions = list(decisions)
+        # Compare with how the rows were last laid out: the decisions decide blind review.
+        self._search = self._search.with_decisions(decisions)
         if self._rows_hidden != self.scores_hidden:
             self.beginResetModel()
             self._rows = self._ordered()
             self.endResetModel()
         elif self._rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, 8))
+            self.dataChanged.emit(
+                self.index(0, 0), self.index(len(self._rows) - 1, self.columnCount() - 1)
+            )
 
     # ------------------------------------------------------------------ blind review
     @property
@@ -160,9 +154,7 @@ class CandidateTableModel(RowsTableModel):
         self.endResetModel()
 
     def decisions_of(self, subject_id: str) -> list[DecisionRecord]:
-        if self._search is None:
-            return []
-        return [d for d in self._search.decisions if d.subject_id == subject_id]
+        return [] if self._search is None else self._search.decisions_of(subject_id)
 
     @property
     def undecided(self) -> int:
@@ -192,54 +184,29 @@ class CandidateTableModel(RowsTableModel):
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         candidate = self.row_at(index)
-        if candidate is None:
+        if candidate is None or self._search is None:
             return None
-        column = index.column()
+        column = self.COLUMNS[index.column()]
         if role == self.CandidateRole:
             return candidate
-        if role == Qt.ItemDataRole.DecorationRole and column == self.COL_THUMB:
-            return self._thumbs.get(candidate.face_id)
-        if role == Qt.ItemDataRole.SizeHintRole and column == self.COL_THUMB:
-            return QSize(THUMB_SIDE + 4, THUMB_SIDE + 4)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
-            self.COL_RANK,
-            self.COL_SCORE,
-            self.COL_FMR,
-            self.COL_STRANGERS,
-        ):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == self.SortKeyRole:
             return candidate.rank
+        if column.image:
+            if role == Qt.ItemDataRole.DecorationRole:
+                return self._thumbs.get(candidate.face_id)
+            if role == Qt.ItemDataRole.SizeHintRole:
+                return QSize(THUMB_SIDE + 4, THUMB_SIDE + 4)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return plain_tooltip(column.tip(candidate, self._search))
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return self._RIGHT if column.align is Align.RIGHT else self._LEFT
+        hidden = column.hidden_in_blind_review and self.scores_hidden
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(candidate, column, False)
+            return HIDDEN if hidden else column.text(candidate, self._search)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return plain_tooltip(self._text(candidate, column, True))
-        return None
-
-    def _text(self, c: Candidate, column: int, tooltip: bool) -> str | None:
-        hidden = self.scores_hidden
-        if column == self.COL_RANK:
-            return HIDDEN if hidden else str(c.rank)
-        if column == self.COL_THUMB:
-            return None if not tooltip else f"best-matching gallery face {c.face_id}"
-        if column == self.COL_SUBJECT:
-            return c.subject_id
-        if column == self.COL_NAME:
-            return c.name or ""
-        if column == self.COL_SCORE:
-            return HIDDEN if hidden else f"{c.score:.3f}"
-        if column == self.COL_FMR:
-            if hidden:
-                return HIDDEN
-            return fmr_text(c.fmr)
-        if column == self.COL_STRANGERS:
-            if hidden:
-                return HIDDEN
-            return NA if c.expected_strangers is None else f"{c.expected_strangers:.2g}"
-        if column == self.COL_QUALITY:
-            return self._quality.get(c.face_id, "")
-        if column == self.COL_DECISION:
-            return decision_text(self.decisions_of(c.subject_id))
+            # Names and ids are stored text: shown as text, never as markup.
+            return HIDDEN if hidden else plain_tooltip(column.tip(candidate, self._search))
         return None
 
 
@@ -254,8 +221,8 @@ LEADS_NOT_IDENTIFICATIONS = (
 class CandidatesWidget(QWidget):
     """The leads line, the case's searches, and the candidate table."""
 
-    candidate_selected = Signal(object, object)  # SearchSummary, Candidate | None
-    search_chosen = Signal(object)  # SearchSummary | None
+    candidate_selected = Signal(object, object)  # SearchRecord, Candidate | None
+    search_chosen = Signal(object)  # SearchRecord | None
     compare_requested = Signal()
     searches_loaded = Signal(int)  # number of searches in the case
 
@@ -303,7 +270,7 @@ class CandidatesWidget(QWidget):
         layout.addWidget(self.blind_label)
         layout.addWidget(self.table, 1)
 
-        self._searches: list[SearchSummary] = []
+        self._searches: list[SearchRecord] = []
         self.search_combo.currentIndexChanged.connect(self._on_search_chosen)
         self.blind_box.toggled.connect(self._on_blind_toggled)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
@@ -315,11 +282,11 @@ class CandidatesWidget(QWidget):
 
     # ------------------------------------------------------------------ searches
     @property
-    def searches(self) -> list[SearchSummary]:
+    def searches(self) -> list[SearchRecord]:
         return list(self._searches)
 
     @property
-    def current_search(self) -> SearchSummary | None:
+    def current_search(self) -> SearchRecord | None:
         return self.model.search
 
     def current_candidate(self) -> Candidate | None:
@@ -334,7 +301,7 @@ class CandidatesWidget(QWidget):
             return
         context = self.context
 
-        def work(cancel: CancelToken) -> tuple[list[SearchSummary], int | None]:
+        def work(cancel: CancelToken) -> tuple[list[SearchRecord], int | None]:
             with context.open_gallery() as gallery:
                 return load_case_searches(gallery, case.case_id), select_search_id
 
@@ -345,7 +312,7 @@ class CandidatesWidget(QWidget):
     def _on_failed(self, message: str) -> None:
         self.context.status_message.emit(message)
 
-    def _on_searches_loaded(self, loaded: tuple[list[SearchSummary], int | None]) -> None:
+    def _on_searches_loaded(self, loaded: tuple[list[SearchRecord], int | None]) -> None:
         searches, wanted = loaded
         previous = self.model.search.search_id if self.model.search else None
         self._searches = searches
@@ -372,22 +339,26 @@ class CandidatesWidget(QWidget):
         else:
             self.candidate_selected.emit(search, None)
 
-    def _load_thumbnails(self, search: SearchSummary) -> None:
+    def _load_thumbnails(self, search: SearchRecord) -> None:
         context = self.context
 
-        def work(cancel: CancelToken) -> tuple[int, dict[int, tuple[QImage, str]]]:
+        def work(cancel: CancelToken) -> tuple[int, dict[int, QImage]]:
             with context.open_gallery() as gallery:
                 return search.search_id, load_thumbnails(gallery, search.candidates)
 
         # Bound methods (not lambdas) so Qt drops the call if this widget is gone by then.
         context.pool.start(work, owner=self, on_result=self._on_thumbnails_ready)
 
-    def _on_thumbnails_ready(self, result: tuple[int, dict[int, tuple[QImage, str]]]) -> None:
+    def _on_thumbnails_ready(self, result: tuple[int, dict[int, QImage]]) -> None:
         self.model.set_thumbnails(*result)
 
     def set_decisions(self, search_id: int, decisions: list[DecisionRecord]) -> None:
         current = self.current_candidate()
         self.model.set_decisions(search_id, decisions)
+        # Keep the case's list in step, so choosing this search again shows its decisions.
+        self._searches = [
+            s.with_decisions(decisions) if s.search_id == search_id else s for s in self._searches
+        ]
         if current is not None:
             row = self.model.row_of(current.subject_id)
             if row >= 0 and row != self.table.currentIndex().row():

@@ -32,17 +32,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.domain import BBox, Candidate
+from workstation.domain import BBox, Candidate, FaceSource
 from workstation.errors import ImageError
+from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
 from workstation.gui.candidates import HIDDEN, CandidatesWidget
 from workstation.gui.context import AppContext
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.image_views import LinkedImageView, OverlayView, link_views
 from workstation.gui.imaging import bgr_to_qimage
-from workstation.gui.search_records import SearchSummary
 from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
+from workstation.reports.columns import cell, name_words
 from workstation.vision.alignment import ARCFACE_TEMPLATE_112, crop_box, similarity_transform
 from workstation.vision.images import LoadedImage, load_image
 
@@ -100,32 +101,34 @@ def _file_date(path: str) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M UTC (modified)")
 
 
-def probe_side(search: SearchSummary, image: LoadedImage | None) -> FaceSide:
+def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
     """The probe as it was searched; re-read from its file unless the same photo is open."""
-    if image is None or image.sha256 != search.probe_sha256:
-        image = load_image(search.probe_path)
-        if image.sha256 != search.probe_sha256:
+    probe = search.probe
+    if image is None or image.sha256 != probe.sha256:
+        image = load_image(probe.path)
+        if image.sha256 != probe.sha256:
             raise ImageError(
-                f"{search.probe_path}: the file has changed since search {search.search_id} "
+                f"{probe.path}: the file has changed since search {search.search_id} "
                 "(its SHA-256 differs); the recorded probe cannot be shown"
             )
     face = search.face
-    crop, crop_points = _aligned(image.bgr, face["box"], face.get("landmarks"))
-    how = "drawn by hand" if face.get("source") == "manual" else "found by the detector"
+    box = face.box.as_list()
+    crop, crop_points = _aligned(image.bgr, box, face.landmarks)
+    how = "drawn by hand" if face.source is FaceSource.MANUAL else "found by the detector"
     metadata = {
-        "Source file": search.probe_path,
-        "SHA-256": search.probe_sha256,
-        "Date": _file_date(search.probe_path),
-        "Face": f"{how}, box {face['box']}, {face.get('faces_found', 1)} face(s) in photo",
-        **_quality_rows(face.get("quality", {})),
+        "Source file": probe.path,
+        "SHA-256": probe.sha256,
+        "Date": _file_date(probe.path),
+        "Face": f"{how}, box {box}, {face.faces_found} face(s) in photo",
+        **_quality_rows(face.quality.to_dict()),
         "Subject": "(probe)",
     }
     return FaceSide(
         "Probe",
         bgr_to_qimage(image.bgr),
         bgr_to_qimage(crop),
-        list(face["box"]),
-        [tuple(p) for p in face["landmarks"]] if face.get("landmarks") else None,
+        box,
+        [tuple(p) for p in face.landmarks] if face.landmarks else None,
         crop_points,
         metadata,
     )
@@ -150,7 +153,7 @@ def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
         else "n/a",
         "Face": f"{how}, box {[round(v, 1) for v in record.box]}, gallery face {record.id}",
         **_quality_rows(record.quality),
-        "Subject": f"{candidate.subject_id} ({candidate.name or 'no name'})",
+        "Subject": f"{candidate.subject_id} ({name_words(candidate) or 'no name'})",
     }
     return FaceSide(
         "Candidate",
@@ -374,11 +377,14 @@ class CompareDialog(QDialog):
         model = self.candidates.model
         row, count = model.row_of(candidate.subject_id), model.rowCount()
         hidden = model.scores_hidden
-        score = HIDDEN if hidden else f"{candidate.score:.3f}"
+        score = HIDDEN if hidden else cell("score", candidate, search)
+        fmr = HIDDEN if hidden else cell("fmr", candidate, search)
         rank = "" if hidden else f", rank {candidate.rank}"
-        name = f" ({candidate.name})" if candidate.name else ""
+        name = cell("name", candidate, search)
+        name = f" ({name})" if name else ""
         self.header.setText(
-            f"Candidate {row + 1} of {count}: {candidate.subject_id}{name} · score {score}{rank}"
+            f"Candidate {row + 1} of {count}: {candidate.subject_id}{name} · score {score} · "
+            f"FMR {fmr}{rank}"
         )
 
     def _on_landmarks_toggled(self, on: bool) -> None:

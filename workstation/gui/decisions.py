@@ -28,10 +28,11 @@ from workstation.gallery.decisions import (
     record_decision,
     why_no_lead_to_confirm,
 )
+from workstation.gallery.records import SearchRecord
 from workstation.gui.context import AppContext
-from workstation.gui.search_records import SearchSummary
 from workstation.gui.text import escaped, make_plain
 from workstation.progress import CancelToken
+from workstation.reports.columns import name_words
 
 DECISION_LABELS = {
     Decision.POSSIBLE_LEAD: "Possible lead",
@@ -109,7 +110,7 @@ class DecisionPanelWidget(QGroupBox):
         layout.addWidget(self.confirm_button)
         layout.addWidget(self.message_label)
 
-        self._search: SearchSummary | None = None
+        self._search: SearchRecord | None = None
         self._candidate: Candidate | None = None
         self._busy = False
         # Set by whoever shows the candidates: True while blind review hides ranks and scores.
@@ -122,7 +123,7 @@ class DecisionPanelWidget(QGroupBox):
     def candidate(self) -> Candidate | None:
         return self._candidate
 
-    def set_target(self, search: SearchSummary | None, candidate: Candidate | None) -> None:
+    def set_target(self, search: SearchRecord | None, candidate: Candidate | None) -> None:
         self._search, self._candidate = search, candidate
         self.message_label.setText("")
         self._refresh()
@@ -144,7 +145,8 @@ class DecisionPanelWidget(QGroupBox):
             self.target_label.setText("No candidate chosen.")
             self.confirm_button.setEnabled(False)
             return
-        name = f" ({escaped(candidate.name)})" if candidate.name else ""
+        name = name_words(candidate)
+        name = f" ({escaped(name)})" if name else ""
         self.target_label.setText(
             f"Search {search.search_id}, subject <b>{escaped(candidate.subject_id)}</b>{name}. "
             f"You are recording as <b>{escaped(self.context.user)}</b>."
@@ -219,7 +221,7 @@ class DecisionPanelWidget(QGroupBox):
         search_id, decisions = result
         message = self._done_message
         if self._search is not None and self._search.search_id == search_id:
-            self._search.decisions = list(decisions)
+            self._search = self._search.with_decisions(decisions)
         self.note_edit.clear()
         self.message_label.setStyleSheet("color: #1b6e2a;")
         self.message_label.setText(message + " (written to the audit log).")

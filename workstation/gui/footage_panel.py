@@ -58,6 +58,7 @@ from workstation.footage import (
     search_track,
     timecode,
 )
+from workstation.gallery.records import SearchRecord
 from workstation.gui.context import AppContext
 from workstation.gui.footage_views import (
     FootageTimelineWidget,
@@ -67,10 +68,13 @@ from workstation.gui.footage_views import (
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken, Progress
+from workstation.reports.columns import Align, Surface, columns_for
 from workstation.vision.images import LoadedImage
 
 VIDEO_FILTER = "Videos (*.mp4 *.m4v *.avi *.mov *.mkv *.webm *.mpg *.mpeg);;All files (*)"
 ROLE_TRACK_ID = Qt.ItemDataRole.UserRole + 1
+FOOTAGE_COLUMNS = columns_for(Surface.FOOTAGE_TAB)
+RIGHT_ALIGNED = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
 class FootagePanelWidget(QWidget):
@@ -90,7 +94,7 @@ class FootagePanelWidget(QWidget):
         self.frame_index = 0
         self.frame_bgr: np.ndarray | None = None
         self.probe_lineage: dict[str, Any] | None = None
-        self.last_search: Any = None
+        self.last_search: SearchRecord | None = None
         self.busy = False
         self._reader: FrameReader | None = None
         self._worker: Any = None
@@ -180,8 +184,10 @@ class FootagePanelWidget(QWidget):
             "Mark on the timeline every track that looks like this track's person"
         )
         self.find_button.clicked.connect(self._on_find_clicked)
-        self.results = QTableWidget(0, 4, self)
-        self.results.setHorizontalHeaderLabels(["#", "Subject", "Score", "False match rate"])
+        self.results = QTableWidget(0, len(FOOTAGE_COLUMNS), self)
+        self.results.setHorizontalHeaderLabels([c.header for c in FOOTAGE_COLUMNS])
+        for position, column in enumerate(FOOTAGE_COLUMNS):
+            self.results.horizontalHeaderItem(position).setToolTip(tooltip(column.tooltip))
         self.results.verticalHeader().hide()
         self.results.horizontalHeader().setStretchLastSection(True)
         self.results.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -496,14 +502,23 @@ class FootagePanelWidget(QWidget):
             on_finished=self._on_work_finished,
         )
 
-    def _on_search_result(self, result: Any) -> None:
+    def _on_search_result(self, result: SearchRecord) -> None:
+        self.show_search(result)
+        self.show_message(f"Search {result.search_id} recorded.")
+        self.context.audit_changed.emit()
+        self.search_recorded.emit(result.search_id)
+
+    def show_search(self, result: SearchRecord) -> None:
+        """Show a recorded search's candidates (columns and words from the one column spec)."""
         self.last_search = result
         self.results.setRowCount(len(result.candidates))
-        for row, c in enumerate(result.candidates):
-            subject = c.subject_id + (f" ({c.name})" if c.name else "")
-            fmr = getattr(c, "fmr_text", None) or ("" if c.fmr is None else f"{c.fmr:.2g}")
-            for col, text in enumerate((str(c.rank), subject, f"{c.score:.3f}", fmr)):
-                self.results.setItem(row, col, QTableWidgetItem(text))
+        for row, candidate in enumerate(result.candidates):
+            for position, column in enumerate(FOOTAGE_COLUMNS):
+                item = QTableWidgetItem(column.text(candidate, result))
+                item.setToolTip(tooltip(column.tip(candidate, result)))
+                if column.align is Align.RIGHT:
+                    item.setTextAlignment(RIGHT_ALIGNED)
+                self.results.setItem(row, position, item)
         self.results.resizeColumnsToContents()
         frame = result.probe.frame or {}
         self.results_label.setText(
@@ -511,9 +526,6 @@ class FootagePanelWidget(QWidget):
             f"{frame.get('track_id')}, frame {frame.get('frame_index')} at "
             f"{frame.get('timecode')}. Leads for human review, never identifications."
         )
-        self.show_message(f"Search {result.search_id} recorded.")
-        self.context.audit_changed.emit()
-        self.search_recorded.emit(result.search_id)
 
     # ------------------------------------------------------------------ probe frame
     def _on_probe_clicked(self) -> None:

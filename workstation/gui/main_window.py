@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from workstation import CAVEAT, __version__
 from workstation.gui.case_bar import CaseBarWidget, remember_recent
 from workstation.gui.context import AppContext, CaseInfo
-from workstation.gui.report_pdf import export_case_report
+from workstation.gui.report_pdf import export_case_report_in_app
 from workstation.gui.search_page import SearchPageWidget
 from workstation.gui.text import plain_label, show_message
 from workstation.paths import config_dir, default_gallery_dir
@@ -342,7 +342,7 @@ class MainWindowWidget(QMainWindow):
             self.statusBar().showMessage("Set a case first: the report is per case.", 8000)
             return
         self.statusBar().showMessage(f"Exporting case {case.case_id} ...")
-        export_case_report(
+        export_case_report_in_app(
             self.context, self, case.case_id, pdf_path, self._on_exported, self._on_export_failed
         )
 

@@ -24,12 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.domain import Face, Verdict
-from workstation.gallery.search import ProbeInfo, SearchResult, search_face
+from workstation.gallery.records import SearchRecord
+from workstation.gallery.search import ProbeInfo, search_face
 from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
-from workstation.gui.search_records import SearchSummary
 from workstation.gui.text import plain_label
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import LoadedImage
@@ -157,17 +157,17 @@ class SearchPageWidget(QWidget):
     def _on_face_selected(self, _face: Face | None) -> None:
         self._update_buttons()
 
-    def _on_search_chosen(self, search: SearchSummary | None) -> None:
+    def _on_search_chosen(self, search: SearchRecord | None) -> None:
         """Show a recorded search's probe photo when no photo is open (e.g. for the second
         examiner reviewing a colleague's search)."""
         if search is None or self.probe.image is not None or self.probe.busy:
             return
-        path = Path(search.probe_path)
+        path = Path(search.probe.path)
         if path.is_file():
             self.probe.load_path(path)
         else:
             self.context.status_message.emit(
-                f"{search.probe_path}: the probe photo of search {search.search_id} is not on "
+                f"{search.probe.path}: the probe photo of search {search.search_id} is not on "
                 "this PC; its record and candidates are shown without it"
             )
 
@@ -213,7 +213,7 @@ class SearchPageWidget(QWidget):
         probe = probe_info_for(image, self.probe.lineage)
 
         def work(cancel: CancelToken) -> Iterator[Progress]:
-            results: list[SearchResult] = []
+            results: list[SearchRecord] = []
             total = len(faces)
             with context.open_gallery() as gallery:
                 for done, face in enumerate(faces):
@@ -254,7 +254,7 @@ class SearchPageWidget(QWidget):
             self._worker.cancel()
             self.context.status_message.emit("Cancelling after the current face ...")
 
-    def _on_searched(self, results: list[SearchResult]) -> None:
+    def _on_searched(self, results: list[SearchRecord]) -> None:
         self.context.audit_changed.emit()
         if not results:
             self.context.status_message.emit(

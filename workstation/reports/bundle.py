@@ -10,6 +10,8 @@ read, so the bundle's head hash covers its own export).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,45 +19,49 @@ from workstation import CAVEAT, __version__
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import canonical_json, chain_head, utc_now
 from workstation.errors import WorkstationError
-from workstation.gallery.decisions import decisions_for
+from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
 from workstation.permissions import make_export_private
 
 
-def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CaseBundle(Mapping[str, Any]):
+    """The evidence bundle of a case: the JSON written (`data`, also readable as the mapping
+    itself) and the search records it was built from, so the PDF drawn beside the JSON renders
+    exactly those records."""
+
+    data: dict[str, Any]
+    records: tuple[SearchRecord, ...]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def case_id(self) -> str:
+        return str(self.data["case"]["id"])
+
+    @property
+    def head_hash(self) -> str | None:
+        return self.data["audit"]["head_hash"]
+
+
+def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
     case = gallery.case(case_id)
     if case is None:
         raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
-    searches = []
+    records = tuple(gallery.case_search_records(case_id))
     examiners: set[str] = set()
-    for row in gallery.searches_of_case(case_id):
-        decisions = [d.to_dict() for d in decisions_for(gallery, int(row["id"]))]
-        params = json.loads(row["params"])
-        examiners.add(row["user"])
-        examiners.update(d["user"] for d in decisions)
-        searches.append(
-            {
-                "search_id": row["id"],
-                "time": row["created_at"],
-                "examiner": row["user"],
-                "purpose": row["purpose"],
-                "probe": {"path": row["probe_path"], "sha256": row["probe_sha256"]},
-                "face": json.loads(row["face"]),
-                "model_id": row["model_id"],
-                "params": params,
-                "gallery_faces": row["gallery_size"],
-                "note": row["note"],
-                # "passed", or searched despite poor quality with the examiner's note above
-                "quality_gate": params.get("quality_gate"),
-                # what the candidates' false-match rates came from (id, sha256, sources, pairs)
-                "calibration": params.get("calibration"),
-                "candidates": json.loads(row["candidates"]),
-                "decisions": decisions,
-            }
-        )
+    for record in records:
+        examiners |= record.examiners
     events = [e.to_dict() for e in gallery.audit_events(case_id=case_id)]
     chain = gallery.verify_audit()
-    return {
+    data = {
         "bundle_version": 1,
         "generated_at": utc_now(),
         "generated_by": gallery.user,
@@ -74,7 +80,7 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
             "faces": gallery.face_count(),
             "subjects": gallery.subject_count(),
         },
-        "searches": searches,
+        "searches": [record.to_bundle_dict() for record in records],
         "audit": {
             "events": events,
             "chain_intact": chain.intact,
@@ -83,13 +89,17 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> dict[str, Any]:
             "head_hash": chain.head_hash,
         },
     }
+    return CaseBundle(data, records)
 
 
 def export_case_bundle(
     gallery: Gallery, case_id: str, out_path: Path, extra_files: list[Path] | None = None
-) -> dict[str, Any]:
+) -> CaseBundle:
     """Audit the export, then write the bundle JSON (with the head hash covering that event)."""
     out_path = Path(out_path)
+    case = gallery.case(case_id)
+    if case is None:
+        raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
     with gallery.transaction():
         gallery.audit(
             AuditAction.EXPORT,
@@ -99,20 +109,13 @@ def export_case_bundle(
                 "extra_files": [str(p) for p in extra_files or []],
             },
             case_id=case_id,
-            purpose=_case_purpose(gallery, case_id),
+            purpose=str(case["purpose"]),
         )
     bundle = build_case_bundle(gallery, case_id)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(bundle, indent=2, ensure_ascii=False), encoding="utf-8")
+    out_path.write_text(json.dumps(bundle.data, indent=2, ensure_ascii=False), encoding="utf-8")
     make_export_private(out_path)
     return bundle
-
-
-def _case_purpose(gallery: Gallery, case_id: str) -> str | None:
-    case = gallery.case(case_id)
-    if case is None:
-        raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
-    return str(case["purpose"])
 
 
 def bundle_digest(bundle: dict[str, Any]) -> str:
@@ -121,4 +124,10 @@ def bundle_digest(bundle: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(bundle).encode()).hexdigest()
 
 
-__all__ = ["build_case_bundle", "bundle_digest", "chain_head", "export_case_bundle"]
+__all__ = [
+    "CaseBundle",
+    "build_case_bundle",
+    "bundle_digest",
+    "chain_head",
+    "export_case_bundle",
+]

@@ -1,0 +1,369 @@
+"""The case report: HTML built from the evidence bundle and its search records, drawn to PDF by
+a renderer the caller hands in (the app's Qt PDF writer), written beside the JSON bundle.
+
+Qt-free. The bundle is exported first (which audits the export and names the PDF among its
+files); the report is then built from exactly that bundle, so the two carry the same audit head
+hash, and the report quotes the SHA-256 of the JSON file.
+
+The HTML comes from one Jinja2 template with autoescaping (resources/reports/
+case_report.html.j2): subject names, case numbers, purposes, notes and examiner names are
+untrusted text and always show literally. Face images are encoded here (PNG, by OpenCV) and
+handed to the renderer by name, or embedded as data: URIs for a stand-alone HTML file.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from workstation.errors import WorkstationError
+from workstation.gallery.records import SearchRecord
+from workstation.gallery.store import Gallery
+from workstation.hashing import sha256_file
+from workstation.permissions import make_export_private
+from workstation.reports.bundle import CaseBundle, export_case_bundle
+from workstation.reports.columns import Align, Surface, columns_for, legend
+
+TEMPLATE = "reports/case_report.html.j2"
+STRUT = "strut"  # a transparent 1x1 image, stretched to hold text lines to a row height
+ROW_IMAGE_PX = 44  # the gallery face in each candidate row
+PROBE_IMAGE_PX = 96
+
+STYLE = """
+body { font-family: 'DejaVu Serif', 'Times New Roman', serif; font-size: 10pt; color: #000; }
+h1 { font-size: 17pt; margin: 0; }
+h2 { font-size: 12.5pt; margin-top: 14pt; margin-bottom: 4pt; border-bottom: 1px solid #000; }
+h3 { font-size: 11pt; margin-top: 10pt; margin-bottom: 3pt; }
+table { border-collapse: collapse; }
+td, th { padding: 3px 5px; vertical-align: top; }
+th { background: #e6e6e6; text-align: left; font-weight: bold; }
+.kv td.k { font-weight: bold; width: 28%; background: #f3f3f3; }
+.mono { font-family: 'DejaVu Sans Mono', 'Courier New', monospace; font-size: 8pt; }
+.caveat { border: 2px solid #000; padding: 6px; background: #f3f3f3; }
+.small { font-size: 8.5pt; color: #333; }
+table.dense td, table.dense th { font-size: 8.5pt; }
+"""
+
+
+def bundle_path_for(pdf_path: Path) -> Path:
+    """The JSON bundle written beside a PDF report (same name, .json)."""
+    return Path(pdf_path).with_suffix(".json")
+
+
+# ---------------------------------------------------------------------- images
+def png_bytes(bgr: np.ndarray) -> bytes:
+    """An image as PNG bytes (lossless: the report shows the pixels the model compared)."""
+    from workstation.vision.cvcompat import cv2_module
+
+    ok, encoded = cv2_module().imencode(".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise WorkstationError("an image for the report could not be encoded as PNG")
+    return encoded.tobytes()
+
+
+def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
+    """Face crops for the report as PNG bytes, by name: each probe face as searched (when its
+    file is still there unchanged: `probe-<search id>`), and the best-matching gallery face of
+    every candidate (`face-<face id>`)."""
+    from workstation.domain import BBox
+    from workstation.vision.alignment import align_face, crop_box
+    from workstation.vision.images import load_image
+
+    def crop(bgr: np.ndarray, box: list[float], landmarks: Any) -> bytes:
+        if landmarks:
+            return png_bytes(align_face(bgr, tuple((x, y) for x, y in landmarks)))
+        return png_bytes(crop_box(bgr, BBox(*box)))
+
+    images: dict[str, bytes] = {STRUT: png_bytes(np.zeros((1, 1, 4), dtype=np.uint8))}
+    for record in bundle.records:
+        try:
+            loaded = load_image(record.probe.path)
+            if loaded.sha256 == record.probe.sha256:
+                images[_probe_key(record)] = crop(
+                    loaded.bgr, record.face.box.as_list(), record.face.landmarks
+                )
+        except WorkstationError:
+            pass  # the report says the probe file is not available
+        for candidate in record.candidates:
+            key = _face_key(candidate.face_id)
+            face = gallery.face(candidate.face_id)
+            if key in images or face is None:
+                continue
+            try:
+                bgr = load_image(gallery.image_file(face)).bgr
+            except WorkstationError:
+                continue
+            images[key] = crop(bgr, face.box, face.landmarks)
+    return images
+
+
+def _probe_key(record: SearchRecord) -> str:
+    return f"probe-{record.search_id}"
+
+
+def _face_key(face_id: int) -> str:
+    return f"face-{face_id}"
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# ---------------------------------------------------------------------- HTML
+@cache
+def _template() -> Any:
+    import jinja2
+
+    text = resources.files("workstation.resources").joinpath(TEMPLATE).read_text("utf-8")
+    environment = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
+    return environment.from_string(text)
+
+
+def _param_text(params: Mapping[str, Any]) -> str:
+    """Search parameters in words; nested records (the calibration) by their id and hash."""
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            label = value.get("label") or value.get("id") or key
+            digest = str(value.get("sha256") or "")[:16]
+            pairs = value.get("impostor_pairs")
+            extra = f", {pairs} impostor pairs" if pairs else ""
+            value = f"{label} (SHA-256 {digest}…{extra})" if digest else label
+        parts.append(f"{key} = {value}")
+    return "; ".join(parts)
+
+
+def _row(label: str, value: Any, mono: bool = False, strong: bool = False) -> dict[str, Any]:
+    return {
+        "label": label,
+        "value": "" if value is None else str(value),
+        "mono": mono,
+        "strong": strong,
+    }
+
+
+def _time(text: str) -> str:
+    return text[:19].replace("T", " ")
+
+
+def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str, Any]:
+    face, probe = record.face, record.probe
+    reasons = "; ".join(face.quality.reasons) or "no concerns found"
+    rows = [
+        _row("Time (UTC)", record.created_at),
+        *([_row("Started (UTC)", record.started_at)] if record.started_at else []),
+        _row("Examiner", record.examiner),
+        _row("Purpose", record.purpose),
+        _row("Probe file", probe.path),
+        _row("Probe SHA-256", probe.sha256, mono=True),
+        *(
+            [_row("Probe image size", f"{probe.width} × {probe.height} pixels")]
+            if probe.width and probe.height
+            else []
+        ),
+        *(
+            [
+                _row(
+                    "Video frame",
+                    f"frame {probe.frame.get('frame_index')} at {probe.frame.get('timecode')} "
+                    f"of {probe.frame.get('video_path')} (SHA-256 "
+                    f"{str(probe.frame.get('video_sha256'))[:16]}…)",
+                )
+            ]
+            if probe.frame
+            else []
+        ),
+        _row("How the face was chosen", face.how_chosen),
+        _row("Probe quality", f"{face.quality.verdict.value.upper()}: {reasons}"),
+        _row("Model", record.model_id, mono=True),
+        _row(
+            "Gallery size at search",
+            f"{record.gallery_faces} faces"
+            + (
+                f" of {record.gallery_subjects} subjects"
+                if record.gallery_subjects is not None
+                else ""
+            ),
+        ),
+        _row("Parameters", _param_text(record.params)),
+        _row("Examiner's note", record.note or "none"),
+    ]
+    columns = columns_for(Surface.REPORT)
+    candidates = [
+        [
+            {
+                "image": _face_key(candidate.face_id) if column.image else None,
+                "text": "" if column.image else column.text(candidate, record),
+                "right": column.align is Align.RIGHT,
+            }
+            for column in columns
+        ]
+        for candidate in record.candidates
+    ]
+    decisions = [
+        [
+            _time(d.created_at),
+            d.user,
+            d.subject_id,
+            d.decision.replace("_", " ")
+            + (f" (confirms decision {d.confirms})" if d.confirms else ""),
+            d.note or "",
+        ]
+        for d in record.decisions
+    ]
+    return {
+        "search_id": record.search_id,
+        "rows": rows,
+        "probe_image": _probe_key(record),
+        "candidates": candidates,
+        "decisions": decisions,
+    }
+
+
+def report_html(
+    bundle: CaseBundle,
+    bundle_name: str,
+    bundle_sha256: str,
+    images: Mapping[str, bytes] | None = None,
+    inline_images: bool = False,
+) -> str:
+    """The report as HTML (tables, no scripts, no external resources).
+
+    Images are referred to by name (`probe-<search id>`, `face-<face id>`, `strut`) for a
+    renderer that is handed `images`, or embedded as data: URIs with `inline_images`.
+    """
+    data = bundle.data
+    case, gallery, audit = data["case"], data["gallery"], data["audit"]
+    images = dict(images or {})
+    image_src: Callable[[str], str] = (
+        (lambda key: data_uri(images[key])) if inline_images else (lambda key: key)
+    )
+    case_rows = [
+        _row("Case number", case["id"]),
+        _row("Purpose", case["purpose"]),
+        _row("Case opened", f"{case['opened_at']} by {case['opened_by']}"),
+        _row("Examiners", ", ".join(case["examiners"])),
+        _row("Report generated", f"{data['generated_at']} by {data['generated_by']}"),
+        _row("Software", data["software"]),
+    ]
+    gallery_rows = [
+        _row("Gallery folder", gallery["folder"]),
+        _row(
+            "Gallery size at export", f"{gallery['faces']} faces of {gallery['subjects']} subjects"
+        ),
+        _row("Recognition model (name@weights SHA-256)", gallery["model_id"], mono=True),
+    ]
+    audit_rows = [
+        _row(
+            "Audit chain",
+            "intact" if audit["chain_intact"] else "BROKEN: do not rely on this log",
+            strong=not audit["chain_intact"],
+        ),
+        _row("Events in the whole log", audit["chain_events"]),
+        _row("Chain head (sequence)", audit["head_seq"]),
+        _row("Chain head hash", audit["head_hash"], mono=True),
+        _row("Evidence bundle", bundle_name),
+        _row("Evidence bundle SHA-256", bundle_sha256, mono=True),
+    ]
+    events = [
+        [
+            str(event["seq"]),
+            _time(event["time"]),
+            event["user"],
+            event["action"],
+            {"text": f"{event['hash'][:32]}…", "mono": True},
+        ]
+        for event in audit["events"]
+    ]
+    return _template().render(
+        style=STYLE,
+        case=case,
+        caveat=data["caveat"],
+        case_rows=case_rows,
+        gallery_rows=gallery_rows,
+        searches=[_search_view(record, images) for record in bundle.records],
+        columns=columns_for(Surface.REPORT),
+        legend=legend(Surface.REPORT),
+        audit_rows=audit_rows,
+        events=events,
+        images=images,
+        image_src=image_src,
+        strut_key=STRUT,
+        row_image_px=ROW_IMAGE_PX,
+        probe_image_px=PROBE_IMAGE_PX,
+    )
+
+
+# ---------------------------------------------------------------------- PDF
+@dataclass(frozen=True)
+class PageSetup:
+    """What a renderer prints besides the HTML: document metadata and the page footer."""
+
+    title: str
+    creator: str
+    footer: str  # left-hand footer on every page; the renderer adds "Page N of M"
+
+
+def page_setup(bundle: CaseBundle) -> PageSetup:
+    head = str(bundle.head_hash or "")
+    return PageSetup(
+        title=f"Face search case report: case {bundle.case_id}",
+        creator=str(bundle.data["software"]),
+        footer=(
+            f"Case {bundle.case_id} · investigative leads, not identifications · "
+            f"audit head {head[:16]}…"
+        ),
+    )
+
+
+class PdfRenderer(Protocol):
+    """Draws report HTML to a PDF file; returns the number of pages. The app hands in Qt's
+    (workstation.gui.report_pdf.render_pdf); the core never imports the GUI."""
+
+    def __call__(
+        self, html: str, pdf_path: Path, images: Mapping[str, bytes], page: PageSetup
+    ) -> int: ...
+
+
+@dataclass(frozen=True)
+class ExportedReport:
+    pdf_path: Path
+    json_path: Path
+    pages: int
+    bundle: CaseBundle
+
+
+def export_case_report(
+    gallery: Gallery,
+    case_id: str,
+    pdf_path: Path,
+    render_pdf: PdfRenderer,
+    json_path: Path | None = None,
+) -> ExportedReport:
+    """Export the case's JSON bundle (audited, naming the PDF), then draw the PDF from it."""
+    pdf_path = Path(pdf_path)
+    json_path = Path(json_path) if json_path is not None else bundle_path_for(pdf_path)
+    if json_path.resolve() == pdf_path.resolve():
+        raise WorkstationError(f"{pdf_path}: the PDF and the JSON bundle need different file names")
+    bundle = export_case_bundle(gallery, case_id, json_path, extra_files=[pdf_path])
+    images = report_images(gallery, bundle)
+    html = report_html(bundle, json_path.name, sha256_file(json_path), images)
+    try:
+        pages = render_pdf(html, pdf_path, images, page_setup(bundle))
+    except OSError as exc:
+        raise WorkstationError(f"{pdf_path}: the PDF could not be written ({exc})") from exc
+    if not pdf_path.exists() or pdf_path.stat().st_size == 0:
+        raise WorkstationError(
+            f"{pdf_path}: the PDF could not be written (check the folder is writable)"
+        )
+    make_export_private(pdf_path)
+    return ExportedReport(pdf_path, json_path, pages, bundle)

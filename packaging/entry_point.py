@@ -3,7 +3,7 @@
 import multiprocessing
 import sys
 
-from workstation.cli import main
+from workstation.entry import main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # harmless unless something ever spawns processes

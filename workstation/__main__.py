@@ -1,5 +1,5 @@
 """`python -m workstation`: the desktop app, or a CLI subcommand when one is given."""
 
-from workstation.cli import main
+from workstation.entry import main
 
 raise SystemExit(main())

@@ -13,11 +13,10 @@ from typing import TextIO
 
 from workstation import CAVEAT, __version__
 from workstation.commands.access import cmd_permissions
-from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, CliContext, shown
+from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, AppHooks, CliContext, shown
 from workstation.commands.maintenance import (
     cmd_calibrate,
     cmd_duplicates,
-    cmd_gui,
     cmd_index,
     cmd_merge,
     cmd_models,
@@ -29,6 +28,16 @@ from workstation.commands.records import cmd_audit, cmd_decide, cmd_export, cmd_
 from workstation.domain import Decision
 from workstation.errors import WorkstationError
 from workstation.permissions import restrict_process
+
+
+def cmd_gui(ctx: CliContext) -> int:
+    """Start the desktop app, through the hook the program entry (workstation.entry) gives."""
+    if ctx.hooks.run_gui is None:
+        raise WorkstationError(
+            "the desktop app cannot start from here: run the `workstation` program (or "
+            "`python -m workstation`)"
+        )
+    return int(ctx.hooks.run_gui(ctx.gallery_dir, ctx.user, ctx.args.backend))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,16 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_permissions)
 
-    p = sub.add_parser("export", help="write a case's JSON evidence bundle (audited)")
+    p = sub.add_parser(
+        "export", help="write a case's JSON evidence bundle and, with --pdf, its report (audited)"
+    )
     p.add_argument("--case", required=True, metavar="ID")
-    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument(
+        "--out", metavar="FILE.json", help="the JSON evidence bundle (default: beside the PDF)"
+    )
+    p.add_argument(
+        "--pdf", metavar="FILE.pdf", help="also write the case report as a PDF (from the bundle)"
+    )
     p.set_defaults(func=cmd_export)
     return parser
 
 
 def main(
-    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    hooks: AppHooks | None = None,
 ) -> int:
+    """Run one command; `hooks` (from workstation.entry) reach the desktop app and Qt's PDF
+    writer, which the command line never imports itself."""
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
@@ -268,7 +289,7 @@ def main(
     if getattr(args, "top", 1) is not None and getattr(args, "top", 1) < 1:
         print("error: --top must be at least 1", file=err)
         return EXIT_USAGE
-    ctx = CliContext(args, out, err)
+    ctx = CliContext(args, out, err, hooks)
     func: Callable[[CliContext], int] = args.func
     try:
         # Every file this process creates (galleries, settings, logs, exports) is private.
@@ -285,7 +306,3 @@ def main(
         return 130
     finally:
         ctx.close()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

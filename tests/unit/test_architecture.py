@@ -34,6 +34,21 @@ def test_no_qt_import_outside_gui_package() -> None:
     assert offenders == []
 
 
+def test_only_the_program_entry_imports_the_gui() -> None:
+    """The command line and the core never import workstation.gui (nor the entry above it): the
+    entry hands them the app and the PDF renderer. Checks every module, imports inside
+    functions included, so a new module cannot slip past the import-linter contract's list."""
+    above = {PACKAGE / "entry.py", PACKAGE / "__main__.py"}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path in above or "gui" in path.relative_to(PACKAGE).parts:
+            continue
+        for module in _imported_modules(path):
+            if module.startswith(("workstation.gui", "workstation.entry")):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert offenders == []
+
+
 def test_gui_package_does_import_qt() -> None:
     """Guards the check above against walking the wrong folder."""
     gui_imports = set().union(*(_imported_modules(p) for p in (PACKAGE / "gui").rglob("*.py")))
@@ -47,6 +62,7 @@ def test_import_linter_contract_holds() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Only workstation.gui imports Qt KEPT" in result.stdout
+    assert "Only the program entry reaches the GUI KEPT" in result.stdout
 
 
 def test_core_runs_without_qt_loaded() -> None:

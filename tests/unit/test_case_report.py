@@ -4,12 +4,14 @@ face images encoded by the core; the PDF needs a renderer handed in from above."
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+from workstation.cli import main as cli_main
 from workstation.errors import WorkstationError
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.enroll import enroll, items_for_subject
@@ -106,3 +108,23 @@ def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, t
     assert HOSTILE_CASE in page.title  # plain text for the PDF's metadata, not HTML
     with Gallery(hostile_case, user="reviewer") as gallery, pytest.raises(WorkstationError):
         export_case_report(gallery, HOSTILE_CASE, tmp_path / "x.json", renderer)
+
+
+def test_cli_without_the_program_entry_cannot_draw_a_pdf(hostile_case: Path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(
+        [
+            "--gallery",
+            str(hostile_case),
+            "export",
+            "--case",
+            HOSTILE_CASE,
+            "--pdf",
+            str(tmp_path / "r.pdf"),
+        ],
+        out,
+        err,
+    )
+    assert code == 1 and "PDF writer" in err.getvalue() and not (tmp_path / "r.pdf").exists()
+    code = cli_main(["--gallery", str(hostile_case), "export", "--case", HOSTILE_CASE], out, err)
+    assert code == 1 and "--out FILE.json, --pdf FILE.pdf" in err.getvalue()

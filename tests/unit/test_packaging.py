@@ -79,10 +79,16 @@ def test_modules_left_out_of_the_build_are_used_only_by_the_insightface_backend(
     assert not offenders, f"add to the build or drop the import: {offenders}"
 
 
-def test_entry_point_runs_the_cli() -> None:
+def test_entry_point_runs_the_program_entry() -> None:
+    """The frozen build starts where `workstation` does: workstation.entry (CLI, app, PDF)."""
     tree = ast.parse((PACKAGING / "entry_point.py").read_text())
     imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert any(i.module == "workstation.cli" and i.names[0].name == "main" for i in imports)
+    assert any(i.module == "workstation.entry" and i.names[0].name == "main" for i in imports)
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert config["project"]["scripts"]["workstation"] == "workstation.entry:main"
+    assert config["project"]["gui-scripts"]["workstation-gui"] == "workstation.entry:main"
 
 
 def test_desktop_file_has_the_required_keys() -> None:

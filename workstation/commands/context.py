@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from workstation.errors import WorkstationError
 from workstation.paths import current_user, default_gallery_dir
+
+if TYPE_CHECKING:
+    from workstation.reports.case_report import PdfRenderer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -55,13 +60,30 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).translate(_ESCAPE_IN_JSON)
 
 
+@dataclass(frozen=True)
+class AppHooks:
+    """What the program entry (workstation.entry, above both the CLI and the GUI) hands the
+    commands: the desktop app and the Qt PDF renderer. The commands never import the GUI;
+    without these (workstation.cli.main called directly) `gui` and `export --pdf` say so."""
+
+    run_gui: Callable[[Path, str, str | None], int] | None = None  # gallery, user, backend
+    render_pdf: PdfRenderer | None = None
+
+
 class CliContext:
     """What every subcommand needs: the gallery folder, the examiner, the engine (loaded once)."""
 
-    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        out: TextIO,
+        err: TextIO,
+        hooks: AppHooks | None = None,
+    ) -> None:
         self.args = args
         self.out = out
         self.err = err
+        self.hooks = hooks or AppHooks()
         self.gallery_dir = (
             Path(args.gallery) if args.gallery else settings_gallery() or default_gallery_dir()
         )

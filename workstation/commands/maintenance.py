@@ -196,12 +196,4 @@ def cmd_merge(ctx: CliContext) -> int:
     return EXIT_OK
 
 
-def cmd_gui(ctx: CliContext) -> int:
-    try:
-        from workstation.gui.app import run_app
-    except ImportError as exc:
-        raise WorkstationError(f"the desktop app cannot start: {exc}") from exc
-    return int(run_app(gallery_dir=ctx.gallery_dir, user=ctx.user, backend=ctx.args.backend))
-
-
 # ---------------------------------------------------------------------- parser

@@ -98,13 +98,36 @@ def cmd_decide(ctx: CliContext) -> int:
 
 
 def cmd_export(ctx: CliContext) -> int:
-    from workstation.reports.bundle import export_case_bundle
-
     args = ctx.args
+    if not args.out and not args.pdf:
+        raise WorkstationError("export needs --out FILE.json, --pdf FILE.pdf, or both")
     gallery = ctx.gallery()
-    bundle = export_case_bundle(gallery, args.case, Path(args.out))
+    if not args.pdf:
+        from workstation.reports.bundle import export_case_bundle
+
+        bundle = export_case_bundle(gallery, args.case, Path(args.out))
+        ctx.say(
+            f"evidence bundle written to {shown(args.out)}: {len(bundle['searches'])} "
+            f"search(es); audit head {bundle['audit']['head_hash']}"
+        )
+        return EXIT_OK
+    from workstation.reports.case_report import export_case_report
+
+    if ctx.hooks.render_pdf is None:
+        raise WorkstationError(
+            "--pdf needs the PDF writer the `workstation` program provides; run that program "
+            "(or `python -m workstation`)"
+        )
+    report = export_case_report(
+        gallery,
+        args.case,
+        Path(args.pdf),
+        ctx.hooks.render_pdf,
+        json_path=Path(args.out) if args.out else None,
+    )
     ctx.say(
-        f"evidence bundle written to {shown(args.out)}: {len(bundle['searches'])} search(es); "
-        f"audit head {bundle['audit']['head_hash']}"
+        f"case report written to {shown(report.pdf_path)} ({report.pages} page(s)); evidence "
+        f"bundle written to {shown(report.json_path)}: {len(report.bundle['searches'])} "
+        f"search(es); audit head {report.bundle.head_hash}"
     )
     return EXIT_OK

@@ -1,5 +1,5 @@
-"""Start the desktop app: `workstation`, `workstation gui`, `python -m workstation`, or the
-`workstation-gui` launcher."""
+"""Start the desktop app. `workstation`, `workstation gui`, `python -m workstation` and the
+`workstation-gui` launcher all reach `run_app` through the program entry (workstation.entry)."""
 
 from __future__ import annotations
 
@@ -134,15 +134,3 @@ def _quit_after_for_smoke_test(app, window) -> None:  # type: ignore[no-untyped-
         app.quit()
 
     QTimer.singleShot(int(value), quit_now)
-
-
-def main() -> None:
-    """Entry point of the `workstation-gui` launcher (same options as `workstation`)."""
-    logging.basicConfig(level=logging.WARNING)
-    from workstation.cli import main as cli_main
-
-    raise SystemExit(cli_main(sys.argv[1:]))
-
-
-if __name__ == "__main__":
-    main()

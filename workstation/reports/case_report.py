@@ -284,6 +284,8 @@ def report_html(
         ]
         for event in audit["events"]
     ]
+    columns = columns_for(Surface.REPORT)
+    total = sum(c.report_width for c in columns) or 1
     return _template().render(
         style=STYLE,
         case=case,
@@ -291,7 +293,9 @@ def report_html(
         case_rows=case_rows,
         gallery_rows=gallery_rows,
         searches=[_search_view(record, images) for record in bundle.records],
-        columns=columns_for(Surface.REPORT),
+        columns=columns,
+        # Shares of the table's width; scaled to 100%, so adding a column needs no arithmetic.
+        column_widths=[round(c.report_width * 100 / total) for c in columns],
         legend=legend(Surface.REPORT),
         audit_rows=audit_rows,
         events=events,

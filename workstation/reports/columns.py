@@ -56,7 +56,7 @@ class CandidateColumn:
         hidden_in_blind_review: reads HIDDEN during blind review (rank and numbers).
         image: the cell shows the candidate's gallery face (thumbnail, report crop); `text` is
             then its tooltip.
-        report_width: share of the report table's width, in percent.
+        report_width: share of the report table's width (scaled so the shares add up to 100%).
         cell_tip: the cell's tooltip when it says more than the cell (default: the cell text).
     """
 
@@ -154,7 +154,7 @@ CANDIDATE_COLUMNS: tuple[CandidateColumn, ...] = (
         "Subject",
         "Gallery subject id",
         lambda c, _r: c.subject_id,
-        report_width=15,
+        report_width=18,
     ),
     CandidateColumn(
         "name",
@@ -181,7 +181,7 @@ CANDIDATE_COLUMNS: tuple[CandidateColumn, ...] = (
         lambda c, _r: fmr_words(c),
         align=Align.RIGHT,
         hidden_in_blind_review=True,
-        report_width=14,
+        report_width=15,
         cell_tip=lambda c, _r: fmr_tip(c),
     ),
     CandidateColumn(
@@ -192,7 +192,7 @@ CANDIDATE_COLUMNS: tuple[CandidateColumn, ...] = (
         lambda c, _r: strangers_words(c),
         align=Align.RIGHT,
         hidden_in_blind_review=True,
-        report_width=13,
+        report_width=12,
     ),
     CandidateColumn(
         "quality",
@@ -207,7 +207,7 @@ CANDIDATE_COLUMNS: tuple[CandidateColumn, ...] = (
         "Decisions recorded on this candidate",
         lambda c, r: decision_text(r.decisions_of(c.subject_id)) or NO_DECISION,
         surfaces=frozenset({Surface.SEARCH_TAB, Surface.REPORT}),
-        report_width=19,
+        report_width=16,
     ),
 )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
 from workstation.errors import GalleryError
 from workstation.gallery.admin import delete_subject
@@ -101,8 +102,8 @@ def test_rows_written_before_the_record_still_read(gallery, searched) -> None:  
         for c in (top, other)
     ]
     old_candidates[0]["fmr_text"] = top.fmr_text  # "< 1 in N": read as an upper bound
-    with gallery.transaction():
-        search_id = gallery.add_search(
+    with gallery.change() as change:
+        search_id = change.add_search(
             case_id="C-7",
             purpose="lead",
             created_at=utc_now(),
@@ -115,6 +116,7 @@ def test_rows_written_before_the_record_still_read(gallery, searched) -> None:  
             candidates=old_candidates,
             note=None,
         )
+        change.record(AuditAction.SEARCH, {"search_id": search_id}, case_id="C-7", purpose="lead")
     record = gallery.search_record(search_id)
     old_top, old_other = record.candidates
     assert old_top.name == "Barack Obama"  # looked up now, the stored name is ignored

@@ -451,6 +451,47 @@ class GalleryChange:
         assert cursor.lastrowid is not None
         return int(cursor.lastrowid), created_at
 
+    # ------------------------------------------------------------------ searches
+    def add_search(
+        self,
+        *,
+        case_id: str,
+        purpose: str,
+        created_at: str,
+        probe_path: str,
+        probe_sha256: str,
+        face: dict[str, Any],
+        model_id: str,
+        params: dict[str, Any],
+        gallery_faces: int,
+        candidates: list[dict[str, Any]],
+        note: str | None,
+    ) -> int:
+        """Store one search by this gallery's examiner; returns its id. `candidates` are
+        `Candidate.stored_dict()` rows: ids and numbers, never names (the search record looks
+        names up when it is read: see workstation.gallery.records)."""
+        cursor = self._writing().execute(
+            'INSERT INTO searches (case_id, purpose, "user", created_at, probe_path, '
+            "probe_sha256, face, model_id, params, gallery_size, candidates, note) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case_id,
+                purpose,
+                self.gallery.user,
+                created_at,
+                probe_path,
+                probe_sha256,
+                json.dumps(face),
+                model_id,
+                json.dumps(params),
+                gallery_faces,
+                json.dumps(candidates),
+                note,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
     # ------------------------------------------------------------------ calibrations
     def add_calibration(self, row: dict[str, Any]) -> int:
         """Store a calibration row (columns of the calibrations table, JSON already as text);

@@ -124,13 +124,13 @@ def search_face(
     }
     searched = SearchedFace.from_face(face, faces_found)
     created_at = utc_now()
-    with gallery.transaction():
+    with gallery.change() as change:
         # A calibration computed for this search is stored with it (its id goes in the params).
-        calibration = store_calibration(gallery, calibration)
+        calibration = store_calibration(change, calibration)
         params["calibration"] = calibration.summary()
-        new_case = gallery.ensure_case(case_id, purpose)
+        new_case = change.ensure_case(case_id, purpose)
         gallery_faces, gallery_subjects = gallery.face_count(), gallery.subject_count()
-        search_id = gallery.add_search(
+        search_id = change.add_search(
             case_id=case_id,
             purpose=purpose,
             created_at=created_at,
@@ -143,7 +143,7 @@ def search_face(
             candidates=[c.stored_dict() for c in candidates],
             note=note,
         )
-        gallery.audit(
+        change.record(
             AuditAction.SEARCH,
             {
                 "search_id": search_id,

@@ -757,48 +757,6 @@ class Gallery:
 
     # ------------------------------------------------------------------ search records
     # (issue 14 item 1: the one record of a search, built here from the stored rows)
-    def add_search(
-        self,
-        *,
-        case_id: str,
-        purpose: str,
-        created_at: str,
-        probe_path: str,
-        probe_sha256: str,
-        face: dict[str, Any],
-        model_id: str,
-        params: dict[str, Any],
-        gallery_faces: int,
-        candidates: list[dict[str, Any]],
-        note: str | None,
-    ) -> int:
-        """Store one search inside `transaction()` (with its audit event); returns its id.
-
-        `candidates` are `Candidate.stored_dict()` rows: ids and numbers, never names.
-        """
-        self._require_transaction()
-        search_id = self._conn.execute(
-            'INSERT INTO searches (case_id, purpose, "user", created_at, probe_path, '
-            "probe_sha256, face, model_id, params, gallery_size, candidates, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                case_id,
-                purpose,
-                self.user,
-                created_at,
-                probe_path,
-                probe_sha256,
-                json.dumps(face),
-                model_id,
-                json.dumps(params),
-                gallery_faces,
-                json.dumps(candidates),
-                note,
-            ),
-        ).lastrowid
-        assert search_id is not None
-        return int(search_id)
-
     def search_record(self, search_id: int) -> SearchRecord:
         """The record of one stored search, with its decisions and today's subject names."""
         with self.read_snapshot():

@@ -15,6 +15,22 @@ Prints:
   identity, and leave-one-set-out, which adds a change of photo style).
 
 Run: python benchmarks/accuracy.py [--faces DIR]   (default ../shared/faces beside the repo)
+
+With --cfp DIR (CFP, Celebrities in Frontal-Profile, research use only: never copied into the
+repo) it instead prints, for each configuration of the registry (SFace alone, SFace with its
+mirror image, dlib alone, the two fused, fused with mirror images):
+- frontal-frontal (FF) and frontal-profile (FP) verification on the official 10-fold protocol:
+  accuracy with the threshold chosen on 9 folds and tested on the 10th (mean and standard
+  deviation over the 10), and TAR at FAR 0.1% over all the protocol's pairs;
+- 1:N identification: gallery frontal/01 of the 500 people, probes frontal/02 and profile/01,
+  rank-1 and rank-20;
+- speed: enrolment photos/s through the product's enrol() and probe-to-candidates ms through
+  search_image() on a gallery of the 500 frontal/01 photos.
+Every photo's four member views (SFace and dlib, each of the face and of its mirror image) are
+computed once through the product's own detector and embedders and cached under
+/work/cache/recognition; each configuration's vectors are composed from them with the product's
+fusion code, and checked against create_engine(configuration) on real photos first.
+    python benchmarks/accuracy.py --cfp /work/datasets/cfp [--workers 2] [--folds 10]
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from scipy.stats import rankdata
 from workstation import __version__
 from workstation.calibration.histogram import ImpostorHistogram, one_in
 from workstation.calibration.reference import load_reference
-from workstation.vision.engine import create_engine
+from workstation.vision.registry import create_engine
 
 
 # ---------------------------------------------------------------------- verification
@@ -137,7 +153,17 @@ def predicted_vs_measured(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=Path, default=DEFAULT_FACES, help="labelled photo folder")
+    parser.add_argument("--cfp", type=Path, help="measure on CFP in this folder instead")
+    parser.add_argument("--folds", type=int, default=10, help="CFP: use folds 1..N only")
+    parser.add_argument("--workers", type=int, default=1, help="CFP: embedding processes")
+    parser.add_argument("--worker", type=int, default=None, help="CFP: be one embedding worker")
+    parser.add_argument("--speed-photos", type=int, default=60, help="CFP: photos per speed run")
     args = parser.parse_args()
+    if args.cfp is not None:
+        from cfp import run_cfp
+
+        run_cfp(args)
+        return
     faces_dir = args.faces.resolve()
     started = time.perf_counter()
     engine = create_engine()

@@ -25,9 +25,9 @@ import numpy as np
 
 from workstation.vision.alignment import align_face
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.engine import create_engine
 from workstation.vision.images import load_image
 from workstation.vision.models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, load_verified
+from workstation.vision.registry import create_engine
 
 DEFAULT_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 
@@ -116,7 +116,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for crop in crops:
             start = time.perf_counter()
-            cv_features.append(engine.embedder.embed([crop])[0])
+            cv_features.append(engine.embedder.embed([(crop,)])[0])
             cv_times.append(time.perf_counter() - start)
     print(
         json.dumps({"stage": "embed", "runtime": "opencv-dnn", "faces": len(crops), **ms(cv_times)})

@@ -5,27 +5,36 @@ set, as in pairs.csv) is written (counts per 0.0005 of
 cosine similarity): no photo, crop, embedding, file name, identity or pair label. See
 docs/ACCURACY.md for why that may be shipped while the photos may not.
 
-Run: python benchmarks/build_calibration_reference.py [FACES_DIR]
-Then paste the printed SHA-256 into workstation/calibration/reference.py (REFERENCE_TABLES).
+One table per configuration of workstation/vision/registry.py (a fused ensemble's scores are on
+their own scale). The table of the 'opencv' configuration (SFace alone) keeps its original name
+and file, so calibrations stored with it stay verifiable.
+
+Run: python benchmarks/build_calibration_reference.py [--config KEY] [FACES_DIR]
+Then paste the printed resource and SHA-256 into that configuration's `reference` entry in
+workstation/vision/registry.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from faceset import DEFAULT_FACES, embed_labelled, impostor_scores
 
 from workstation.calibration.histogram import ImpostorHistogram
-from workstation.vision.engine import create_engine
+from workstation.vision.registry import DEFAULT_CONFIGURATION, create_engine
 
 OUT = Path(__file__).resolve().parents[1] / "resources" / "calibration"
 
 
 def main() -> None:
-    faces_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_FACES
-    engine = create_engine()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("faces", nargs="?", type=Path, default=DEFAULT_FACES)
+    parser.add_argument("--config", default=DEFAULT_CONFIGURATION)
+    args = parser.parse_args()
+    faces_dir = args.faces
+    engine = create_engine(args.config)
     data = embed_labelled(engine, faces_dir.resolve())
     scores = impostor_scores(data)
     histogram = ImpostorHistogram.from_scores(scores)
@@ -33,7 +42,8 @@ def main() -> None:
     identities = {i for i, ok in zip(data.identities, data.ok, strict=True) if ok}
     table = {
         "schema": 1,
-        "name": "dev-faces-v1",
+        "name": "dev-faces-v1" if args.config == "opencv" else f"dev-faces-v1:{args.config}",
+        "configuration": args.config,
         "model_id": str(model),
         "description": (
             "Scores between photos of different people: the different-identity pairs within "
@@ -47,10 +57,15 @@ def main() -> None:
         "sha256": histogram.sha256(),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    out = OUT / f"{model.name}.impostors.json"
+    # Named by configuration: a fused model's name is long and full of punctuation.
+    out = OUT / (
+        f"{model.name}.impostors.json"
+        if args.config == "opencv"
+        else f"{args.config}.impostors.json"
+    )
     out.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {out}: {histogram.pairs} impostor pairs, max score {scores.max():.4f}")
-    print(f"sha256 {table['sha256']}")
+    print(f"resource calibration/{out.name} sha256 {table['sha256']}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Enrolment throughput (photos per second) through the real pipeline on real photos.
 
 Enrols the labelled photos of ../shared/faces (one subject per identity) into a fresh gallery
-under /tmp with the default engine (YuNet + SFace), model loading excluded, and prints one JSON
-line per run: the pipelined enrolment (decode/analyse threads + batched transactions) and, for
-comparison, the same code with one worker and one photo per transaction (the old sequential
-path). Then one line of per-stage times measured photo by photo (decode, detect, align, embed,
-quality) so the split is visible, and the resumed run (every photo already enrolled).
+under /tmp with each configuration given by --configs (default: fast, then accurate; the first is
+the baseline, measured in the same run since the machine is shared), model loading excluded, and
+prints one JSON line per run: the pipelined enrolment (decode/analyse threads + batched
+transactions) and, for comparison, the same code with one worker and one photo per transaction
+(the old sequential path). Then one line per configuration of per-stage times measured photo by
+photo (decode, detect, align, embed, quality) so the split is visible, and the resumed run (every
+photo already enrolled).
 
-Run: python benchmarks/enroll_speed.py [--repeat 3] [--faces DIR]
+Run: python benchmarks/enroll_speed.py [--repeat 3] [--faces DIR] [--configs fast,accurate]
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.store import Gallery
 from workstation.progress import drain
 from workstation.vision.alignment import align_face
-from workstation.vision.engine import create_engine
 from workstation.vision.images import load_image
 from workstation.vision.quality import assess_quality
+from workstation.vision.registry import create_engine
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 
@@ -85,8 +87,9 @@ def stages(engine, items: list[EnrollItem]) -> dict:  # type: ignore[no-untyped-
         if not detections:
             continue
         crop = align_face(image.bgr, detections[0].landmarks)
+        prepared = engine.prepare(image.bgr, detections[0].box, detections[0].landmarks)
         t3 = time.perf_counter()
-        engine.embed_aligned([crop])
+        engine.embed_prepared([prepared])
         t4 = time.perf_counter()
         assess_quality(crop, detections[0].landmarks, detections[0].score, aligned=True)
         t5 = time.perf_counter()
@@ -104,17 +107,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--faces", type=Path, default=FACES)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--configs",
+        default="fast,accurate",
+        help="registry configurations to measure, comma-separated, in turn within one run "
+        "(the first is the baseline the others are read against; the machine is shared)",
+    )
     args = ap.parse_args()
-    engine = create_engine()
     items = items_of(args.faces)
-    engine.analyze(load_image(items[0].image).bgr)  # warm the models up
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()}}), flush=True)
+    engines = {key: create_engine(key) for key in args.configs.split(",")}
+    for engine in engines.values():
+        engine.analyze(load_image(items[0].image).bgr)  # warm the models up
     for n in range(args.repeat):
-        for workers, batch, label in ((2, 16, "pipelined"), (1, 1, "sequential")):
-            line = run(engine, items, workers, batch, label)
-            line["run"] = n + 1
-            print(json.dumps(line), flush=True)
-    print(json.dumps(stages(engine, items)), flush=True)
+        for key, engine in engines.items():
+            for workers, batch, label in ((2, 16, "pipelined"), (1, 1, "sequential")):
+                line = {"config": key, **run(engine, items, workers, batch, label)}
+                line["run"] = n + 1
+                print(json.dumps(line), flush=True)
+    for key, engine in engines.items():
+        print(json.dumps({"config": key, **stages(engine, items)}), flush=True)
     print(json.dumps({"machine_after": {"load": os.getloadavg()}}), flush=True)
 
 

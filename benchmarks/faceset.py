@@ -5,6 +5,7 @@ public API (load_image, create_engine, FaceEngine.analyze), largest face of each
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +86,136 @@ def impostor_scores(data: Embedded, photos: np.ndarray | None = None) -> np.ndar
     upper = np.triu(np.ones_like(sims, dtype=bool), k=1)
     keep = upper & (ids[:, None] != ids[None, :]) & (sets[:, None] == sets[None, :])
     return sims[keep]
+
+
+# ---------------------------------------------------------------------- member views (cached)
+VIEWS = ("sface", "sface_mirror", "dlib", "dlib_mirror")
+
+
+def embed_member_views(
+    paths: list[str],
+    cache: Path,
+    worker: int = 0,
+    workers: int = 1,
+    members: tuple[str, ...] = ("sface", "dlib"),
+) -> dict[str, np.ndarray]:
+    """For each photo's largest face: the unit vectors of SFace and dlib, each of the face and of
+    its mirror image (the four views every configuration of the registry is made of), plus the
+    seconds spent per photo (`members` limits the models run; the others' views stay zero).
+    Computed through the product's own detector and embedders, cached in
+    `cache` (an .npz; photos already there are not embedded again). `worker`/`workers` split the
+    work across processes (each writes its own part file, merged when all are there)."""
+    from workstation.vision.engine import l2_normalise
+    from workstation.vision.registry import EngineOptions, _detector, _dlib, _sface
+
+    part = cache.with_suffix(f".part{worker}of{workers}.npz")
+    done: dict[str, dict[str, np.ndarray]] = {}
+    own: list[str] = []
+    for existing in (cache, part):
+        if existing.exists():
+            stored = np.load(existing, allow_pickle=False)
+            for i, path in enumerate(stored["paths"]):
+                done[str(path)] = {k: stored[k][i] for k in (*VIEWS, "ok", "seconds")}
+                if existing == part:
+                    own.append(str(path))
+    todo = [p for i, p in enumerate(paths) if i % workers == worker and p not in done]
+    if todo:
+        from workstation.vision.cvcompat import cv2_module
+
+        cv2_module().setNumThreads(1)
+        options = EngineOptions()
+        detector, sface = _detector(options), _sface(options)
+        dlib = _dlib(options) if "dlib" in members else None
+        from workstation.vision.engine import FaceEngine
+
+        engine = FaceEngine(detector, sface)
+        for n, path in enumerate(todo, start=1):
+            started = time.perf_counter()
+            row = {k: np.zeros(128, np.float32) for k in VIEWS}
+            ok = False
+            try:
+                bgr = load_image(Path(path)).bgr
+                found = engine.detect(bgr)
+            except WorkstationError:
+                found = []
+            if found:
+                ok = True
+                face = found[0]
+                for name, embedder in (("sface", sface), ("dlib", dlib)):
+                    if embedder is None:
+                        continue
+                    prepared = embedder.prepare(bgr, face.box, face.landmarks)
+                    mirrored = tuple(np.ascontiguousarray(c[:, ::-1]) for c in prepared)
+                    vectors = l2_normalise(embedder.embed([prepared, mirrored]))
+                    row[name], row[f"{name}_mirror"] = vectors[0], vectors[1]
+            done[path] = {
+                **row,
+                "ok": np.array(ok),
+                "seconds": np.array(time.perf_counter() - started),
+            }
+            own.append(path)
+            if n % 200 == 0 or n == len(todo):
+                _save(part, own, done)
+                print(f"  worker {worker}: {n}/{len(todo)} photos embedded", flush=True)
+    return {
+        k: np.array([done[p][k] for p in paths if p in done]) for k in (*VIEWS, "ok", "seconds")
+    }
+
+
+def _save(path: Path, paths: list[str], rows: dict[str, dict[str, np.ndarray]]) -> None:
+    arrays = {k: np.array([rows[p][k] for p in paths]) for k in (*VIEWS, "ok", "seconds")}
+    partial = path.with_suffix(".tmp.npz")
+    np.savez(partial, paths=np.array(paths), **arrays)
+    partial.replace(path)
+
+
+def merge_parts(cache: Path, paths: list[str], workers: int) -> None:
+    """Join the worker part files into the cache file."""
+    rows: dict[str, dict[str, np.ndarray]] = {}
+    for source in [cache, *(cache.with_suffix(f".part{w}of{workers}.npz") for w in range(workers))]:
+        if source.exists():
+            stored = np.load(source, allow_pickle=False)
+            for i, p in enumerate(stored["paths"]):
+                rows[str(p)] = {k: stored[k][i] for k in (*VIEWS, "ok", "seconds")}
+    _save(cache, [p for p in paths if p in rows], rows)
+
+
+def config_vectors(views: dict[str, np.ndarray], key: str) -> np.ndarray:
+    """A registry configuration's vectors, composed from the cached member views with the
+    product's own fusion code (benchmarks/accuracy.py --cfp checks the composition against
+    create_engine(key) on real photos)."""
+    from workstation.vision.embedders import FusionMember, fusion_scales
+    from workstation.vision.engine import l2_normalise
+    from workstation.vision.registry import (
+        SIGMA_DLIB,
+        SIGMA_DLIB_FLIP,
+        SIGMA_SFACE,
+        SIGMA_SFACE_FLIP,
+        WEIGHT_DLIB,
+        WEIGHT_SFACE,
+    )
+
+    sface, dlib = views["sface"], views["dlib"]
+    sface_flip = l2_normalise(views["sface"] + views["sface_mirror"])
+    dlib_flip = l2_normalise(views["dlib"] + views["dlib_mirror"])
+    if key == "opencv":
+        return sface
+    if key == "fast":
+        return sface_flip
+    if key == "dlib":
+        return dlib
+    if key == "dlib-flip":
+        return dlib_flip
+    if key == "fused-noflip":
+        members, sigmas = (sface, dlib), (SIGMA_SFACE, SIGMA_DLIB)
+    elif key == "accurate":
+        members, sigmas = (sface_flip, dlib_flip), (SIGMA_SFACE_FLIP, SIGMA_DLIB_FLIP)
+    else:
+        raise SystemExit(f"no composition for configuration {key!r}")
+    from workstation.domain import ModelId
+
+    dummy = ModelId("member", "0" * 64, 128)
+    scales = fusion_scales(
+        [FusionMember(dummy, WEIGHT_SFACE, sigmas[0]), FusionMember(dummy, WEIGHT_DLIB, sigmas[1])]
+    )
+    return np.hstack([members[0] * scales[0], members[1] * scales[1]]).astype(np.float32)

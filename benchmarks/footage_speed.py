@@ -100,7 +100,7 @@ def main() -> None:
     from workstation.footage import ScanOptions, scan_video
     from workstation.progress import drain
     from workstation.vision.cvcompat import cv2_module
-    from workstation.vision.engine import create_engine
+    from workstation.vision.registry import create_engine
 
     cv2 = cv2_module()
     engine = create_engine()

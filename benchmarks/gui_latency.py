@@ -117,7 +117,7 @@ def main() -> None:
     from workstation.gui.context import AppContext, CaseInfo
     from workstation.gui.enrol_panel import MODE_MANIFEST
     from workstation.gui.main_window import MainWindowWidget
-    from workstation.vision.engine import create_engine
+    from workstation.vision.registry import create_engine
 
     work = Path(tempfile.mkdtemp(prefix="ws-gui-latency-"))
     os.environ["WORKSTATION_CONFIG_DIR"] = str(work / "config")

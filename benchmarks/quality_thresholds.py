@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.engine import create_engine
 from workstation.vision.images import load_image
+from workstation.vision.registry import create_engine
 
 FACES = (
     Path(sys.argv[1])

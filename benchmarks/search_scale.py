@@ -95,8 +95,8 @@ def synthetic_stats(params: dict[str, float], n: int = 4000) -> dict[str, float]
 
 def real_stats() -> dict[str, float]:
     """Mated / non-mated cosine similarity of the default model on ../shared/faces."""
-    from workstation.vision.engine import create_engine
     from workstation.vision.images import load_image
+    from workstation.vision.registry import create_engine
 
     engine = create_engine()
     embeddings, labels = [], []

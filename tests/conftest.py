@@ -40,8 +40,8 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def engine():  # type: ignore[no-untyped-def]
-    """The real default engine (YuNet + SFace), loaded once for the session."""
-    from workstation.vision.engine import create_engine
+    """The real default engine (the registry's default configuration), loaded once per session."""
+    from workstation.vision.registry import create_engine
 
     return create_engine()
 

@@ -28,6 +28,7 @@ from workstation.commands.records import cmd_audit, cmd_decide, cmd_export, cmd_
 from workstation.domain import Decision
 from workstation.errors import WorkstationError
 from workstation.permissions import restrict_process
+from workstation.vision.registry import DEFAULT_CONFIGURATION, offered_keys
 
 
 def cmd_gui(ctx: CliContext) -> int:
@@ -56,9 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--backend",
-        choices=("opencv", "insightface"),
+        choices=offered_keys(),
         default=None,
-        help="face model backend (default: the saved setting, else opencv: YuNet + SFace)",
+        help=(
+            "face model configuration (default: the saved setting, else "
+            f"{DEFAULT_CONFIGURATION}; `workstation models` describes each)"
+        ),
     )
     parser.add_argument(
         "--model-dir",

@@ -10,16 +10,16 @@ from typing import Any
 from workstation.errors import WorkstationError
 from workstation.paths import config_dir
 from workstation.permissions import make_private_dir
+from workstation.vision.registry import DEFAULT_CONFIGURATION, offered_keys
 
 SETTINGS_SCHEMA = 1
-BACKENDS = ("opencv", "insightface")
 
 
 @dataclass
 class Settings:
     schema: int = SETTINGS_SCHEMA
     gallery: str | None = None  # None: the default gallery in the user's data folder
-    backend: str = "opencv"
+    backend: str = DEFAULT_CONFIGURATION  # a configuration of workstation.vision.registry
     insightface_pack: str | None = None
     model_dir: str | None = None
     top_k: int = 20
@@ -27,9 +27,9 @@ class Settings:
     recent_files: list[str] | None = None
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
+        if self.backend not in offered_keys():
             raise WorkstationError(
-                f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}"
+                f"backend must be one of {', '.join(offered_keys())}, not {self.backend!r}"
             )
         if not 1 <= int(self.top_k) <= 1000:
             raise WorkstationError(f"the number of candidates must be 1 to 1000, not {self.top_k}")

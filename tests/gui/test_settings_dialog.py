@@ -12,6 +12,7 @@ from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext
 from workstation.gui.settings_dialog import SettingsDialog
 from workstation.settings import load_settings, settings_path
+from workstation.vision.registry import DEFAULT_CONFIGURATION, configuration, offered_keys
 
 WAIT_MS = 60_000
 
@@ -94,7 +95,7 @@ def test_insightface_shows_licence_and_resets_the_engine(
     # The loaded engine was dropped: the next use builds the newly chosen one.
     assert context._engine is None
     changes = _settings_events(context.gallery_dir)[0].details["changes"]
-    assert changes["backend"] == ["opencv", "insightface"]
+    assert changes["backend"] == [DEFAULT_CONFIGURATION, "insightface"]
     assert changes["insightface_pack"] == [None, "buffalo_test"]
     assert first_engine is not None
 
@@ -129,7 +130,7 @@ def test_insightface_without_a_pack_is_refused_in_words(
     assert "Choose an insightface model pack" in dialog.error_label.text()
     assert dialog.isVisible() and dialog.result() == 0
     assert not settings_path().exists()
-    assert context.settings.backend == "opencv"
+    assert context.settings.backend == DEFAULT_CONFIGURATION
 
 
 def test_cancel_saves_nothing(qtbot, context: AppContext) -> None:
@@ -157,3 +158,22 @@ def test_damaged_settings_file_is_reported_not_overwritten(qtbot, context: AppCo
     assert "Traceback" not in text
     assert settings_path().read_text(encoding="utf-8") == "{not json"
     assert _settings_events(context.gallery_dir) == []
+
+
+def test_face_model_choices_come_from_the_registry_with_their_trade_off(
+    qtbot, context: AppContext
+) -> None:
+    dialog = SettingsDialog(context)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    combo = dialog.backend_combo
+    assert tuple(combo.itemData(i) for i in range(combo.count())) == offered_keys()
+    assert combo.currentData() == DEFAULT_CONFIGURATION
+    combo.setCurrentIndex(combo.findData("accurate"))
+    assert dialog.backend_summary.text() == configuration("accurate").summary
+    assert dialog.backend_summary.isVisible() and not dialog.licence_label.isVisible()
+    with qtbot.waitSignal(dialog.accepted, timeout=WAIT_MS):
+        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert load_settings().backend == "accurate"
+    (event,) = _settings_events(context.gallery_dir)
+    assert event.details["changes"]["backend"] == [DEFAULT_CONFIGURATION, "accurate"]

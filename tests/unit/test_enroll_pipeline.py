@@ -95,7 +95,7 @@ _KILLED_ENROLMENT = textwrap.dedent(
     from pathlib import Path
     from workstation.gallery.enroll import EnrollItem, enroll
     from workstation.gallery.store import Gallery
-    from workstation.vision.engine import create_engine
+    from workstation.vision.registry import create_engine
 
     folder, faces = Path(sys.argv[1]), Path(sys.argv[2])
     with open(faces / "labels.csv", newline="") as handle:

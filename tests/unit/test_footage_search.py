@@ -13,9 +13,9 @@ from footage_clips import Appearance, make_clip
 from workstation.cli import main
 from workstation.errors import CaseRequiredError
 from workstation.footage import (
-    FIND_THRESHOLD,
     find_person,
     find_subject,
+    find_threshold,
     probe_video,
     record_scan,
     scan_video,
@@ -68,7 +68,8 @@ def test_each_track_finds_the_right_person_first_with_lineage(enrolled, scanned)
     for track, subject in zip(scanned.tracks, expected, strict=True):
         result = search_track(enrolled, scanned, track, "CASE-7", "robbery lead")
         assert result.candidates[0].subject_id == subject
-        assert result.candidates[0].score > FIND_THRESHOLD > result.candidates[1].score
+        threshold, _ = find_threshold(track.model)
+        assert result.candidates[0].score > threshold > result.candidates[1].score
         assert result.probe.sha256 == scanned.video.sha256
         assert result.probe.path.endswith(f"street.mp4#frame={track.best_frame}")
         assert result.params["track_id"] == track.track_id
@@ -121,7 +122,7 @@ def test_find_a_person_from_a_probe_photo_marks_their_segments(
     assert [(s.start_s, s.end_s) for s in segments] == [(0.0, 1.4), (3.0, 3.8)]
     assert [s.track_ids for s in segments] == [(1,), (3,)]
     assert segments[0].start_frame == 0 and segments[1].end_frame == 38
-    assert all(s.score >= FIND_THRESHOLD for s in segments)
+    assert all(s.score >= find_threshold(engine.model)[0] for s in segments)
 
 
 def test_find_a_gallery_subject_in_footage(enrolled, scanned) -> None:  # type: ignore[no-untyped-def]
@@ -133,7 +134,9 @@ def test_find_a_gallery_subject_in_footage(enrolled, scanned) -> None:  # type: 
     assert event.action == "footage_find"
     assert event.details["video_sha256"] == scanned.video.sha256
     assert event.details["segments"][0]["start_tc"] == "00:00:01.000"
-    assert event.details["threshold"] == FIND_THRESHOLD
+    threshold, basis = find_threshold(enrolled.model_id)
+    assert event.details["threshold"] == threshold
+    assert event.details["threshold_basis"] == basis and "reference table" in basis
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

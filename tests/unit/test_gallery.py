@@ -255,7 +255,7 @@ def test_decisions_and_second_examiner(gallery, engine, photo_paths) -> None:  #
 def test_reembed_switches_model_and_keeps_search_working(
     gallery, engine, photo_paths, tiny_insightface_pack
 ) -> None:  # type: ignore[no-untyped-def]
-    from workstation.vision.engine import create_engine
+    from workstation.vision.registry import create_engine
 
     _enrol_fixture_people(gallery, engine, photo_paths)
     tiny = create_engine("insightface", insightface_pack=tiny_insightface_pack)

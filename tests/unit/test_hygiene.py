@@ -42,7 +42,7 @@ def test_finds_the_person_enrolled_twice_and_nobody_else(twice_enrolled: Gallery
     (pair,) = pairs
     assert (pair.subject_a, pair.subject_b) == ("P-1", "P-7")
     assert pair.name_a == "Barack Obama" and pair.name_b is None
-    assert pair.score > DEFAULT_DUPLICATE_THRESHOLD
+    assert pair.score > duplicate_threshold(twice_enrolled)[0]
     faces = {f.id: f.subject_id for f in twice_enrolled.all_faces()}
     assert faces[pair.face_a] == "P-1" and faces[pair.face_b] == "P-7"
     assert pair.to_dict()["score"] == pytest.approx(pair.score, abs=1e-5)
@@ -53,9 +53,21 @@ def test_finds_the_person_enrolled_twice_and_nobody_else(twice_enrolled: Gallery
 
 
 def test_small_gallery_uses_the_fixed_strict_threshold(twice_enrolled: Gallery) -> None:
+    from workstation.calibration.reference import score_like_sface
+
     threshold, why = duplicate_threshold(twice_enrolled)
-    # 9,000-odd impostor pairs cannot show an FMR of 1e-5, so the documented fixed value is used
-    assert threshold == DEFAULT_DUPLICATE_THRESHOLD and "fixed" in why
+    # 9,000-odd impostor pairs cannot show an FMR of 1e-5, so the documented fixed value is used,
+    # moved onto the scale of the gallery's model (its strangers' tail in its reference table).
+    assert twice_enrolled.model_id is not None
+    expected = score_like_sface(twice_enrolled.model_id, DEFAULT_DUPLICATE_THRESHOLD)
+    assert expected is not None and threshold == expected[0] and "too few" in why
+    assert abs(threshold - DEFAULT_DUPLICATE_THRESHOLD) < 0.05  # SFace+flip: about SFace's scale
+    sface_alone = (
+        "sface-2021dec-int8bq@fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+    )
+    same = score_like_sface(sface_alone, DEFAULT_DUPLICATE_THRESHOLD)
+    assert same is not None and same[0] == pytest.approx(DEFAULT_DUPLICATE_THRESHOLD, abs=1e-6)
+    assert score_like_sface("insightface:pack/x.onnx@abc", DEFAULT_DUPLICATE_THRESHOLD) is None
 
 
 def test_merge_moves_faces_merges_attributes_and_is_audited(
@@ -110,7 +122,8 @@ def test_cli_duplicates_and_merge(twice_enrolled: Gallery) -> None:
     code, out, _ = run("duplicates", "--json")
     (line,) = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and (line["subject_a"], line["subject_b"]) == ("P-1", "P-7")
-    assert line["threshold"] == DEFAULT_DUPLICATE_THRESHOLD
+    with Gallery(Path(folder)) as reopened:
+        assert line["threshold"] == duplicate_threshold(reopened)[0]
     code, out, _ = run("duplicates", "--threshold", "0.99")
     assert code == 0 and "0 possible duplicate pair(s)" in out
     code, _, err = run("merge", "P-1", "P-404", "--reason", "typo")

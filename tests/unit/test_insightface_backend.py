@@ -9,9 +9,9 @@ import pytest
 
 from workstation.errors import ModelError
 from workstation.hashing import sha256_file
-from workstation.vision.engine import create_engine
 from workstation.vision.images import load_image
 from workstation.vision.insightface_backend import list_packs, resolve_pack
+from workstation.vision.registry import create_engine
 
 
 def test_pack_by_folder_loads_and_embeds(tiny_insightface_pack: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]

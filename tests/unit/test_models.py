@@ -57,7 +57,7 @@ def test_missing_model_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_engine_refuses_altered_model(tmp_path: Path) -> None:
-    from workstation.vision.engine import create_engine
+    from workstation.vision.registry import create_engine
 
     folder = tmp_path / "models"
     _copy_models(folder)

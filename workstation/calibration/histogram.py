@@ -163,6 +163,15 @@ class ImpostorHistogram:
         occupied = np.flatnonzero(self.counts)
         return None if occupied.size == 0 else bin_low_edge(int(occupied[-1])) + BIN_WIDTH
 
+    def mean_and_sd(self) -> tuple[float, float]:
+        """Mean and standard deviation of the scores (bin centres), for describing a table."""
+        if self.pairs == 0:
+            return 0.0, 0.0
+        centres = LOW + (np.arange(N_BINS) + 0.5) * BIN_WIDTH
+        mean = float((centres * self.counts).sum() / self.pairs)
+        variance = float((self.counts * (centres - mean) ** 2).sum() / self.pairs)
+        return mean, variance**0.5
+
     def exceeding(self, score: float) -> int:
         """Impostor pairs scoring at least `score` (counting the whole bin `score` falls in)."""
         return int(self._tail[int(bin_of(score))])

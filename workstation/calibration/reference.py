@@ -7,9 +7,11 @@ project's development photos. No photo, face crop, embedding, file name, identit
 leaves the development machine; a count of how many stranger pairs scored 0.2150 to 0.2155 cannot
 reproduce, identify or describe anyone, so it is neither a copy of a photo nor biometric data.
 
-The table is valid only for the exact model it was computed with (name + weights hash); with any
-other model the product calibrates from the gallery alone. Its SHA-256 is pinned here, as the
-model hashes are, so an altered table is refused rather than silently used.
+Each shipped configuration of workstation.vision.registry has its own table (a fused ensemble's
+scores are not on any single model's scale). A table is valid only for the exact model id it was
+computed with (names, weights hashes and, for an ensemble, weights and sigmas); with any other
+model the product calibrates from the gallery alone. Its SHA-256 is pinned in the registry entry,
+as the model hashes are in the manifest, so an altered table is refused rather than silently used.
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from workstation.calibration.histogram import ImpostorHistogram
+from workstation.calibration.histogram import ImpostorHistogram, one_in
 from workstation.errors import CalibrationError
+from workstation.vision.registry import configuration_for_model
 
-# model id -> (resource file, SHA-256 of its histogram's canonical JSON)
-REFERENCE_TABLES: dict[str, tuple[str, str]] = {
-    "sface-2021dec-int8bq@fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee": (
-        "calibration/sface-2021dec-int8bq.impostors.json",
-        "71e8d02e14626df099785ccbd82c445f78855753efa655d9ff3f3aa6332eb64d",
-    ),
-}
+# Thresholds that say "probably the same person" without a gallery (linking a face across video
+# frames, finding a person in footage) are taken at one false-match rate, read from the model's
+# own reference table, never as a fixed cosine: a fused score between strangers sits near 0.6,
+# where an SFace cosine of 0.6 is a strong match. The rate is the one of the cosine OpenCV
+# publishes as SFace's same-person threshold (0.363): 5 of the 3,140 stranger pairs of SFace's
+# reference table reach it, 1 in 630.
+SAME_PERSON_FMR = 5 / 3140
+# For a model with no shipped table (an insightface pack: ArcFace-style cosines, on about SFace's
+# scale) the published SFace value is the only guide there is; it is reported as such.
+UNCALIBRATED_SAME_PERSON_SCORE = 0.363
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,10 @@ def load_reference(model_id: str) -> ReferenceTable | None:
 
     Raises CalibrationError when the shipped file is missing, unreadable or altered.
     """
-    entry = REFERENCE_TABLES.get(model_id)
-    if entry is None:
+    config = configuration_for_model(model_id)
+    if config is None or config.reference is None:
         return None
-    resource, expected = entry
+    resource, expected = config.reference.resource, config.reference.sha256
     where = f"workstation/resources/{resource}"
     try:
         text = resources.files("workstation.resources").joinpath(resource).read_text("utf-8")
@@ -89,4 +95,44 @@ def load_reference(model_id: str) -> ReferenceTable | None:
         description=str(data.get("description", "")),
         photos=int(data.get("photos", 0)),
         identities=int(data.get("identities", 0)),
+    )
+
+
+def same_person_score(model_id: str) -> tuple[float, str]:
+    """The score read as "probably the same person" for this model, and where it comes from."""
+    reference = load_reference(model_id)
+    if reference is not None:
+        score = reference.histogram.score_at_fmr(SAME_PERSON_FMR, use_upper_bound=False)
+        if score is not None:
+            return score, (
+                f"score {score:.4f}: strangers reach it {one_in(SAME_PERSON_FMR)} in the shipped "
+                f"reference table {reference.name}"
+            )
+    return UNCALIBRATED_SAME_PERSON_SCORE, (
+        f"fixed {UNCALIBRATED_SAME_PERSON_SCORE}: OpenCV's published SFace threshold; no reference "
+        "table is shipped for this model"
+    )
+
+
+def score_like_sface(model_id: str, sface_score: float) -> tuple[float, str] | None:
+    """The score of this model that lies as many standard deviations above its strangers' mean
+    as `sface_score` lies above SFace's, both read from the shipped reference tables.
+
+    For fixed fallbacks chosen on SFace's scale (the duplicate threshold) when a gallery has too
+    few pairs to measure the rate they stand for. None when this model has no shipped table.
+    """
+    from workstation.vision.registry import configuration
+
+    own = load_reference(model_id)
+    sface_id = configuration("opencv").expected_model_id()
+    sface = load_reference(str(sface_id)) if sface_id is not None else None
+    if own is None or sface is None:
+        return None
+    own_mean, own_sd = own.histogram.mean_and_sd()
+    sface_mean, sface_sd = sface.histogram.mean_and_sd()
+    sigmas = (sface_score - sface_mean) / sface_sd
+    score = min(1.0, own_mean + sigmas * own_sd)
+    return score, (
+        f"{score:.4f}: {sigmas:.1f} standard deviations above the strangers' mean in the shipped "
+        f"reference table {own.name}, as {sface_score:.2f} is for SFace"
     )

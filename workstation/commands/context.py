@@ -93,7 +93,7 @@ class CliContext:
 
     def engine(self):  # type: ignore[no-untyped-def]
         if self._engine is None:
-            from workstation.vision.engine import create_engine
+            from workstation.vision.registry import create_engine
 
             # Command-line options win; otherwise the saved settings (the same the app uses).
             saved = saved_settings()

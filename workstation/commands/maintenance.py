@@ -43,6 +43,7 @@ def cmd_index(ctx: CliContext) -> int:
 def cmd_models(ctx: CliContext) -> int:
     from workstation.vision.insightface_backend import INSIGHTFACE_LICENCE_NOTE, list_packs
     from workstation.vision.models import load_manifest, load_verified
+    from workstation.vision.registry import CONFIGURATIONS, DEFAULT_CONFIGURATION
 
     rows = []
     for key, entry in load_manifest()["models"].items():
@@ -61,15 +62,40 @@ def cmd_models(ctx: CliContext) -> int:
                 "status": status,
             }
         )
+    usable = {row["key"] for row in rows if row["status"].startswith("ok")}
+    configurations = []
+    for config in CONFIGURATIONS:
+        if not config.offered:
+            continue
+        expected = config.expected_model_id()
+        configurations.append(
+            {
+                "key": config.key,
+                "label": config.label,
+                "default": config.key == DEFAULT_CONFIGURATION,
+                "summary": config.summary,
+                "model_files": list(config.model_files),
+                "model_id": str(expected) if expected else None,
+                "usable": set(config.model_files) <= usable,
+                "licence": config.licence,
+            }
+        )
     packs = [str(p) for p in list_packs()]
     if ctx.args.json:
-        ctx.json_line({"models": rows, "insightface_packs": packs})
+        ctx.json_line(
+            {"models": rows, "configurations": configurations, "insightface_packs": packs}
+        )
     else:
         for row in rows:
             ctx.say(
                 f"{row['key']} ({row['role']}, {row['licence']}): {shown(row['status'])}\n  "
                 f"{shown(row['path'])}\n  sha256 {row['sha256']}"
             )
+        ctx.say("configurations (--backend, or Settings > Face model):")
+        for item in configurations:
+            mark = " [default]" if item["default"] else ""
+            state = "" if item["usable"] else " (UNUSABLE: a model file above is not)"
+            ctx.say(f"  {item['key']}{mark}{state}: {item['summary']}")
         ctx.say(
             "insightface packs on this PC: "
             + (", ".join(packs) if packs else "none")
@@ -151,10 +177,19 @@ def cmd_calibrate(ctx: CliContext) -> int:
     if not stored.usable:
         ctx.say(stored.unknown_reason())
         return EXIT_OK
-    for score in (0.3, 0.4, 0.5, 0.6):
+    # Scores on the model's own scale (a fused ensemble's strangers score about 0.6): read at
+    # fixed false-match rates rather than at fixed scores.
+    for target in (1e-2, 1e-3, 1e-4, 1e-5):
+        score = stored.histogram.score_at_fmr(target)
+        if score is None:
+            ctx.say(f"  FMR 1 in {1 / target:,.0f}: too few impostor pairs to show a rate this low")
+            continue
         estimate = stored.estimate(score)
         assert estimate is not None
-        ctx.say(f"  score {score:.2f}: strangers score this high {estimate.text}")
+        ctx.say(
+            f"  score {score:.4f}: strangers score this high {estimate.text} (95% upper bound "
+            f"at most 1 in {1 / target:,.0f})"
+        )
     return EXIT_OK
 
 

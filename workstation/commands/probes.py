@@ -261,10 +261,12 @@ def cmd_footage(ctx: CliContext) -> int:
 def _print_subject_segments(ctx: CliContext, scan: Any, case_id: str, purpose: str) -> int:
     """Where a gallery subject appears in the scanned video: one line (or JSON object) each."""
     from workstation.footage import timecode
-    from workstation.footage.search import FIND_THRESHOLD, find_subject
+    from workstation.footage.search import find_subject, find_threshold
 
     args = ctx.args
-    segments = find_subject(ctx.gallery(), scan, args.find_subject, case_id, purpose)
+    gallery = ctx.gallery()
+    segments = find_subject(gallery, scan, args.find_subject, case_id, purpose)
+    threshold, _ = find_threshold(scan.tracks[0].model if scan.tracks else gallery.model_id)
     for segment in segments:
         row = {
             "subject_id": args.find_subject,
@@ -282,7 +284,7 @@ def _print_subject_segments(ctx: CliContext, scan: Any, case_id: str, purpose: s
     if not args.json:
         ctx.say(
             f"{len(segments)} segment(s) where subject {shown(args.find_subject)} may appear "
-            f"(tracks scoring at least {FIND_THRESHOLD}): leads to review, not identifications"
+            f"(tracks scoring at least {threshold:.4f}): leads to review, not identifications"
         )
     if scan.damage:
         ctx.warn(f"error: {scan.damage}")

@@ -6,10 +6,10 @@ built on it.
 
 from workstation.footage.scan import ScanOptions, ScanResult, scan_video
 from workstation.footage.search import (
-    FIND_THRESHOLD,
     Appearance,
     find_person,
     find_subject,
+    find_threshold,
     record_scan,
     search_frame,
     search_track,
@@ -18,7 +18,6 @@ from workstation.footage.tracks import Track
 from workstation.footage.video import FrameReader, VideoError, VideoInfo, probe_video, timecode
 
 __all__ = [
-    "FIND_THRESHOLD",
     "Appearance",
     "FrameReader",
     "ScanOptions",
@@ -28,6 +27,7 @@ __all__ = [
     "VideoInfo",
     "find_person",
     "find_subject",
+    "find_threshold",
     "probe_video",
     "record_scan",
     "scan_video",

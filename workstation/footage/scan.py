@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,8 @@ def scan_video(
     step = max(1, round(options.every_s * info.fps))
     total = info.frame_count
     linker = TrackLinker(engine, options.link)
+    # Record the linking threshold actually used (it depends on the model when not given).
+    options = replace(options, link=replace(options.link, similarity_min=linker.similarity_min))
     capture = open_capture(info.path)
     frames: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
@@ -274,5 +276,6 @@ def _detect(
             quality=quality,
             weight=quality_weight(quality),
         )
-        pending.append(PendingFace(observation, crop))
+        prepared = engine.prepare(frame, det.box, det.landmarks)
+        pending.append(PendingFace(observation, crop, prepared))
     return pending

@@ -4,11 +4,12 @@ Lineage: every footage search records the video's SHA-256, the frame index and i
 the track id when a track is searched) in the audit event (`probe_frame`) and in the search's
 params, so a lead can be traced back to the exact frame.
 
-Finding a person: a track is a match when the cosine similarity between the probe and the track
-(its template, or any of its embedded best frames, whichever is highest) reaches
-`FIND_THRESHOLD`. The default 0.363 is the cosine threshold OpenCV publishes for SFace (the
-default recogniser; about 99.4% accuracy on LFW pairs); a different model needs its own value.
-Like every search result, a marked segment is a lead for human review, not an identification.
+Finding a person: a track is a match when the score between the probe and the track (its
+template, or any of its embedded best frames, whichever is highest) reaches `find_threshold`:
+the score at which strangers match 1 in 630 times in the model's own reference table (for SFace
+alone that is OpenCV's published same-person cosine, 0.363; a fused ensemble's scores lie on
+another scale, so no fixed number can serve every model). Like every search result, a marked
+segment is a lead for human review, not an identification.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from workstation.audit.actions import AuditAction
-from workstation.domain import BBox, Face
+from workstation.calibration.reference import same_person_score
+from workstation.domain import BBox, Face, ModelId
 from workstation.errors import GalleryError, NoFaceError
 from workstation.footage.scan import ScanResult
 from workstation.footage.tracks import Track
@@ -34,7 +36,10 @@ from workstation.gallery.search import (
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, l2_normalise, select_face
 
-FIND_THRESHOLD = 0.363
+
+def find_threshold(model: ModelId | str | None) -> tuple[float, str]:
+    """The score a track must reach to be marked for this model, and where it comes from."""
+    return same_person_score(str(model) if model is not None else "")
 
 
 def track_lineage(scan: ScanResult, track: Track) -> dict[str, Any]:
@@ -175,13 +180,17 @@ def track_similarity(track: Track, probes: np.ndarray) -> float:
 
 
 def find_person(
-    scan: ScanResult, probes: np.ndarray, threshold: float = FIND_THRESHOLD
+    scan: ScanResult, probes: np.ndarray, threshold: float | None = None
 ) -> list[Appearance]:
     """Time segments where a probe (one or more embeddings of one person) appears.
+
+    `threshold` None: `find_threshold` of the scan's model.
 
     Each matching track contributes its runs of consecutive samples; runs from different tracks
     that overlap or touch (within one sample interval) merge into one segment.
     """
+    if threshold is None:
+        threshold = find_threshold(scan.tracks[0].model if scan.tracks else None)[0]
     interval = scan.sample_interval_s
     runs: list[tuple[float, float, int, float]] = []
     for track in scan.tracks:
@@ -232,7 +241,7 @@ def find_subject(
     subject_id: str,
     case_id: str | None,
     purpose: str | None,
-    threshold: float = FIND_THRESHOLD,
+    threshold: float | None = None,
 ) -> list[Appearance]:
     """Where a gallery subject appears in a scanned video (see `find_person`).
 
@@ -243,6 +252,9 @@ def find_subject(
     model = scan.tracks[0].model if scan.tracks else None
     if model is not None:
         gallery.check_model(model)
+    basis = "given by the caller"
+    if threshold is None:
+        threshold, basis = find_threshold(model if model is not None else gallery.model_id)
     segments = find_person(scan, subject_embeddings(gallery, subject_id), threshold)
     with gallery.change() as change:
         change.ensure_case(case_id, purpose)
@@ -253,6 +265,7 @@ def find_subject(
                 "video_path": str(scan.video.path),
                 "video_sha256": scan.video.sha256,
                 "threshold": threshold,
+                "threshold_basis": basis,
                 "model_id": str(model) if model else None,
                 "segments": [
                     {**s.to_dict(), "start_tc": timecode(s.start_s), "end_tc": timecode(s.end_s)}

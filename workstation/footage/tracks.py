@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from workstation.calibration.reference import same_person_score
 from workstation.domain import BBox, Face, FaceSource, Landmarks, ModelId, Quality, Verdict
-from workstation.vision.engine import FaceEngine, l2_normalise
+from workstation.vision.engine import FaceEngine, PreparedFace, l2_normalise
 
 _VERDICT_WEIGHT = {Verdict.GOOD: 1.0, Verdict.WARN: 0.6, Verdict.POOR: 0.2}
 
@@ -65,6 +66,7 @@ class BestFrame:
 
     observation: Observation
     crop: np.ndarray = field(repr=False)
+    prepared: PreparedFace = field(repr=False)  # the recogniser's input (see Embedder.prepare)
     embedding: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -78,7 +80,7 @@ class Track:
     template: np.ndarray | None = field(default=None, repr=False)
     model: ModelId | None = None
     # Linking state (not part of the result's meaning).
-    last_crop: np.ndarray | None = field(default=None, repr=False)
+    last_prepared: PreparedFace | None = field(default=None, repr=False)
     ref_embedding: np.ndarray | None = field(default=None, repr=False)
     ref_frame: int = -1
 
@@ -163,7 +165,9 @@ class Track:
 @dataclass(frozen=True)
 class LinkOptions:
     iou_min: float = 0.2  # overlap with a track's predicted box that links without embedding
-    similarity_min: float = 0.363  # SFace's published same-person cosine threshold
+    # Appearance linking needs "probably the same person": None takes the score of the model in
+    # use at SAME_PERSON_FMR (workstation.calibration.reference.same_person_score).
+    similarity_min: float | None = None
     max_gap_s: float = 1.0  # a track unseen this long is closed
     best_frames: int = 5  # crops kept (and embedded for the template) per track
 
@@ -173,7 +177,8 @@ class PendingFace:
     """A detection in the current sample, prepared for linking."""
 
     observation: Observation
-    crop: np.ndarray
+    crop: np.ndarray  # the aligned 112 px crop (quality, thumbnails)
+    prepared: PreparedFace  # the recogniser's input, cut while the frame is at hand
     embedding: np.ndarray | None = None
 
 
@@ -183,6 +188,11 @@ class TrackLinker:
     def __init__(self, engine: FaceEngine, options: LinkOptions) -> None:
         self.engine = engine
         self.options = options
+        self.similarity_min = (
+            options.similarity_min
+            if options.similarity_min is not None
+            else same_person_score(str(engine.model))[0]
+        )
         self.open: list[Track] = []
         self.closed: list[Track] = []
         self.embeddings_computed = 0
@@ -237,8 +247,8 @@ class TrackLinker:
         self._embed_pending(need)
         for track in rest_t:
             stale = track.ref_embedding is None or track.ref_frame != track.last.frame_index
-            if stale and track.last_crop is not None:
-                track.ref_embedding = self._embed([track.last_crop])[0]
+            if stale and track.last_prepared is not None:
+                track.ref_embedding = self._embed([track.last_prepared])[0]
                 track.ref_frame = track.last.frame_index
         pairs: list[tuple[float, int, Track]] = []
         for di in rest_d:
@@ -247,7 +257,7 @@ class TrackLinker:
                 if track.ref_embedding is None or emb is None:
                     continue
                 sim = float(np.dot(emb, track.ref_embedding))
-                if sim >= self.options.similarity_min:
+                if sim >= self.similarity_min:
                     overlap = float(iou[di, tracks.index(track)])
                     pairs.append((sim + overlap, di, track))
         used: set[int] = set()
@@ -257,27 +267,27 @@ class TrackLinker:
             assigned[di] = track
             used.add(id(track))
 
-    def _embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        self.embeddings_computed += len(crops)
-        return self.engine.embed_aligned(crops)
+    def _embed(self, faces: list[PreparedFace]) -> np.ndarray:
+        self.embeddings_computed += len(faces)
+        return self.engine.embed_prepared(faces)
 
     def _embed_pending(self, pending: list[PendingFace]) -> None:
         if not pending:
             return
-        vectors = self._embed([p.crop for p in pending])
+        vectors = self._embed([p.prepared for p in pending])
         for item, vector in zip(pending, vectors, strict=True):
             item.embedding = vector
 
     def _append(self, track: Track, det: PendingFace) -> None:
         track.observations.append(det.observation)
-        track.last_crop = det.crop
+        track.last_prepared = det.prepared
         if det.embedding is not None:
             track.ref_embedding = det.embedding
             track.ref_frame = det.observation.frame_index
         keep = self.options.best_frames
         weight = det.observation.weight
         if len(track.best) < keep or weight > track.best[-1].observation.weight:
-            track.best.append(BestFrame(det.observation, det.crop, det.embedding))
+            track.best.append(BestFrame(det.observation, det.crop, det.prepared, det.embedding))
             track.best.sort(key=lambda b: -b.observation.weight)
             del track.best[keep:]
 
@@ -293,13 +303,13 @@ class TrackLinker:
     def _close(self, track: Track) -> None:
         missing = [b for b in track.best if b.embedding is None]
         if missing:
-            vectors = self._embed([b.crop for b in missing])
+            vectors = self._embed([b.prepared for b in missing])
             for best, vector in zip(missing, vectors, strict=True):
                 best.embedding = vector
         weights = np.array([b.observation.weight for b in track.best], dtype=np.float32)
         matrix = np.vstack([b.embedding for b in track.best])  # type: ignore[misc]
         track.template = l2_normalise((weights[:, None] * matrix).sum(axis=0, keepdims=True))[0]
-        track.last_crop = None
+        track.last_prepared = None
         track.ref_embedding = None
         self.closed.append(track)
 

@@ -18,7 +18,6 @@ from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, Progress
-from workstation.vision.alignment import align_face, crop_box
 from workstation.vision.engine import FaceEngine
 from workstation.vision.images import load_image
 
@@ -74,11 +73,8 @@ def reembed(
                 ) from exc
             cache_path = path
         assert cache_bgr is not None
-        if face.landmarks:
-            crop = align_face(cache_bgr, tuple((x, y) for x, y in face.landmarks))
-        else:
-            crop = crop_box(cache_bgr, BBox(*face.box))
-        vector = engine.embed_aligned([crop])[0]
+        landmarks = tuple((x, y) for x, y in face.landmarks) if face.landmarks else None
+        vector = engine.embed_faces(cache_bgr, [(BBox(*face.box), landmarks)])[0]
         updates.append((face.id, np.asarray(vector, dtype=np.float32)))
         yield Progress(done, total, f"re-embedded face {face.id}")
     summary = {"faces": total, "old_model_id": old_model, "new_model_id": new_model}

@@ -15,7 +15,8 @@ from PySide6.QtCore import QObject, Signal
 from workstation.gallery.store import Gallery
 from workstation.gui.workers import WorkerPool
 from workstation.settings import Settings
-from workstation.vision.engine import FaceEngine, create_engine
+from workstation.vision.engine import FaceEngine
+from workstation.vision.registry import create_engine
 
 
 @dataclass(frozen=True)

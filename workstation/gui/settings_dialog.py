@@ -41,11 +41,8 @@ from workstation.vision.insightface_backend import (
     insightface_models_root,
     list_packs,
 )
+from workstation.vision.registry import CONFIGURATIONS, configuration
 
-BACKEND_LABELS = {
-    "opencv": "OpenCV YuNet + SFace (shipped with the program)",
-    "insightface": "insightface model pack (already on this PC)",
-}
 # Keys whose change means a different face model: the loaded engine must be dropped.
 ENGINE_KEYS = ("backend", "insightface_pack", "model_dir")
 
@@ -70,8 +67,15 @@ class SettingsDialog(QDialog):
         self.gallery_edit.setPlaceholderText(f"default: {default_gallery_dir()}")
         self.browse_button = QPushButton("Browse…")
         self.backend_combo = QComboBox()
-        for key, label in BACKEND_LABELS.items():
-            self.backend_combo.addItem(label, key)
+        for config in CONFIGURATIONS:
+            if config.offered:
+                self.backend_combo.addItem(config.label, config.key)
+                self.backend_combo.setItemData(
+                    self.backend_combo.count() - 1, config.summary, Qt.ItemDataRole.ToolTipRole
+                )
+        # The chosen configuration's trade-off in words (speed against accuracy).
+        self.backend_summary = QLabel("")
+        self.backend_summary.setWordWrap(True)
         self.pack_combo = QComboBox()
         self.pack_combo.setEditable(True)
         self.pack_combo.setToolTip(
@@ -133,6 +137,7 @@ class SettingsDialog(QDialog):
             spacing = self.style().pixelMetric(QStyle.PixelMetric.PM_LayoutHorizontalSpacing)
         indent = form.labelForField(self.top_k_spin).sizeHint().width() + max(spacing, 0)
         notes.setContentsMargins(indent, 0, 0, 0)
+        notes.addWidget(self.backend_summary)
         notes.addWidget(self.licence_label)
         notes.addWidget(self.model_note)
         layout = QVBoxLayout(self)
@@ -162,13 +167,15 @@ class SettingsDialog(QDialog):
             self._context.settings,
             gallery=gallery,
             backend=backend,
-            insightface_pack=pack if backend == "insightface" else None,
+            insightface_pack=pack if configuration(backend).needs_pack else None,
             top_k=self.top_k_spin.value(),
         )
 
     # ------------------------------------------------------------------ slots
     def _on_backend_changed(self, _index: int) -> None:
-        insightface = self.backend_combo.currentData() == "insightface"
+        chosen = configuration(self.backend_combo.currentData())
+        self.backend_summary.setText(chosen.summary)
+        insightface = chosen.needs_pack
         for widget in (self.pack_label, self.pack_combo, self.licence_label):
             widget.setVisible(insightface)
         self.adjustSize()
@@ -232,9 +239,9 @@ class SettingsDialog(QDialog):
         self.save_button.setEnabled(True)
 
     def _problem_with(self, new: Settings) -> str | None:
-        if new.backend == "insightface" and not new.insightface_pack:
+        if configuration(new.backend).needs_pack and not new.insightface_pack:
             return (
-                "Choose an insightface model pack, or keep the shipped OpenCV model. No pack was "
+                "Choose an insightface model pack, or keep a shipped model. No pack was "
                 f"found under {insightface_models_root()}."
             )
         if new.gallery:

@@ -1,8 +1,11 @@
 """The face engine: detect, align, embed and assess faces, for any detector + recogniser pair.
 
 Model families plug in behind two small protocols (`Detector`, `Embedder`); the engine owns what
-is common to all of them: scaling big photos for detection, ordering faces, the manual-box path,
-alignment and quality. Nothing here imports Qt.
+is common to all of them: scaling big photos for detection, ordering faces, the manual-box path
+and quality. Each recogniser cuts its own input from the photo (`Embedder.prepare`): SFace wants
+the 112 px ArcFace-template crop, dlib its own 150 px chip from its 5-point landmarks, a fused
+ensemble one input per member. Nothing here imports Qt, and nothing here imports a backend: the
+configurations that build engines live in `workstation.vision.registry`, above both.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -45,12 +47,23 @@ class Detector(Protocol):
         ...
 
 
+# What a recogniser needs of one face, cut from the photo by `Embedder.prepare`: one image per
+# network it runs (a single model: one crop; a fused ensemble: one per member). Kept instead of the
+# photo where embedding happens later (footage tracks embed their best frames when they close).
+PreparedFace = tuple[np.ndarray, ...]
+
+
 class Embedder(Protocol):
     model: ModelId
-    input_size: int
+    parts: int  # how many images `prepare` returns per face
 
-    def embed(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
-        """L2-normalised embeddings (n x dim, float32) of aligned BGR face crops."""
+    def prepare(self, bgr: np.ndarray, box: BBox, landmarks: Landmarks | None) -> PreparedFace:
+        """This model's input for the face at `box` / `landmarks` (None: a drawn box in which no
+        landmarks were found; the model then uses the box, unaligned)."""
+        ...
+
+    def embed(self, faces: list[PreparedFace]) -> np.ndarray:
+        """Embeddings (n x dim, float32) of prepared faces."""
         ...
 
 
@@ -68,6 +81,8 @@ class FaceEngine:
         self.embedder = embedder
         self.description = description or f"{detector.name} + {embedder.model.name}"
         self._lock = threading.Lock()
+        # The registry key of the configuration that built this engine (None when built by hand).
+        self.configuration: str | None = None
         # How to load another instance of the same models (set by create_engine), and the
         # instances loaded so far: parallel inference needs one instance per thread.
         self.factory: Callable[[], FaceEngine] | None = None
@@ -113,9 +128,23 @@ class FaceEngine:
             found = [_rescale(d, 1.0 / scale) for d in found]
         return sorted(found, key=lambda d: d.box.area, reverse=True)
 
-    def embed_aligned(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
+    def prepare(self, bgr: np.ndarray, box: BBox, landmarks: Landmarks | None) -> PreparedFace:
+        """The recogniser's input for one face (see `Embedder.prepare`)."""
         with self._lock:
-            return l2_normalise(self.embedder.embed(aligned_faces))
+            return self.embedder.prepare(bgr, box, landmarks)
+
+    def embed_prepared(self, faces: list[PreparedFace]) -> np.ndarray:
+        """L2-normalised embeddings (n x dim, float32) of prepared faces."""
+        with self._lock:
+            return l2_normalise(self.embedder.embed(faces))
+
+    def embed_faces(
+        self, bgr: np.ndarray, faces: list[tuple[BBox, Landmarks | None]]
+    ) -> np.ndarray:
+        """L2-normalised embeddings of the faces at these (box, landmarks) in one photo."""
+        with self._lock:
+            prepared = [self.embedder.prepare(bgr, box, points) for box, points in faces]
+            return l2_normalise(self.embedder.embed(prepared))
 
     def analyze(self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE) -> list[Face]:
         """Every detected face, embedded and assessed, largest first (see `detect`)."""
@@ -123,7 +152,7 @@ class FaceEngine:
         if not detections:
             return []
         crops = [align_face(bgr, d.landmarks) for d in detections]
-        embeddings = self.embed_aligned(crops)
+        embeddings = self.embed_faces(bgr, [(d.box, d.landmarks) for d in detections])
         return [
             Face(
                 index=i,
@@ -157,7 +186,7 @@ class FaceEngine:
         else:
             crop = crop_box(bgr, clipped)
             landmarks, score = None, None
-        embedding = self.embed_aligned([crop])[0]
+        embedding = self.embed_faces(bgr, [(clipped, landmarks)])[0]
         return Face(
             index=0,
             box=clipped,
@@ -251,27 +280,3 @@ def select_face(
             f"(numbered 0 to {len(faces) - 1}, largest first)"
         )
     return faces[index], faces
-
-
-def create_engine(
-    backend: str = "opencv",
-    model_dir: Path | None = None,
-    insightface_pack: Path | str | None = None,
-) -> FaceEngine:
-    """Build an engine for a backend name ("opencv" default, or "insightface")."""
-    if backend == "opencv":
-        from workstation.vision.opencv_backend import create_opencv_engine
-
-        engine = create_opencv_engine(model_dir)
-    elif backend == "insightface":
-        from workstation.vision.insightface_backend import create_insightface_engine
-
-        engine = create_insightface_engine(insightface_pack, yunet_model_dir=model_dir)
-    else:
-        engine = None
-    if engine is not None:
-        engine.factory = lambda: create_engine(backend, model_dir, insightface_pack)
-        return engine
-    from workstation.errors import ModelError
-
-    raise ModelError(f"unknown model backend {backend!r}; choose 'opencv' or 'insightface'")

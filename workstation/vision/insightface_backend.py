@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.domain import BBox, ModelId
+from workstation.domain import BBox, Landmarks, ModelId
 from workstation.errors import ModelError
 from workstation.hashing import sha256_file
-from workstation.vision.engine import Detection, FaceEngine
-from workstation.vision.models import DEFAULT_DETECTOR, load_verified
+from workstation.vision.alignment import align_face, crop_box
+from workstation.vision.engine import Detection, PreparedFace
 
 INSIGHTFACE_LICENCE_NOTE = (
     "insightface pack weights are licensed by their authors for non-commercial research only"
@@ -66,6 +66,8 @@ def resolve_pack(pack: Path | str | None) -> Path:
 class InsightFaceEmbedder:
     """An ArcFace-style recogniser from a pack, run by insightface on onnxruntime (CPU)."""
 
+    parts = 1
+
     def __init__(self, model: object, path: Path, pack_name: str) -> None:
         self._model = model
         shape = model.input_shape  # type: ignore[attr-defined]
@@ -76,13 +78,16 @@ class InsightFaceEmbedder:
             name=f"insightface:{pack_name}/{path.name}", sha256=sha256_file(path), dim=dim
         )
 
-    def embed(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
-        if not aligned_faces:
+    def prepare(self, bgr: np.ndarray, box: BBox, landmarks: Landmarks | None) -> PreparedFace:
+        """The crop aligned to the ArcFace template at the network's input size."""
+        if landmarks is None:
+            return (crop_box(bgr, box, self.input_size),)
+        return (align_face(bgr, landmarks, self.input_size),)
+
+    def embed(self, faces: list[PreparedFace]) -> np.ndarray:
+        if not faces:
             return np.zeros((0, self.model.dim), dtype=np.float32)
-        crops = [
-            face if face.shape[0] == self.input_size else _resize(face, self.input_size)
-            for face in aligned_faces
-        ]
+        crops = [crop for (crop,) in faces]
         features = self._model.get_feat(crops)  # type: ignore[attr-defined]
         return np.asarray(features, dtype=np.float32).reshape(len(crops), -1)
 
@@ -107,15 +112,8 @@ class InsightFaceDetector:
         return found
 
 
-def _resize(face: np.ndarray, size: int) -> np.ndarray:
-    from workstation.vision.cvcompat import cv2_module
-
-    return cv2_module().resize(face, (size, size))
-
-
-def create_insightface_engine(
-    pack: Path | str | None, yunet_model_dir: Path | None = None
-) -> FaceEngine:
+def load_pack(pack: Path | str | None) -> tuple[InsightFaceEmbedder, InsightFaceDetector | None]:
+    """The recogniser of a pack on disk, and its detector when it has one."""
     from workstation.vision.cvcompat import cv2_module
 
     cv2_module()  # import cv2 through the guard before insightface imports it
@@ -125,8 +123,8 @@ def create_insightface_engine(
         if getattr(sys, "frozen", False):
             raise ModelError(
                 "this installed copy of workstation does not include the optional insightface "
-                "backend; use the default models (backend 'opencv'), or install workstation "
-                "with pip, which brings insightface, on a PC where that is allowed"
+                "backend; use the shipped models, or install workstation with pip, which brings "
+                "insightface, on a PC where that is allowed"
             ) from exc
         raise ModelError(f"the insightface package is not installed ({exc})") from exc
 
@@ -145,9 +143,4 @@ def create_insightface_engine(
             detector = InsightFaceDetector(model, path)
     if embedder is None:
         raise ModelError(f"{folder}: no recognition model (ArcFace-style ONNX) in this pack")
-    if detector is None:
-        from workstation.vision.opencv_backend import YuNetDetector
-
-        yunet = YuNetDetector(load_verified(DEFAULT_DETECTOR, yunet_model_dir))
-        return FaceEngine(yunet, embedder, f"YuNet + {embedder.model.name} (insightface pack)")
-    return FaceEngine(detector, embedder, f"{detector.name} + {embedder.model.name}")
+    return embedder, detector

@@ -10,15 +10,14 @@ runtime of the insightface pack backend.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from workstation.domain import BBox, ModelId
+from workstation.domain import BBox, Landmarks, ModelId
 from workstation.errors import ModelError
+from workstation.vision.alignment import align_face, crop_box
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.engine import Detection, FaceEngine
-from workstation.vision.models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, ModelFile, load_verified
+from workstation.vision.engine import Detection, PreparedFace
+from workstation.vision.models import ModelFile
 
 DETECTION_SCORE_THRESHOLD = 0.6
 NMS_THRESHOLD = 0.3
@@ -64,6 +63,7 @@ class SFaceEmbedder:
     """OpenCV's FaceRecognizerSF over the verified SFace bytes: 128-d embeddings."""
 
     input_size = 112
+    parts = 1
 
     def __init__(self, model: ModelFile) -> None:
         cv2 = cv2_module()
@@ -76,14 +76,15 @@ class SFaceEmbedder:
             raise ModelError(f"{model.path}: OpenCV cannot load this recogniser ({exc})") from exc
         self.model = ModelId(name=model.key, sha256=model.sha256, dim=128)
 
-    def embed(self, aligned_faces: list[np.ndarray]) -> np.ndarray:
-        if not aligned_faces:
+    def prepare(self, bgr: np.ndarray, box: BBox, landmarks: Landmarks | None) -> PreparedFace:
+        """The 112 px crop aligned to the ArcFace template (the box, unaligned, without
+        landmarks)."""
+        if landmarks is None:
+            return (crop_box(bgr, box, self.input_size),)
+        return (align_face(bgr, landmarks, self.input_size),)
+
+    def embed(self, faces: list[PreparedFace]) -> np.ndarray:
+        if not faces:
             return np.zeros((0, self.model.dim), dtype=np.float32)
-        rows = [self._recognizer.feature(face).reshape(-1) for face in aligned_faces]
+        rows = [self._recognizer.feature(crop).reshape(-1) for (crop,) in faces]
         return np.vstack(rows).astype(np.float32)
-
-
-def create_opencv_engine(model_dir: Path | None = None) -> FaceEngine:
-    detector = YuNetDetector(load_verified(DEFAULT_DETECTOR, model_dir))
-    embedder = SFaceEmbedder(load_verified(DEFAULT_RECOGNIZER, model_dir))
-    return FaceEngine(detector, embedder, description="YuNet + SFace (OpenCV DNN)")

@@ -158,6 +158,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="CFP: embedding processes")
     parser.add_argument("--worker", type=int, default=None, help="CFP: be one embedding worker")
     parser.add_argument("--speed-photos", type=int, default=60, help="CFP: photos per speed run")
+    parser.add_argument(
+        "--cached-only", action="store_true", help="CFP: only photos already embedded"
+    )
     args = parser.parse_args()
     if args.cfp is not None:
         from cfp import run_cfp

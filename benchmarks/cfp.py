@@ -66,6 +66,9 @@ def verification(
 ) -> dict[str, float]:
     from accuracy import tar_at_far
 
+    if not pairs:
+        nan = float("nan")
+        return {"acc": nan, "sd": nan, "tar": nan, "folds": 0, "pairs": 0, "no_face_pairs": 0}
     a = np.array([index[r["image_a"]] for r in pairs])
     b = np.array([index[r["image_b"]] for r in pairs])
     same = np.array([r["same"] == "1" for r in pairs])
@@ -165,6 +168,29 @@ def run_cfp(args: argparse.Namespace) -> None:
     ff = [r for r in _rows(root / "pairs_ff.csv") if int(r["fold"]) in folds]
     fp = [r for r in _rows(root / "pairs_fp.csv") if int(r["fold"]) in folds]
     needed_set = set(paths[:1500]) | {r[k] for r in ff + fp for k in ("image_a", "image_b")}
+    if args.cached_only:
+        # Only what the embedding workers have finished: whole folds, so every fold is complete.
+        have = set(str(x) for x in np.load(cache, allow_pickle=False)["paths"])
+        if not set(paths[:1500]) <= have:
+            raise SystemExit("the identification photos are not all embedded yet")
+
+        def complete(rows: list[dict[str, str]]) -> set[int]:
+            folds_seen = {int(r["fold"]) for r in rows}
+            return {
+                f
+                for f in folds_seen
+                if all(
+                    r["image_a"] in have and r["image_b"] in have
+                    for r in rows
+                    if int(r["fold"]) == f
+                )
+            }
+
+        done = complete(ff) & complete(fp)
+        ff = [r for r in ff if int(r["fold"]) in done]
+        fp = [r for r in fp if int(r["fold"]) in done]
+        needed_set &= have
+        print(f"--cached-only: complete folds {sorted(done)}")
     needed = [p for p in paths if p in needed_set]
     views = embed_member_views(needed, cache)
     index = {p: i for i, p in enumerate(needed)}

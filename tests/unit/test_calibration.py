@@ -3,6 +3,7 @@ the shipped reference table, and gallery calibrations with real photos, SQLite a
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -13,7 +14,6 @@ from PIL import Image
 from scipy.stats import binom
 from sqlite_file import edit_database
 
-from workstation.calibration import reference as reference_module
 from workstation.calibration.histogram import (
     BIN_WIDTH,
     ImpostorHistogram,
@@ -40,6 +40,7 @@ from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, drain
 from workstation.vision.images import load_image
+from workstation.vision.registry import ReferenceTableSpec, configuration
 
 SFACE = "sface-2021dec-int8bq@fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
 
@@ -147,11 +148,11 @@ def test_too_few_impostor_pairs_means_fmr_unknown() -> None:
 
 
 # ---------------------------------------------------------------------- shipped reference
-def test_shipped_reference_table_loads_for_the_default_model_only() -> None:
+def test_shipped_reference_table_loads_for_its_model_only() -> None:
     table = load_reference(SFACE)
     assert table is not None
     assert table.histogram.pairs >= 3000 and table.photos > 100 and table.identities > 20
-    assert table.sha256 == reference_module.REFERENCE_TABLES[SFACE][1]
+    assert table.sha256 == configuration("opencv").reference.sha256  # type: ignore[union-attr]
     assert load_reference("some-other-model@" + "0" * 64) is None
     only = reference_only("some-other-model@" + "0" * 64)
     assert only.impostor_pairs == 0 and not only.usable
@@ -160,8 +161,15 @@ def test_shipped_reference_table_loads_for_the_default_model_only() -> None:
 def test_a_reference_table_not_matching_its_pinned_hash_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    resource, _ = reference_module.REFERENCE_TABLES[SFACE]
-    monkeypatch.setitem(reference_module.REFERENCE_TABLES, SFACE, (resource, "0" * 64))
+    from workstation.vision import registry
+
+    altered = [
+        dataclasses.replace(c, reference=ReferenceTableSpec(c.reference.resource, "0" * 64))
+        if c.key == "opencv" and c.reference is not None
+        else c
+        for c in registry.CONFIGURATIONS
+    ]
+    monkeypatch.setattr(registry, "CONFIGURATIONS", tuple(altered))
     with pytest.raises(CalibrationError, match="does not match its pinned checksum"):
         load_reference(SFACE)
 
@@ -181,7 +189,7 @@ def test_calibrate_counts_different_subject_pairs_stores_and_audits(
     stored = drain(calibrate(gallery, reason="monthly check"))
     # 3 faces: obama-obama2 is the same subject; obama-biden and obama2-biden are impostors
     assert stored.gallery_pairs == 2
-    reference = load_reference(SFACE)
+    reference = load_reference(str(engine.model))
     assert reference is not None
     assert stored.impostor_pairs == 2 + reference.histogram.pairs
     assert stored.sources == ["gallery", "reference:" + reference.name]
@@ -201,7 +209,7 @@ def test_calibrate_counts_different_subject_pairs_stores_and_audits(
     mirrored = gallery.folder.parent / "biden-mirrored.png"
     Image.open(photo_paths["biden"]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
     assert drain(enroll(gallery, engine, items_for_subject("P-X", [mirrored]))).enrolled == 1
-    latest = latest_calibration(gallery, SFACE)
+    latest = latest_calibration(gallery, str(engine.model))
     assert latest is not None and latest.stale
 
 

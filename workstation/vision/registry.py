@@ -216,7 +216,7 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
         key="opencv",
         label="SFace alone (galleries made before mirror averaging)",
         summary=(
-            "YuNet + SFace, one view per face: how galleries were built before version 0.2. "
+            "YuNet + SFace, one view per face: how galleries were built before mirror averaging. "
             "Keep it for such a gallery, or move the gallery to 'fast' or 'accurate' with "
             "`workstation reembed`."
         ),

@@ -19,7 +19,6 @@ from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, Progress
 from workstation.vision.engine import FaceEngine
-from workstation.vision.images import load_image
 
 
 def delete_subject(gallery: Gallery, subject_id: str, reason: str) -> dict[str, Any]:
@@ -65,7 +64,8 @@ def reembed(
         path = gallery.image_file(face)
         if path != cache_path:
             try:
-                cache_bgr = load_image(path).bgr
+                # Checked against its recorded SHA-256: never re-embed an altered photo.
+                cache_bgr = gallery.load_photo(face).bgr
             except ImageError as exc:
                 raise GalleryError(
                     f"cannot re-embed face {face.id} of subject {face.subject_id}: {exc}; "

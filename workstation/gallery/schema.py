@@ -6,6 +6,7 @@ program version is upgraded in place, and one written by a newer version is refu
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from enum import Enum
@@ -158,7 +159,89 @@ def _migration_2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
+# Tables whose integer ids other records (search records, reports, the audit log) point at. A
+# deleted row's id must never be given to a new row: an old search's candidate would then show
+# another person's photo. audit is left out: its rows cannot be deleted (triggers), so its seq
+# is never reused, and rebuilding it would mean dropping the append-only table.
+_NEVER_REUSED: dict[str, str | None] = {
+    # table: the highest id of that table the audit log has ever named (rows deleted before
+    # this upgrade, when the highest of them was the last one, are named only there)
+    "images": None,  # image ids are internal: no record outside the database names them
+    "faces": "SELECT MAX(CAST(json_extract(details, '$.face_id') AS INTEGER)) FROM audit "
+    "WHERE action = 'enrol'",
+    "searches": "SELECT MAX(CAST(json_extract(details, '$.search_id') AS INTEGER)) FROM audit",
+    "decisions": "SELECT MAX(CAST(json_extract(details, '$.decision_id') AS INTEGER)) FROM audit",
+    "calibrations": "SELECT MAX(CAST(json_extract(details, '$.id') AS INTEGER)) FROM audit "
+    "WHERE action = 'calibrate'",
+}
+
+
+def _migration_3(conn: sqlite3.Connection) -> None:
+    """Ids are never reused: AUTOINCREMENT on every table other records point at.
+
+    SQLite cannot add AUTOINCREMENT to an existing table, so each is rebuilt (SQLite's
+    documented twelve-step procedure, with foreign keys checked by `migrate`): same columns,
+    rows, indexes and triggers. Its sequence then starts above the highest id it ever had,
+    the larger of its highest remaining id and the highest id the audit log names, so ids
+    deleted before this upgrade are not given out again either.
+    """
+    for table, audited_sql in _NEVER_REUSED.items():
+        _rebuild_with_autoincrement(conn, table)
+        highest = int(conn.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').fetchone()[0])
+        if audited_sql:
+            audited = conn.execute(audited_sql).fetchone()[0]
+            highest = max(highest, int(audited or 0))
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, highest))
+
+
+def _rebuild_with_autoincrement(conn: sqlite3.Connection, table: str) -> None:
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    if row is None:
+        raise GalleryError(f"table {table} is missing: the gallery database is damaged")
+    create_sql = str(row[0])
+    if re.search(r"\bAUTOINCREMENT\b", create_sql, flags=re.IGNORECASE):
+        return
+    # The stored CREATE statement, so columns added by later ALTER TABLEs are kept as they are.
+    new_sql, found = re.subn(
+        r"\bid\s+INTEGER\s+PRIMARY\s+KEY\b",
+        "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        create_sql,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if found != 1:
+        raise GalleryError(f"table {table} has no 'id INTEGER PRIMARY KEY' column to renumber")
+    staging = f"{table}__rebuilt"
+    new_sql, renamed = re.subn(
+        r'^\s*CREATE\s+TABLE\s+("?)' + re.escape(table) + r"\1",
+        f'CREATE TABLE "{staging}"',
+        new_sql,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if renamed != 1:
+        raise GalleryError(f"cannot read the definition of table {table}")
+    attached = [
+        str(sql)
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "
+            "AND sql IS NOT NULL ORDER BY type, name",
+            (table,),
+        )
+    ]
+    columns = ", ".join(f'"{info[1]}"' for info in conn.execute(f'PRAGMA table_info("{table}")'))
+    conn.execute(new_sql)
+    conn.execute(f'INSERT INTO "{staging}" ({columns}) SELECT {columns} FROM "{table}"')
+    conn.execute(f'DROP TABLE "{table}"')
+    conn.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
+    for statement in attached:
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -179,16 +262,34 @@ def migrate(conn: sqlite3.Connection, source: str) -> int:
     Each migration and its version bump commit together or not at all.
     """
     current = check_schema_version(conn, source)
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        if conn.in_transaction:
-            conn.commit()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            MIGRATIONS[version - 1](conn)
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    if current == SCHEMA_VERSION:
+        return current
+    if conn.in_transaction:
+        conn.commit()
+    # A table rebuild drops and re-creates tables that others point at, which foreign keys
+    # forbid mid-way; they are switched off for the migrations (only possible outside a
+    # transaction) and checked before each commit instead: a migration may not add a broken
+    # reference.
+    foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                broken_before = len(conn.execute("PRAGMA foreign_key_check").fetchall())
+                MIGRATIONS[version - 1](conn)
+                broken = len(conn.execute("PRAGMA foreign_key_check").fetchall())
+                if broken > broken_before:
+                    raise GalleryError(
+                        f"{source}: schema migration {version} would leave {broken - broken_before}"
+                        " record(s) pointing at nothing; the gallery was not changed"
+                    )
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {foreign_keys}")
     return current

@@ -44,10 +44,12 @@ from workstation.audit.log import AuditEvent, ChainReport, append_event, list_ev
 from workstation.domain import Decision, DecisionRecord, ModelId
 from workstation.errors import GalleryError, ModelMismatchError
 from workstation.gallery.change import GalleryChange, insert_calibration, insert_case
+from workstation.gallery.photos import load_verified_photo
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
 from workstation.paths import current_user
 from workstation.permissions import create_private_file, make_private_dir, restrict_process
+from workstation.vision.images import LoadedImage
 
 if TYPE_CHECKING:
     from workstation.gallery.index import VectorIndex
@@ -507,6 +509,18 @@ class Gallery:
             if stored.exists():
                 return stored
         return Path(record.original_path)
+
+    def load_photo(self, record: FaceRecord) -> LoadedImage:
+        """A face's photo, decoded, once its bytes are checked against the recorded SHA-256.
+
+        Every surface that shows or exports a gallery photo (thumbnails, Compare, the gallery
+        manager, reports, re-embedding) loads it here.
+
+        Raises:
+            StoredPhotoError: naming the face: missing, unreadable, or "does not match its
+                recorded SHA-256: altered or replaced".
+        """
+        return load_verified_photo(self.image_file(record), record.image_sha256, record.id)
 
     def image_id_for_sha256(self, sha256: str) -> int | None:
         row = self._conn.execute("SELECT id FROM images WHERE sha256 = ?", (sha256,)).fetchone()

@@ -141,8 +141,8 @@ def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
             f"gallery face {candidate.face_id} of subject {candidate.subject_id} is no longer in "
             "the gallery (deleted after the search)"
         )
-    path = gallery.image_file(record)
-    image = load_image(path)
+    # Checked against its recorded SHA-256: an altered or replaced copy is refused in words.
+    image = gallery.load_photo(record)
     crop, crop_points = _aligned(image.bgr, record.box, record.landmarks)
     how = "drawn by hand" if record.source == "manual" else "found by the detector"
     metadata = {

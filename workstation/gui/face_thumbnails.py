@@ -20,14 +20,14 @@ from PySide6.QtGui import QPixmap
 
 from workstation.domain import BBox
 from workstation.errors import WorkstationError
+from workstation.gallery.photos import ALTERED, load_verified_photo
 from workstation.gallery.store import FaceRecord
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.progress import CancelToken
 from workstation.vision.alignment import crop_box
-from workstation.vision.images import load_image
 
-ThumbKey = tuple[int, str]  # (face id, photo SHA-256): face ids can be reused after a delete
+ThumbKey = tuple[int, str]  # (face id, photo SHA-256): the photo is checked against the hash
 THUMB_SIZE = 96
 # The detector's box is tight around the face; a little context helps a reviewer recognise it.
 MARGIN = 1.35
@@ -46,9 +46,16 @@ class _Batch:
     made: dict[ThumbKey, np.ndarray | str]
 
 
-def face_crop(image_path: Path, box: list[float], size: int = THUMB_SIZE) -> np.ndarray:
-    """A square BGR crop around a face box, with some margin; runs on any thread."""
-    image = load_image(image_path)
+def face_crop(
+    key: ThumbKey, image_path: Path, box: list[float], size: int = THUMB_SIZE
+) -> np.ndarray:
+    """A square BGR crop around a face box, with some margin; runs on any thread.
+
+    The photo is checked against the face's recorded SHA-256 first (StoredPhotoError when it
+    was altered or replaced: the thumbnail then says so instead of showing it).
+    """
+    face_id, sha256 = key
+    image = load_verified_photo(image_path, sha256, face_id)
     x, y, w, h = box
     side = max(w, h) * MARGIN
     cx, cy = x + w / 2, y + h / 2
@@ -117,6 +124,7 @@ class FaceThumbnailCache(QObject):
         self._generation = 0
         self._loading = placeholder_pixmap(size)
         self._broken = placeholder_pixmap(size, "no photo")
+        self._altered = placeholder_pixmap(size, "ALTERED")
         context.gallery_changed.connect(self.forget_face_ids)
 
     def pixmap(self, face: FaceRecord, image_path: Path) -> QPixmap:
@@ -130,7 +138,7 @@ class FaceThumbnailCache(QObject):
             self._pixmaps.move_to_end(key)
             return cached
         if key in self._failed:
-            return self._broken
+            return self._altered if ALTERED in self._failed[key] else self._broken
         if key not in self._in_flight and key not in self._pending:
             self._schedule()
             self._pending[key] = (image_path, box)
@@ -204,7 +212,7 @@ class FaceThumbnailCache(QObject):
                 if cancel.cancelled:
                     break
                 try:
-                    made[key] = face_crop(path, box, size)
+                    made[key] = face_crop(key, path, box, size)
                 except WorkstationError as exc:
                     made[key] = str(exc)
                 except Exception as exc:  # one bad photo must not lose the whole batch

@@ -521,7 +521,10 @@ class GalleryManagerWidget(QWidget):
 
     def _on_face_chosen(self, current: QModelIndex, _previous: QModelIndex) -> None:
         face = current.data(SubjectFacesModel.FaceRole) if current.isValid() else None
-        self.face_details.setText(_face_tooltip(face) if face else "")
+        problem = self.thumbnails.failure(face) if face else None  # e.g. an altered photo
+        self.face_details.setText(
+            (_face_tooltip(face) + (f"\n\n{problem}" if problem else "")) if face else ""
+        )
 
     # ------------------------------------------------------------------ delete
     def _on_delete_clicked(self) -> None:

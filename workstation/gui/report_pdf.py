@@ -76,6 +76,8 @@ def render_pdf(html: str, pdf_path: Path, images: Mapping[str, bytes], page: Pag
     document.setDefaultFont(QFont("DejaVu Serif", 10))
     # QImage, not QPixmap: this may run on a worker thread, where pixmaps are not allowed.
     for key, png in images.items():
+        if key.startswith("problem-"):  # why a photo is not shown: text, printed by the HTML
+            continue
         image = QImage.fromData(QByteArray(png), "PNG")
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(key), image)
     document.setHtml(html)

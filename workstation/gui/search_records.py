@@ -30,11 +30,24 @@ def blind_order_key(search_id: int, subject_id: str) -> str:
     return hashlib.sha256(f"{search_id}:{subject_id}".encode()).hexdigest()
 
 
+def _notice_image(text: str, side: int) -> QImage:
+    """A pink square with a word on it, in place of a photo that must not be shown."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QPainter
+
+    image = QImage(side, side, QImage.Format.Format_RGB32)
+    image.fill(QColor("#f3d6d6"))
+    painter = QPainter(image)
+    painter.setPen(QColor("#8b0000"))
+    painter.drawText(image.rect(), int(Qt.AlignmentFlag.AlignCenter), text)
+    painter.end()
+    return image
+
+
 def load_thumbnails(gallery: Gallery, candidates: tuple[Candidate, ...]) -> dict[int, QImage]:
     """Aligned gallery-face thumbnails by face id (worker side)."""
     from workstation.vision.alignment import align_face, crop_box
     from workstation.vision.cvcompat import cv2_module
-    from workstation.vision.images import load_image
 
     cv2 = cv2_module()
     thumbs: dict[int, QImage] = {}
@@ -43,8 +56,11 @@ def load_thumbnails(gallery: Gallery, candidates: tuple[Candidate, ...]) -> dict
         if record is None:
             continue
         try:
-            bgr = load_image(gallery.image_file(record)).bgr
-        except ImageError:
+            bgr = gallery.load_photo(record).bgr  # checked against its recorded SHA-256
+        except ImageError as exc:
+            if getattr(exc, "altered", False):
+                # Said in words where the photo would be: never shown as the enrolled photo.
+                thumbs[candidate.face_id] = _notice_image("ALTERED", THUMB_SIDE)
             continue
         if record.landmarks:
             crop = align_face(bgr, tuple((x, y) for x, y in record.landmarks))

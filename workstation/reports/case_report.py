@@ -71,8 +71,11 @@ def png_bytes(bgr: np.ndarray) -> bytes:
 def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
     """Face crops for the report as PNG bytes, by name: each probe face as searched (when its
     file is still there unchanged: `probe-<search id>`), and the best-matching gallery face of
-    every candidate (`face-<face id>`)."""
+    every candidate (`face-<face id>`), once its stored photo is checked against its recorded
+    SHA-256; for a photo that fails the check, `problem-face-<face id>` holds the reason as
+    UTF-8 text instead (the report prints it; renderers skip `problem-` entries)."""
     from workstation.domain import BBox
+    from workstation.gallery.photos import StoredPhotoError
     from workstation.vision.alignment import align_face, crop_box
     from workstation.vision.images import load_image
 
@@ -97,11 +100,18 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
             if key in images or face is None:
                 continue
             try:
-                bgr = load_image(gallery.image_file(face)).bgr
-            except WorkstationError:
+                bgr = gallery.load_photo(face).bgr  # checked against its recorded SHA-256
+            except StoredPhotoError as exc:
+                # Never drawn: the report says why in words (`problem-face-<id>`).
+                images[_problem_key(key)] = str(exc).encode("utf-8")
                 continue
             images[key] = crop(bgr, face.box, face.landmarks)
     return images
+
+
+def _problem_key(image_key: str) -> str:
+    """Where `report_images` keeps, as UTF-8 text, why an image is not shown."""
+    return f"problem-{image_key}"
 
 
 def _probe_key(record: SearchRecord) -> str:
@@ -220,12 +230,18 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
         ]
         for d in record.decisions
     ]
+    problems = dict.fromkeys(
+        images[_problem_key(_face_key(c.face_id))].decode("utf-8")
+        for c in record.candidates
+        if _problem_key(_face_key(c.face_id)) in images
+    )
     return {
         "search_id": record.search_id,
         "rows": rows,
         "probe_image": _probe_key(record),
         "candidates": candidates,
         "decisions": decisions,
+        "photo_problems": list(problems),
     }
 
 

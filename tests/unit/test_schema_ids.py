@@ -12,7 +12,8 @@ import pytest
 
 from workstation.audit.log import verify_chain
 from workstation.gallery import schema
-from workstation.gallery.admin import delete_subject, record_decision
+from workstation.gallery.admin import delete_subject
+from workstation.gallery.decisions import record_decision
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery

@@ -135,3 +135,29 @@ def test_sequence_starts_above_ids_only_the_audit_log_remembers(tmp_path: Path) 
     with Gallery(folder) as gallery:
         sequence = dict(gallery.conn.execute("SELECT name, seq FROM sqlite_sequence"))
     assert sequence == {"images": 0, "faces": 41, "searches": 7, "decisions": 3, "calibrations": 0}
+
+
+def test_bulk_added_faces_never_take_a_deleted_id(gallery) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from workstation.audit.actions import AuditAction
+
+    def add(subject: str, count: int) -> list[int]:
+        with gallery.change(AuditAction.ENROL, {"test": subject}) as change:
+            change.add_subjects([(subject, None, {})])
+            ids = change.add_faces_bulk(
+                [subject] * count,
+                np.ones((count, 8), dtype=np.float32),
+                [f"{subject}-{k}" for k in range(count)],
+                model_id="synthetic@0",
+                original_path="/nowhere.jpg",
+                width=100,
+                height=100,
+                box=(10, 10, 50, 50),
+            )
+        return [int(i) for i in ids]
+
+    assert add("A", 2) == [1, 2]
+    assert add("B", 2) == [3, 4]
+    delete_subject(gallery, "B", "test")
+    assert add("C", 1) == [5]  # not 3: B's ids stay retired

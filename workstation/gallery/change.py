@@ -404,8 +404,13 @@ class GalleryChange:
         return face_ids
 
     def _next_id(self, table: str) -> int:
-        row = self._writing().execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
-        return int(row[0]) + 1
+        """The id `table`'s next row gets: above every id it ever had, deleted rows included
+        (its AUTOINCREMENT sequence remembers them), so an id is never given twice."""
+        conn = self._writing()
+        highest = int(conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
+        sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+        row = sequence.fetchone()
+        return max(highest, int(row[0]) if row else 0) + 1
 
     def set_embeddings(self, updates: Iterable[tuple[int, np.ndarray]], model_id: str) -> None:
         """Replace stored embeddings ((face id, vector) each) with ones of `model_id`; the

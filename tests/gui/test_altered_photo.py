@@ -114,7 +114,8 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     import io
 
     from workstation.cli import main
+    from workstation.entry import HOOKS
 
     out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
+    code = main(list(argv), out=out, err=err, hooks=HOOKS)
     return code, out.getvalue(), err.getvalue()

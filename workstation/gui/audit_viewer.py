@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 from workstation.audit.log import AuditEvent, ChainReport
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
 
@@ -196,7 +196,6 @@ class AuditViewerWidget(QWidget):
         self._context = context
         self._load_seq = 0
         self.loading = False
-        self.verifying = False
         self.last_report: ChainReport | None = None
 
         self.case_combo = QComboBox()
@@ -234,10 +233,16 @@ class AuditViewerWidget(QWidget):
         self.details_text.setReadOnly(True)
         self.details_text.setPlaceholderText("Select an event to see all its fields and hashes.")
 
-        self.verify_progress = QProgressBar()
-        self.verify_progress.setRange(0, 0)
-        self.verify_progress.setMaximumWidth(120)
-        self.verify_progress.hide()
+        # Verifying reads every event once; it cannot be cancelled half-way (no Cancel).
+        self.verify_task = TaskWidget(
+            context.pool,
+            self,
+            hide_when_idle=True,
+            bar_width=120,
+            hold=[self.verify_button],
+            with_cancel=False,
+        )
+        self.verify_progress = self.verify_task.progress_bar
         self.result_label = QLabel("The chain has not been verified in this session.")
         self.result_label.setWordWrap(True)
         make_plain(self.count_label, self.result_label)  # case ids and stored messages
@@ -258,7 +263,7 @@ class AuditViewerWidget(QWidget):
         top.addWidget(self.case_combo)
         top.addWidget(self.refresh_button)
         top.addWidget(self.count_label, 1)
-        top.addWidget(self.verify_progress)
+        top.addWidget(self.verify_task)
         top.addWidget(self.verify_button)
         head_row = QHBoxLayout()
         self.head_label = QLabel("Head hash:")
@@ -363,12 +368,13 @@ class AuditViewerWidget(QWidget):
         event = current.siblingAtColumn(0).data(AuditEventsModel.EventRole)
         self.details_text.setPlainText(event_text(event) if event else "")
 
+    @property
+    def verifying(self) -> bool:
+        return self.verify_task.running
+
     def _on_verify_clicked(self) -> None:
         if self.verifying:
             return
-        self.verifying = True
-        self.verify_button.setEnabled(False)
-        self.verify_progress.show()
         self._show_result("Verifying the whole chain…", ok=None)
         context = self._context
 
@@ -376,13 +382,7 @@ class AuditViewerWidget(QWidget):
             with context.open_gallery() as gallery:
                 return gallery.verify_audit()
 
-        context.pool.start(
-            work,
-            owner=self,
-            on_result=self._on_verified,
-            on_error=self._on_verify_failed,
-            on_finished=self._on_verify_finished,
-        )
+        self.verify_task.start(work, on_result=self._on_verified, on_error=self._on_verify_failed)
 
     def _on_verified(self, report: ChainReport) -> None:
         self.last_report = report
@@ -413,11 +413,6 @@ class AuditViewerWidget(QWidget):
     def _on_verify_failed(self, message: str) -> None:
         self.last_report = None
         self._show_result(f"The chain could not be verified: {message}", ok=False)
-
-    def _on_verify_finished(self) -> None:
-        self.verifying = False
-        self.verify_button.setEnabled(True)
-        self.verify_progress.hide()
 
     def _on_copy_clicked(self) -> None:
         text = self.head_hash_edit.text()

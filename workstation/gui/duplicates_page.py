@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QTableView,
@@ -41,6 +40,7 @@ from workstation.gui.context import AppContext
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
 from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import escaped, make_plain, tooltip
 from workstation.progress import CancelToken, Progress
 
@@ -193,7 +193,6 @@ class DuplicatesWidget(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._context = context
-        self._worker: Any = None
         self.merge_dialog: MergeSubjectsDialog | None = None
         self.last_scan: ScanResult | None = None
         self.thumbnails = FaceThumbnailCache(context, parent=self)
@@ -213,9 +212,6 @@ class DuplicatesWidget(QWidget):
         self.threshold_spin.setEnabled(False)
         self.custom_threshold_check.setToolTip("Unticked: the strict default (FMR at most 1e-5)")
         self.scan_button = QPushButton("Find duplicates")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress_bar = QProgressBar()
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -240,13 +236,20 @@ class DuplicatesWidget(QWidget):
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         make_plain(self.status_label, self.message_label)  # they name subjects and files
+        self.task = TaskWidget(
+            context.pool,
+            self,
+            cancel_tip="Stop the search for duplicates (Esc)",
+            hold=[self.scan_button],
+        )
+        self.cancel_button = self.task.cancel_button
+        self.progress_bar = self.task.progress_bar
 
         controls = QHBoxLayout()
         controls.addWidget(self.custom_threshold_check)
         controls.addWidget(self.threshold_spin)
         controls.addWidget(self.scan_button)
-        controls.addWidget(self.cancel_button)
-        controls.addWidget(self.progress_bar, 1)
+        controls.addWidget(self.task, 1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.message_label, 1)
         bottom.addWidget(self.merge_button)
@@ -259,14 +262,13 @@ class DuplicatesWidget(QWidget):
 
         self.custom_threshold_check.toggled.connect(self.threshold_spin.setEnabled)
         self.scan_button.clicked.connect(self.scan)
-        self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.merge_button.clicked.connect(self._on_merge_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._on_pair_chosen)
         context.gallery_changed.connect(self._on_gallery_changed)
 
     @property
     def scanning(self) -> bool:
-        return self._worker is not None
+        return self.task.running
 
     def scan(self) -> None:
         """Look for duplicate pairs on a worker."""
@@ -286,26 +288,17 @@ class DuplicatesWidget(QWidget):
                     return ScanResult([], threshold, why, cancelled=True)
                 return ScanResult(_pair_rows(gallery, pairs), threshold, why)
 
-        self.scan_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.merge_button.setEnabled(False)
-        self.progress_bar.setRange(0, 0)
         self.status_label.setText("Comparing every face with every other subject's faces…")
-        self._worker = context.pool.start(
+        self.task.start(
             work,
-            owner=self,
             on_result=self._on_scanned,
             on_error=self._on_scan_failed,
-            on_progress=self._on_scan_progress,
-            on_finished=self._on_scan_finished,
+            cancel_message="",
+            bar_text="%p%",
         )
 
     # ------------------------------------------------------------------ slots
-    def _on_scan_progress(self, step: Progress) -> None:
-        if step.total:
-            self.progress_bar.setRange(0, step.total)
-            self.progress_bar.setValue(step.done)
-
     def _on_scanned(self, result: ScanResult) -> None:
         self.last_scan = result
         self.status_label.setStyleSheet("")
@@ -323,13 +316,6 @@ class DuplicatesWidget(QWidget):
         self.status_label.setText(f"Could not look for duplicates: {message}")
         self.status_label.setStyleSheet("color: #b00020;")
 
-    def _on_scan_finished(self) -> None:
-        self._worker = None
-        self.scan_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if self.progress_bar.maximum() == 0:
-            self.progress_bar.setRange(0, 1)
-
     def _on_gallery_changed(self) -> None:
         # Not rescanned automatically (a big gallery takes a while); the list says it is old.
         if self.last_scan is not None and not self.scanning:
@@ -337,10 +323,6 @@ class DuplicatesWidget(QWidget):
                 self.status_label.text().split("  The gallery changed")[0]
                 + "  The gallery changed since this list was made: search again."
             )
-
-    def _on_cancel_clicked(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
 
     def _on_pair_chosen(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.merge_button.setEnabled(current.isValid() and not self.scanning)

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QTableView,
@@ -44,6 +43,7 @@ from workstation.gallery.enroll import (
 )
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
+from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import escaped, make_plain, tooltip
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import is_image_path
@@ -165,7 +165,6 @@ class EnrolWidget(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._context = context
-        self._worker: Any = None
         self.last_report: EnrollReport | None = None
 
         self.one_subject_radio = QRadioButton("Folder of one subject")
@@ -186,11 +185,16 @@ class EnrolWidget(QWidget):
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("optional")
         self.start_button = QPushButton("Enrol")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(True)
-        self.progress_bar.setFormat("not started")
+        self.task = TaskWidget(
+            context.pool,
+            self,
+            idle_text="not started",
+            cancel_tip="Stop after the current photo (Esc)",
+            show_status=self._show_status,
+            hold=[self.start_button],
+        )
+        self.cancel_button = self.task.cancel_button
+        self.progress_bar = self.task.progress_bar
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -224,8 +228,7 @@ class EnrolWidget(QWidget):
         form.addRow("Name", self.name_edit)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress_bar, 1)
+        buttons.addWidget(self.task, 1)
 
         box = QGroupBox("Enrol photos")
         inner = QVBoxLayout(box)
@@ -242,7 +245,6 @@ class EnrolWidget(QWidget):
         self._modes.idToggled.connect(self._on_mode_toggled)
         self.browse_button.clicked.connect(self._on_browse_clicked)
         self.start_button.clicked.connect(self._on_start_clicked)
-        self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self._on_mode_toggled(MODE_ONE_SUBJECT, True)
 
     # ------------------------------------------------------------------ public
@@ -257,7 +259,7 @@ class EnrolWidget(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self.task.running
 
     # ------------------------------------------------------------------ slots
     def _on_mode_toggled(self, mode: int, checked: bool) -> None:
@@ -316,32 +318,16 @@ class EnrolWidget(QWidget):
 
         self.problems_model.set_outcomes([])
         self.summary_label.setText("")
-        self.progress_bar.setRange(0, 0)
-        self.progress_bar.setFormat("%v / %m")
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self._show_status(f"Enrolling from {source}…")
-        self._worker = context.pool.start(
+        self.task.start(
             work,
-            owner=self,
             on_result=self._on_enrolment_done,
             on_error=self._on_enrolment_failed,
             on_progress=self._on_enrolment_progress,
-            on_finished=self._on_worker_finished,
+            cancel_message="Cancelling after the current photo…",
         )
 
-    def _on_cancel_clicked(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            self.cancel_button.setEnabled(False)
-            self._show_status("Cancelling after the current photo…")
-
     def _on_enrolment_progress(self, step: Progress) -> None:
-        if step.total:
-            self.progress_bar.setRange(0, step.total)
-            self.progress_bar.setValue(step.done)
-        else:
-            self.progress_bar.setRange(0, 0)
         if step.message:
             self._show_status(step.message, error=step.message.startswith(FAILED))
 
@@ -365,14 +351,6 @@ class EnrolWidget(QWidget):
     def _on_enrolment_failed(self, message: str) -> None:
         self.summary_label.setText("")
         self._show_status(f"Enrolment did not run: {message}", error=True)
-
-    def _on_worker_finished(self) -> None:
-        self._worker = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if self.progress_bar.maximum() == 0:
-            self.progress_bar.setRange(0, 1)
-            self.progress_bar.setValue(0)
 
     def _show_status(self, text: str, error: bool = False) -> None:
         self.status_label.setStyleSheet("color: #b00020;" if error else "")

@@ -27,6 +27,7 @@ from workstation.gui.case_bar import CaseBarWidget, remember_recent
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.report_pdf import export_case_report_in_app
 from workstation.gui.search_page import SearchPageWidget
+from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label, show_message
 from workstation.paths import config_dir, default_gallery_dir
 from workstation.vision.images import IMAGE_SUFFIXES
@@ -174,7 +175,13 @@ class MainWindowWidget(QMainWindow):
             "search", "&Search this face", ["Ctrl+Return", "Ctrl+Enter"], page.search_selected
         )
         self._action("search_each", "Search &each face", ["Ctrl+Shift+Return"], page.search_each)
-        self._action("cancel", "Cancel search", ["Esc"], page.cancel)
+        self._action(
+            "cancel",
+            "Cancel",
+            ["Esc"],
+            self.cancel_current_task,
+            "Stop the search, scan or enrolment running in the tab in view",
+        )
         self._action("zoom_in", "Zoom &in", ["Ctrl++", "Ctrl+="], canvas.zoom_in)
         self._action("zoom_out", "Zoom &out", ["Ctrl+-"], canvas.zoom_out)
         self._action("fit", "&Fit to window", ["Ctrl+0"], canvas.fit_to_window)
@@ -308,6 +315,12 @@ class MainWindowWidget(QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+    def cancel_current_task(self) -> None:
+        """Esc: cancel the work running in the tab in view (what its Cancel button does)."""
+        current = self.tabs.currentWidget()
+        for task in current.findChildren(TaskWidget) if current is not None else []:
+            task.cancel()
 
     # ------------------------------------------------------------------ review and export
     def open_compare(self) -> None:

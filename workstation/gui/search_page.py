@@ -16,7 +16,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -30,6 +29,7 @@ from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
+from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label
 from workstation.progress import CancelToken, Progress
 from workstation.vision.images import LoadedImage
@@ -74,11 +74,17 @@ class SearchPageWidget(QWidget):
         self.search_each_button.setToolTip(
             "Search every face in the photo, one after another (Ctrl+Shift+Return)"
         )
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.setToolTip("Stop the search (Esc)")
-        self.progress = QProgressBar(self)
-        self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(260)
+        self.task = TaskWidget(
+            context.pool,
+            self,
+            idle_text="ready",
+            cancel_tip="Stop the search (Esc)",
+            show_status=context.status_message.emit,
+            bar_width=260,
+            keep_count=False,  # the status bar and the candidates say how it went
+        )
+        self.cancel_button = self.task.cancel_button
+        self.progress = self.task.progress_bar
         self.message_label = plain_label("", self)  # messages naming files, cases, subjects
         self.message_label.setWordWrap(True)
         self.message_label.setStyleSheet("color: #b00020; font-weight: bold;")
@@ -88,8 +94,7 @@ class SearchPageWidget(QWidget):
         bar.addWidget(self.note_edit, 1)
         bar.addWidget(self.search_button)
         bar.addWidget(self.search_each_button)
-        bar.addWidget(self.progress)
-        bar.addWidget(self.cancel_button)
+        bar.addWidget(self.task)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -112,10 +117,9 @@ class SearchPageWidget(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
 
-        self._worker = None
         self.search_button.clicked.connect(self.search_selected)
         self.search_each_button.clicked.connect(self.search_each)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.task.busy_changed.connect(self._on_busy_changed)
         self.probe.face_selected.connect(self._on_face_selected)
         self.probe.busy_changed.connect(lambda _busy: self._update_buttons())
         self.candidates.candidate_selected.connect(self.decisions.set_target)
@@ -123,30 +127,20 @@ class SearchPageWidget(QWidget):
         self.decisions.decisions_changed.connect(self.candidates.set_decisions)
         context.case_changed.connect(self._on_case_changed)
         self._update_buttons()
-        self._show_progress(None)
 
     # ------------------------------------------------------------------ state
     @property
     def searching(self) -> bool:
-        return self._worker is not None
+        return self.task.running
 
     def _update_buttons(self) -> None:
         ready = self.probe.selected_face is not None and not self.searching and not self.probe.busy
         self.search_button.setEnabled(ready)
-        self.search_each_button.setEnabled(
-            ready and len(self.probe.faces) > 1 and not self.searching
-        )
-        self.cancel_button.setEnabled(self.searching)
+        self.search_each_button.setEnabled(ready and len(self.probe.faces) > 1)
 
-    def _show_progress(self, step: Progress | None) -> None:
-        if step is None:
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0)
-            self.progress.setFormat("ready")
-            return
-        self.progress.setRange(0, max(step.total, 1))
-        self.progress.setValue(step.done)
-        self.progress.setFormat(step.message or "%v / %m")
+    def _on_busy_changed(self, busy: bool) -> None:
+        self._update_buttons()
+        self.busy_changed.emit(busy)
 
     def show_message(self, text: str) -> None:
         self.message_label.setText(text)
@@ -237,22 +231,18 @@ class SearchPageWidget(QWidget):
                 yield Progress(len(results), total, f"{len(results)} search(es) recorded")
             return results
 
-        self._worker = context.pool.start(
+        self.task.start(
             work,
-            owner=self,
             on_result=self._on_searched,
             on_error=self._on_search_failed,
-            on_progress=self._show_progress,
-            on_finished=self._on_search_finished,
+            cancel_message="Cancelling after the current face…",
+            bar_text="{message}",
+            total=len(faces),
+            message="searching",
         )
-        self._show_progress(Progress(0, len(faces), "searching"))
-        self._update_buttons()
-        self.busy_changed.emit(True)
 
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            self.context.status_message.emit("Cancelling after the current face ...")
+        self.task.cancel()
 
     def _on_searched(self, results: list[SearchRecord]) -> None:
         self.context.audit_changed.emit()
@@ -279,9 +269,3 @@ class SearchPageWidget(QWidget):
     def _on_search_failed(self, message: str) -> None:
         self.show_message(message)
         self.search_failed.emit(message)
-
-    def _on_search_finished(self) -> None:
-        self._worker = None
-        self._show_progress(None)
-        self._update_buttons()
-        self.busy_changed.emit(False)

@@ -31,11 +31,20 @@ def shared_faces_dir() -> Path | None:
     return None
 
 
+TEST_LOGIN = "examiner1"
+
+
 @pytest.fixture(autouse=True)
 def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path / "user-data"))
     monkeypatch.setenv("WORKSTATION_CONFIG_DIR", str(tmp_path / "user-config"))
     monkeypatch.delenv("WORKSTATION_MODEL_DIR", raising=False)
+    monkeypatch.delenv("WORKSTATION_KEY_PASSPHRASE", raising=False)
+    # Each test runs as one OS login, "examiner1", whatever this machine's login is (the real
+    # lookup is tested in tests/unit/test_identity.py); its profile is the config folder above,
+    # where its examiner key is made on first use. Other examiners have profiles of their own
+    # (tests/examiners.py).
+    monkeypatch.setattr("workstation.identity.os_login", lambda: TEST_LOGIN)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-AUDIT_GUARDS = ("audit_no_update", "audit_no_delete")
+AUDIT_GUARDS = (
+    "audit_no_update",
+    "audit_no_delete",
+    "audit_rows_no_update",
+    "audit_rows_no_delete",
+)
 
 
 def edit_database(
@@ -49,3 +54,30 @@ class WriteLock:
     def release(self) -> None:
         self._conn.execute("ROLLBACK")
         self._conn.close()
+
+
+def append_unsigned_event(
+    conn: sqlite3.Connection, user: str, action: str, details: dict[str, Any]
+) -> None:
+    """Append an event as the first program versions did (no key, no signature, no row hashes),
+    inside the caller's transaction: for galleries "made by an older version"."""
+    from workstation.audit.log import canonical_json, new_event
+
+    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    head = (int(row[0]), str(row[1])) if row else (0, "0" * 64)
+    event = new_event(head, user=user, action=action, details=details, signer=None)
+    conn.execute(
+        "INSERT INTO audit (seq, time, user, action, case_id, purpose, details, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.seq,
+            event.time,
+            event.user,
+            event.action,
+            event.case_id,
+            event.purpose,
+            canonical_json(event.details),
+            event.prev_hash,
+            event.hash,
+        ),
+    )

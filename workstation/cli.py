@@ -14,6 +14,7 @@ from typing import TextIO
 from workstation import CAVEAT, __version__
 from workstation.commands.access import cmd_permissions
 from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, AppHooks, CliContext, shown
+from workstation.commands.examiners import cmd_cases, cmd_examiners
 from workstation.commands.maintenance import (
     cmd_calibrate,
     cmd_duplicates,
@@ -38,7 +39,17 @@ def cmd_gui(ctx: CliContext) -> int:
             "the desktop app cannot start from here: run the `workstation` program (or "
             "`python -m workstation`)"
         )
-    return int(ctx.hooks.run_gui(ctx.gallery_dir, ctx.user, ctx.args.backend))
+    return int(ctx.hooks.run_gui(ctx.gallery_dir, ctx.args.user, ctx.args.backend))
+
+
+def _authorisation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--authorised-by", metavar="NAME", help="who approved the case's searches (optional)"
+    )
+    parser.add_argument("--authorised-at", metavar="DATE", help="when they approved them")
+    parser.add_argument(
+        "--authorisation", metavar="REF", help="the approval's reference (e.g. order number)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--user",
         metavar="NAME",
-        help="examiner name recorded in the audit log (default: your login)",
+        help="for tests only: act under this name instead of your login; it must be the name "
+        "registered for the key in your profile (it never changes whose key signs)",
     )
     parser.add_argument(
         "--backend",
@@ -115,9 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="examiner's note kept with the search (required to search a poor-quality face)",
     )
+    _authorisation_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("cases", help="cases: record who authorised a case's searches")
+    csub = p.add_subparsers(dest="cases_action", metavar="ACTION", required=True)
+    c = csub.add_parser(
+        "authorise", help="record who approved the case's searches, when, and the reference"
+    )
+    c.add_argument("case", metavar="CASE")
+    _authorisation_arguments(c)
+    p.set_defaults(func=cmd_cases)
 
     p = sub.add_parser(
         "footage",
@@ -174,7 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="verify or show the audit log")
     asub = p.add_subparsers(dest="audit_action", metavar="ACTION", required=True)
-    asub.add_parser("verify", help="walk the hash chain; exit 0 when intact, 1 when not")
+    v = asub.add_parser(
+        "verify",
+        help="walk the signed chain, re-hash every record and hold the chain to every witness "
+        "of its head; exit 0 when intact, 1 when not",
+    )
+    v.add_argument(
+        "--head",
+        metavar="SEQ:HASH",
+        help="also check the chain still holds this head (as a report prints it)",
+    )
+    w = asub.add_parser(
+        "witness-folder",
+        help="set (or, with --clear, remove) the agency witness folder, a network share or "
+        "write-once store every examiner's program appends the head to (administrator)",
+    )
+    w.add_argument("folder", nargs="?", metavar="FOLDER")
+    w.add_argument("--clear", action="store_true")
     s = asub.add_parser("show", help="list audit events")
     s.add_argument("--case", metavar="ID")
     s.add_argument("--json", action="store_true")
@@ -260,6 +298,40 @@ def build_parser() -> argparse.ArgumentParser:
         "WORKSTATION_GROUP); audited",
     )
     p.set_defaults(func=cmd_permissions)
+
+    p = sub.add_parser(
+        "examiners",
+        help="your examiner key; who may act in the gallery (administrators register, revoke)",
+    )
+    esub = p.add_subparsers(dest="examiners_action", metavar="ACTION", required=True)
+    e = esub.add_parser(
+        "key", help="print your public key and fingerprint (made on first use) for an administrator"
+    )
+    e.add_argument("--out", metavar="FILE", help="also write the public key to FILE")
+    e = esub.add_parser("list", help="the registered examiners, their roles and keys")
+    e.add_argument("--json", action="store_true")
+    e = esub.add_parser("add", help="register an examiner's public key with roles (administrator)")
+    e.add_argument("name", metavar="NAME", help="their login on their workstation")
+    e.add_argument("--key", required=True, metavar="FILE", help="their public key file")
+    e.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        metavar="ROLE",
+        help="administrator, enroller, analyst or reviewer (repeat, or separate with commas)",
+    )
+    e = esub.add_parser("revoke", help="revoke an examiner's key (administrator; needs a reason)")
+    e.add_argument("name", metavar="NAME_OR_FINGERPRINT")
+    e.add_argument("--reason", required=True, metavar="TEXT")
+    e = esub.add_parser("roles", help="change an examiner's roles (administrator)")
+    e.add_argument("name", metavar="NAME_OR_FINGERPRINT")
+    e.add_argument("--role", action="append", required=True, metavar="ROLE")
+    esub.add_parser(
+        "adopt",
+        help="make a gallery from an older version accountable: you become its first "
+        "administrator (once)",
+    )
+    p.set_defaults(func=cmd_examiners)
 
     p = sub.add_parser(
         "export", help="write a case's JSON evidence bundle and, with --pdf, its report (audited)"

@@ -106,9 +106,32 @@ class DecisionRecord:
     user: str
     created_at: str
     confirms: int | None  # the possible lead a confirmation confirms
+    # The examiner's key that recorded it (None for decisions recorded before keys existed).
+    key_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "decision": self.decision.value}
+
+
+@dataclass(frozen=True)
+class CaseAuthorisation:
+    """Who approved the searches of a case, when, and the approval's reference (e.g. a
+    prosecutor's or judge's order number): optional, shown in the case dialog and the report."""
+
+    by: str
+    at: str
+    reference: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"by": self.by, "at": self.at, "reference": self.reference}
+
+    @classmethod
+    def from_case_row(cls, row: dict[str, Any] | None) -> CaseAuthorisation | None:
+        if not row or not row.get("authorised_by"):
+            return None
+        return cls(
+            row["authorised_by"], row.get("authorised_at") or "", row.get("authorisation") or ""
+        )
 
 
 def examiner_key(name: str) -> str:

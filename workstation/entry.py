@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from workstation.reports.case_report import PageSetup
 
 
-def run_gui(gallery_dir: Path, user: str, backend: str | None) -> int:
+def run_gui(gallery_dir: Path, user: str | None, backend: str | None) -> int:
     """Open the desktop app on a gallery; returns its exit code."""
     try:
         from workstation.gui.app import run_app

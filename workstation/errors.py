@@ -49,3 +49,15 @@ class QualityGateError(WorkstationError):
     def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.reasons = reasons
+
+
+class KeyFileError(WorkstationError):
+    """An examiner's key file cannot be read, or a key is not what it claims to be."""
+
+
+class IdentityError(WorkstationError):
+    """The examiner acting is not registered in the gallery, or is not who they claim to be."""
+
+
+class NotPermittedError(IdentityError):
+    """A registered examiner asked for an act their roles do not allow."""

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from examiners import as_examiner, open_as
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from workstation.gallery.enroll import EnrollItem, enroll
-from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.progress import drain
 
@@ -28,14 +28,17 @@ def enrol_gallery(folder: Path, engine, photo_paths: dict[str, Path], extra: lis
         EnrollItem("biden", photo_paths["biden"], "test", "Joe Biden"),
     ]
     items += [EnrollItem(p.stem, p, "test", None) for p in extra]
-    with Gallery(folder, user="enroller") as gallery:
+    # Enrolled by the test's own login (examiner1), who creates the gallery and so is its first
+    # administrator: command lines run in the test act as them.
+    with open_as(folder, "examiner1") as gallery:
         report = drain(enroll(gallery, engine, items))
     assert report.enrolled == len(items), report.summary()
     return folder
 
 
 def make_context(folder: Path, engine, user: str = "examiner1") -> AppContext:  # type: ignore[no-untyped-def]
-    context = AppContext(folder, user=user)
+    # Each examiner from their own profile (registered in the gallery by its administrator).
+    context = AppContext(folder, examiner=as_examiner(folder, user))
     context._engine = engine  # share the session's models instead of loading them again
     return context
 

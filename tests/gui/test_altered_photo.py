@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 from PySide6.QtCore import Qt
 
 from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context
 from workstation.gallery.search import ProbeInfo, search_face
-from workstation.gallery.store import Gallery
 from workstation.gui.candidates import CandidatesWidget, CandidateTableModel
 from workstation.gui.compare_view import CompareDialog
 from workstation.gui.gallery_manager import GalleryManagerWidget
@@ -27,7 +27,7 @@ def altered(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-unty
     biden's photo (as someone with file access could)."""
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
     image = load_image(photo_paths["obama2"])
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         search_face(
             gallery,
             engine.analyze(image.bgr)[0],

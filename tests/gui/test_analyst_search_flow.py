@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 from sqlite_file import WriteLock
 
 from tests.gui.analyst_support import (
@@ -16,7 +17,6 @@ from tests.gui.analyst_support import (
     make_context,
     two_face_photo,
 )
-from workstation.gallery.store import Gallery
 from workstation.gui.candidates import LEADS_NOT_IDENTIFICATIONS
 from workstation.gui.main_window import MainWindowWidget
 
@@ -65,7 +65,7 @@ def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_pat
     assert page.candidates.caveat_label.isVisible()
     model = page.candidates.model
     fmr = model.data(model.index(0, model.COL_FMR))
-    with Gallery(window.context.gallery_dir, user="check") as gallery:
+    with open_as(window.context.gallery_dir, "check") as gallery:
         stored = gallery.search_record(recorded.args[0]).candidates[0]
         # The calibration's own words, as stored: no stranger pair scores as high as the
         # probe's own subject here, so they read as an upper bound, never re-formatted.
@@ -253,7 +253,7 @@ def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_
     window.actions["cancel"].trigger()
     with qtbot.waitSignal(page.busy_changed, timeout=WAIT_MS, check_params_cb=lambda b: not b):
         blocker.release()
-    with Gallery(window.context.gallery_dir, user="check") as gallery:
+    with open_as(window.context.gallery_dir, "check") as gallery:
         recorded = gallery.counts()["searches"]
     assert recorded <= 1, "the second face was not searched after Cancel"
     assert not page.searching and not page.cancel_button.isEnabled()
@@ -321,5 +321,5 @@ def test_cancelled_case_dialog_means_no_search(qtbot, window, photo_paths) -> No
     page = window.search_page
     assert not page.searching
     assert "case number and a purpose" in page.message_label.text()
-    with Gallery(window.context.gallery_dir, user="check") as gallery:
+    with open_as(window.context.gallery_dir, "check") as gallery:
         assert gallery.counts()["searches"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examiners import as_examiner, open_as
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from sqlite_file import edit_database
@@ -24,7 +25,7 @@ WAIT_MS = 60_000
 def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  # type: ignore[no-untyped-def]
     """A gallery with two enrolments and a search in each of two cases, all by the real core."""
     folder = tmp_path / "gallery"
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         items = items_for_subject("S-OBAMA", [photo_paths["obama"]], "B. Obama")
         items += items_for_subject("S-BIDEN", [photo_paths["biden"]], "J. Biden")
         report = drain(enroll(gallery, engine, items))
@@ -62,12 +63,12 @@ def test_events_table_shows_the_log(qtbot, context: AppContext, gallery_dir: Pat
     assert model.rowCount() == len(stored) >= 4
     actions = [model.index(r, AuditEventsModel.COL_ACTION).data() for r in range(len(stored))]
     assert actions == [e.action for e in stored]
-    assert actions[:2] == ["enrol", "enrol"] and actions.count("search") == 2
+    assert actions[:3] == ["genesis", "enrol", "enrol"] and actions.count("search") == 2
     last = model.rowCount() - 1
     assert model.index(last, AuditEventsModel.COL_CASE).data() == "C-2026-002"
     assert model.index(last, AuditEventsModel.COL_PURPOSE).data() == "missing person"
     assert model.index(0, AuditEventsModel.COL_USER).data() == "examiner1"
-    assert "S-OBAMA" in model.index(0, AuditEventsModel.COL_DETAILS).data()
+    assert "S-OBAMA" in model.index(1, AuditEventsModel.COL_DETAILS).data()  # after genesis
     assert viewer.count_label.text() == f"{len(stored)} events in the log"
     # Selecting an event shows every field and both hashes, for quoting.
     viewer.table.selectRow(0)
@@ -139,10 +140,11 @@ def test_verify_reports_a_deleted_event(qtbot, context: AppContext, gallery_dir:
 def test_new_events_refresh_and_mark_verification_stale(
     qtbot, context: AppContext, gallery_dir: Path
 ) -> None:
+    second = as_examiner(gallery_dir, "examiner2")  # registered (an event) before the viewer
     viewer = _viewer(qtbot, context)
     _verify(qtbot, viewer)
     before = viewer.model.rowCount()
-    with Gallery(gallery_dir, user="examiner2") as gallery, gallery.transaction():
+    with Gallery(gallery_dir, examiner=second) as gallery, gallery.transaction():
         gallery.audit("export", {"file": "report.pdf"}, case_id="C-2026-003", purpose="court")
     context.audit_changed.emit()
     qtbot.waitUntil(lambda: viewer.model.rowCount() == before + 1, timeout=WAIT_MS)

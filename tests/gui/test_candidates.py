@@ -6,11 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 
 from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context, shared_extras
 from workstation.gallery.decisions import decisions_for, record_decision
 from workstation.gallery.search import ProbeInfo, search_face
-from workstation.gallery.store import Gallery
 from workstation.gui.candidates import (
     HIDDEN,
     LEADS_NOT_IDENTIFICATIONS,
@@ -29,7 +29,7 @@ def searched(tmp_path: Path, engine, photo_paths, shared_faces):  # type: ignore
     )
     image = load_image(photo_paths["obama2"])
     face = engine.analyze(image.bgr)[0]
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         result = search_face(
             gallery, face, ProbeInfo.from_image(image), CASE.case_id, CASE.purpose, top_k=20
         )
@@ -38,7 +38,7 @@ def searched(tmp_path: Path, engine, photo_paths, shared_faces):  # type: ignore
 
 def test_model_passes_qtmodeltester(qtmodeltester, searched) -> None:  # type: ignore[no-untyped-def]
     folder, _ = searched
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         searches = load_case_searches(gallery, CASE.case_id)
     model = CandidateTableModel("examiner1")
     model.set_search(searches[0])
@@ -58,7 +58,7 @@ def test_false_match_columns_show_the_stored_words_or_na(searched) -> None:  # t
     from PySide6.QtCore import Qt
 
     folder, _ = searched
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         search = load_case_searches(gallery, CASE.case_id)[0]
     model = CandidateTableModel("examiner1")
     first, second, *rest = search.candidates
@@ -133,7 +133,7 @@ def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searc
     assert blocker.args[1][0].note == f"nose differs {BLIND_MARK}"
     widget.set_decisions(result.search_id, blocker.args[1])
     assert "5 to go" in widget.blind_label.text()
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         for candidate in result.candidates[:-1]:
             if candidate.subject_id == widget.current_candidate().subject_id:
                 continue  # decided above, through the panel
@@ -141,7 +141,7 @@ def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searc
         decisions = decisions_for(gallery, result.search_id)
     widget.set_decisions(result.search_id, decisions)
     assert model.scores_hidden and "1 to go" in widget.blind_label.text()
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         record_decision(gallery, result.search_id, result.candidates[-1].subject_id, "inconclusive")
         decisions = decisions_for(gallery, result.search_id)
     widget.set_decisions(result.search_id, decisions)

@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 
 from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context, shared_extras
 from workstation.gallery.search import ProbeInfo, search_face
-from workstation.gallery.store import Gallery
 from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.compare_view import METADATA_ROWS, CompareDialog
 from workstation.vision.images import load_image
@@ -23,7 +23,7 @@ def setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):  # type: ig
     )
     image = load_image(photo_paths["obama2"])
     face = engine.analyze(image.bgr)[0]
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         search_face(gallery, face, ProbeInfo.from_image(image), CASE.case_id, CASE.purpose)
     context = make_context(folder, engine)
     context.set_case(CASE)

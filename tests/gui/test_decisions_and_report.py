@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 
 from tests.gui.analyst_support import CASE, WAIT_MS, drop_files, enrol_gallery, make_context
-from workstation.gallery.store import Gallery
 from workstation.gui.decisions import DecisionPanelWidget, pending_confirmation
 from workstation.gui.main_window import MainWindowWidget
 
@@ -96,7 +96,7 @@ def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, pho
     text = candidates2.model.data(candidates2.model.index(candidates2.model.row_of("obama"), 8))
     assert text == "possible lead (examiner1); confirmed by examiner2"
 
-    with Gallery(first.context.gallery_dir, user="check") as gallery:
+    with open_as(first.context.gallery_dir, "check") as gallery:
         events = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "decision"]
         assert gallery.verify_audit().intact
     assert [(e.user, e.details["decision"]) for e in events] == [
@@ -122,7 +122,7 @@ def test_export_writes_pdf_and_bundle_with_the_case(qtbot, tmp_path, engine, pho
         "Report written" in win.statusBar().currentMessage()
         or "written" in win.statusBar().currentMessage()
     )
-    with Gallery(win.context.gallery_dir, user="check") as gallery:
+    with open_as(win.context.gallery_dir, "check") as gallery:
         exports = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "export"]
     assert len(exports) == 1 and str(pdf) in exports[0].details["extra_files"][0]
     if shutil.which("pdftotext") is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 
@@ -22,7 +23,7 @@ WAIT_MS = 60_000
 def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  # type: ignore[no-untyped-def]
     """Obama enrolled twice under different ids (two different photos), and Biden once."""
     folder = tmp_path / "gallery"
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         items = items_for_subject("S-100", [photo_paths["obama"]], "Barack Obama")
         items += items_for_subject("S-207", [photo_paths["obama2"]], "B. H. Obama")
         items += items_for_subject("S-300", [photo_paths["biden"]], "Joe Biden")

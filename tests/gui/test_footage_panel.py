@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from examiners import open_as
 from footage_clips import Appearance, make_clip
 from PySide6.QtCore import QPoint, Qt
 
@@ -39,7 +40,7 @@ def clip(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[no-unty
 @pytest.fixture
 def context(tmp_path: Path, engine, photo_paths, qtbot):  # type: ignore[no-untyped-def]
     folder = tmp_path / "gallery"
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         items = items_for_subject("S-OBAMA", [photo_paths["obama"]], "B. Obama")
         items += items_for_subject("S-BIDEN", [photo_paths["biden"]], "J. Biden")
         assert drain(enroll(gallery, engine, items)).enrolled == 2

@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 
 from tests.gui.analyst_support import WAIT_MS, enrol_gallery, make_context
 from workstation.calibration.histogram import one_in
 from workstation.cli import main as cli_main
 from workstation.entry import HOOKS
-from workstation.gallery.store import Gallery
 from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.context import CaseInfo
 from workstation.gui.footage_panel import FOOTAGE_COLUMNS, FootagePanelWidget
@@ -76,7 +76,7 @@ def test_a_below_floor_candidate_reads_the_same_everywhere(  # type: ignore[no-u
     # Footage tab: its candidate table shows a recorded search the same way.
     panel = FootagePanelWidget(context)
     qtbot.addWidget(panel)
-    with Gallery(folder, user="examiner1") as gallery:
+    with open_as(folder, "examiner1") as gallery:
         record = gallery.search_record(line["search_id"])
     panel.show_search(record)
     fmr_column = next(i for i, c in enumerate(FOOTAGE_COLUMNS) if c.key == "fmr")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtGui import QTextDocument
@@ -24,7 +25,6 @@ from tests.gui.analyst_support import WAIT_MS, make_context
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.search import ProbeInfo, search_face
-from workstation.gallery.store import Gallery
 from workstation.gui.audit_viewer import AuditViewerWidget
 from workstation.gui.compare_view import CompareDialog
 from workstation.gui.context import CaseInfo
@@ -146,14 +146,14 @@ def hostile_gallery(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Pat
         EnrollItem("S-207", photo_paths["obama2"], "test", NAME_STRUCK),
         EnrollItem(SUBJECT_ID, photo_paths["biden"], "test", None),
     ]
-    with Gallery(folder, user=EXAMINER) as gallery:
+    with open_as(folder, EXAMINER) as gallery:
         assert drain(enroll(gallery, engine, items)).enrolled == 3
         image = load_image(photo_paths["obama2"])
         face = engine.analyze(image.bgr)[0]
         result = search_face(
             gallery, face, ProbeInfo.from_image(image), CASE.case_id, CASE.purpose, note=NOTE
         )
-    with Gallery(folder, user=SECOND_EXAMINER) as gallery:
+    with open_as(folder, SECOND_EXAMINER) as gallery:
         record_decision(gallery, result.search_id, "S-100", "possible_lead", NOTE)
     return folder
 
@@ -197,7 +197,10 @@ def test_search_page_case_bar_decisions_and_compare(qtbot, window) -> None:  # t
     assert rendered(bar.purpose_label.text(), bar.purpose_label.textFormat()) == (
         f"Purpose: {CASE.purpose}"
     )
-    assert rendered(bar.user_label.text(), bar.user_label.textFormat()) == f"Examiner: {EXAMINER}"
+    # The name registered for the examiner's key, with their roles.
+    assert rendered(bar.user_label.text(), bar.user_label.textFormat()) == (
+        f"Examiner: {EXAMINER} (administrator, analyst, enroller, reviewer)"
+    )
     assert_shown_literally(
         shown_texts(window),
         NAME_BOLD,

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from examiners import profile_env
 from sqlite_file import edit_database
 
 from workstation.cli import main
@@ -46,20 +47,21 @@ def enrolled(tmp_path: Path, photo_paths: dict[str, Path]) -> Path:
 def test_search_json_contract(enrolled: Path, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "broken.jpg"
     bad.write_text("nope")
-    code, out, _ = run(
-        "--gallery",
-        str(enrolled),
-        "--user",
-        "det.smith",
-        "search",
-        "--case",
-        "2026-0042",
-        "--purpose",
-        "armed robbery",
-        "--json",
-        str(photo_paths["obama2"]),
-        str(bad),
-    )
+    with profile_env(enrolled, "det.smith"):  # another examiner, from their own profile
+        code, out, _ = run(
+            "--gallery",
+            str(enrolled),
+            "--user",
+            "det.smith",
+            "search",
+            "--case",
+            "2026-0042",
+            "--purpose",
+            "armed robbery",
+            "--json",
+            str(photo_paths["obama2"]),
+            str(bad),
+        )
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == 2
@@ -207,7 +209,7 @@ def test_audit_verify_show_and_tamper(enrolled: Path, photo_paths) -> None:  # t
         str(photo_paths["obama2"]),
     )
     code, out, _ = run("--gallery", str(enrolled), "audit", "verify")
-    assert code == 0 and "intact: 3 events" in out
+    assert code == 0 and "intact: 4 events" in out  # genesis, two enrolments, the search
     head = out.split("hash ")[-1].strip()
     assert len(head) == 64
     code, out, _ = run("--gallery", str(enrolled), "audit", "show", "--case", "C-7", "--json")
@@ -255,47 +257,55 @@ def test_altered_model_fails_in_one_line(tmp_path: Path, photo_paths) -> None:  
 
 
 def test_decide_and_export_bundle(enrolled: Path, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = run(
-        "--gallery",
-        str(enrolled),
-        "--user",
-        "ana",
-        "search",
-        "--case",
-        "C-1",
-        "--purpose",
-        "p",
-        "--json",
-        str(photo_paths["obama2"]),
-    )
+    ana = profile_env(enrolled, "ana")  # two more examiners, each from their own profile
+    ben = profile_env(enrolled, "ben")
+    with ana:
+        code, out, _ = run(
+            "--gallery",
+            str(enrolled),
+            "--user",
+            "ana",
+            "search",
+            "--case",
+            "C-1",
+            "--purpose",
+            "p",
+            "--json",
+            str(photo_paths["obama2"]),
+        )
     search_id = json.loads(out)["search_id"]
-    code, out, _ = run(
-        "--gallery",
-        str(enrolled),
-        "--user",
-        "ana",
-        "decide",
-        "--search",
-        str(search_id),
-        "--subject",
-        "P-OBAMA",
-        "--decision",
-        "possible-lead",
-        "--json",
-    )
+    with ana:
+        code, out, _ = run(
+            "--gallery",
+            str(enrolled),
+            "--user",
+            "ana",
+            "decide",
+            "--search",
+            str(search_id),
+            "--subject",
+            "P-OBAMA",
+            "--decision",
+            "possible-lead",
+            "--json",
+        )
     decision_id = json.loads(out)["id"]
-    code, _, err = run(
-        "--gallery", str(enrolled), "--user", "ana", "decide", "--confirm", str(decision_id)
-    )
+    with ana:
+        code, _, err = run(
+            "--gallery", str(enrolled), "--user", "ana", "decide", "--confirm", str(decision_id)
+        )
     assert code == 1 and "second examiner" in err
-    code, out, _ = run(
-        "--gallery", str(enrolled), "--user", "ben", "decide", "--confirm", str(decision_id)
-    )
+    with ben:
+        code, out, _ = run(
+            "--gallery", str(enrolled), "--user", "ben", "decide", "--confirm", str(decision_id)
+        )
     assert code == 0 and "confirmed" in out
     target = tmp_path / "bundle.json"
-    code, out, _ = run(
-        "--gallery", str(enrolled), "--user", "ana", "export", "--case", "C-1", "--out", str(target)
-    )
+    with ana:
+        code, out, err = run(
+            "--gallery", str(enrolled), "export", "--case", "C-1", "--out", str(target)
+        )
+    assert code == 0, err
     bundle = json.loads(target.read_text())
     assert code == 0 and bundle["case"]["id"] == "C-1"
     assert bundle["case"]["examiners"] == ["ana", "ben"]

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlite_file import append_unsigned_event
 
-from workstation.audit.log import append_event
 from workstation.cli import main
+from workstation.errors import GalleryError
 from workstation.gallery.schema import MIGRATIONS, SCHEMA_VERSION
 from workstation.gallery.store import Gallery
 
@@ -87,7 +88,7 @@ def _old_gallery(folder: Path, events: int) -> Path:
     conn.execute("COMMIT")
     for number in range(events):
         conn.execute("BEGIN IMMEDIATE")
-        append_event(conn, user="examiner1", action="enrol", details={"n": number})
+        append_unsigned_event(conn, "examiner1", "enrol", {"n": number})
         conn.execute("COMMIT")
     conn.close()
     return folder
@@ -124,12 +125,12 @@ def test_verify_reads_an_older_schema_without_migrating_it(tmp_path: Path) -> No
 
 def test_read_only_opening_cannot_write(tmp_path: Path) -> None:
     folder = _old_gallery(tmp_path / "old", events=1)
-    with (
-        Gallery(folder, read_only=True) as gallery,
-        pytest.raises(sqlite3.OperationalError, match="readonly"),
-        gallery.transaction(),
-    ):
-        gallery.audit("delete", {"tamper": True})
+    with Gallery(folder, read_only=True) as gallery:
+        with pytest.raises(GalleryError, match="opened read-only"), gallery.transaction():
+            pass
+        # Nor can anything below the gallery's methods: the connection itself is read-only.
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            gallery.conn.execute("DELETE FROM audit")
 
 
 def _verify_on_read_only(folder: Path) -> subprocess.CompletedProcess[str]:
@@ -172,7 +173,7 @@ def test_verify_a_read_only_copy_taken_while_the_gallery_was_open(tmp_path: Path
     copy_with_shm, copy_without_shm = tmp_path / "with-shm", tmp_path / "without-shm"
     keeper = sqlite3.connect(source / "gallery.sqlite")  # keeps the WAL from being folded in
     keeper.execute("BEGIN IMMEDIATE")
-    append_event(keeper, user="examiner2", action="search", details={})
+    append_unsigned_event(keeper, "examiner2", "search", {})
     keeper.execute("COMMIT")
     assert (source / "gallery.sqlite-wal").stat().st_size > 0
     shutil.copytree(source, copy_with_shm)

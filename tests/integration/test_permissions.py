@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 
 from workstation.audit.actions import AuditAction
 from workstation.cli import main
-from workstation.gallery.store import Gallery
 from workstation.paths import config_dir, data_dir
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
@@ -93,7 +93,7 @@ def test_everything_written_is_for_the_owner_only(
 
 
 def test_sqlite_side_files_get_the_database_mode(tmp_path: Path) -> None:
-    with Gallery(tmp_path / "g", user="examiner1") as gallery:
+    with open_as(tmp_path / "g", "examiner1") as gallery:
         with gallery.change() as change:
             change.record(AuditAction.ENROL, {"n": 1})
         names = {p.name: mode(p) for p in (tmp_path / "g").iterdir()}
@@ -188,7 +188,7 @@ def test_an_old_open_gallery_is_reported_then_fixed(
 
 
 def test_a_group_readable_folder_without_a_configured_group_is_reported(tmp_path: Path) -> None:
-    with Gallery(tmp_path / "g", user="examiner1"):
+    with open_as(tmp_path / "g", "examiner1"):
         pass
     (tmp_path / "g").chmod(0o750)
     code, _, err = run("--gallery", str(tmp_path / "g"), "subjects")

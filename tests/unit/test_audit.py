@@ -26,18 +26,19 @@ def test_chain_links_and_verifies(gallery) -> None:  # type: ignore[no-untyped-d
     for i in range(3):
         _append(gallery, "search", n=i)
     events = gallery.audit_events()
-    assert [e.seq for e in events] == [1, 2, 3]
+    assert [e.seq for e in events] == [1, 2, 3, 4]  # the genesis event, then the three
     assert events[0].prev_hash == GENESIS_HASH
     assert events[1].prev_hash == events[0].hash
-    body = canonical_json(events[2].hashed_body())
-    assert events[2].hash == hashlib.sha256((events[1].hash + body).encode()).hexdigest()
+    body = canonical_json(events[3].hashed_body())
+    assert events[3].hash == hashlib.sha256((events[2].hash + body).encode()).hexdigest()
     report = gallery.verify_audit()
-    assert report.intact and report.events == 3 and report.head_hash == events[2].hash
+    assert report.intact and report.events == 4 and report.head_hash == events[3].hash
 
 
-def test_empty_log_verifies(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_gallery_holds_only_its_genesis_event(gallery) -> None:  # type: ignore[no-untyped-def]
     report = gallery.verify_audit()
-    assert report.intact and report.events == 0 and report.head_hash == GENESIS_HASH
+    assert report.intact and report.events == 1 and report.genesis_seq == 1
+    assert gallery.audit_events()[0].prev_hash == GENESIS_HASH
 
 
 def test_triggers_reject_update_and_delete(gallery) -> None:  # type: ignore[no-untyped-def]
@@ -74,18 +75,19 @@ def test_removed_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def
 
 
 def test_rewritten_tail_breaks_the_link(gallery) -> None:  # type: ignore[no-untyped-def]
-    """Re-hashing an edited event is not enough: the next event's link no longer matches."""
+    """Re-hashing an edited event is not enough: its signature no longer matches (and the next
+    event's link would not either)."""
     for i in range(3):
         _append(gallery, "search", n=i)
-    event = gallery.audit_events()[1]
+    event = gallery.audit_events()[2]
     forged_body = {**event.hashed_body(), "user": "mallory"}
     forged_hash = hashlib.sha256(
         (event.prev_hash + canonical_json(forged_body)).encode()
     ).hexdigest()
-    _force(gallery, f"UPDATE audit SET user = 'mallory', hash = '{forged_hash}' WHERE seq = 2")
+    _force(gallery, f"UPDATE audit SET user = 'mallory', hash = '{forged_hash}' WHERE seq = 3")
     report = gallery.verify_audit()
     assert not report.intact and report.first_bad_seq == 3
-    assert "link" in (report.problem or "")
+    assert "signature" in (report.problem or "")
 
 
 def test_event_needs_a_transaction(gallery) -> None:  # type: ignore[no-untyped-def]
@@ -97,4 +99,4 @@ def test_failed_act_leaves_no_event(gallery) -> None:  # type: ignore[no-untyped
     with pytest.raises(ZeroDivisionError), gallery.transaction():
         gallery.audit("delete", {"subject_id": "x"})
         raise ZeroDivisionError
-    assert gallery.audit_events() == []
+    assert [e.action for e in gallery.audit_events()] == ["genesis"]

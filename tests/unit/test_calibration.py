@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from examiners import open_as
 from PIL import Image
 from scipy.stats import binom
 from sqlite_file import edit_database
 
+from workstation.audit.actions import AuditAction
 from workstation.calibration.histogram import (
     BIN_WIDTH,
     ImpostorHistogram,
@@ -310,17 +312,18 @@ def test_gallery_changing_during_calibration_does_not_fail_the_search(
     searches while a colleague enrols) must not make the search fail."""
     from workstation.gallery.calibration import compute_calibration, store_calibration
     from workstation.gallery.enroll import enroll, items_for_subject
-    from workstation.gallery.store import Gallery
     from workstation.progress import drain
 
     folder = tmp_path / "g"
-    with Gallery(folder, user="a") as first:
+    with open_as(folder, "a") as first:
         drain(enroll(first, engine, items_for_subject("A", [photo_paths["obama"]])))
         drain(enroll(first, engine, items_for_subject("B", [photo_paths["biden"]])))
         computed = drain(compute_calibration(first, str(engine.model)))
         assert not first.in_transaction  # the snapshot was released
-        with Gallery(folder, user="b") as second:
+        with open_as(folder, "b") as second:
             drain(enroll(second, engine, items_for_subject("C", [photo_paths["obama2"]])))
         with first.transaction():
             stored = store_calibration(first, computed)
+            # Every write is audited (a search records its calibration in its own event).
+            first.audit(AuditAction.CALIBRATE, stored.summary())
         assert stored.calibration_id and stored.generation < first.generation

@@ -10,13 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 
 from workstation.cli import main as cli_main
 from workstation.errors import WorkstationError
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
-from workstation.gallery.store import Gallery
 from workstation.progress import drain
 from workstation.reports.bundle import build_case_bundle
 from workstation.reports.case_report import (
@@ -41,7 +41,7 @@ HOSTILE_EXAMINER = "<u>mallory</u>"
 def hostile_case(tmp_path: Path, engine, photo_paths) -> Path:  # type: ignore[no-untyped-def]
     """A real search whose every free-text field is markup."""
     folder = tmp_path / "gallery"
-    with Gallery(folder, user=HOSTILE_EXAMINER) as gallery:
+    with open_as(folder, HOSTILE_EXAMINER) as gallery:
         items = items_for_subject("P-1", [photo_paths["obama"]], HOSTILE_NAME)
         items += items_for_subject("P-2", [photo_paths["biden"]], "Joe Biden")
         drain(enroll(gallery, engine, items))
@@ -58,7 +58,7 @@ def _visible_text(markup: str) -> str:
 
 
 def test_untrusted_text_shows_literally(hostile_case: Path) -> None:
-    with Gallery(hostile_case, user="reviewer") as gallery:
+    with open_as(hostile_case, "reviewer") as gallery:
         bundle = build_case_bundle(gallery, HOSTILE_CASE)
         images = report_images(gallery, bundle)
     page = report_html(bundle, "case.json", "0" * 64, images)
@@ -73,7 +73,7 @@ def test_untrusted_text_shows_literally(hostile_case: Path) -> None:
 
 
 def test_images_are_png_made_by_the_core(hostile_case: Path) -> None:
-    with Gallery(hostile_case, user="reviewer") as gallery:
+    with open_as(hostile_case, "reviewer") as gallery:
         bundle = build_case_bundle(gallery, HOSTILE_CASE)
         images = report_images(gallery, bundle)
     (record,) = bundle.records
@@ -97,7 +97,7 @@ def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, t
         return 3
 
     pdf = tmp_path / "out" / "report.pdf"
-    with Gallery(hostile_case, user="reviewer") as gallery:
+    with open_as(hostile_case, "reviewer") as gallery:
         report = export_case_report(gallery, HOSTILE_CASE, pdf, renderer)
     assert report.pages == 3 and report.json_path == bundle_path_for(pdf)
     bundle = json.loads(report.json_path.read_text(encoding="utf-8"))
@@ -106,7 +106,7 @@ def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, t
     page = drawn["page"]
     assert isinstance(page, PageSetup) and bundle["audit"]["head_hash"][:16] in page.footer
     assert HOSTILE_CASE in page.title  # plain text for the PDF's metadata, not HTML
-    with Gallery(hostile_case, user="reviewer") as gallery, pytest.raises(WorkstationError):
+    with open_as(hostile_case, "reviewer") as gallery, pytest.raises(WorkstationError):
         export_case_report(gallery, HOSTILE_CASE, tmp_path / "x.json", renderer)
 
 

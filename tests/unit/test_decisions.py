@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from examiners import open_as
 from sqlite_file import edit_database, read_database
 
 from workstation.audit.actions import AuditAction
@@ -33,13 +34,13 @@ def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> tuple[Ga
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     drain(enroll(gallery, engine, items))
-    with Gallery(gallery.folder, user="alice") as alice:
+    with open_as(gallery.folder, "alice") as alice:
         result = search_image(alice, engine, load_image(photo_paths["obama2"]), "C-1", "lead")
     return gallery, result.search_id
 
 
 def _as(gallery: Gallery, user: str) -> Gallery:
-    return Gallery(gallery.folder, user=user)
+    return open_as(gallery.folder, user)
 
 
 @pytest.mark.parametrize("spelling", ["alice", "ALICE", "alice ", " Alice", "Ａｌｉｃｅ"])

@@ -101,7 +101,8 @@ _KILLED_ENROLMENT = textwrap.dedent(
     with open(faces / "labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))[:30]
     items = [EnrollItem(r["identity"], faces / r["path"], r["path"]) for r in rows]
-    with Gallery(folder) as gallery:
+    # The test's login (conftest's "examiner1"), with the same profile and key as the parent.
+    with Gallery(folder, user="examiner1") as gallery:
         for step in enroll(gallery, create_engine(), items, batch_size=8):
             print(step.done, flush=True)
     """

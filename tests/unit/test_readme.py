@@ -31,3 +31,21 @@ def test_readme_says_leads_not_identifications() -> None:
     text = (REPO / "README.md").read_text()
     assert "investigative leads, not identifications" in text
     assert "libxcb-cursor0" in text  # Qt 6's xcb plugin needs it on Linux
+
+
+def _claims(text: str) -> str:
+    start, end = "<!-- accountability-claims -->", "<!-- /accountability-claims -->"
+    assert start in text and end in text
+    return text[text.index(start) : text.index(end)]
+
+
+def test_readme_claims_accountability_word_for_word_as_the_docs_and_the_report() -> None:
+    from workstation.reports.bundle import RECORDS_LEFT_OUT, RECORDS_VERIFIED
+
+    readme = (REPO / "README.md").read_text()
+    docs = (REPO / "docs" / "ACCOUNTABILITY.md").read_text()
+    assert _claims(readme) == _claims(docs)
+    assert RECORDS_VERIFIED in _claims(docs)
+    assert RECORDS_LEFT_OUT in docs
+    # What it does not prove is said, too.
+    assert "can still forge" in _claims(docs)

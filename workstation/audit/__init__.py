@@ -1,23 +1,13 @@
-"""Append-only, hash-chained audit log (Qt-free)."""
+"""Append-only, hash-chained, signed audit log (Qt-free, storage-neutral)."""
 
-from workstation.audit.log import (
-    GENESIS_HASH,
-    AuditEvent,
-    ChainReport,
-    append_event,
-    canonical_json,
-    chain_head,
-    list_events,
-    verify_chain,
-)
+from workstation.audit.log import GENESIS_HASH, AuditEvent, canonical_json, new_event
+from workstation.audit.verify import ChainReport, verify_events
 
 __all__ = [
     "GENESIS_HASH",
     "AuditEvent",
     "ChainReport",
-    "append_event",
     "canonical_json",
-    "chain_head",
-    "list_events",
-    "verify_chain",
+    "new_event",
+    "verify_events",
 ]

@@ -27,6 +27,13 @@ class AuditAction(str, Enum):
     EXPORT = "export"  # a case exported (evidence bundle, report)
     SETTINGS_CHANGE = "settings_change"  # an audited setting changed
     PERMISSIONS_FIX = "permissions_fix"  # the data folders' permissions restricted
+    # The gallery's id and its first administrator's key: the first signed event of a chain
+    # (when the gallery is created, or when a gallery made before signing is adopted).
+    GENESIS = "genesis"
+    EXAMINER_ADD = "examiner_add"  # an examiner's public key registered, with their roles
+    EXAMINER_REVOKE = "examiner_revoke"  # an examiner's key revoked (it signs nothing after)
+    EXAMINER_ROLES = "examiner_roles"  # an examiner's roles changed
+    CASE_AUTHORISE = "case_authorise"  # who approved a case's searches, when, the reference
 
     def __str__(self) -> str:
         return self.value

@@ -1,29 +1,36 @@
-"""The tamper-evident audit log.
+"""The tamper-evident audit log: what an event is, how it is hashed, chained and signed.
 
 Every act (enrolment, deletion, search, decision, export, settings change, index rebuild,
-re-embedding) appends one event in the same SQLite transaction as the act itself, so an act
-without its record, or a record without its act, cannot be committed.
+re-embedding, examiner registration) appends one event in the same transaction as the act
+itself, so an act without its record, or a record without its act, cannot be committed.
 
 Each event is serialised as canonical JSON (sorted keys, fixed separators, UTF-8) of its sequence
-number, time, user, action, case, purpose and details, and chained:
-``hash = SHA-256(previous hash + canonical event)``, starting from 64 zeros. SQLite triggers
-reject UPDATE and DELETE on the table; anyone who bypasses them (by editing the file) breaks the
-chain from that event on, which `verify_chain` reports. Writing the head hash down, or printing it
-in a report, anchors everything before it.
+number, time, examiner, action, case, purpose and details, the fingerprint of the key that signs
+it and the digest of the rows it wrote (workstation.audit.rows), and chained:
+``hash = SHA-256(previous hash + canonical event)``, starting from 64 zeros. The examiner's
+Ed25519 key then signs the hash. Events written before signing existed have no key and no row
+digest, and their hash covers the fields they had (so older chains still verify as they did).
+
+This module is storage-neutral: it builds and checks events; the gallery stores them (SQLite in
+workstation.gallery, PostgreSQL in an agency gallery) and `workstation.audit.verify` walks them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from workstation.audit.actions import AuditAction
+from workstation.audit.signing import SigningKey
 
 GENESIS_HASH = "0" * 64
+# What an examiner's key signs: this prefix and the event's 32 hash bytes (the prefix keeps an
+# event signature from ever being taken for a signature of something else, e.g. a witness entry).
+EVENT_SIGNATURE_CONTEXT = b"workstation audit event v1\x00"
 
 
 def canonical_json(value: Any) -> str:
@@ -48,9 +55,14 @@ class AuditEvent:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    # The fingerprint of the examiner's key that signs the event (None: written before signing).
+    key: str | None = None
+    # {"count": n, "sha256": digest} of the rows the act wrote (workstation.audit.rows).
+    rows: dict[str, Any] | None = None
+    signature: str | None = None  # Ed25519 signature of the hash, hex (not hashed itself)
 
     def hashed_body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "seq": self.seq,
             "time": self.time,
             "user": self.user,
@@ -59,79 +71,96 @@ class AuditEvent:
             "purpose": self.purpose,
             "details": self.details,
         }
+        # Only signed events have these: older events keep the hash they were written with.
+        if self.key is not None:
+            body["key"] = self.key
+        if self.rows is not None:
+            body["rows"] = self.rows
+        return body
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.hashed_body(), "prev_hash": self.prev_hash, "hash": self.hash}
+        return {
+            **self.hashed_body(),
+            "key": self.key,
+            "rows": self.rows,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "signature": self.signature,
+        }
+
+    @property
+    def signed_message(self) -> bytes:
+        return EVENT_SIGNATURE_CONTEXT + bytes.fromhex(self.hash)
 
 
 def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
 
 
-def chain_head(conn: sqlite3.Connection) -> tuple[int, str]:
-    """(last sequence number, its hash); (0, 64 zeros) for an empty log."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+def audited_action(action: AuditAction | str) -> str:
+    """The stored value of an audited act; ValueError for anything not in AuditAction."""
+    try:
+        return AuditAction(action).value
+    except ValueError:
+        raise ValueError(
+            f"{action!r} is not an audited act (workstation.audit.actions.AuditAction)"
+        ) from None
 
 
-def append_event(
-    conn: sqlite3.Connection,
+def new_event(
+    head: tuple[int, str],
     *,
     user: str,
     action: AuditAction | str,
     details: dict[str, Any],
     case_id: str | None = None,
     purpose: str | None = None,
+    signer: SigningKey | None,
+    rows: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Call it inside the transaction of the act it records.
+    """The next event after `head` (its seq and hash), hashed and signed by `signer`.
 
-    The caller's transaction must hold SQLite's write lock (BEGIN IMMEDIATE) so that two writers
-    cannot both read the same head; the UNIQUE constraint on prev_hash is a second guard.
-    `action` must be one of `AuditAction` (ValueError otherwise).
+    The store calls it inside the transaction that holds the write lock, so that the head it
+    read is still the head when the event is stored. `signer` None makes an unsigned event:
+    only the tests of older chains do that.
     """
-    if not conn.in_transaction:
-        raise RuntimeError("audit events must be written inside the transaction of their act")
-    try:
-        action = AuditAction(action).value
-    except ValueError:
-        raise ValueError(
-            f"{action!r} is not an audited act (workstation.audit.actions.AuditAction)"
-        ) from None
-    last_seq, last_hash = chain_head(conn)
+    last_seq, last_hash = head
     # Round-trip details through JSON so the stored and the hashed forms are the same values.
     details = json.loads(canonical_json(details))
     event = AuditEvent(
         seq=last_seq + 1,
         time=utc_now(),
         user=user,
-        action=action,
+        action=audited_action(action),
         case_id=case_id,
         purpose=purpose,
         details=details,
         prev_hash=last_hash,
         hash="",
+        key=signer.fingerprint if signer is not None else None,
+        rows=rows if signer is not None else None,
     )
-    digest = event_hash(last_hash, event.hashed_body())
-    conn.execute(
-        "INSERT INTO audit (seq, time, user, action, case_id, purpose, details, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.seq,
-            event.time,
-            user,
-            action,
-            case_id,
-            purpose,
-            canonical_json(details),
-            last_hash,
-            digest,
-        ),
-    )
-    return AuditEvent(**{**event.__dict__, "hash": digest})
+    event = replace(event, hash=event_hash(last_hash, event.hashed_body()))
+    if signer is not None:
+        event = replace(event, signature=signer.sign(event.signed_message))
+    return event
 
 
-def _row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> AuditEvent:
-    seq, time, user, action, case_id, purpose, details, prev_hash, digest = row
+def event_from_stored(
+    seq: Any,
+    time: str,
+    user: str,
+    action: str,
+    case_id: str | None,
+    purpose: str | None,
+    details: str,
+    prev_hash: str,
+    digest: str,
+    key: str | None = None,
+    rows: str | None = None,
+    signature: str | None = None,
+) -> AuditEvent:
+    """An event from its stored columns (details and rows as JSON text)."""
     return AuditEvent(
         seq=int(seq),
         time=time,
@@ -142,82 +171,38 @@ def _row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> AuditEvent:
         details=json.loads(details),
         prev_hash=prev_hash,
         hash=digest,
+        key=key,
+        rows=json.loads(rows) if rows else None,
+        signature=signature,
     )
 
 
-_COLUMNS = "seq, time, user, action, case_id, purpose, details, prev_hash, hash"
+def stored_columns(event: AuditEvent) -> tuple[Any, ...]:
+    """An event's values in the order of `STORED_COLUMNS` (details and rows as JSON text)."""
+    return (
+        event.seq,
+        event.time,
+        event.user,
+        event.action,
+        event.case_id,
+        event.purpose,
+        canonical_json(event.details),
+        event.prev_hash,
+        event.hash,
+        event.key,
+        canonical_json(event.rows) if event.rows is not None else None,
+        event.signature,
+    )
 
 
-def list_events(
-    conn: sqlite3.Connection, case_id: str | None = None, limit: int | None = None
-) -> list[AuditEvent]:
-    sql = f"SELECT {_COLUMNS} FROM audit"
-    params: list[Any] = []
-    if case_id is not None:
-        sql += " WHERE case_id = ?"
-        params.append(case_id)
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [_row_to_event(row) for row in conn.execute(sql, params)]
+STORED_COLUMNS = (
+    'seq, time, "user", action, case_id, purpose, details, prev_hash, hash, key_fingerprint, '
+    "rows_digest, signature"
+)
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    intact: bool
-    events: int
-    head_seq: int
-    head_hash: str
-    first_bad_seq: int | None = None
-    problem: str | None = None
-
-
-def verify_chain(conn: sqlite3.Connection) -> ChainReport:
-    """Walk the whole chain; report the first event whose link or hash does not hold."""
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
-    count = 0
-    last_hash = GENESIS_HASH
-    cursor = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq")
-    for row in cursor:
-        seq = int(row[0])
-        try:
-            event = _row_to_event(row)
-        except (ValueError, TypeError) as exc:
-            return ChainReport(
-                False, count, expected_seq - 1, last_hash, seq, f"unreadable ({exc})"
-            )
-        if seq != expected_seq:
-            return ChainReport(
-                False,
-                count,
-                expected_seq - 1,
-                last_hash,
-                seq,
-                f"sequence jumps from {expected_seq - 1} to {seq}: events are missing",
-            )
-        if event.prev_hash != expected_prev:
-            return ChainReport(
-                False,
-                count,
-                seq - 1,
-                last_hash,
-                seq,
-                "its link to the previous event does not match (an event before it was "
-                "removed, replaced or reordered)",
-            )
-        recomputed = event_hash(event.prev_hash, event.hashed_body())
-        if recomputed != event.hash:
-            return ChainReport(
-                False,
-                count,
-                seq - 1,
-                last_hash,
-                seq,
-                "its content does not match its hash (the event was altered)",
-            )
-        expected_prev = last_hash = event.hash
-        expected_seq += 1
-        count += 1
-    return ChainReport(True, count, expected_seq - 1, last_hash)
+def head_of(events: Iterable[AuditEvent]) -> tuple[int, str]:
+    last = (0, GENESIS_HASH)
+    for event in events:
+        last = (event.seq, event.hash)
+    return last

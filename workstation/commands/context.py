@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from workstation.errors import WorkstationError
-from workstation.paths import current_user, default_gallery_dir
+from workstation.identity import Examiner
+from workstation.paths import default_gallery_dir
 
 if TYPE_CHECKING:
     from workstation.reports.case_report import PdfRenderer
@@ -66,7 +67,8 @@ class AppHooks:
     commands: the desktop app and the Qt PDF renderer. The commands never import the GUI;
     without these (workstation.cli.main called directly) `gui` and `export --pdf` say so."""
 
-    run_gui: Callable[[Path, str, str | None], int] | None = None  # gallery, user, backend
+    # gallery, user (--user, a test hook; None: the OS login), backend
+    run_gui: Callable[[Path, str | None, str | None], int] | None = None
     render_pdf: PdfRenderer | None = None
 
 
@@ -87,7 +89,9 @@ class CliContext:
         self.gallery_dir = (
             Path(args.gallery) if args.gallery else settings_gallery() or default_gallery_dir()
         )
-        self.user = args.user or current_user()
+        # The examiner is the OS login with the key in their profile; --user is a test hook that
+        # must match the name registered for that key (it never changes whose key signs).
+        self.examiner = Examiner.current(args.user, passphrase=_ask_passphrase)
         self._engine = None
         self._gallery = None
 
@@ -119,13 +123,18 @@ class CliContext:
             from workstation.gallery.store import Gallery
 
             self._gallery = Gallery(
-                self.gallery_dir, user=self.user, create=create, read_only=read_only
+                self.gallery_dir, examiner=self.examiner, create=create, read_only=read_only
             )
             from workstation.permissions import exposure_warnings
 
             for problem in exposure_warnings(self.gallery_dir):
                 self.warn(f"warning: {problem}")
         return self._gallery
+
+    @property
+    def user(self) -> str:
+        """The name the examiner acts under (the OS login, or --user in tests)."""
+        return self.examiner.name
 
     def say(self, text: str) -> None:
         """Print our output; stored values in it go through `shown` first."""
@@ -140,7 +149,20 @@ class CliContext:
 
     def close(self) -> None:
         if self._gallery is not None:
+            for problem in self._gallery.witness_problems:
+                self.warn(f"warning: {problem}")
             self._gallery.close()
+
+
+def _ask_passphrase(key_path: str) -> str | None:
+    """The passphrase of a protected key, asked at the terminal (None when there is none: the
+    WORKSTATION_KEY_PASSPHRASE environment variable is read before this is asked)."""
+    import getpass
+    import sys
+
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass(f"passphrase of your examiner key ({key_path}): ") or None
 
 
 def saved_settings():  # type: ignore[no-untyped-def]

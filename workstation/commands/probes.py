@@ -68,10 +68,12 @@ def cmd_enroll(ctx: CliContext) -> int:
 # ---------------------------------------------------------------------- search
 def cmd_search(ctx: CliContext) -> int:
     from workstation.domain import BBox
+    from workstation.gallery.cases import case_authorisation
     from workstation.gallery.search import require_case, search_image
 
     args = ctx.args
     case_id, purpose = require_case(args.case, args.purpose)
+    authorisation = case_authorisation(args.authorised_by, args.authorised_at, args.authorisation)
     box = BBox.parse(args.box) if args.box else None
     gallery = ctx.gallery()
     engine = ctx.engine()
@@ -94,6 +96,7 @@ def cmd_search(ctx: CliContext) -> int:
                 face_index=args.face,
                 path_as_given=given,
                 note=args.note,
+                authorisation=authorisation,
             )
         except WorkstationError as exc:
             failures += 1

@@ -41,17 +41,12 @@ def cmd_subjects(ctx: CliContext) -> int:
 # ---------------------------------------------------------------------- audit
 def cmd_audit(ctx: CliContext) -> int:
     args = ctx.args
+    if args.audit_action == "witness-folder":
+        return _witness_folder(ctx)
     # Read-only: verifying must never change the evidence (nor migrate an older gallery).
     gallery = ctx.gallery(read_only=True)
     if args.audit_action == "verify":
-        report = gallery.verify_audit()
-        if report.intact:
-            ctx.say(f"audit log intact: {report.events} events")
-            ctx.say(f"head: event {report.head_seq} hash {report.head_hash}")
-            return EXIT_OK
-        ctx.say(f"AUDIT LOG BROKEN at event {report.first_bad_seq}: {report.problem}")
-        ctx.say(f"last good: event {report.head_seq} hash {report.head_hash}")
-        return EXIT_FAILED
+        return _verify(ctx, gallery)
     events = gallery.audit_events(case_id=args.case)
     for event in events:
         if args.json:
@@ -64,6 +59,72 @@ def cmd_audit(ctx: CliContext) -> int:
                 f"{event.seq:>6} {event.time} {shown(event.user)} {shown(event.action)} "
                 f"case={shown(event.case_id or '-')} {shown(summary)}"
             )
+    return EXIT_OK
+
+
+def _witness_folder(ctx: CliContext) -> int:
+    from workstation.gallery.examiners import set_witness_folder
+
+    args = ctx.args
+    if bool(args.folder) == bool(args.clear):
+        raise WorkstationError("give the witness folder, or --clear to remove it")
+    value = set_witness_folder(ctx.gallery(), None if args.clear else args.folder)
+    if value is None:
+        ctx.say("the agency witness folder was removed; recorded in the audit log")
+    else:
+        ctx.say(
+            f"agency witness folder: {shown(value)}; every act's head is appended there from "
+            "now on; recorded in the audit log"
+        )
+    return EXIT_OK
+
+
+def _verify(ctx: CliContext, gallery: Any) -> int:
+    head = None
+    if ctx.args.head:
+        from workstation.audit.witness import parse_head
+
+        try:
+            head = parse_head(ctx.args.head)
+        except ValueError as exc:
+            raise WorkstationError(str(exc)) from None
+    report = gallery.verify_audit(head=head)
+    if not report.intact:
+        where = f" at event {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+        ctx.say(f"AUDIT LOG BROKEN{where}: {shown(report.problem)}")
+        ctx.say(f"last good: event {report.head_seq} hash {report.head_hash}")
+        return EXIT_FAILED
+    signed = report.events - report.unsigned_events
+    ctx.say(f"audit log intact: {report.events} events")
+    if report.genesis_seq is None:
+        ctx.say(
+            "  no event is signed: this gallery was made by an older version; an administrator "
+            "adopts it with `workstation examiners adopt`"
+        )
+    else:
+        older = (
+            f", {report.unsigned_events} older unsigned event(s) before the genesis event"
+            if report.unsigned_events
+            else ""
+        )
+        active = sum(k.active for k in report.examiners.values())
+        ctx.say(f"  {signed} signed by registered examiners' keys ({active} active key(s)){older}")
+        ctx.say(f"  {report.rows_checked} record(s) match the hashes their audit events carry")
+        ctx.say(
+            f"  {report.witness_entries} witnessed head(s) in {report.witness_files} witness "
+            "file(s) agree with the chain"
+        )
+        if report.witnessed_elsewhere:
+            ctx.say(
+                f"  this is a copy: the gallery it was copied from reached event "
+                f"{report.witnessed_elsewhere} at another folder"
+            )
+        for problem in report.witness_unreadable:
+            ctx.warn(f"warning: a witness could not be read: {problem}")
+        if head is not None:
+            ctx.say(f"  the chain holds the given head: event {head[0]} hash {head[1]}")
+        ctx.say(f"  gallery id {report.gallery_id}")
+    ctx.say(f"head: event {report.head_seq} hash {report.head_hash}")
     return EXIT_OK
 
 

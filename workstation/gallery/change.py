@@ -28,21 +28,37 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workstation.audit.actions import AuditAction
-from workstation.audit.log import AuditEvent, append_event, utc_now
-from workstation.domain import Decision, Face, ModelId, Verdict
-from workstation.errors import GalleryError
+from workstation.audit.log import AuditEvent, audited_action, new_event, utc_now
+from workstation.audit.roles import Role, refusal
+from workstation.audit.rows import RowEntry, row_sha256, rows_digest
+from workstation.domain import CaseAuthorisation, Decision, Face, ModelId, Verdict, examiner_key
+from workstation.errors import GalleryError, NotPermittedError
+from workstation.gallery import audit_store
 
 if TYPE_CHECKING:
+    from workstation.gallery.examiners import RegisteredExaminer
     from workstation.gallery.store import Gallery
 
 
 class GalleryChange:
     """One transaction of writes, with its audit events; see the module docstring."""
 
-    def __init__(self, gallery: Gallery, conn: sqlite3.Connection, save_index: bool) -> None:
+    def __init__(
+        self,
+        gallery: Gallery,
+        conn: sqlite3.Connection,
+        save_index: bool,
+        acting: RegisteredExaminer,
+    ) -> None:
         self.gallery = gallery
         self._conn = conn
         self._save_index = save_index
+        # The registered examiner acting (checked when the change opened): the name every row
+        # and event records, and the roles every act is held to.
+        self.acting = acting
+        # Rows written since the last event, {(table, row id): removed?}: the next event
+        # carries their hashes (a removed row is listed with no hash).
+        self._rows: dict[tuple[str, str], bool] = {}
         # Audit details of the act `Gallery.change()` records at the end (the caller may add).
         self.details: dict[str, Any] = {}
         self.events: list[AuditEvent] = []
@@ -68,11 +84,20 @@ class GalleryChange:
             raise RuntimeError(
                 "a gallery change that writes must record its audit event (GalleryChange.record)"
             )
+        if self._rows:
+            self.rollback()
+            raise RuntimeError(
+                "rows were written after the change's last audit event; record the act after "
+                "writing its rows"
+            )
         generation = self.generation_before
         if self._faces_changed:
             generation = self.gallery._bump_generation()
         self._conn.execute("COMMIT")
         self.open = False
+        self.gallery._change = None
+        # The new head, signed, to the witnesses outside the gallery (never fails the act).
+        self.gallery.witness_head()
         for relative in self._files:
             (self.gallery.folder / relative).unlink(missing_ok=True)
         if self._faces_changed:
@@ -91,6 +116,7 @@ class GalleryChange:
         if self.open and self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
         self.open = False
+        self.gallery._change = None
 
     @contextmanager
     def step(self, what: str = "the change") -> Iterator[None]:
@@ -103,7 +129,7 @@ class GalleryChange:
         self._steps += 1
         name = f"step_{self._steps}"
         mark = (len(self._added), len(self._removed), len(self._files), len(self.events))
-        changed, wrote = self._faces_changed, self._wrote
+        changed, wrote, rows = self._faces_changed, self._wrote, dict(self._rows)
         self._conn.execute(f"SAVEPOINT {name}")
         try:
             yield
@@ -112,7 +138,7 @@ class GalleryChange:
             self._conn.execute(f"RELEASE SAVEPOINT {name}")
             del self._added[mark[0] :], self._removed[mark[1] :], self._files[mark[2] :]
             del self.events[mark[3] :]
-            self._faces_changed, self._wrote = changed, wrote
+            self._faces_changed, self._wrote, self._rows = changed, wrote, rows
             if isinstance(exc, sqlite3.Error):
                 raise GalleryError(f"the gallery database refused {what} ({exc})") from exc
             raise
@@ -128,6 +154,36 @@ class GalleryChange:
         self._wrote = True
         return self._conn
 
+    def _touch(self, table: str, row_ids: Iterable[Any], removed: bool = False) -> None:
+        """Note rows written (or removed): the next event carries their hashes."""
+        for row_id in row_ids:
+            self._rows[(table, str(row_id))] = removed
+
+    def touch_every_row(self) -> int:
+        """Note every covered row as written (an adopted gallery's baseline); returns how many."""
+        before = len(self._rows)
+        for table, key in audit_store.ROW_KEYS.items():
+            ids = [str(r[0]) for r in self._conn.execute(f'SELECT "{key}" FROM {table}')]
+            self._touch(table, (i for i in ids if not audit_store.uncovered(table, i)))
+        return len(self._rows) - before
+
+    def _row_entries(self) -> list[RowEntry]:
+        """The hashes of the rows written since the last event, read back as stored."""
+        by_table: dict[str, list[str]] = {}
+        entries: list[RowEntry] = []
+        for (table, row_id), removed in self._rows.items():
+            if removed:
+                entries.append((table, row_id, None))
+            else:
+                by_table.setdefault(table, []).append(row_id)
+        for table, ids in by_table.items():
+            found = audit_store.rows_by_id(self._conn, table, ids)
+            for row_id in ids:
+                row = found.get(row_id)
+                # Written and removed within the act: listed as removed.
+                entries.append((table, row_id, None if row is None else row_sha256(table, row)))
+        return entries
+
     # ------------------------------------------------------------------ audit
     def record(
         self,
@@ -136,16 +192,30 @@ class GalleryChange:
         case_id: str | None = None,
         purpose: str | None = None,
     ) -> AuditEvent:
-        """Append an audit event to this change (it commits with the change's rows)."""
+        """Append an audit event to this change (it commits with the change's rows).
+
+        The examiner's roles must allow the act (NotPermittedError naming the examiner, the
+        role needed and the act); the event carries the hashes of the rows written since the
+        previous event and is signed with the examiner's key.
+        """
         self._require_open()
-        event = append_event(
-            self._conn,
-            user=self.gallery.user,
+        action = AuditAction(audited_action(action))
+        problem = refusal(self.acting.name, self.acting.roles, action, details)
+        if problem is not None:
+            raise NotPermittedError(problem)
+        entries = self._row_entries()
+        event = new_event(
+            audit_store.chain_head(self._conn),
+            user=self.acting.name,
             action=action,
             details=details,
             case_id=case_id,
             purpose=purpose,
+            signer=self.gallery.examiner.key(),
+            rows=rows_digest(entries),
         )
+        audit_store.insert_event(self._conn, event, entries)
+        self._rows.clear()
         self.events.append(event)
         return event
 
@@ -167,6 +237,7 @@ class GalleryChange:
         self.gallery._set_meta("model_id", str(model))
         self.gallery._set_meta("model_name", model.name)
         self.gallery._set_meta("model_dim", str(model.dim))
+        self._touch("meta", ("model_id", "model_name", "model_dim"))
 
     # ------------------------------------------------------------------ subjects
     def add_subject(
@@ -177,18 +248,20 @@ class GalleryChange:
 
     def add_subjects(self, subjects: Iterable[tuple[str, str | None, dict[str, Any]]]) -> None:
         """Many new subjects at once: (id, name, attributes) each."""
-        now, user = utc_now(), self.gallery.user
+        now, user = utc_now(), self.acting.name
+        rows = [
+            (subject_id, name, _attributes_json(attributes), now, user)
+            for subject_id, name, attributes in subjects
+        ]
         try:
             self._writing().executemany(
                 "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (
-                    (subject_id, name, _attributes_json(attributes), now, user)
-                    for subject_id, name, attributes in subjects
-                ),
+                rows,
             )
         except sqlite3.IntegrityError as exc:
             raise GalleryError(f"a subject with this id is already in the gallery ({exc})") from exc
+        self._touch("subjects", (row[0] for row in rows))
 
     def ensure_subject(
         self, subject_id: str, name: str | None = None, attributes: dict[str, Any] | None = None
@@ -201,6 +274,7 @@ class GalleryChange:
             self._writing().execute(
                 "UPDATE subjects SET name = ? WHERE id = ? AND name IS NULL", (name, subject_id)
             )
+            self._touch("subjects", [subject_id])
         return False
 
     def update_subject(self, subject_id: str, name: str | None, attributes: dict[str, Any]) -> None:
@@ -208,6 +282,7 @@ class GalleryChange:
             "UPDATE subjects SET name = ?, attributes = ? WHERE id = ?",
             (name, json.dumps(attributes, ensure_ascii=False), subject_id),
         )
+        self._touch("subjects", [subject_id])
 
     def remove_subject(self, subject_id: str) -> tuple[list[int], list[str]]:
         """Remove a subject, its faces and the photos no other face uses.
@@ -223,6 +298,7 @@ class GalleryChange:
         ]
         removed_sha256 = self.remove_faces(face_ids)
         self._writing().execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
+        self._touch("subjects", [subject_id], removed=True)
         return face_ids, removed_sha256
 
     def remove_faces(self, face_ids: Sequence[int]) -> list[str]:
@@ -252,12 +328,14 @@ class GalleryChange:
             if row is None:
                 continue
             conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            self._touch("images", [image_id], removed=True)
             removed_sha256.append(row[0])
             if row[1]:
                 self._files.append(row[1])
         if ids:
             self._removed.extend(ids)
             self._faces_changed = True
+            self._touch("faces", ids, removed=True)
         return removed_sha256
 
     def move_faces(self, from_subject: str, to_subject: str) -> list[int]:
@@ -271,6 +349,7 @@ class GalleryChange:
         self._writing().execute(
             "UPDATE faces SET subject_id = ? WHERE subject_id = ?", (to_subject, from_subject)
         )
+        self._touch("faces", moved)
         # The index maps face ids (unchanged) to subjects through the database, so it stays
         # valid; the generation still moves on, because calibration pairs faces by subject.
         self._faces_changed = True
@@ -300,10 +379,11 @@ class GalleryChange:
                 format,
                 file_bytes,
                 utc_now(),
-                self.gallery.user,
+                self.acting.name,
             ),
         )
         assert cursor.lastrowid is not None
+        self._touch("images", [cursor.lastrowid])
         return int(cursor.lastrowid)
 
     def add_face(self, subject_id: str, image_id: int, face: Face, model_id: str) -> int:
@@ -332,6 +412,7 @@ class GalleryChange:
         )
         assert cursor.lastrowid is not None
         face_id = int(cursor.lastrowid)
+        self._touch("faces", [face_id])
         self._added.append((np.array([face_id], dtype=np.int64), embedding[None, :].copy()))
         self._faces_changed = True
         return face_id
@@ -362,7 +443,7 @@ class GalleryChange:
             )
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        now, user = utc_now(), self.gallery.user
+        now, user = utc_now(), self.acting.name
         # Ids given explicitly (the write lock is held), so that they are known without a
         # round trip per row: executemany cannot return them.
         first_image = self._next_id("images")
@@ -401,6 +482,8 @@ class GalleryChange:
         )
         self._added.append((face_ids, vectors))
         self._faces_changed = True
+        self._touch("images", image_ids)
+        self._touch("faces", face_ids.tolist())
         return face_ids
 
     def _next_id(self, table: str) -> int:
@@ -415,20 +498,32 @@ class GalleryChange:
     def set_embeddings(self, updates: Iterable[tuple[int, np.ndarray]], model_id: str) -> None:
         """Replace stored embeddings ((face id, vector) each) with ones of `model_id`; the
         vector index is rebuilt by the caller after the commit."""
+        rows = [
+            (np.asarray(vector, dtype=np.float32).tobytes(), model_id, int(face_id))
+            for face_id, vector in updates
+        ]
         self._writing().executemany(
-            "UPDATE faces SET embedding = ?, model_id = ? WHERE id = ?",
-            (
-                (np.asarray(vector, dtype=np.float32).tobytes(), model_id, int(face_id))
-                for face_id, vector in updates
-            ),
+            "UPDATE faces SET embedding = ?, model_id = ? WHERE id = ?", rows
         )
+        self._touch("faces", (row[2] for row in rows))
         self._faces_changed = True
         self._rebuild_index = True
 
     # ------------------------------------------------------------------ cases, decisions
     def ensure_case(self, case_id: str, purpose: str) -> bool:
         """Create the case if new; True when it was created."""
-        return insert_case(self._writing(), case_id, purpose, self.gallery.user)
+        created = insert_case(self._writing(), case_id, purpose, self.acting.name)
+        if created:
+            self._touch("cases", [case_id])
+        return created
+
+    def authorise_case(self, case_id: str, authorisation: CaseAuthorisation) -> None:
+        """Record who approved the case's searches, when, and the approval's reference."""
+        self._writing().execute(
+            "UPDATE cases SET authorised_by = ?, authorised_at = ?, authorisation = ? WHERE id = ?",
+            (authorisation.by, authorisation.at, authorisation.reference, case_id),
+        )
+        self._touch("cases", [case_id])
 
     def add_decision(
         self,
@@ -442,18 +537,20 @@ class GalleryChange:
         created_at = utc_now()
         cursor = self._writing().execute(
             'INSERT INTO decisions (search_id, subject_id, decision, note, "user", created_at, '
-            "confirms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "confirms, key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 search_id,
                 subject_id,
                 Decision(decision).value,
                 note,
-                self.gallery.user,
+                self.acting.name,
                 created_at,
                 confirms,
+                self.acting.fingerprint,
             ),
         )
         assert cursor.lastrowid is not None
+        self._touch("decisions", [cursor.lastrowid])
         return int(cursor.lastrowid), created_at
 
     # ------------------------------------------------------------------ searches
@@ -482,7 +579,7 @@ class GalleryChange:
             (
                 case_id,
                 purpose,
-                self.gallery.user,
+                self.acting.name,
                 created_at,
                 probe_path,
                 probe_sha256,
@@ -495,13 +592,65 @@ class GalleryChange:
             ),
         )
         assert cursor.lastrowid is not None
+        self._touch("searches", [cursor.lastrowid])
         return int(cursor.lastrowid)
 
     # ------------------------------------------------------------------ calibrations
     def add_calibration(self, row: dict[str, Any]) -> int:
         """Store a calibration row (columns of the calibrations table, JSON already as text);
         returns its id."""
-        return insert_calibration(self._writing(), row)
+        calibration_id = insert_calibration(self._writing(), row)
+        self._touch("calibrations", [calibration_id])
+        return calibration_id
+
+    # ------------------------------------------------------------------ examiners, settings
+    def add_examiner(
+        self, fingerprint: str, name: str, public_key: str, roles: frozenset[Role]
+    ) -> None:
+        """Register an examiner's key (its event must carry the same key: see examiners.py)."""
+        self._writing().execute(
+            "INSERT INTO examiners (fingerprint, name, name_key, public_key, roles, "
+            "registered_at, registered_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                fingerprint,
+                name,
+                examiner_key(name),
+                public_key,
+                json.dumps(sorted(r.value for r in roles)),
+                utc_now(),
+                self.acting.name,
+            ),
+        )
+        self._touch("examiners", [fingerprint])
+
+    def revoke_examiner(self, fingerprint: str, reason: str) -> None:
+        self._writing().execute(
+            "UPDATE examiners SET revoked_at = ?, revoked_by = ?, revoked_reason = ? "
+            "WHERE fingerprint = ? AND revoked_at IS NULL",
+            (utc_now(), self.acting.name, reason, fingerprint),
+        )
+        self._touch("examiners", [fingerprint])
+
+    def set_examiner_roles(self, fingerprint: str, roles: frozenset[Role]) -> None:
+        self._writing().execute(
+            "UPDATE examiners SET roles = ? WHERE fingerprint = ?",
+            (json.dumps(sorted(r.value for r in roles)), fingerprint),
+        )
+        self._touch("examiners", [fingerprint])
+
+    def set_gallery_setting(self, key: str, value: str | None) -> None:
+        """Set (or, with None, remove) a setting of the gallery itself."""
+        if value is None:
+            self._writing().execute("DELETE FROM gallery_settings WHERE key = ?", (key,))
+            self._touch("gallery_settings", [key], removed=True)
+            return
+        self._writing().execute(
+            "INSERT INTO gallery_settings (key, value, changed_at, changed_by) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "changed_at = excluded.changed_at, changed_by = excluded.changed_by",
+            (key, value, utc_now(), self.acting.name),
+        )
+        self._touch("gallery_settings", [key])
 
 
 def _attributes_json(attributes: dict[str, Any]) -> str:

@@ -30,7 +30,10 @@ DECISIONS = tuple(d.value for d in Decision.recordable())
 
 
 def confirmation_refusal(
-    decisions: Sequence[DecisionRecord], lead: DecisionRecord, user: str
+    decisions: Sequence[DecisionRecord],
+    lead: DecisionRecord,
+    user: str,
+    key_fingerprint: str | None = None,
 ) -> str | None:
     """Why `user` may not confirm `lead`, in words naming the decision; None when they may.
 
@@ -38,6 +41,7 @@ def confirmation_refusal(
         decisions: every decision on the lead's search (any order; others are ignored).
         lead: the decision to confirm.
         user: the examiner who would confirm it.
+        key_fingerprint: the key they would sign with (it must not be the lead's key).
     """
     if lead.decision is not Decision.POSSIBLE_LEAD:
         return (
@@ -47,6 +51,11 @@ def confirmation_refusal(
         return (
             f"decision {lead.id} was recorded by {lead.user}; a second examiner must confirm it "
             f"(you are recording as {user})"
+        )
+    if key_fingerprint is not None and lead.key_fingerprint == key_fingerprint:
+        return (
+            f"decision {lead.id} was recorded with the same examiner key you sign with; a second "
+            "examiner must confirm it with their own registered key"
         )
     on_candidate = [
         d
@@ -159,7 +168,9 @@ def _store(
             lead = next((d for d in on_candidate if d.id == confirms), None)
             if lead is None:
                 raise WorkstationError(f"decision {confirms} does not exist")
-            refusal = confirmation_refusal(on_candidate, lead, gallery.user)
+            refusal = confirmation_refusal(
+                on_candidate, lead, change.acting.name, change.acting.fingerprint
+            )
             if refusal is not None:
                 raise WorkstationError(refusal)
         decision_id, created_at = change.add_decision(
@@ -167,5 +178,13 @@ def _store(
         )
         change.details["decision_id"] = decision_id
     return DecisionRecord(
-        decision_id, search["id"], subject_id, decision, note, gallery.user, created_at, confirms
+        decision_id,
+        search["id"],
+        subject_id,
+        decision,
+        note,
+        change.acting.name,
+        created_at,
+        confirms,
+        change.acting.fingerprint,
     )

@@ -136,6 +136,10 @@ class SearchRecord:
     note: str | None = None
     started_at: str | None = None  # None for searches recorded before it was kept
     gallery_subjects: int | None = None  # likewise
+    # The gallery searched (the EU AI Act's "reference database"): its id and folder, as the
+    # search recorded them (None for searches recorded before they were kept).
+    gallery_id: str | None = None
+    gallery_folder: str | None = None
 
     # ------------------------------------------------------------------ derived facts
     @property
@@ -179,6 +183,27 @@ class SearchRecord:
         return replace(self, decisions=tuple(decisions))
 
     @property
+    def verified_by(self) -> list[str]:
+        """The examiners who verified (confirmed) a lead of this search, in order, read from its
+        decisions as confirmations arrive."""
+        names: list[str] = []
+        for decision in self.decisions:
+            if decision.confirms is not None and decision.user not in names:
+                names.append(decision.user)
+        return names
+
+    @property
+    def searched_gallery(self) -> dict[str, Any]:
+        """The gallery searched: id, folder, size and model (the EU AI Act's log fields)."""
+        return {
+            "id": self.gallery_id,
+            "folder": self.gallery_folder,
+            "faces": self.gallery_faces,
+            "subjects": self.gallery_subjects,
+            "model_id": self.model_id,
+        }
+
+    @property
     def examiners(self) -> set[str]:
         """Who ran the search and who decided on its candidates."""
         return {self.examiner} | {d.user for d in self.decisions}
@@ -198,6 +223,9 @@ class SearchRecord:
             "examiner": self.examiner,
             "started_at": self.started_at,
             "created_at": self.created_at,
+            "ended_at": self.created_at,
+            "gallery": self.searched_gallery,
+            "verified_by": self.verified_by,
             "face": self.face.to_dict(),
             "model_id": self.model_id,
             "gallery_faces": self.gallery_faces,
@@ -217,6 +245,9 @@ class SearchRecord:
             "search_id": self.search_id,
             "time": self.created_at,
             "started_at": self.started_at,
+            "ended_at": self.created_at,
+            "gallery": self.searched_gallery,
+            "verified_by": self.verified_by,
             "examiner": self.examiner,
             "purpose": self.purpose,
             "probe": {
@@ -242,10 +273,18 @@ class SearchRecord:
 
 
 # ---------------------------------------------------------------------- from and to the row
-def facts_for(probe: ProbeInfo, started_at: str, gallery_subjects: int) -> dict[str, Any]:
+def facts_for(
+    probe: ProbeInfo,
+    started_at: str,
+    gallery_subjects: int,
+    gallery_id: str | None = None,
+    gallery_folder: str | None = None,
+) -> dict[str, Any]:
     """The record facts kept in a new row's params under FACTS_KEY."""
     return {
         "started_at": started_at,
+        "gallery_id": gallery_id,
+        "gallery_folder": gallery_folder,
         "gallery_subjects": gallery_subjects,
         "probe_width": probe.width,
         "probe_height": probe.height,
@@ -294,6 +333,8 @@ def record_from_row(
         model_id=row["model_id"],
         gallery_faces=int(row["gallery_size"]),
         gallery_subjects=facts.get("gallery_subjects"),
+        gallery_id=facts.get("gallery_id"),
+        gallery_folder=facts.get("gallery_folder"),
         params=params,
         candidates=tuple(
             _candidate(stored, subject_names, face_quality)

@@ -241,7 +241,80 @@ def _rebuild_with_autoincrement(conn: sqlite3.Connection, table: str) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(conn: sqlite3.Connection) -> None:
+    """Accountability (issue 11): signed events, the rows each event wrote, registered examiners
+    and the gallery's own settings.
+
+    - audit gains the fingerprint of the key that signed each event, the digest of the rows it
+      wrote and the signature (NULL for events written before: they keep their old hash);
+    - audit_rows holds, for each event, the SHA-256 of every row the act wrote (NULL: removed),
+      append-only like the audit table;
+    - examiners: the registered keys and roles (the chain's registration events carry the same
+      keys, so `audit verify` never trusts this table, it checks it like any other row);
+    - gallery_settings: settings of the gallery itself (the agency witness folder);
+    - decisions.key_fingerprint: the key that recorded the decision (a confirmation needs
+      another key than the lead's);
+    - cases.authorised_by / authorised_at / authorisation: who approved the searches of a case,
+      when, and the approval's reference (the EU AI Act's log of remote biometric
+      identification; optional, recorded with `cases authorise` or the first search).
+    """
+    _run_statements(
+        conn,
+        """
+        ALTER TABLE audit ADD COLUMN key_fingerprint TEXT;
+        ALTER TABLE audit ADD COLUMN rows_digest TEXT;
+        ALTER TABLE audit ADD COLUMN signature TEXT;
+        CREATE INDEX audit_action ON audit(action);
+        ALTER TABLE decisions ADD COLUMN key_fingerprint TEXT;
+        ALTER TABLE cases ADD COLUMN authorised_by TEXT;
+        ALTER TABLE cases ADD COLUMN authorised_at TEXT;
+        ALTER TABLE cases ADD COLUMN authorisation TEXT;
+        CREATE TABLE audit_rows (
+            seq INTEGER NOT NULL REFERENCES audit(seq),
+            tbl TEXT NOT NULL,
+            row_id TEXT NOT NULL,
+            sha256 TEXT,
+            PRIMARY KEY (seq, tbl, row_id)
+        );
+        CREATE INDEX audit_rows_row ON audit_rows(tbl, row_id, seq);
+        CREATE TRIGGER audit_rows_no_update BEFORE UPDATE ON audit_rows
+        BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only: row hashes cannot be changed');
+        END;
+        CREATE TRIGGER audit_rows_no_delete BEFORE DELETE ON audit_rows
+        BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only: row hashes cannot be deleted');
+        END;
+        CREATE TABLE examiners (
+            fingerprint TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT,
+            revoked_reason TEXT
+        );
+        CREATE UNIQUE INDEX examiners_active_name ON examiners(name_key)
+            WHERE revoked_at IS NULL;
+        CREATE TABLE gallery_settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            changed_by TEXT NOT NULL
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_4,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

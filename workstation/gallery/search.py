@@ -14,7 +14,7 @@ import numpy as np
 
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
-from workstation.domain import BBox, Candidate, Face
+from workstation.domain import BBox, Candidate, CaseAuthorisation, Face
 from workstation.errors import CaseRequiredError
 from workstation.gallery.gate import check_quality_gate
 from workstation.gallery.records import (
@@ -93,6 +93,7 @@ def search_face(
     faces_found: int = 1,
     note: str | None = None,
     extra_params: dict[str, Any] | None = None,
+    authorisation: CaseAuthorisation | None = None,
 ) -> SearchRecord:
     """Search the gallery with an already analysed face, record the search, return its record.
 
@@ -101,11 +102,14 @@ def search_face(
     above it in this gallery. A poor-quality probe is refused with QualityGateError unless
     `note` says why it is searched anyway. The record returned is read back from the stored
     row, so it is the same object a later `gallery.search_record(search_id)` gives.
+    `authorisation` (who approved the case's searches, when, the reference) is recorded on the
+    case with the search, in the same act.
     """
     from workstation.calibration.record import fmr_fields
     from workstation.gallery.calibration import calibration_for, store_calibration
 
     case_id, purpose = require_case(case_id, purpose)
+    gallery.require(AuditAction.SEARCH)  # before any work: an examiner who may not search
     assert face.model is not None
     gallery.check_model(face.model)
     gate = check_quality_gate(face, note, probe.path)
@@ -129,6 +133,8 @@ def search_face(
         calibration = store_calibration(change, calibration)
         params["calibration"] = calibration.summary()
         new_case = change.ensure_case(case_id, purpose)
+        if authorisation is not None:
+            change.authorise_case(case_id, authorisation)
         gallery_faces, gallery_subjects = gallery.face_count(), gallery.subject_count()
         search_id = change.add_search(
             case_id=case_id,
@@ -138,7 +144,16 @@ def search_face(
             probe_sha256=probe.sha256,
             face=searched.to_dict(),
             model_id=str(face.model),
-            params={**params, FACTS_KEY: facts_for(probe, started_at, gallery_subjects)},
+            params={
+                **params,
+                FACTS_KEY: facts_for(
+                    probe,
+                    started_at,
+                    gallery_subjects,
+                    gallery.gallery_id,
+                    str(gallery.folder.resolve()),
+                ),
+            },
             gallery_faces=gallery_faces,
             candidates=[c.stored_dict() for c in candidates],
             note=note,
@@ -148,6 +163,7 @@ def search_face(
             {
                 "search_id": search_id,
                 "new_case": new_case,
+                "authorisation": authorisation.to_dict() if authorisation else None,
                 "probe_path": probe.path,
                 "probe_sha256": probe.sha256,
                 "probe_frame": probe.frame,
@@ -159,6 +175,7 @@ def search_face(
                 "model_id": str(face.model),
                 "params": params,
                 "started_at": started_at,
+                "gallery_id": gallery.gallery_id,
                 "gallery_faces": gallery_faces,
                 "gallery_subjects": gallery_subjects,
                 "note": note,
@@ -192,6 +209,7 @@ def search_image(
     face_index: int | None = None,
     path_as_given: str | None = None,
     note: str | None = None,
+    authorisation: CaseAuthorisation | None = None,
 ) -> SearchRecord:
     """Pick the probe face in a photo (drawn box, face number, or the largest) and search."""
     case_id, purpose = require_case(case_id, purpose)
@@ -208,6 +226,7 @@ def search_image(
         faces_found=len(faces),
         note=note,
         extra_params=params,
+        authorisation=authorisation,
     )
 
 

@@ -40,14 +40,39 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workstation.audit.actions import AuditAction
-from workstation.audit.log import AuditEvent, ChainReport, append_event, list_events, verify_chain
+from workstation.audit.log import AuditEvent
+from workstation.audit.roles import ALL_ROLES, refusal
+from workstation.audit.rows import RowEntry, row_sha256, row_word
+from workstation.audit.verify import ChainReport, check_rows, verify_events
+from workstation.audit.witness import (
+    GalleryHead,
+    append_entry,
+    check_head,
+    check_witnesses,
+    read_witnesses,
+    signed_entry,
+)
 from workstation.domain import Decision, DecisionRecord, ModelId
-from workstation.errors import GalleryError, ModelMismatchError
-from workstation.gallery.change import GalleryChange, insert_calibration, insert_case
+from workstation.errors import (
+    GalleryError,
+    IdentityError,
+    ModelMismatchError,
+    NotPermittedError,
+    WorkstationError,
+)
+from workstation.gallery import audit_store
+from workstation.gallery.change import GalleryChange
+from workstation.gallery.examiners import (
+    RegisteredExaminer,
+    identity_refusal,
+    key_entry,
+    new_gallery_id,
+    normalised_name,
+)
 from workstation.gallery.photos import load_verified_photo
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
-from workstation.paths import current_user
+from workstation.identity import Examiner
 from workstation.permissions import create_private_file, make_private_dir, restrict_process
 from workstation.vision.images import LoadedImage
 
@@ -55,6 +80,8 @@ if TYPE_CHECKING:
     from workstation.gallery.index import VectorIndex
 
 DB_NAME = "gallery.sqlite"
+# The gallery setting naming the agency witness folder (a network share or write-once store).
+WITNESS_FOLDER_SETTING = "witness_folder"
 IMAGES_DIR = "images"
 
 
@@ -128,13 +155,21 @@ def _dict_rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
+def _existing_folder(folder: Path) -> None:
+    """An agency witness folder must be there already (a mounted share): never made locally."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder} is not reachable (not a folder)")
+
+
 def _matrix(blobs: list[bytes], dim: int | None) -> np.ndarray:
     """Stored embeddings (float32 bytes) as one n x dim matrix."""
     matrix = np.frombuffer(b"".join(blobs), dtype=np.float32)
     return matrix.reshape(len(blobs), dim or (matrix.size // max(1, len(blobs))))
 
 
-_DECISION_COLUMNS = 'id, search_id, subject_id, decision, note, "user", created_at, confirms'
+_DECISION_COLUMNS = (
+    'id, search_id, subject_id, decision, note, "user", created_at, confirms, key_fingerprint'
+)
 _CALIBRATION_COLUMNS = (
     "id, sha256, created_at, created_by, model_id, sources, impostor_pairs, gallery_pairs, "
     "reference_pairs, generation, gallery_faces, gallery_subjects, histogram, details"
@@ -151,6 +186,7 @@ def _decision(row: tuple[Any, ...]) -> DecisionRecord:
         user=row[5],
         created_at=row[6],
         confirms=None if row[7] is None else int(row[7]),
+        key_fingerprint=row[8],
     )
 
 
@@ -163,20 +199,37 @@ class Gallery:
         user: str | None = None,
         create: bool = True,
         read_only: bool = False,
+        examiner: Examiner | None = None,
     ) -> None:
         """Open (or create) a gallery.
 
         Args:
             folder: the gallery folder.
-            user: the examiner recorded in the audit log (default: the OS login).
+            user: a test hook: the name to act under instead of the OS login. It must match
+                the name registered for the profile's key (it never changes whose key signs).
             create: create the folder and database when there is none; False raises instead.
+                Whoever creates a gallery is its first administrator (the genesis event).
             read_only: open the database without any write (no migration, no journal-mode
                 change): for commands that only read, such as `audit verify`.
+            examiner: who acts (name and profile with the signing key); default: the OS login
+                and the profile in the config folder (`Examiner.current(user)`).
         """
         self.folder = Path(folder).expanduser()
-        self.user = user or current_user()
+        if examiner is not None and user is not None and user != examiner.name:
+            raise ValueError("give the examiner or a user name, not both")
+        self.examiner = examiner or Examiner.current(user)
+        # The registered examiner acting, resolved (inside the write transaction) by each
+        # change: the name it records is the one registered for the key that signs.
+        self._acting: RegisteredExaminer | None = None
+        self._change: GalleryChange | None = None
+        self._gallery_id: str | None = None
+        self._genesis_cache: AuditEvent | None = None
+        # Heads that could not be written to a witness (the act itself was committed): the
+        # command line and the app show them.
+        self.witness_problems: list[str] = []
         db_path = self.folder / DB_NAME
         self._index: VectorIndex | None = None
+        self.read_only = read_only
         if read_only:
             if not db_path.is_file():
                 raise GalleryError(no_gallery_message(self.folder))
@@ -201,6 +254,10 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         self._conn = conn
+        if self.genesis_event() is None and audit_store.chain_head(conn)[0] == 0:
+            # A new gallery (or one that never recorded anything): its creator is its first
+            # administrator. An older gallery with unsigned events is adopted explicitly.
+            self._genesis(adopting=False)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -225,35 +282,84 @@ class Gallery:
     def in_transaction(self) -> bool:
         return self._conn.in_transaction
 
+    @property
+    def user(self) -> str:
+        """The examiner acting: the name registered for their key once a change has checked
+        it, else the name they act under (the OS login)."""
+        return self._acting.name if self._acting is not None else self.examiner.name
+
     # ------------------------------------------------------------------ transactions
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: the act and its audit event commit together or not at all.
+        """One atomic write: the act and its audit event (`audit()`) commit together or not at
+        all. Prefer `change()`, whose methods also record which rows the act wrote."""
+        with self.change() as _change:
+            yield self._conn
 
-        Prefer `change()`, which also keeps the vector index in step; this is the plain form
-        for acts that change no face.
+    def open_change(self, save_index: bool = True) -> GalleryChange:
+        """Start a unit of work that the caller commits or rolls back itself (enrolment's
+        batches stay open across progress steps). See `GalleryChange`.
+
+        The examiner is checked inside the transaction (registered, not revoked, acting under
+        their registered name): IdentityError otherwise, and nothing is written.
         """
         if self._conn.in_transaction:
             raise RuntimeError("nested gallery transactions are not supported")
+        if self.read_only:
+            raise GalleryError(
+                f"{self.folder}: the gallery was opened read-only; nothing is written"
+            )
         # IMMEDIATE takes the write lock at once, so that two writers cannot both read the
         # same audit head.
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self._conn
+            acting = self._resolve_acting()
         except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            self._conn.execute("ROLLBACK")
             raise
-        else:
-            self._conn.execute("COMMIT")
+        change = GalleryChange(self, self._conn, save_index=save_index, acting=acting)
+        self._change = change
+        return change
 
-    def open_change(self, save_index: bool = True) -> GalleryChange:
-        """Start a unit of work that the caller commits or rolls back itself (enrolment's
-        batches stay open across progress steps). See `GalleryChange`."""
-        if self._conn.in_transaction:
-            raise RuntimeError("nested gallery transactions are not supported")
-        self._conn.execute("BEGIN IMMEDIATE")
-        return GalleryChange(self, self._conn, save_index=save_index)
+    def _resolve_acting(self) -> RegisteredExaminer:
+        """The registered examiner whose key is in the acting profile (inside a transaction)."""
+        if self.genesis_event() is None:
+            raise IdentityError(
+                f"{self.folder}: this gallery was made by an older version, before examiners "
+                "were registered and events signed; an administrator adopts it once with "
+                "`workstation examiners adopt` (they become its first administrator)"
+            )
+        key = self.examiner.key()
+        registered = self.examiner_by_fingerprint(key.fingerprint)
+        problem = identity_refusal(
+            registered, self.examiner.name, key.fingerprint, str(self.folder)
+        )
+        if problem is not None:
+            raise IdentityError(problem)
+        assert registered is not None
+        self._acting = registered
+        return registered
+
+    def acting_examiner(self) -> RegisteredExaminer:
+        """The registered examiner acting now (IdentityError when they may not act here)."""
+        with self.read_snapshot():
+            return self._resolve_acting()
+
+    def require(self, action: AuditAction, details: dict[str, Any] | None = None) -> None:
+        """Refuse now (NotPermittedError, IdentityError) an act the examiner may not do, before
+        long work starts; the act's own change checks again when it records."""
+        acting = self.acting_examiner()
+        problem = refusal(acting.name, acting.roles, action, details or {})
+        if problem is not None:
+            raise NotPermittedError(problem)
+
+    def may(self, action: AuditAction, details: dict[str, Any] | None = None) -> bool:
+        """Whether the acting examiner may do this act (for enabling buttons)."""
+        try:
+            self.require(action, details)
+        except IdentityError:
+            return False
+        return True
 
     @contextmanager
     def change(
@@ -285,6 +391,58 @@ class Gallery:
             raise
         unit.commit()
 
+    def _genesis(self, adopting: bool) -> AuditEvent:
+        """Write the genesis event: the gallery's new random id and its first administrator
+        (the examiner opening it, with every role), signed by their key."""
+        key = self.examiner.key()
+        name = normalised_name(self.examiner.name)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.genesis_event() is not None:  # another process was first
+                self._conn.execute("ROLLBACK")
+                genesis = self.genesis_event()
+                assert genesis is not None
+                return genesis
+            earlier = audit_store.chain_head(self._conn)[0]
+            if earlier and not adopting:
+                raise IdentityError(f"{self.folder}: an older gallery is adopted explicitly")
+            entry = key_entry(name, key.public_text, ALL_ROLES)
+            acting = RegisteredExaminer(
+                entry["fingerprint"], name, key.public_text, ALL_ROLES, "", name
+            )
+            change = GalleryChange(self, self._conn, save_index=False, acting=acting)
+            self._change = change
+            change.add_examiner(entry["fingerprint"], name, key.public_text, ALL_ROLES)
+            baseline = change.touch_every_row() if adopting else 0
+            event = change.record(
+                AuditAction.GENESIS,
+                {
+                    "gallery_id": new_gallery_id(),
+                    "folder": str(self.folder.resolve()),
+                    "administrator": entry,
+                    "earlier_events": earlier,
+                    "adopted": adopting,
+                    # An adopted gallery's rows as they were found: the chain vouches for them
+                    # from here on, not for how they came to be.
+                    "baseline_rows": baseline,
+                },
+            )
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._change = None
+            raise
+        change.commit()
+        self._acting = None
+        return event
+
+    def adopt(self) -> AuditEvent:
+        """Adopt a gallery made before examiners were registered: the examiner becomes its
+        first administrator; its older events stay unsigned (verified as such)."""
+        if self.genesis_event() is not None:
+            raise GalleryError(f"{self.folder}: this gallery already has its administrator")
+        return self._genesis(adopting=True)
+
     @contextmanager
     def read_snapshot(self) -> Iterator[None]:
         """Read several things as one consistent state of the gallery (a read transaction).
@@ -309,15 +467,10 @@ class Gallery:
         case_id: str | None = None,
         purpose: str | None = None,
     ) -> AuditEvent:
-        """Append an audit event; must be called inside `transaction()`."""
-        return append_event(
-            self._conn,
-            user=self.user,
-            action=action,
-            details=details,
-            case_id=case_id,
-            purpose=purpose,
-        )
+        """Append an audit event to the change (or `transaction()`) open now."""
+        if self._change is None or not self._change.open:
+            raise RuntimeError("audit events must be written inside the transaction of their act")
+        return self._change.record(AuditAction(action), details, case_id=case_id, purpose=purpose)
 
     # ------------------------------------------------------------------ meta and model
     def meta(self, key: str) -> str | None:
@@ -620,17 +773,16 @@ class Gallery:
 
         Inside `change()`, use `GalleryChange.ensure_case`.
         """
-        self._require_transaction()
-        return insert_case(self._conn, case_id, purpose, self.user)
+        return self._open_change().ensure_case(case_id, purpose)
 
     def add_calibration(self, row: dict[str, Any]) -> int:
         """Store a calibration row inside `transaction()` (see GalleryChange.add_calibration)."""
-        self._require_transaction()
-        return insert_calibration(self._conn, row)
+        return self._open_change().add_calibration(row)
 
-    def _require_transaction(self) -> None:
-        if not self._conn.in_transaction:
+    def _open_change(self) -> GalleryChange:
+        if self._change is None or not self._change.open:
             raise RuntimeError("gallery writes must be made inside a transaction")
+        return self._change
 
     def case(self, case_id: str) -> dict[str, Any] | None:
         rows = _dict_rows(self._conn.execute("SELECT * FROM cases WHERE id = ?", (case_id,)))
@@ -689,11 +841,178 @@ class Gallery:
         self, case_id: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]:
         """The audit events (of one case, or all), oldest first."""
-        return list_events(self._conn, case_id=case_id, limit=limit)
+        return audit_store.list_events(self._conn, case_id=case_id, limit=limit)
 
-    def verify_audit(self) -> ChainReport:
-        """Walk the whole audit chain (see workstation.audit.log.verify_chain)."""
-        return verify_chain(self._conn)
+    def audit_event(self, seq: int) -> AuditEvent | None:
+        return audit_store.event_at(self._conn, seq)
+
+    def audit_head(self) -> tuple[int, str]:
+        """(seq, hash) of the last event (0 and 64 zeros for an empty log)."""
+        return audit_store.chain_head(self._conn)
+
+    def event_rows(self, seq: int) -> list[RowEntry]:
+        """The row hashes an event carries: (table, row id, SHA-256 or None for removed)."""
+        return audit_store.event_row_entries(self._conn, seq)
+
+    def verify_audit(
+        self, rows: bool = True, witnesses: bool = True, head: tuple[int, str] | None = None
+    ) -> ChainReport:
+        """Walk the whole chain (links, hashes, signatures against the keys the chain
+        registers, roles, row digests); then, when `rows`, re-hash every current row against
+        the last event that wrote it; when `witnesses`, hold the chain to every witness of its
+        head it can read (workstation.audit.witness); and to `head` (SEQ, HASH) when given (a
+        head printed in a report). See workstation.audit.verify."""
+        with self.read_snapshot():
+            report = verify_events(
+                audit_store.iter_events(self._conn), audit_store.iter_row_entries(self._conn)
+            )
+            if report.intact and rows and report.genesis_seq is not None:
+                checked, problem = check_rows(
+                    audit_store.SqliteRowSource(self._conn), skip=audit_store.uncovered
+                )
+                report.rows_checked = checked
+                if problem is not None:
+                    report.intact = False
+                    report.problem = problem
+            if report.intact and head is not None:
+                problem = check_head(head[0], head[1], report.head_seq, self._hash_at)
+                if problem is not None:
+                    report.intact = False
+                    report.problem = problem
+            if report.intact and witnesses and report.genesis_seq is not None:
+                self._check_witnesses(report)
+        return report
+
+    def row_problems(self, table: str, row_ids: Iterable[Any]) -> dict[str, str]:
+        """{row id: what is wrong, in words} for those of these rows that do not match the hash
+        the last event writing them recorded (reports and bundles leave such rows out)."""
+        ids = [str(row_id) for row_id in row_ids]
+        latest = audit_store.SqliteRowSource(self._conn).latest_row_entries(table, ids)
+        rows = audit_store.rows_by_id(self._conn, table, ids)
+        problems: dict[str, str] = {}
+        for row_id in ids:
+            word, recorded, row = row_word(table, row_id), latest.get(row_id), rows.get(row_id)
+            if recorded is None:
+                problems[row_id] = f"{word} was not written by any audited act"
+            elif row is None:
+                problems[row_id] = f"{word} is missing (event {recorded[0]} wrote it)"
+            elif recorded[1] is None:
+                problems[row_id] = f"{word} is present, but event {recorded[0]} removed it"
+            elif row_sha256(table, row) != recorded[1]:
+                problems[row_id] = (
+                    f"{word} differs from what event {recorded[0]} recorded: the row was edited "
+                    "outside the program"
+                )
+        return problems
+
+    def _hash_at(self, seq: int) -> str | None:
+        row = self._conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_witnesses(self, report: ChainReport) -> None:
+        assert report.genesis_hash is not None and report.first_administrator_key is not None
+        head = GalleryHead(
+            gallery_id=str(report.gallery_id),
+            folder=str(self.folder.resolve()),
+            seq=report.head_seq,
+            hash=report.head_hash,
+            genesis_hash=report.genesis_hash,
+            first_administrator_key=report.first_administrator_key,
+        )
+        lines, unreadable = read_witnesses(self.witness_folders())
+        check = check_witnesses(head, self._hash_at, lines)
+        report.witness_entries, report.witness_files = check.entries, check.files
+        report.witnessed_elsewhere = check.later_elsewhere
+        report.witness_unreadable = unreadable
+        if check.problem is not None:
+            report.intact = False
+            report.problem = check.problem
+
+    # ------------------------------------------------------------------ witnesses
+    def witness_folders(self) -> list[Path]:
+        """Where the head is witnessed: the examiner's profile and, when the gallery has one,
+        the agency witness folder."""
+        folders = [self.examiner.witness_dir]
+        agency = self.gallery_setting(WITNESS_FOLDER_SETTING)
+        if agency:
+            folders.append(Path(agency))
+        return folders
+
+    def witnessed_head(self) -> GalleryHead | None:
+        """The gallery's id, folder and head as a witness records them (None before genesis)."""
+        genesis = self._genesis_cache or self.genesis_event()
+        if genesis is None or genesis.key is None:
+            return None
+        self._genesis_cache = genesis
+        seq, digest = self.audit_head()
+        return GalleryHead(
+            gallery_id=str(genesis.details.get("gallery_id")),
+            folder=str(self.folder.resolve()),
+            seq=seq,
+            hash=digest,
+            genesis_hash=genesis.hash,
+            first_administrator_key=genesis.key,
+        )
+
+    def witness_head(self) -> None:
+        """Append the head, signed, to every witness (after each committed act). A witness
+        that cannot be written is noted in `witness_problems`; the act stays committed."""
+        head = self.witnessed_head()
+        if head is None:
+            return
+        try:
+            entry = signed_entry(head, self.user, self.examiner.key())
+        except WorkstationError as exc:
+            self.witness_problems.append(f"the head was not witnessed: {exc}")
+            return
+        profile = self.examiner.witness_dir
+        for folder in self.witness_folders():
+            make_dir = make_private_dir if folder == profile else _existing_folder
+            try:
+                append_entry(folder, entry, make_dir)
+            except OSError as exc:
+                self.witness_problems.append(
+                    f"the gallery's head (event {head.seq}) was not written to the witness "
+                    f"folder {folder} ({exc}); `audit verify` cannot hold the chain to it there"
+                )
+
+    # ------------------------------------------------------------------ examiners
+    def genesis_event(self) -> AuditEvent | None:
+        """The chain's genesis event (the gallery's id and first administrator), if any."""
+        events = audit_store.list_events(self._conn, actions=[AuditAction.GENESIS.value], limit=1)
+        return events[0] if events else None
+
+    @property
+    def gallery_id(self) -> str | None:
+        """The gallery's random id, from its genesis event (None before it has one)."""
+        if self._gallery_id is None:
+            genesis = self.genesis_event()
+            if genesis is not None:
+                self._gallery_id = str(genesis.details.get("gallery_id"))
+        return self._gallery_id
+
+    def examiners(self) -> list[RegisteredExaminer]:
+        """Every registered examiner (revoked ones too), in order of registration."""
+        if not audit_store.has_accountability(self._conn):
+            return []
+        rows = _dict_rows(self._conn.execute("SELECT * FROM examiners ORDER BY registered_at"))
+        return [RegisteredExaminer.from_row(row) for row in rows]
+
+    def examiner_by_fingerprint(self, fingerprint: str) -> RegisteredExaminer | None:
+        if not audit_store.has_accountability(self._conn):
+            return None
+        sql = "SELECT * FROM examiners WHERE fingerprint = ?"
+        rows = _dict_rows(self._conn.execute(sql, (fingerprint,)))
+        return RegisteredExaminer.from_row(rows[0]) if rows else None
+
+    def gallery_setting(self, key: str) -> str | None:
+        """A setting of the gallery itself (e.g. the agency witness folder), or None."""
+        if not audit_store.has_accountability(self._conn):
+            return None
+        row = self._conn.execute(
+            "SELECT value FROM gallery_settings WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     # ------------------------------------------------------------------ vector index
     def index(self, on_message: Any = None) -> VectorIndex:

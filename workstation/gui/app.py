@@ -78,7 +78,8 @@ def run_app(
     from workstation.errors import WorkstationError
     from workstation.gui.context import AppContext
     from workstation.gui.main_window import MainWindowWidget
-    from workstation.paths import current_user, default_gallery_dir
+    from workstation.gui.passphrase import unlock_examiner_key
+    from workstation.paths import default_gallery_dir
     from workstation.settings import Settings, load_settings
 
     problem = None
@@ -89,7 +90,12 @@ def run_app(
     if backend:
         settings.backend = backend
     folder = Path(gallery_dir or settings.gallery or default_gallery_dir())
-    context = AppContext(folder, user or current_user(), settings)
+    context = AppContext(folder, user, settings)
+    # A key protected by a passphrase is unlocked here, on the GUI thread, before any worker
+    # needs it to sign.
+    key_problem = unlock_examiner_key(context.examiner)
+    if key_problem:
+        problem = f"{problem}  {key_problem}" if problem else key_problem
     window = MainWindowWidget(context)
     _log_path, uninstall_hook = install_error_hook(window)
     window.show()

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.audit.log import AuditEvent, ChainReport
+from workstation.audit.log import AuditEvent
+from workstation.audit.verify import ChainReport
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.tasks import TaskWidget

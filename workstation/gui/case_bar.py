@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from workstation.errors import WorkstationError
 from workstation.gui.context import AppContext, CaseInfo
-from workstation.gui.text import escaped
+from workstation.gui.text import escaped, tooltip
 from workstation.progress import CancelToken
 from workstation.settings import save_settings
 
@@ -136,8 +136,10 @@ class CaseBarWidget(QFrame):
         layout.addWidget(self.change_button)
         self._purposes: dict[str, str] = {}
         context.case_changed.connect(self._on_case_changed)
+        context.identity_changed.connect(self._show_examiner)
         self._on_case_changed(context.case)
         self.refresh_known_cases()
+        context.refresh_identity()
 
     def refresh_known_cases(self) -> None:
         """Read the gallery's cases (for their purposes) on a worker."""
@@ -161,7 +163,27 @@ class CaseBarWidget(QFrame):
             self.case_label.setText(f"<b>Case:</b> {escaped(case.case_id)}")
             self.purpose_label.setText(f"<b>Purpose:</b> {escaped(case.purpose)}")
             self.change_button.setText("Change case…")
-        self.user_label.setText(f"<b>Examiner:</b> {escaped(self.context.user)}")
+        self._show_examiner()
+
+    def _show_examiner(self) -> None:
+        """The examiner (the name registered for their key) and their roles; in red when they
+        may not act in this gallery, with the reason in the tooltip."""
+        context = self.context
+        registration = context.registration
+        if registration is not None:
+            self.user_label.setText(
+                f"<b>Examiner:</b> {escaped(registration.name)} "
+                f"<span style='color:#555'>({escaped(registration.roles_text)})</span>"
+            )
+            self.user_label.setToolTip("")
+        elif context.identity_problem:
+            self.user_label.setText(
+                f"<b>Examiner:</b> {escaped(context.examiner.name)} "
+                "<span style='color:#b00020'>(not registered here)</span>"
+            )
+            self.user_label.setToolTip(tooltip(context.identity_problem))
+        else:
+            self.user_label.setText(f"<b>Examiner:</b> {escaped(context.examiner.name)}")
 
     def make_dialog(self) -> CaseDialog:
         recent = list(self.context.settings.recent_cases or [])

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from workstation.gallery.examiners import RegisteredExaminer
 from workstation.gallery.store import Gallery
 from workstation.gui.workers import WorkerPool
+from workstation.identity import Examiner
 from workstation.settings import Settings
 from workstation.vision.engine import FaceEngine
 from workstation.vision.registry import create_engine
@@ -32,22 +34,59 @@ class AppContext(QObject):
     gallery_changed = Signal()  # subjects or faces added, deleted or merged
     audit_changed = Signal()  # a new audit event was written
     status_message = Signal(str)
+    identity_changed = Signal()  # the examiner's registration in the gallery was read
 
     def __init__(
         self,
         gallery_dir: Path,
-        user: str,
+        user: str | None = None,
         settings: Settings | None = None,
         parent: QObject | None = None,
+        examiner: Examiner | None = None,
     ) -> None:
+        """Args:
+        gallery_dir: the gallery folder.
+        user: a test hook: the name to act under instead of the OS login (it must be the
+            name registered for the profile's key).
+        examiner: who acts (name and profile with the key); default: the OS login.
+        """
         super().__init__(parent)
         self.gallery_dir = Path(gallery_dir)
-        self.user = user
+        self.examiner = examiner or Examiner.current(user)
+        # The examiner's registration in the gallery (name, roles), read by
+        # `refresh_identity`; or why they may not act there.
+        self.registration: RegisteredExaminer | None = None
+        self.identity_problem: str | None = None
         self.settings = settings or Settings()
         self.pool = WorkerPool(self)
         self._case: CaseInfo | None = None
         self._engine: FaceEngine | None = None
         self._engine_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ examiner
+    @property
+    def user(self) -> str:
+        """The examiner's name: as registered for their key, once read; else their login."""
+        return self.registration.name if self.registration is not None else self.examiner.name
+
+    def refresh_identity(self) -> None:
+        """Read who the examiner is in the gallery (registered name and roles) on a worker;
+        `identity_changed` follows. Never fails: a problem is kept in `identity_problem`."""
+
+        def work(_cancel: object) -> tuple[RegisteredExaminer | None, str | None]:
+            from workstation.errors import WorkstationError
+
+            try:
+                with self.open_gallery() as gallery:
+                    return gallery.acting_examiner(), None
+            except WorkstationError as exc:
+                return None, str(exc)
+
+        self.pool.start(work, owner=self, on_result=self._on_identity)
+
+    def _on_identity(self, found: tuple[RegisteredExaminer | None, str | None]) -> None:
+        self.registration, self.identity_problem = found
+        self.identity_changed.emit()
 
     # ------------------------------------------------------------------ case
     @property
@@ -78,4 +117,4 @@ class AppContext(QObject):
 
     def open_gallery(self) -> Gallery:
         """A new connection for the calling thread; the caller closes it (use `with`)."""
-        return Gallery(self.gallery_dir, user=self.user)
+        return Gallery(self.gallery_dir, examiner=self.examiner)

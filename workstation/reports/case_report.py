@@ -204,8 +204,14 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
                 else ""
             ),
         ),
+        *(
+            [_row("Gallery searched (id, folder)", f"{record.gallery_id}, {record.gallery_folder}")]
+            if record.gallery_id
+            else []
+        ),
         _row("Parameters", _param_text(record.params)),
         _row("Examiner's note", record.note or "none"),
+        _row("Lead verified by", ", ".join(record.verified_by) or "no second examiner yet"),
     ]
     columns = columns_for(Surface.REPORT)
     candidates = [
@@ -268,11 +274,13 @@ def report_html(
         _row("Purpose", case["purpose"]),
         _row("Case opened", f"{case['opened_at']} by {case['opened_by']}"),
         _row("Examiners", ", ".join(case["examiners"])),
+        _row("Authorisation", _authorisation_text(case.get("authorisation"))),
         _row("Report generated", f"{data['generated_at']} by {data['generated_by']}"),
         _row("Software", data["software"]),
     ]
     gallery_rows = [
         _row("Gallery folder", gallery["folder"]),
+        _row("Gallery id", gallery.get("id") or "none (made by an older version)", mono=True),
         _row(
             "Gallery size at export", f"{gallery['faces']} faces of {gallery['subjects']} subjects"
         ),
@@ -287,6 +295,16 @@ def report_html(
         _row("Events in the whole log", audit["chain_events"]),
         _row("Chain head (sequence)", audit["head_seq"]),
         _row("Chain head hash", audit["head_hash"], mono=True),
+        _row(
+            "Check later",  # fails after a rollback or a rewrite (docs/ACCOUNTABILITY.md)
+            f"workstation audit verify --head {audit['head_seq']}:{audit['head_hash']}",
+            mono=True,
+        ),
+        _row(
+            "Records",
+            audit.get("records_statement") or "not checked (bundle made by an older version)",
+            strong=not audit.get("records_verified", False),
+        ),
         _row("Evidence bundle", bundle_name),
         _row("Evidence bundle SHA-256", bundle_sha256, mono=True),
     ]
@@ -331,6 +349,15 @@ class PageSetup:
     title: str
     creator: str
     footer: str  # left-hand footer on every page; the renderer adds "Page N of M"
+
+
+def _authorisation_text(authorisation: dict[str, str] | None) -> str:
+    if not authorisation:
+        return "none recorded"
+    return (
+        f"approved by {authorisation['by']} on {authorisation['at']} "
+        f"(reference {authorisation['reference']})"
+    )
 
 
 def page_setup(bundle: CaseBundle) -> PageSetup:

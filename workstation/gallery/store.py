@@ -1017,10 +1017,10 @@ class Gallery:
     # ------------------------------------------------------------------ vector index
     def index(self, on_message: Any = None) -> VectorIndex:
         """The vector index, loaded once and rebuilt from SQLite if missing, stale or damaged."""
-        from workstation.gallery.index import VectorIndex
+        from workstation.gallery.index_build import open_index
 
         if self._index is None or self._index.generation != self.generation:
-            self._index = VectorIndex.open_for(self, on_message=on_message)
+            self._index = open_index(self, on_message=on_message)
         return self._index
 
     def use_index(self, index: VectorIndex | None) -> None:

@@ -134,7 +134,7 @@ def build_index(
     folder: Path,
     chunks: Iterable[tuple[np.ndarray, np.ndarray]],
     total: int,
-    dim: int,
+    dim: int | None,
     generation: int = 0,
     model_id: str | None = None,
     flat_max: int | None = None,
@@ -143,7 +143,8 @@ def build_index(
     """Write a new index from (ids, vectors) chunks; yields progress, returns the VectorIndex.
 
     New files are written beside the old ones and swapped in at the end, manifest last;
-    cancelling leaves the previous index untouched and returns None.
+    cancelling leaves the previous index untouched and returns None. `dim` None: the
+    dimension of the first chunk's vectors (a gallery whose model is not recorded).
     """
     # Read at call time: the exact/approximate threshold lives (once) in index.py.
     flat_max = index_module.FLAT_MAX_FACES if flat_max is None else flat_max
@@ -154,8 +155,9 @@ def build_index(
     staging.mkdir()
     rng = np.random.default_rng(0)
     approximate = total > flat_max
-    train = _RowPicker(_sample(rng, total, PQ_TRAIN_MAX if approximate else 0), dim)
-    picks = _RowPicker(_sample(rng, total, CALIBRATION_QUERIES if approximate else 0), dim)
+    train_rows = _sample(rng, total, PQ_TRAIN_MAX if approximate else 0)
+    pick_rows = _sample(rng, total, CALIBRATION_QUERIES if approximate else 0)
+    train = picks = None
     rows = 0
     yield Progress(0, total, "writing embeddings")
     with open(staging / VECTORS_NAME, "wb") as vec_out, open(staging / IDS_NAME, "wb") as ids_out:
@@ -164,9 +166,14 @@ def build_index(
                 shutil.rmtree(staging, ignore_errors=True)
                 yield Progress(rows, total, "cancelled; the previous index was kept")
                 return None
-            vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+            ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+            if dim is None:
+                dim = int(np.shape(vectors)[-1])
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), dim)
+            if train is None or picks is None:
+                train, picks = _RowPicker(train_rows, dim), _RowPicker(pick_rows, dim)
             vec_out.write(vectors.tobytes())
-            ids_out.write(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+            ids_out.write(ids.tobytes())
             train.take(rows, vectors)
             picks.take(rows, vectors)
             rows += len(vectors)
@@ -174,8 +181,9 @@ def build_index(
         for handle in (vec_out, ids_out):
             handle.flush()
             os.fsync(handle.fileno())
+    dim = dim or 1
     ann_meta: dict[str, Any] | None = None
-    if approximate and rows > flat_max:
+    if approximate and rows > flat_max and train is not None and picks is not None:
         ann_meta = yield from _build_approximate(staging, rows, dim, train, picks, rng, cancel)
         if ann_meta is None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -399,7 +407,7 @@ def rebuild_index(
         gallery.folder,
         gallery.embeddings(),
         total,
-        gallery.model_dim or 1,
+        gallery.model_dim,
         generation=gallery.generation,
         model_id=gallery.model_id,
         flat_max=flat_max,

@@ -164,21 +164,23 @@ def make_data(folder: Path, size: int, dim: int, params: dict[str, float], queri
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "truth.npy").exists():
         return
-    gen = Generator(params, dim=dim)
-    rng = np.random.default_rng(size)
-    qlabels = np.sort(rng.choice(size, size=queries, replace=False))
-    qvecs = np.zeros((queries, dim), dtype=np.float32)
-    with open(folder / "data.f32", "wb") as out:
-        for start in range(0, size, CHUNK):
-            stop = min(size, start + CHUNK)
-            crng = np.random.default_rng([size, start])
-            centres = gen.centres(stop - start, crng)
-            out.write(gen.samples(centres, crng).tobytes())
-            pick = (qlabels >= start) & (qlabels < stop)
-            if pick.any():
-                qvecs[pick] = gen.samples(centres[qlabels[pick] - start], crng)
-    np.save(folder / "queries.npy", qvecs)
-    np.save(folder / "qlabels.npy", qlabels)
+    if not (folder / "qlabels.npy").exists():  # else made by an interrupted run
+        gen = Generator(params, dim=dim)
+        rng = np.random.default_rng(size)
+        qlabels = np.sort(rng.choice(size, size=queries, replace=False))
+        qvecs = np.zeros((queries, dim), dtype=np.float32)
+        with open(folder / "data.f32", "wb") as out:
+            for start in range(0, size, CHUNK):
+                stop = min(size, start + CHUNK)
+                crng = np.random.default_rng([size, start])
+                centres = gen.centres(stop - start, crng)
+                out.write(gen.samples(centres, crng).tobytes())
+                pick = (qlabels >= start) & (qlabels < stop)
+                if pick.any():
+                    qvecs[pick] = gen.samples(centres[qlabels[pick] - start], crng)
+        np.save(folder / "queries.npy", qvecs)
+        np.save(folder / "qlabels.npy", qlabels)
+    qvecs = np.load(folder / "queries.npy")
     _, truth = knn_ground_truth(
         qvecs, data_blocks(folder, size, dim), K, metric_type=faiss.METRIC_INNER_PRODUCT
     )
@@ -477,9 +479,9 @@ def run_step(code: Path | None, *args: str) -> dict:
     return result
 
 
-def export_baseline(commit: str, workdir: Path) -> Path:
-    """The `workstation` package as it was at `commit` (git archive), for the baseline runs."""
-    target = workdir / f"baseline-{commit}"
+def export_code(commit: str, workdir: Path) -> Path:
+    """The `workstation` package as it was at `commit` (git archive), for the runs of it."""
+    target = workdir / f"code-{commit}"
     if not (target / "workstation").exists():
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
@@ -532,6 +534,7 @@ def main() -> None:
     ap.add_argument("--cold-seconds", type=float, default=60.0)
     ap.add_argument("--deletes", type=int, default=5)
     ap.add_argument("--baseline", default=None, help="commit whose code is measured beside")
+    ap.add_argument("--product", default=None, help="measure this commit, not the checkout")
     ap.add_argument("--methods", default="", help="extra: numpy-bruteforce,sqlite-reload")
     ap.add_argument("--sqlite-max", type=int, default=300_000, help="largest sqlite-reload size")
     ap.add_argument("--flat-max", type=int, default=None, help="override FLAT_MAX_FACES")
@@ -555,8 +558,10 @@ def main() -> None:
         fit_file.write_text(json.dumps(fitted))
     print(json.dumps({"fit": fitted, "cores": os.cpu_count()}), flush=True)
     codes: dict[str, Path | None] = {"product": None}
+    if args.product:
+        codes = {f"product {args.product}": export_code(args.product, workdir)}
     if args.baseline:
-        codes = {f"baseline {args.baseline}": export_baseline(args.baseline, workdir), **codes}
+        codes = {f"baseline {args.baseline}": export_code(args.baseline, workdir), **codes}
     extra = [m for m in args.methods.split(",") if m]
     dim = args.dim
     flat_max = "-" if args.flat_max is None else str(args.flat_max)
@@ -574,7 +579,7 @@ def main() -> None:
         line["gallery_s"] = round(make_gallery(gallery, data, size, dim))
         print(json.dumps(line), flush=True)
         for method, code in codes.items():
-            index_dir = folder / ("index-" + ("product" if code is None else "baseline"))
+            index_dir = folder / ("index-" + method.split()[0])
 
             where, sizes = (str(index_dir), str(data)), (str(size), str(dim))
             emit(size, method, "build", run_step(code, "build", str(gallery), flat_max))

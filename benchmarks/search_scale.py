@@ -479,13 +479,13 @@ def run_step(code: Path | None, *args: str) -> dict:
     return result
 
 
-def export_code(commit: str, workdir: Path) -> Path:
+def export_code(commit: str, workdir: Path, repo: Path = REPO) -> Path:
     """The `workstation` package as it was at `commit` (git archive), for the runs of it."""
     target = workdir / f"code-{commit}"
     if not (target / "workstation").exists():
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", commit, "workstation"],
+            ["git", "-C", str(repo), "archive", commit, "workstation"],
             capture_output=True,
             check=True,
         ).stdout
@@ -535,6 +535,7 @@ def main() -> None:
     ap.add_argument("--deletes", type=int, default=5)
     ap.add_argument("--baseline", default=None, help="commit whose code is measured beside")
     ap.add_argument("--product", default=None, help="measure this commit, not the checkout")
+    ap.add_argument("--repo", type=Path, default=REPO, help="where the commits are")
     ap.add_argument("--methods", default="", help="extra: numpy-bruteforce,sqlite-reload")
     ap.add_argument("--sqlite-max", type=int, default=300_000, help="largest sqlite-reload size")
     ap.add_argument("--flat-max", type=int, default=None, help="override FLAT_MAX_FACES")
@@ -559,9 +560,12 @@ def main() -> None:
     print(json.dumps({"fit": fitted, "cores": os.cpu_count()}), flush=True)
     codes: dict[str, Path | None] = {"product": None}
     if args.product:
-        codes = {f"product {args.product}": export_code(args.product, workdir)}
+        codes = {f"product {args.product}": export_code(args.product, workdir, args.repo)}
     if args.baseline:
-        codes = {f"baseline {args.baseline}": export_code(args.baseline, workdir), **codes}
+        codes = {
+            f"baseline {args.baseline}": export_code(args.baseline, workdir, args.repo),
+            **codes,
+        }
     extra = [m for m in args.methods.split(",") if m]
     dim = args.dim
     flat_max = "-" if args.flat_max is None else str(args.flat_max)

@@ -167,7 +167,7 @@ def test_removal_overwrites_every_copy_in_the_files(tmp_path: Path, synthetic, k
         packed = faiss.rev_swig_ptr(pq.codes.get(), pq.codes.size()).reshape(-1, packer.block_size)
         assert packer.unpack_1(packed, row).any()
     index.remove([row + 1])
-    # Gone from the files as soon as remove() returns, before the manifest is saved.
+    # Gone from the files as soon as remove() returns, with no save() (as after a crash).
     assert _occurrences(tmp_path, gone) == []
     ids = np.fromfile(tmp_path / IDS_NAME, dtype=np.int64)
     assert ids[row] == -1 and (ids >= 0).sum() == FACES - 1
@@ -183,7 +183,7 @@ def test_removal_overwrites_every_copy_in_the_files(tmp_path: Path, synthetic, k
             packer.unpack_1(packed, row + 1).tolist()
             == pq.pq.compute_codes(gallery[row + 1 : row + 2])[0].tolist()
         )
-    index.save()  # the manifest: another process opens the changed files without a rebuild
+    # The files still match their manifest: another process opens them without a rebuild.
     reopened = VectorIndex.load(tmp_path)
     assert isinstance(reopened, VectorIndex) and reopened.count == FACES - 1
     assert row + 1 not in reopened.search(gallery[row], 20)[1].tolist()

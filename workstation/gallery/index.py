@@ -110,6 +110,7 @@ class VectorIndex:
         self.folder = Path(folder)
         self.dim = int(dim)
         self.generation = generation
+        self._files_generation = generation  # what the saved files show (manifest)
         self.model_id = model_id
         self.built_at: str | None = None
         self.file_sha256: str | None = None
@@ -254,7 +255,7 @@ class VectorIndex:
             self._pending_vectors.clear()
             self._pending_ids.clear()
         self._map_vectors()
-        self._write_manifest()
+        self._write_manifest(self.generation)
 
     def _changed_elsewhere(self) -> bool:
         """Whether another connection replaced or extended the files since they were read."""
@@ -298,6 +299,7 @@ class VectorIndex:
         for name in (
             "dim",
             "generation",
+            "_files_generation",
             "model_id",
             "built_at",
             "file_sha256",
@@ -316,7 +318,9 @@ class VectorIndex:
             setattr(self, name, getattr(other, name))
         other._fd = None
 
-    def _write_manifest(self) -> None:
+    def _write_manifest(self, generation: int) -> None:
+        """Describe the files as they are now: their rows, the faces in them (not the unsaved
+        ones), and `generation`, the gallery generation they show."""
         self.built_at = self.built_at or utc_now()
         names = APPROX_FILES if self.kind == APPROX_KIND else FLAT_FILES
         self.files = fingerprints(self.folder, names)
@@ -324,17 +328,18 @@ class VectorIndex:
         manifest = {
             "format": FORMAT_VERSION,
             "kind": self.kind,
-            "count": self.count,
+            "count": self.saved_rows - self.deleted,
             "rows": self.saved_rows,
             "dim": self.dim,
             "model_id": self.model_id,
-            "generation": self.generation,
+            "generation": generation,
             "built_at": self.built_at,
             "index_sha256": self.file_sha256,
             "files": self.files,
             "ann": self.ann_meta,
         }
         write_manifest(self.folder, manifest)
+        self._files_generation = generation
 
     def verify_files(self) -> str | None:
         """Check the files against the manifest's checksums. None when fine."""
@@ -388,10 +393,11 @@ class VectorIndex:
         """Remove faces by id, from memory and from every file at once.
 
         Their rows are overwritten in place (zero vectors and codes, id -1) and the files
-        fsynced before this returns: no copy of a removed embedding is left in the index files
-        (issue 12). Call `save()` next (as after `add`): it writes the manifest, without which
-        the next open finds the files changed and rebuilds them. Rows are reclaimed at
-        compaction or rebuild.
+        fsynced, then the manifest rewritten, before this returns: no copy of a removed
+        embedding is left in the index files (issue 12), and the files stay consistent with
+        their manifest (still stamped with the generation they were saved at, so that a crash
+        before `save()` is caught up from the database on the next open, not rebuilt). Rows are
+        reclaimed at compaction or rebuild.
         """
         if not ids:
             return
@@ -415,6 +421,7 @@ class VectorIndex:
         self._ids = self._ids.copy()
         self._ids[rows] = DELETED_ID
         self._refresh_deleted()
+        self._write_manifest(self._files_generation)
 
     # ------------------------------------------------------------------ search
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

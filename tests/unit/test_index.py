@@ -233,19 +233,31 @@ def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  
     assert (
         caught_up.search(np.stack(_id_vectors(gallery, np.array(late))[1])[0], 1)[1][0] == late[0]
     )
-    # Stale: a face was deleted behind its back (no index in step with the gallery was
-    # loaded: the caught-up one above was never saved): that needs a rebuild.
+    # Deleted while the saved index was behind the database (no index in step was loaded:
+    # the caught-up one above was never saved): the face is overwritten in the saved files in
+    # the same act all the same (issue 12), and the next open catches up without a rebuild.
     gallery.forget_index()
+    gone = _id_vectors(gallery, np.array([face_ids[3]]))[1][0].tobytes()
     _remove_faces(gallery, [face_ids[3]], save_index=False)
+    files = [p for p in gallery.folder.iterdir() if p.name.startswith("faces.")]
+    assert files and not any(gone in p.read_bytes() for p in files)
     gallery.forget_index()
     messages.clear()
-    assert gallery.index(on_message=messages.append).count == 3000
+    assert gallery.index(on_message=messages.append).count == 3000 and messages == []
+    # Stale: a face deleted behind the index's back (by a program that keeps no index in
+    # step): that needs a rebuild.
+    gallery.forget_index()
+    with gallery.transaction() as conn:
+        conn.execute("DELETE FROM faces WHERE id = ?", (face_ids[4],))
+        gallery._bump_generation()
+    messages.clear()
+    assert gallery.index(on_message=messages.append).count == 2999
     assert "out of date" in messages[0]
     # Missing files.
     gallery.forget_index()
     (gallery.folder / ANN_NAME).unlink()
     messages.clear()
-    assert gallery.index(on_message=messages.append).count == 3000
+    assert gallery.index(on_message=messages.append).count == 2999
     assert "missing" in messages[0]
     reasons = [details["reason"] for details in _rebuilds(gallery)]
     assert len(reasons) == 4 and all(r.startswith("automatic") for r in reasons[1:])

@@ -533,3 +533,20 @@ class VectorIndex:
             index._approx = approx
         index._map_vectors()
         return index
+
+
+def remove_from_saved(folder: Path, ids: list[int]) -> bool:
+    """Overwrite `ids` in the index files saved in `folder`, whatever gallery generation they
+    show (a saved index that is behind the database still holds the deleted faces' vectors
+    until its next rebuild; issue 12: a delete removes them from every file in the same act).
+    The manifest keeps the generation it had, so the next open catches the files up or
+    rebuilds them as before. False when there are no usable files to change (none saved, or
+    damaged: the rebuild that follows replaces them)."""
+    loaded = VectorIndex.load(folder)
+    if isinstance(loaded, str):
+        return False
+    try:
+        loaded.remove(ids)
+    finally:
+        loaded._close()
+    return True

@@ -1045,16 +1045,20 @@ class Gallery:
         save: bool,
     ) -> None:
         """After a unit of work committed: apply its face changes to the index, if the index
-        (in memory, else on disk) was in step with the gallery before it. Otherwise leave it:
-        `index()` catches a behind index up, or rebuilds it, on its next use."""
-        if rebuild:
-            self._index = None
-            return
-        index = self._index
-        if index is None or index.generation != before:
+        (in memory, else on disk) was in step with the gallery before it. Otherwise leave it
+        (removed faces are still overwritten in its files at once): `index()` catches a behind
+        index up, or rebuilds it, on its next use."""
+        index = None if rebuild else self._index
+        if index is not None and index.generation != before:
+            index = None
+        if index is None and not rebuild:
             index = self._index_at(before, added, removed)
         if index is None:
             self._index = None
+            if removed:
+                from workstation.gallery.index import remove_from_saved
+
+                remove_from_saved(self.folder, removed)
             return
         if removed:
             index.remove(removed)

@@ -88,6 +88,101 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return low, high
 
 
+CHECK_TARGETS = (1e-2, 1e-3, 1e-4)
+
+
+def check_calibration(key: str, vectors: np.ndarray, groups: np.ndarray) -> list[dict]:
+    """Do the rates the product shows hold for every group? Half of each group's photos (seeded)
+    are a gallery whose subjects carry their group (every photo its own subject: UTKFace has no
+    identity labels); the product's own code calibrates it (pooled gallery pairs plus the
+    shipped reference table, and within-group tables) and picks the rate a candidate of each
+    group is shown (calibration.groups.choose_rate). The other half measures each group's true
+    within-group rate at the same scores. Reported: shown / measured per group, next to what
+    the pooled rate alone (the product before group rates) would have shown."""
+    from workstation.calibration.groups import choose_rate
+    from workstation.calibration.impostors import group_histograms, impostor_histogram
+    from workstation.calibration.reference import load_reference
+    from workstation.progress import drain
+
+    rng = np.random.default_rng(7)
+    in_gallery = np.zeros(len(groups), dtype=bool)
+    for group in sorted(set(groups)):
+        rows = np.flatnonzero(groups == group)
+        in_gallery[rng.choice(rows, size=len(rows) // 2, replace=False)] = True
+    gallery_vectors, gallery_groups = vectors[in_gallery], list(groups[in_gallery])
+    subjects = [f"g{i}" for i in range(len(gallery_vectors))]
+    pooled, _ = drain(impostor_histogram(gallery_vectors, subjects))
+    model_id = configuration(key).expected_model_id()
+    reference = load_reference(str(model_id)) if model_id is not None else None
+    if reference is not None:
+        pooled = pooled + reference.histogram
+    tables = drain(group_histograms(gallery_vectors, subjects, gallery_groups))
+    held_out = within_group_scores(vectors[~in_gallery], groups[~in_gallery])
+    print(
+        f"  calibration check: gallery {in_gallery.sum()} photos (half of each group), "
+        f"held out {(~in_gallery).sum()}; pooled table {pooled.pairs:,} pairs "
+        f"({'with' if reference else 'without'} the shipped reference table)"
+    )
+    print(
+        f"    {'pooled':>8} {'group':<16} {'held-out':>9} {'measured':>10} {'shown':>10} "
+        f"{'shown/meas':>10} {'pooled/meas':>11}"
+    )
+    rows = []
+    for target in CHECK_TARGETS:
+        score = pooled.score_at_fmr(target, use_upper_bound=False)
+        if score is None:
+            continue
+        pooled_rate = pooled.fmr(score)
+        assert pooled_rate is not None
+        for group, scores in held_out.items():
+            k, n = int((scores >= score).sum()), len(scores)
+            measured = k / n
+            shown = choose_rate(pooled, tables, score, group)
+            assert shown is not None
+            ratio = shown.estimate.fmr / measured if k else None
+            pooled_ratio = pooled_rate.fmr / measured if k else None
+            low, high = clopper_pearson(k, n)
+            print(
+                f"    {target:>8g} {group:<16} {n:>9,} {one_in(measured) if k else '0':>10} "
+                f"{shown.estimate.text:>10} "
+                f"{'-' if ratio is None else f'{ratio:.2f}':>10} "
+                f"{'-' if pooled_ratio is None else f'{pooled_ratio:.2f}':>11}"
+            )
+            rows.append(
+                {
+                    "pooled_target": target,
+                    "score": round(score, 5),
+                    "group": group,
+                    "held_out_pairs": n,
+                    "held_out_false_matches": k,
+                    "measured_fmr": measured,
+                    "measured_ci95": [low, high],
+                    "shown_fmr": shown.estimate.fmr,
+                    "shown_group": shown.group,
+                    "shown_over_measured": ratio,
+                    "pooled_over_measured": pooled_ratio,
+                }
+            )
+        within = [
+            r["shown_over_measured"]
+            for r in rows
+            if r["pooled_target"] == target and r["shown_over_measured"] is not None
+        ]
+        pooled_within = [
+            r["pooled_over_measured"]
+            for r in rows
+            if r["pooled_target"] == target and r["pooled_over_measured"] is not None
+        ]
+        if within:
+            print(
+                f"    at pooled {target:g}: shown/measured {min(within):.2f}-{max(within):.2f} "
+                f"({sum(0.5 <= x <= 2 for x in within)} of {len(within)} groups within 2x); "
+                f"pooled alone {min(pooled_within):.2f}-{max(pooled_within):.2f} "
+                f"({sum(0.5 <= x <= 2 for x in pooled_within)} within 2x)"
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utkface", type=Path, default=DEFAULT_UTKFACE)
@@ -102,6 +197,11 @@ def main() -> None:
     parser.add_argument("--worker", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--json-out", type=Path, help="write the aggregate rates to this file")
+    parser.add_argument(
+        "--check-calibration",
+        action="store_true",
+        help="also check the product's per-group rates against held-out measured rates",
+    )
     args = parser.parse_args()
 
     chosen = sample(args.utkface, args.per_group)
@@ -170,6 +270,10 @@ def main() -> None:
                     f"    spread (highest / lowest non-zero group): {max(rates) / min(rates):.1f}x"
                 )
         report["configurations"][key] = {"label": configuration(key).label, "groups": rows}  # type: ignore[index]
+        if args.check_calibration:
+            report["configurations"][key]["calibration_check"] = check_calibration(  # type: ignore[index]
+                key, vectors, groups
+            )
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         print(f"\nwrote {args.json_out} (aggregate rates only)")

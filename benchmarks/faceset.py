@@ -113,11 +113,10 @@ def embed_member_views(
     own: list[str] = []
     for existing in (cache, part):
         if existing.exists():
-            stored = np.load(existing, allow_pickle=False)
-            for i, path in enumerate(stored["paths"]):
-                done[str(path)] = {k: stored[k][i] for k in (*VIEWS, "ok", "seconds")}
-                if existing == part:
-                    own.append(str(path))
+            stored = _load_rows(existing)
+            done.update(stored)
+            if existing == part:
+                own.extend(stored)
     todo = [p for i, p in enumerate(paths) if i % workers == worker and p not in done]
     if todo:
         from workstation.vision.cvcompat import cv2_module
@@ -169,14 +168,24 @@ def _save(path: Path, paths: list[str], rows: dict[str, dict[str, np.ndarray]]) 
     partial.replace(path)
 
 
+def _load_rows(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """One cache file's rows by photo path. Each array is read from the .npz once and each row
+    copied: `NpzFile[key]` re-reads the whole array on every access and a row view keeps it
+    alive, so indexing it per row held about 18 GB for 3,000 photos (measured)."""
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {k: stored[k] for k in ("paths", *VIEWS, "ok", "seconds")}
+    return {
+        str(p): {k: arrays[k][i].copy() for k in (*VIEWS, "ok", "seconds")}
+        for i, p in enumerate(arrays["paths"])
+    }
+
+
 def merge_parts(cache: Path, paths: list[str], workers: int) -> None:
     """Join the worker part files into the cache file."""
     rows: dict[str, dict[str, np.ndarray]] = {}
     for source in [cache, *(cache.with_suffix(f".part{w}of{workers}.npz") for w in range(workers))]:
         if source.exists():
-            stored = np.load(source, allow_pickle=False)
-            for i, p in enumerate(stored["paths"]):
-                rows[str(p)] = {k: stored[k][i] for k in (*VIEWS, "ok", "seconds")}
+            rows.update(_load_rows(source))
     _save(cache, [p for p in paths if p in rows], rows)
 
 

@@ -256,6 +256,10 @@ class Candidate:
     # upper bounds ("< 1 in N"), not point estimates.
     fmr_upper_bound: bool = False
     expected_strangers: float | None = None
+    # The group whose rate `fmr` is ("white female"; None: the pooled rate) and, in the words the
+    # calibration made once (calibration.groups.choose_rate), which rate this is and why.
+    fmr_group: str | None = None
+    fmr_basis: str | None = None
     # Resolved from the gallery when the record is read (never stored with the search):
     name: str | None = None
     subject_deleted: bool = False  # the subject was deleted after the search
@@ -272,6 +276,8 @@ class Candidate:
             "fmr_text": self.fmr_text,
             "fmr_upper_bound": self.fmr_upper_bound,
             "expected_strangers": self.expected_strangers,
+            "fmr_group": self.fmr_group,
+            "fmr_basis": self.fmr_basis,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -287,4 +293,6 @@ class Candidate:
             "expected_strangers": self.expected_strangers,
             "fmr_text": self.fmr_text,
             "fmr_upper_bound": self.fmr_upper_bound,
+            "fmr_group": self.fmr_group,
+            "fmr_basis": self.fmr_basis,
         }

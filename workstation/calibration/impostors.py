@@ -76,3 +76,47 @@ def cross_histogram(a: np.ndarray, b: np.ndarray) -> ImpostorHistogram:
     """Histogram of the scores of every pair (one face of `a`, one of `b`)."""
     scores = (np.atleast_2d(a) @ np.atleast_2d(b).T).ravel()
     return ImpostorHistogram.from_scores(scores)
+
+
+def group_histograms(
+    vectors: np.ndarray,
+    subjects: Sequence[Any],
+    groups: Sequence[str | None],
+    cancel: CancelToken | None = None,
+    max_faces: int = MAX_CALIBRATION_FACES,
+    seed: int = 0,
+) -> Iterator[Progress]:
+    """Within-group impostor histograms: for each group, the pairs of faces of two different
+    subjects who both belong to it (workstation.calibration.groups says why within-group).
+
+    Args:
+        vectors: n x dim unit-length embeddings.
+        subjects: n subject labels, row for row.
+        groups: n group labels (None: the subject's group is not recorded; left out).
+        cancel: checked between blocks of rows.
+        max_faces: a group with more faces is sampled to this many (seeded, as the pooled one).
+        seed: the sample's random seed.
+
+    Yields progress; returns {group: histogram} (groups with at least one pair) or None when
+    cancelled.
+    """
+    if not (len(vectors) == len(subjects) == len(groups)):
+        raise ValueError(
+            f"{len(vectors)} embeddings, {len(subjects)} subject labels, {len(groups)} groups"
+        )
+    labels = np.array([g if g is not None else "" for g in groups], dtype=object)
+    subject_array = np.array(list(subjects), dtype=object)
+    found: dict[str, ImpostorHistogram] = {}
+    names = sorted({g for g in groups if g is not None})
+    for number, name in enumerate(names, start=1):
+        rows = np.flatnonzero(labels == name)
+        result = yield from impostor_histogram(
+            vectors[rows], list(subject_array[rows]), cancel, max_faces, seed
+        )
+        if result is None:
+            return None
+        histogram, _details = result
+        if histogram.pairs:
+            found[name] = histogram
+        yield Progress(number, len(names), f"group {number} of {len(names)}: {name}")
+    return found

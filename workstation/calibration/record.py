@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from workstation.audit.log import canonical_json
+from workstation.calibration.groups import GroupRate, choose_rate, group_spread
 from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram
 from workstation.calibration.reference import ReferenceTable, load_reference
 from workstation.errors import CalibrationError
@@ -23,6 +25,8 @@ from workstation.errors import CalibrationError
 # Below this many impostor pairs in all, the FMR is reported as unknown: a rate from fewer pairs
 # says almost nothing (its floor would be 1 in a few hundred).
 MIN_IMPOSTOR_PAIRS = 1_000
+# The within-group tables are kept in the stored row's details under this key (no schema change).
+GROUPS_KEY = "group_histograms"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class Calibration:
     details: dict[str, Any] = field(default_factory=dict)
     stale: bool = False  # the gallery changed since this was computed
     pending: bool = False  # computed but not yet stored (see store_calibration)
+    # Within-group impostor tables of the gallery's pairs, by group (calibration.groups): empty
+    # when its subjects carry no sex or race. Stored in the row's details under GROUPS_KEY.
+    groups: Mapping[str, ImpostorHistogram] = field(default_factory=dict)
 
     @property
     def impostor_pairs(self) -> int:
@@ -74,6 +81,8 @@ class Calibration:
             "reference_sha256": self.reference.sha256 if self.reference else None,
             "histogram": self.histogram.to_json(),
         }
+        if self.groups:  # only when present, so calibrations stored before groups keep their hash
+            body["groups"] = {name: h.to_json() for name, h in sorted(self.groups.items())}
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
     @property
@@ -90,6 +99,20 @@ class Calibration:
         if not self.usable:
             return None
         return self.histogram.fmr(score)
+
+    def rate(self, score: float, candidate_group: str | None = None) -> GroupRate | None:
+        """The FMR a candidate of `candidate_group` is shown at `score`, with the group it
+        refers to and the words saying so (calibration.groups has the rules); None when unknown.
+        """
+        if not self.usable:
+            return None
+        return choose_rate(self.histogram, self.groups, score, candidate_group)
+
+    def group_spread(self) -> dict[str, Any] | None:
+        """Each group's rate at the score of a pooled 1 in 1,000 (None without groups)."""
+        if not self.usable:
+            return None
+        return group_spread(self.histogram, self.groups)
 
     def unknown_reason(self) -> str:
         return (
@@ -115,6 +138,7 @@ class Calibration:
             "gallery_faces_at_calibration": self.gallery_faces,
             "stale": self.stale,
             "usable": self.usable,
+            "groups": self.group_spread(),
         }
 
     def to_row(self) -> dict[str, Any]:
@@ -132,7 +156,17 @@ class Calibration:
             "gallery_faces": self.gallery_faces,
             "gallery_subjects": self.gallery_subjects,
             "histogram": json.dumps(self.histogram.to_json(), sort_keys=True),
-            "details": json.dumps(self.details, sort_keys=True),
+            "details": json.dumps(
+                {
+                    **self.details,
+                    **(
+                        {GROUPS_KEY: {n: h.to_json() for n, h in self.groups.items()}}
+                        if self.groups
+                        else {}
+                    ),
+                },
+                sort_keys=True,
+            ),
         }
 
     @classmethod
@@ -145,6 +179,11 @@ class Calibration:
             where: the gallery, for messages.
         """
         model_id = row["model_id"]
+        details = json.loads(row["details"])
+        groups = {
+            name: ImpostorHistogram.from_json(data)
+            for name, data in (details.pop(GROUPS_KEY, None) or {}).items()
+        }
         calibration = cls(
             model_id=model_id,
             histogram=ImpostorHistogram.from_json(json.loads(row["histogram"])),
@@ -156,8 +195,9 @@ class Calibration:
             generation=int(row["generation"]),
             gallery_faces=int(row["gallery_faces"]),
             gallery_subjects=int(row["gallery_subjects"]),
-            details=json.loads(row["details"]),
+            details=details,
             stale=int(row["generation"]) != current_generation,
+            groups=groups,
         )
         if calibration.sha256 != row["sha256"]:
             raise CalibrationError(
@@ -174,16 +214,28 @@ def reference_only(model_id: str) -> Calibration:
     return Calibration(model_id, histogram, gallery_pairs=0, reference=reference)
 
 
-def fmr_fields(calibration: Calibration, score: float, gallery_faces: int) -> dict[str, Any]:
-    """The FMR fields a candidate or comparison shows, with words when it is unknown."""
-    estimate = calibration.estimate(score)
-    if estimate is None:
+def fmr_fields(
+    calibration: Calibration,
+    score: float,
+    gallery_faces: int,
+    candidate_group: str | None = None,
+) -> dict[str, Any]:
+    """The FMR fields a candidate or comparison shows, with words when it is unknown.
+
+    `candidate_group` is the candidate subject's group (calibration.groups.group_of), None when
+    not recorded or for a comparison; the fields say which group's rate is shown and why.
+    """
+    rate = calibration.rate(score, candidate_group)
+    if rate is None:
         return {
             "fmr": None,
             "fmr_text": calibration.unknown_reason(),
             "fmr_upper_bound": False,
             "expected_strangers": None,
+            "fmr_group": None,
+            "fmr_basis": None,
         }
+    estimate = rate.estimate
     strangers = estimate.expected_strangers(gallery_faces) if gallery_faces else None
     return {
         "fmr": float(f"{estimate.fmr:.3g}"),
@@ -191,4 +243,6 @@ def fmr_fields(calibration: Calibration, score: float, gallery_faces: int) -> di
         # No stranger reached the score: the rate (and the strangers) are upper bounds.
         "fmr_upper_bound": estimate.below_floor,
         "expected_strangers": None if strangers is None else float(f"{strangers:.3g}"),
+        "fmr_group": rate.group,
+        "fmr_basis": rate.basis,
     }

@@ -190,6 +190,13 @@ def cmd_calibrate(ctx: CliContext) -> int:
             f"  score {score:.4f}: strangers score this high {estimate.text} (95% upper bound "
             f"at most 1 in {1 / target:,.0f})"
         )
+    spread = summary.get("groups")
+    if spread:
+        ctx.say(f"by group (sex and race of the subjects): {spread['text']}")
+    else:
+        from workstation.calibration.groups import POOLED_WORDS
+
+        ctx.say(f"every search's false-match rate is {POOLED_WORDS}")
     return EXIT_OK
 
 

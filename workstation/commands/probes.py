@@ -156,6 +156,12 @@ def _print_calibration(ctx: CliContext, record: SearchRecord) -> None:
     unknown = next((c for c in record.candidates if c.fmr is None and c.fmr_text), None)
     if unknown is not None:
         ctx.say(unknown.fmr_text)
+    # Which rate each FMR is (the candidate's group, the highest group's, or pooled), in the
+    # calibration's words, each sentence once; then how rates differ by group in this gallery.
+    for basis in record.fmr_bases:
+        ctx.say(f"FMR: {basis}")
+    if record.group_spread:
+        ctx.say(f"by group: {record.group_spread}")
 
 
 def _print_legend(ctx: CliContext) -> None:
@@ -313,6 +319,7 @@ def cmd_compare(ctx: CliContext) -> int:
     # A calibration computed now (the gallery changed) is stored and audited before use.
     calibration = commit_calibration(gallery, calibration_for(gallery, str(engine.model)))
     failures = 0
+    bases_said: set[str] = set()
     for image_a, image_b, row_error in pairs:
         try:
             if row_error:
@@ -344,6 +351,9 @@ def cmd_compare(ctx: CliContext) -> int:
         if args.json:
             ctx.json_line(comparison.to_dict())
         else:
+            if comparison.fmr_basis and comparison.fmr_basis not in bases_said:
+                bases_said.add(comparison.fmr_basis)
+                ctx.say(f"FMR: {comparison.fmr_basis}")
             ctx.say(
                 f"{shown(image_a)} vs {shown(image_b)}: similarity {comparison.score:.4f}; "
                 f"strangers score this high: {comparison.fmr_text} (model "

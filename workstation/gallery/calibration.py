@@ -19,10 +19,12 @@ from dataclasses import replace
 
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
-from workstation.calibration.histogram import FmrEstimate
+from workstation.calibration.groups import group_of
+from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram
 from workstation.calibration.impostors import (
     MAX_CALIBRATION_FACES,
     cross_histogram,
+    group_histograms,
     impostor_histogram,
 )
 from workstation.calibration.record import Calibration, reference_only
@@ -65,12 +67,23 @@ def compute_calibration(
         generation = gallery.generation
         faces, subjects = gallery.face_count(), gallery.subject_count()
         labelled = gallery.labelled_embeddings()
+        attributes = gallery.subject_attributes()
     result = yield from impostor_histogram(
         labelled.vectors, labelled.subject_ids, cancel, max_faces
     )
     if result is None:
         return None
     gallery_histogram, details = result
+    group_of_subject = {subject: group_of(values) for subject, values in attributes.items()}
+    face_groups = [group_of_subject.get(s) for s in labelled.subject_ids]
+    groups: dict[str, ImpostorHistogram] = {}
+    if any(g is not None for g in face_groups):
+        found = yield from group_histograms(
+            labelled.vectors, labelled.subject_ids, face_groups, cancel, max_faces
+        )
+        if found is None:
+            return None
+        groups = found
     reference = load_reference(model_id)
     histogram = gallery_histogram + reference.histogram if reference else gallery_histogram
     return Calibration(
@@ -85,6 +98,7 @@ def compute_calibration(
         gallery_subjects=subjects,
         details={**details, "reason": reason},
         pending=True,
+        groups=groups,
     )
 
 

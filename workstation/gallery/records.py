@@ -162,6 +162,19 @@ class SearchRecord:
         return self.params.get("calibration")
 
     @property
+    def fmr_bases(self) -> list[str]:
+        """Which rate the candidates' FMRs are, in the calibration's words: each distinct
+        sentence once, in rank order (empty for searches recorded before the words were kept)."""
+        return list(dict.fromkeys(c.fmr_basis for c in self.candidates if c.fmr_basis))
+
+    @property
+    def group_spread(self) -> str | None:
+        """The calibration's words on how rates differ by group in this gallery (or None)."""
+        calibration = self.calibration or {}
+        spread = calibration.get("groups") or {}
+        return spread.get("text")
+
+    @property
     def title(self) -> str:
         """One line naming the search: "Search 3: probe.jpg, face 1 (ana, 2026-05-01T10:12)"."""
         how = (
@@ -368,6 +381,8 @@ def _candidate(
         fmr_text=fmr_text,
         fmr_upper_bound=bool(upper_bound),
         expected_strangers=stored.get("expected_strangers"),
+        fmr_group=stored.get("fmr_group"),  # rows written before groups: None (pooled)
+        fmr_basis=stored.get("fmr_basis"),
         name=subject_names.get(subject_id),
         subject_deleted=subject_id not in subject_names,
         face_quality=face_quality.get(face_id),

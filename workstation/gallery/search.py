@@ -105,6 +105,7 @@ def search_face(
     `authorisation` (who approved the case's searches, when, the reference) is recorded on the
     case with the search, in the same act.
     """
+    from workstation.calibration.groups import group_of
     from workstation.calibration.record import fmr_fields
     from workstation.gallery.calibration import calibration_for, store_calibration
 
@@ -116,9 +117,14 @@ def search_face(
     started_at = utc_now()
     calibration = calibration_for(gallery, str(face.model))
     faces_now = gallery.face_count()
+    ranked = rank_candidates(gallery, face.embedding, top_k)
+    attributes = gallery.subject_attributes([c.subject_id for c in ranked])
     candidates = [
-        replace(c, **fmr_fields(calibration, c.score, faces_now))
-        for c in rank_candidates(gallery, face.embedding, top_k)
+        replace(
+            c,
+            **fmr_fields(calibration, c.score, faces_now, group_of(attributes.get(c.subject_id))),
+        )
+        for c in ranked
     ]
     params = {
         "top_k": top_k,
@@ -241,6 +247,7 @@ class Comparison:
     fmr: float | None = None
     fmr_text: str | None = None
     calibration: dict[str, Any] | None = None  # summary of the calibration the FMR came from
+    fmr_basis: str | None = None  # which rate it is, in the calibration's words
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -251,6 +258,7 @@ class Comparison:
             "score": round(self.score, 5),
             "fmr": self.fmr,
             "fmr_text": self.fmr_text,
+            "fmr_basis": self.fmr_basis,
             "calibration": self.calibration,
             "model_id": self.model_id,
             "quality_a": self.face_a.quality.verdict.value,
@@ -275,12 +283,15 @@ def compare_images(
     face_a, _ = select_face(engine, image_a.bgr, name_a)
     face_b, _ = select_face(engine, image_b.bgr, name_b)
     score = float(np.dot(face_a.embedding, face_b.embedding))
-    fmr = fmr_text = summary = None
+    fmr = fmr_text = summary = basis = None
     if calibration is not None:
         from workstation.calibration.record import fmr_fields
 
+        # Neither face is a gallery subject: no group is known, so the highest group's rate
+        # (or the pooled one) is shown, as for a candidate whose group is not recorded.
         fields = fmr_fields(calibration, score, 0)
         fmr, fmr_text, summary = fields["fmr"], fields["fmr_text"], calibration.summary()
+        basis = fields["fmr_basis"]
     return Comparison(
         ProbeInfo.from_image(image_a, name_a),
         ProbeInfo.from_image(image_b, name_b),
@@ -291,6 +302,7 @@ def compare_images(
         fmr=fmr,
         fmr_text=fmr_text,
         calibration=summary,
+        fmr_basis=basis,
     )
 
 

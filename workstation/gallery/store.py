@@ -557,6 +557,23 @@ class Gallery:
             for row in self._conn.execute(sql, params)
         ]
 
+    def subject_attributes(self, subject_ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """Attributes by subject id (manifest columns such as sex and race): of these subjects,
+        or of every subject when `subject_ids` is None. Subjects that do not exist are left out."""
+        if subject_ids is None:
+            rows = self._conn.execute("SELECT id, attributes FROM subjects")
+            return {row[0]: json.loads(row[1]) for row in rows}
+        found: dict[str, dict] = {}
+        wanted = list(dict.fromkeys(subject_ids))
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT id, attributes FROM subjects WHERE id IN ({marks})", chunk
+            )
+            found.update((row[0], json.loads(row[1])) for row in rows)
+        return found
+
     @staticmethod
     def _subject_filter(query: str | None) -> tuple[str, list[Any]]:
         if not query:

@@ -210,6 +210,10 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
             else []
         ),
         _row("Parameters", _param_text(record.params)),
+        # Which rate the FMR column is (the candidate's group, the highest group's, or pooled)
+        # and how rates differ by group, in the calibration's own words.
+        *[_row("False-match rate", basis) for basis in record.fmr_bases],
+        *([_row("Rates by group", record.group_spread)] if record.group_spread else []),
         _row("Examiner's note", record.note or "none"),
         _row("Lead verified by", ", ".join(record.verified_by) or "no second examiner yet"),
     ]

@@ -91,11 +91,15 @@ def fmr_tip(candidate: Candidate) -> str:
     if candidate.fmr is None:
         return candidate.fmr_text or "FMR unknown: the search was not calibrated"
     if candidate.fmr_upper_bound:
-        return (
+        tip = (
             f"{candidate.fmr_text}: no stranger pair in the calibration scored this high, so "
             "this is an upper bound, not an estimate"
         )
-    return f"{candidate.fmr_text} (false-match rate {candidate.fmr:.3g})"
+    else:
+        tip = f"{candidate.fmr_text} (false-match rate {candidate.fmr:.3g})"
+    # Which rate it is (the candidate's group, the highest group's, or pooled), as the
+    # calibration worded it; searches recorded before groups carry no such words.
+    return f"{tip}; {candidate.fmr_basis}" if candidate.fmr_basis else tip
 
 
 def strangers_words(candidate: Candidate) -> str:

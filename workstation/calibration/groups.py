@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram, one_in
+from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram
 
 # With fewer within-group impostor pairs than this, a group's rate is not used on its own: its
 # floor would be worse than 1 in 1,000 (the pooled table's own minimum, MIN_IMPOSTOR_PAIRS), too
@@ -185,12 +185,18 @@ def group_spread(
                 "fmr": None if estimate is None else float(f"{estimate.fmr:.3g}"),
                 "fmr_text": "no pairs" if estimate is None else estimate.text,
                 "ratio_to_pooled": None if ratio is None else round(ratio, 2),
+                # No pair of the group reached the score: rate and ratio are upper bounds.
+                "upper_bound": bool(estimate is not None and estimate.below_floor),
                 "own_rate_used": enough,
             }
         )
     words = "; ".join(
         f"{r['group']} {r['fmr_text']} ({r['pairs']:,} pairs"
-        + (f", {r['ratio_to_pooled']:g}x pooled" if r["ratio_to_pooled"] is not None else "")
+        + (
+            f", {'at most ' if r['upper_bound'] else ''}{r['ratio_to_pooled']:g}x pooled"
+            if r["ratio_to_pooled"] is not None
+            else ""
+        )
         + ("" if r["own_rate_used"] else ", too few pairs: not used on its own")
         + ")"
         for r in rows
@@ -203,7 +209,6 @@ def group_spread(
         "groups": rows,
         "text": (
             f"At score {score:.4f}, where strangers of all groups together score this high "
-            f"{reference.text} ({one_in(REFERENCE_FMR)} targeted), strangers within each group "
-            f"do: {words}"
+            f"{reference.text}, strangers within each group do: {words}"
         ),
     }

@@ -11,6 +11,7 @@ from examiners import open_as
 from footage_clips import Appearance, make_clip
 from PySide6.QtCore import QPoint, Qt
 
+from workstation.footage import FrameReader
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext, CaseInfo
@@ -50,6 +51,11 @@ def context(tmp_path: Path, engine, photo_paths, qtbot):  # type: ignore[no-unty
     ctx.pool.wait()
 
 
+def _settle(qtbot, panel: FootagePanelWidget) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the player shows the frame last asked for (frames decode on a worker)."""
+    qtbot.waitUntil(lambda: panel.player.settled, timeout=WAIT_MS)
+
+
 def _scanned_panel(qtbot, context: AppContext, clip: Path) -> FootagePanelWidget:  # type: ignore[no-untyped-def]
     panel = FootagePanelWidget(context)
     qtbot.addWidget(panel)
@@ -61,18 +67,21 @@ def _scanned_panel(qtbot, context: AppContext, clip: Path) -> FootagePanelWidget
     with qtbot.waitSignal(panel.scan_finished, timeout=WAIT_MS):
         qtbot.mouseClick(panel.scan_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    _settle(qtbot, panel)
     return panel
 
 
 def test_scan_shows_tracks_thumbnails_and_timeline(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
     panel = _scanned_panel(qtbot, context, clip)
     assert panel.info is not None and panel.info.frame_count == 30
-    assert panel.track_list.count() == 2
-    first = panel.track_list.item(0)
+    tracks = panel.tracks
+    assert tracks.track_list.count() == 2
+    first = tracks.track_list.item(0)
     assert "Track 1" in first.text() and "00:00:00.000 – 00:00:01.400" in first.text()
     assert not first.icon().isNull()
-    assert {b.track_id for b in panel.timeline.bars} == {1, 2}
-    assert panel.timeline.lanes == 2  # the two tracks overlap in time
+    timeline = panel.player.timeline
+    assert {b.track_id for b in timeline.bars} == {1, 2}
+    assert timeline.lanes == 2  # the two tracks overlap in time
     assert "2 track(s)" in panel.status_label.text()
     # The scan is in the audit log.
     with Gallery(context.gallery_dir) as gallery:
@@ -81,41 +90,62 @@ def test_scan_shows_tracks_thumbnails_and_timeline(qtbot, context, clip) -> None
 
 def test_step_frames_seek_and_click_the_timeline(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
     panel = _scanned_panel(qtbot, context, clip)
-    panel.seek(0)
-    first = panel.frame_bgr.copy()
-    qtbot.mouseClick(panel.next_button, Qt.MouseButton.LeftButton)
-    assert panel.frame_index == 1
-    assert "frame 1 / 29" in panel.position_label.text()
-    assert "00:00:00.100" in panel.position_label.text()
-    qtbot.mouseClick(panel.prev_button, Qt.MouseButton.LeftButton)
-    assert panel.frame_index == 0
-    assert np.array_equal(panel.frame_bgr, first)  # back to exactly the same pixels
-    panel.seek(25)
-    assert panel.frame_index == 25 and panel.slider.value() == 25
-    panel.seek(10_000)
-    assert panel.frame_index == 29  # clamped to the last frame
+    player = panel.player
+    player.seek(0)
+    _settle(qtbot, panel)
+    first = player.frame_bgr.copy()
+    qtbot.mouseClick(player.next_button, Qt.MouseButton.LeftButton)
+    _settle(qtbot, panel)
+    assert player.frame_index == 1
+    assert "frame 1 / 29" in player.position_label.text()
+    assert "00:00:00.100" in player.position_label.text()
+    qtbot.mouseClick(player.prev_button, Qt.MouseButton.LeftButton)
+    _settle(qtbot, panel)
+    assert player.frame_index == 0
+    assert np.array_equal(player.frame_bgr, first)  # back to exactly the same pixels
+    player.seek(25)
+    _settle(qtbot, panel)
+    assert player.frame_index == 25 and player.slider.value() == 25
+    player.seek(10_000)
+    _settle(qtbot, panel)
+    assert player.frame_index == 29  # clamped to the last frame
+    # Steps asked for faster than frames decode add up; only the last frame is shown.
+    shown: list[int] = []
+    player.frame_shown.connect(shown.append)
+    player.seek(3)
+    for _ in range(4):
+        player.next_frame()
+    _settle(qtbot, panel)
+    assert player.frame_index == 7 and shown[-1] == 7 and len(shown) <= 2
+    with FrameReader(panel.info) as reader:
+        assert np.array_equal(player.frame_bgr, reader.read(7))
     # Click Biden's bar on the timeline: jumps there and selects his track.
-    bar = next(b for b in panel.timeline.bars if b.track_id == 2)
-    centre = panel.timeline.bar_rect(bar).center()
+    bar = next(b for b in player.timeline.bars if b.track_id == 2)
+    centre = player.timeline.bar_rect(bar).center()
     qtbot.mouseClick(
-        panel.timeline, Qt.MouseButton.LeftButton, pos=QPoint(int(centre.x()), int(centre.y()))
+        player.timeline, Qt.MouseButton.LeftButton, pos=QPoint(int(centre.x()), int(centre.y()))
     )
-    assert panel.selected_track() is not None and panel.selected_track().track_id == 2
-    assert 10 <= panel.frame_index <= 24
+    _settle(qtbot, panel)
+    track = panel.tracks.selected_track()
+    assert track is not None and track.track_id == 2
+    assert 10 <= player.frame_index <= 24
 
 
 def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
     panel = _scanned_panel(qtbot, context, clip)
-    panel.select_track(2)
+    tracks = panel.tracks
+    tracks.select_track(2)
     with qtbot.waitSignal(panel.case_needed, timeout=1000):
-        qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(tracks.search_button, Qt.MouseButton.LeftButton)
     context.set_case(CaseInfo("C-77", "lobby footage review"))
     recorded: list[int] = []
     panel.search_recorded.connect(recorded.append)
-    qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tracks.search_button, Qt.MouseButton.LeftButton)
+    assert panel.busy and not tracks.search_button.isEnabled()
+    assert not panel.cancel_button.isEnabled()  # a search is not cancelled half-way
     qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
     assert len(recorded) == 1, panel.status_label.text()
-    assert panel.results.item(0, 1).text().startswith("S-BIDEN")
+    assert tracks.results.item(0, 1).text().startswith("S-BIDEN")
     with Gallery(context.gallery_dir) as gallery:
         event = gallery.audit_events(case_id="C-77")[-1]
     assert event.details["search_id"] == recorded[0]
@@ -125,16 +155,17 @@ def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context,
 
 def test_use_this_frame_as_probe_emits_the_frame_with_lineage(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
     panel = _scanned_panel(qtbot, context, clip)
-    panel.seek(12)
+    panel.player.seek(12)
+    _settle(qtbot, panel)
     with qtbot.waitSignal(panel.probe_frame_chosen, timeout=1000) as signal:
-        qtbot.mouseClick(panel.probe_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(panel.tracks.probe_button, Qt.MouseButton.LeftButton)
     image = signal.args[0]
     assert str(image.path).endswith("lobby.avi#frame=12")
     assert image.sha256 == panel.info.sha256 and image.format == FRAME_FORMAT
-    assert np.array_equal(image.bgr, panel.frame_bgr)
+    assert np.array_equal(image.bgr, panel.player.frame_bgr)
     assert (image.width, image.height) == (480, 360)
     lineage = panel.lineage_for(image)
-    assert lineage == panel.probe_lineage
+    assert lineage == panel.tracks.probe_lineage
     assert lineage["frame_index"] == 12 and lineage["timecode"] == "00:00:01.200"
     # The emitted frame really holds the two faces seen at 1.2 s.
     assert len(context.engine().detect(image.bgr)) == 2
@@ -169,5 +200,5 @@ def test_cancel_keeps_the_partial_scan_and_bad_files_show_an_error(  # type: ign
                 context.engine()._lock.acquire()
     result = signal.args[0]
     assert result.cancelled and result.frames_decoded < 30
-    assert panel.track_list.count() == len(result.tracks)
+    assert panel.tracks.track_list.count() == len(result.tracks)
     assert "cancelled" in panel.status_label.text().lower()

@@ -23,7 +23,8 @@ from workstation.cli import main as cli_main
 from workstation.entry import HOOKS
 from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.context import CaseInfo
-from workstation.gui.footage_panel import FOOTAGE_COLUMNS, FootagePanelWidget
+from workstation.gui.footage_panel import FootagePanelWidget
+from workstation.gui.footage_tracks import FOOTAGE_COLUMNS
 
 CASE = CaseInfo("2026-0501", "same words on every surface")
 
@@ -78,9 +79,9 @@ def test_a_below_floor_candidate_reads_the_same_everywhere(  # type: ignore[no-u
     qtbot.addWidget(panel)
     with open_as(folder, "examiner1") as gallery:
         record = gallery.search_record(line["search_id"])
-    panel.show_search(record)
+    panel.tracks.show_search(record)
     fmr_column = next(i for i, c in enumerate(FOOTAGE_COLUMNS) if c.key == "fmr")
-    assert panel.results.item(0, fmr_column).text() == words
+    assert panel.tracks.results.item(0, fmr_column).text() == words
 
     # JSON bundle and PDF, written from the command line through the program entry's Qt
     # renderer (offscreen); the HTML the PDF is drawn from is kept to check it too.

@@ -1,7 +1,7 @@
 """The candidate columns, declared once: every table of candidates reads this list.
 
 The Search tab's candidate table (gui/candidates.py), the footage tab's table
-(gui/footage_panel.py), the command line's text table (`search` and `footage`) and the case
+(gui/footage_tracks.py), the command line's text table (`search` and `footage`) and the case
 report (reports/case_report.py) all take their columns, headers, words, alignment and tooltips
 from `CANDIDATE_COLUMNS`. Each cell is rendered from the search record (`SearchRecord`) and its
 candidate, never re-formatted by a surface, so every surface says the same words for the same

@@ -221,9 +221,7 @@ def test_every_action_has_a_shortcut(window) -> None:  # type: ignore[no-untyped
 def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
     from workstation.vision.images import load_image
 
-    footage = window.panels.get("Footage")
-    if footage is None:
-        pytest.skip("the footage panel is not part of this build")
+    footage = window.footage_panel
     frame = load_image(photo_paths["biden"])
     probe = window.search_page.probe
     with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):

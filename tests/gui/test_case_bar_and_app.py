@@ -52,7 +52,7 @@ def test_bar_shows_case_and_remembers_it(qtbot, tmp_path: Path) -> None:  # type
 
 
 def test_create_application_removes_cv2_qt_variables(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from workstation.gui.app import create_application
+    from workstation.gui.application import create_application
 
     app = create_application()
     assert app is not None and app.applicationName() == "workstation"

@@ -6,6 +6,7 @@ import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "workstation"
@@ -63,6 +64,25 @@ def test_import_linter_contract_holds() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Only workstation.gui imports Qt KEPT" in result.stdout
     assert "Only the program entry reaches the GUI KEPT" in result.stdout
+    assert "Layers: entry -> gui | cli" in result.stdout and "BROKEN" not in result.stdout
+
+
+def test_every_module_is_in_a_layer() -> None:
+    """A new top-level module or package must be placed in the layers contract (pyproject.toml,
+    docs/ARCHITECTURE.md); a module left out of it would be checked by no layer."""
+    contracts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"][
+        "importlinter"
+    ]["contracts"]
+    layers = next(c["layers"] for c in contracts if c["name"].startswith("Layers: entry"))
+    placed = {name.strip() for layer in layers for name in layer.split("|")}
+    present = {
+        f"workstation.{path.stem if path.is_file() else path.name}"
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" or (path / "__init__.py").exists())
+        and path.name not in ("__init__.py", "__main__.py")
+    }
+    assert present - placed == set(), "place these modules in the layers contract"
+    assert placed - present == set(), "the layers contract names modules that do not exist"
 
 
 def test_core_runs_without_qt_loaded() -> None:

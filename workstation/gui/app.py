@@ -10,24 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
-def create_application(argv: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
-    """The QApplication, created after cv2 is imported through the guard.
-
-    OpenCV's GUI wheel points Qt at its own bundled Qt 5 plugins when cv2 is imported; the guard
-    removes those variables, so it must run before the QApplication exists.
-    """
-    from workstation.vision.cvcompat import cv2_module
-
-    cv2_module()
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if app is None:
-        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
-    app.setApplicationName("workstation")
-    app.setOrganizationName("workstation")
-    return app
+from workstation.gui.application import create_application
 
 
 def install_error_hook(window) -> tuple[Path, Callable[[], None]]:  # type: ignore[no-untyped-def]

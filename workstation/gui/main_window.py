@@ -5,7 +5,6 @@ and the saved window layout. It holds no search or gallery logic of its own.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,16 @@ from PySide6.QtWidgets import (
 )
 
 from workstation import CAVEAT, __version__
+from workstation.gui.audit_viewer import AuditViewerWidget
 from workstation.gui.case_bar import CaseBarWidget, remember_recent
+from workstation.gui.compare_view import CompareDialog
 from workstation.gui.context import AppContext, CaseInfo
+from workstation.gui.duplicates_page import DuplicatesWidget
+from workstation.gui.footage_panel import FootagePanelWidget
+from workstation.gui.gallery_manager import GalleryManagerWidget
 from workstation.gui.report_pdf import export_case_report_in_app
 from workstation.gui.search_page import SearchPageWidget
+from workstation.gui.settings_dialog import SettingsDialog
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label, show_message
 from workstation.paths import config_dir, default_gallery_dir
@@ -34,13 +39,6 @@ from workstation.vision.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-# (tab title, module, class): panels built by other parts of the app, added when present.
-OPTIONAL_TABS = (
-    ("Gallery", "workstation.gui.gallery_manager", "GalleryManagerWidget"),
-    ("Audit log", "workstation.gui.audit_viewer", "AuditViewerWidget"),
-    ("Footage", "workstation.gui.footage_panel", "FootagePanelWidget"),
-    ("Duplicates", "workstation.gui.duplicates_page", "DuplicatesWidget"),
-)
 IMAGE_FILTER = (
     "Images (" + " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 )
@@ -49,24 +47,6 @@ IMAGE_FILTER = (
 def window_settings() -> QSettings:
     """Window layout, kept in workstation's own config folder (never Qt's default location)."""
     return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
-
-
-def build_optional_panel(module_name: str, class_name: str, context: AppContext) -> QWidget | None:
-    """A panel from another module, or None while that module does not exist or fails."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            log.warning("%s cannot be imported: %s", module_name, exc)
-        return None
-    except Exception:  # a half-finished panel must not stop the app from starting
-        log.exception("%s cannot be imported", module_name)
-        return None
-    try:
-        return getattr(module, class_name)(context)
-    except Exception:
-        log.exception("%s.%s cannot be built", module_name, class_name)
-        return None
 
 
 class MainWindowWidget(QMainWindow):
@@ -79,15 +59,21 @@ class MainWindowWidget(QMainWindow):
         self.search_page = SearchPageWidget(context, self.case_bar.ensure_case, self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.search_page, "Search")
-        self.panels: dict[str, QWidget] = {}
-        for title, module_name, class_name in OPTIONAL_TABS:
-            panel = build_optional_panel(module_name, class_name, context)
-            if panel is not None:
-                self.panels[title] = panel
-                self.tabs.addTab(panel, title)
-        footage = self.panels.get("Footage")
-        if footage is not None and hasattr(footage, "probe_frame_chosen"):
-            footage.probe_frame_chosen.connect(self._on_frame_chosen)
+        # Every tab is a plain import: a tab that cannot be imported or built stops the app
+        # with its error, never a window quietly missing a tab.
+        self.gallery_manager = GalleryManagerWidget(context)
+        self.audit_viewer = AuditViewerWidget(context)
+        self.footage_panel = FootagePanelWidget(context)
+        self.duplicates_page = DuplicatesWidget(context)
+        self.panels: dict[str, QWidget] = {
+            "Gallery": self.gallery_manager,
+            "Audit log": self.audit_viewer,
+            "Footage": self.footage_panel,
+            "Duplicates": self.duplicates_page,
+        }
+        for title, panel in self.panels.items():
+            self.tabs.addTab(panel, title)
+        self.footage_panel.probe_frame_chosen.connect(self._on_frame_chosen)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -299,10 +285,7 @@ class MainWindowWidget(QMainWindow):
 
     def _on_frame_chosen(self, frame: Any) -> None:
         self.tabs.setCurrentWidget(self.search_page)
-        footage = self.panels.get("Footage")
-        lineage_for = getattr(footage, "lineage_for", None)
-        lineage = lineage_for(frame) if callable(lineage_for) else None
-        self.search_page.probe.load_frame(frame, lineage)
+        self.search_page.probe.load_frame(frame, self.footage_panel.lineage_for(frame))
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -324,8 +307,6 @@ class MainWindowWidget(QMainWindow):
 
     # ------------------------------------------------------------------ review and export
     def open_compare(self) -> None:
-        from workstation.gui.compare_view import CompareDialog
-
         candidates = self.search_page.candidates
         if candidates.current_candidate() is None:
             self.statusBar().showMessage("Choose a candidate to compare first.", 8000)
@@ -369,16 +350,8 @@ class MainWindowWidget(QMainWindow):
         self.statusBar().showMessage(f"Export failed: {message}")
 
     def open_settings(self) -> None:
-        try:
-            from workstation.gui.settings_dialog import SettingsDialog
-        except ImportError:
-            self.statusBar().showMessage(
-                "The settings dialog is not available in this build.", 8000
-            )
-            return
         dialog = SettingsDialog(self.context, self)
-        if hasattr(dialog, "gallery_folder_changed"):
-            dialog.gallery_folder_changed.connect(self._on_gallery_folder_changed)
+        dialog.gallery_folder_changed.connect(self._on_gallery_folder_changed)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self._update_gallery_label()
             self.case_bar.refresh_known_cases()

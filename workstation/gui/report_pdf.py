@@ -25,6 +25,7 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 
+from workstation.gui.application import create_application
 from workstation.gui.context import AppContext
 from workstation.progress import CancelToken
 from workstation.reports.case_report import ExportedReport, PageSetup, export_case_report
@@ -50,8 +51,6 @@ def ensure_gui_application() -> None:
         and not os.environ.get("WAYLAND_DISPLAY")
     ):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from workstation.gui.app import create_application
-
     create_application([sys.argv[0] if sys.argv else "workstation"])
 
 

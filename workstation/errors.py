@@ -27,6 +27,10 @@ class GalleryError(WorkstationError):
     """The gallery folder or its database cannot be used as asked."""
 
 
+class GalleryBusyError(GalleryError):
+    """Another process held the gallery's write lock for longer than the busy timeout."""
+
+
 class CaseRequiredError(WorkstationError):
     """A search was asked for without a case number or purpose."""
 

@@ -40,3 +40,21 @@ def current_user() -> str:
         return getpass.getuser()
     except Exception:  # getpass raises various errors when no login name is set
         return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def path_text(path: Path | str) -> str:
+    """A path as text that can be printed, stored and put in JSON, whatever its bytes.
+
+    A file name that is not valid UTF-8 (a Windows-1252 "café.jpg" copied onto Linux) reaches
+    Python with its bad bytes as lone surrogates, which no UTF-8 file, terminal or database
+    accepts; they are shown as escapes (caf\\xe9.jpg), and every valid character as itself.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def text_of(message: str) -> str:
+    """`message` with any lone surrogate (a non-UTF-8 file name inside it) as an escape."""
+    try:
+        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return message.encode("utf-8", "backslashreplace").decode("utf-8")

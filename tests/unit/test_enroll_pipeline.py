@@ -75,17 +75,21 @@ def test_cancelled_batched_enrolment_resumes_consistently(gallery, engine, share
     cancel = CancelToken()
     steps = enroll(gallery, engine, items, cancel=cancel, batch_size=4)
     next(steps)  # starting
-    for _ in range(6):  # six photos reported, the second batch half-written
+    for _ in range(6):  # six photos reported: the second batch is committed, half reported
         next(steps)
     cancel.cancel()
     first = drain(steps)
-    assert first.cancelled and len(first.outcomes) == 6
+    # Photos are reported after their batch committed: the rest of the batch being reported
+    # (committed) is still reported, and nothing after it is written.
+    reported = len(first.outcomes)
+    assert first.cancelled and 6 <= reported <= 8
     assert _assert_consistent(gallery.folder) == first.enrolled
+    assert not list(gallery.folder.glob("images/*/*.pending"))
     gallery.forget_index()
     second = drain(enroll(gallery, engine, items, batch_size=4))
     assert not second.cancelled
     assert second.skipped == first.enrolled
-    assert second.enrolled == sum(1 for o in second.outcomes[6:] if o.status == "enrolled")
+    assert second.enrolled == sum(1 for o in second.outcomes[reported:] if o.status == "enrolled")
     assert _assert_consistent(gallery.folder) == first.enrolled + second.enrolled
 
 
@@ -104,7 +108,7 @@ _KILLED_ENROLMENT = textwrap.dedent(
     # The test's login (conftest's "examiner1"), with the same profile and key as the parent.
     with Gallery(folder, user="examiner1") as gallery:
         for step in enroll(gallery, create_engine(), items, batch_size=8):
-            print(step.done, flush=True)
+            print(step.done, step.message, sep="\t", flush=True)
     """
 )
 
@@ -121,14 +125,21 @@ def test_enrolment_killed_mid_batch_leaves_a_consistent_gallery(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert child.stdout is not None
+    told: set[int] = set()  # faces the user was told were enrolled
     for line in child.stdout:
-        if int(line) >= 11:  # inside the second batch of 8: its transaction is open
+        done, message = line.rstrip("\n").split("\t", 1)
+        if message.startswith("enrolled"):
+            told.add(int(message.split("face ")[1].split()[0]))
+        if int(done) >= 11:  # killed right after a message, the third batch being prepared
             break
     child.send_signal(signal.SIGKILL)
     child.wait()
-    # Only whole batches were committed; the open one vanished with the process.
+    # Only whole batches were committed, and every photo reported enrolled is among them.
     kept = _assert_consistent(folder)
     assert 0 < kept < 30
+    with Gallery(folder) as gallery:
+        assert told and told <= {face.id for face in gallery.all_faces()}
+        assert not list(folder.glob("images/*/*.pending"))  # the dead process's copies went
     with Gallery(folder) as gallery:
         report = drain(enroll(gallery, engine, _items(shared_faces, 30), batch_size=8))
         assert report.skipped == kept

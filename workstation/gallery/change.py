@@ -34,6 +34,7 @@ from workstation.audit.rows import RowEntry, row_sha256, rows_digest
 from workstation.domain import CaseAuthorisation, Decision, Face, ModelId, Verdict, examiner_key
 from workstation.errors import GalleryError, NotPermittedError
 from workstation.gallery import audit_store
+from workstation.gallery.photo_copies import unlink_durably
 
 if TYPE_CHECKING:
     from workstation.gallery.examiners import RegisteredExaminer
@@ -98,8 +99,9 @@ class GalleryChange:
         self.gallery._change = None
         # The new head, signed, to the witnesses outside the gallery (never fails the act).
         self.gallery.witness_head()
-        for relative in self._files:
-            (self.gallery.folder / relative).unlink(missing_ok=True)
+        # Unlinked and the folder fsynced (overwriting first would not erase on an SSD: see
+        # gallery.photo_copies); no row names them any more.
+        unlink_durably(self.gallery.folder / relative for relative in self._files)
         if self._faces_changed:
             self.gallery._sync_index(
                 self.generation_before,

@@ -1,12 +1,14 @@
 """Enrolment: photos into the gallery, from paths, folders or a CSV manifest.
 
 Enrolment is a generator that yields `Progress` after each photo, checks the cancel token
-between photos and returns an `EnrollReport`. Photos are read, decoded and analysed by a small
-thread pool ahead of the writer; they are written several per transaction, each photo (subject,
-image, face) with its own audit event in that transaction, inside its own savepoint; a bad
-photo or CSV row is reported and the rest goes on. The same photo (by
-SHA-256) is never enrolled twice. When a photo holds several faces the largest is enrolled and
-the others are reported.
+between photos and returns an `EnrollReport`. Photos are read, decoded, analysed and copied
+into the gallery (as pending files) by a small thread pool ahead of the writer, holding no
+lock; they are then written several per transaction, each photo (subject, image, face) with its
+own audit event in that transaction, inside its own savepoint, and reported only once that
+transaction has committed (a photo reported "enrolled" survives kill -9). A bad photo or CSV
+row, a pipe or device file, a file name that is not UTF-8, is reported by name and the rest
+goes on. The same photo (by SHA-256) is never enrolled twice. When a photo holds several faces
+the largest is enrolled and the others are reported.
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ from workstation.domain import Face
 from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.change import GalleryChange
 from workstation.gallery.index_build import rebuild_index
+from workstation.gallery.photo_copies import (
+    fsync_folders,
+    place_copy,
+    stored_relative,
+    unlink_durably,
+    write_pending_copy,
+)
 from workstation.gallery.store import Gallery
-from workstation.hashing import sha256_file
+from workstation.hashing import sha256_bytes
+from workstation.paths import path_text, text_of
 from workstation.progress import CancelToken, Progress
 from workstation.tabular import DELIMITERS, read_table
 from workstation.vision.engine import FaceEngine
-from workstation.vision.images import iter_image_files, load_image
+from workstation.vision.images import decode_image, iter_image_files, read_input_file
 
 ENROLLED, SKIPPED, FAILED = "enrolled", "skipped", "failed"
 # Two threads prepare photos (one decodes while the other holds the engine) on 2 cores.
@@ -157,7 +167,7 @@ def items_for_subject(
     subject_id: str, paths: list[Path], name: str | None = None
 ) -> list[EnrollItem]:
     """Photos (files, or folders searched recursively) for one subject."""
-    return [EnrollItem(subject_id, p, str(p), name) for p in iter_image_files(paths)]
+    return [EnrollItem(subject_id, p, path_text(p), name) for p in iter_image_files(paths)]
 
 
 def enroll(
@@ -172,16 +182,16 @@ def enroll(
     """Enrol items; yields progress after each photo and returns an EnrollReport.
 
     Pipelined: `workers` threads read, hash, decode and analyse photos ahead, each with its own
-    instance of the engine's models (see `FaceEngine.replicas`), and
-    this thread writes them in batches of up to `batch_size` photos per transaction, each
-    photo with its own audit event and savepoint. A crash loses at most the batch being
-    written, and a re-run skips every committed photo by its SHA-256. Cancelling (checked
-    between photos) stops there: every photo already reported is committed, no further photo
-    is written (a re-run enrols them).
+    instance of the engine's models (see `FaceEngine.replicas`), and copy each new photo into
+    the gallery as a pending file. This thread collects up to `batch_size` prepared photos (or
+    BATCH_SECONDS' worth) without holding any lock, then writes them in one transaction, each
+    photo with its own audit event and savepoint, commits, and only then reports them. A crash
+    loses at most the batch being written, which was never reported; a re-run skips every
+    committed photo by its SHA-256. Cancelling (checked between photos) stops there: the photos
+    collected but not yet written are dropped (a re-run enrols them).
 
-    A batch's transaction stays open across the progress steps of its photos (at most
-    BATCH_PHOTOS photos or BATCH_SECONDS): while iterating, do not write through the same
-    `Gallery`; other connections wait for the batch (SQLite busy timeout), readers do not.
+    The write lock is held only while a batch is written (milliseconds per photo), never while
+    input is read: a slow network file blocks no other process.
     """
     gallery.check_model(engine.model)
     report = EnrollReport(outcomes=list(already_failed or []))
@@ -220,54 +230,64 @@ def enroll(
     queue = iter(items)
     window = 2 * max(1, workers) + 2  # bounds the decoded photos held in memory
     writer = _BatchWriter(gallery, engine)
+    batch: list[_Prepared] = []
+    batch_started = 0.0
     finished = False
     last_save = time.perf_counter()
+    folder = gallery.folder
     try:
         while True:
             while len(pending) < window:
                 item = next(queue, None)
                 if item is None:
                     break
-                pending.append(pool.submit(_prepare, engine_for_thread, item, known))
-            if not pending or (cancel is not None and cancel.cancelled):
-                report.cancelled = bool(pending)
+                pending.append(pool.submit(_prepare, engine_for_thread, item, known, folder))
+            if cancel is not None and cancel.cancelled:
+                report.cancelled = bool(pending or batch)
                 break
-            waited = time.perf_counter()
-            prepared = pending.popleft().result()
-            timings["wait"] = timings.get("wait", 0.0) + time.perf_counter() - waited
-            for stage, seconds in prepared.times.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
+            if pending:
+                waited = time.perf_counter()
+                prepared = pending.popleft().result()  # no lock is held while waiting
+                timings["wait"] = timings.get("wait", 0.0) + time.perf_counter() - waited
+                for stage, seconds in prepared.times.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+                if not batch:
+                    batch_started = time.perf_counter()
+                batch.append(prepared)
+                while len(pending) < window and (item := next(queue, None)) is not None:
+                    pending.append(pool.submit(_prepare, engine_for_thread, item, known, folder))
+                if (
+                    len(batch) < batch_size
+                    and pending
+                    and time.perf_counter() - batch_started < BATCH_SECONDS
+                ):
+                    continue
+            if not batch:
+                break
             if cancel is not None and cancel.cancelled:
                 report.cancelled = True
                 break
             written = time.perf_counter()
-            outcome = writer.write(prepared)
-            if writer.open and (
-                writer.photos >= batch_size
-                or not pending
-                or time.perf_counter() - writer.started > BATCH_SECONDS
-            ):
-                writer.commit()
-                if time.perf_counter() - last_save > INDEX_SAVE_SECONDS:
-                    # Keeps other connections' catch-up short, and crash recovery.
-                    gallery.save_index()
-                    last_save = time.perf_counter()
+            outcomes = writer.write_batch(batch)  # commits before anything is reported
+            batch = []
+            if time.perf_counter() - last_save > INDEX_SAVE_SECONDS:
+                # Keeps other connections' catch-up short, and crash recovery.
+                gallery.save_index()
+                last_save = time.perf_counter()
             timings["write"] = timings.get("write", 0.0) + time.perf_counter() - written
-            report.outcomes.append(outcome)
-            done += 1
-            yield Progress(done, total, outcome.line())
-        writer.commit()
+            for outcome in outcomes:
+                report.outcomes.append(outcome)
+                done += 1
+                yield Progress(done, total, outcome.line())
         finished = True
-    except GeneratorExit:
-        writer.commit()  # the caller stopped early: keep what it was told was enrolled
-        raise
-    except BaseException:
-        writer.rollback()
-        raise
     finally:
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        # Photos prepared but never written: their pending copies go.
+        unwritten = list(batch)
+        unwritten += [f.result() for f in pending if f.done() and not f.cancelled()]
+        unlink_durably(p.pending for p in unwritten if p.pending is not None)
         gallery.save_index()
     advice = gallery.index().rebuild_advice() if finished else None
     if advice is not None:
@@ -277,7 +297,8 @@ def enroll(
 
 @dataclass
 class _Prepared:
-    """A photo read, decoded and analysed off the writing thread (or the reason it failed)."""
+    """A photo read, decoded, analysed and copied off the writing thread (or the reason it
+    failed)."""
 
     item: EnrollItem
     outcome: EnrollOutcome | None = None
@@ -286,35 +307,46 @@ class _Prepared:
     image: dict[str, Any] = field(default_factory=dict)
     face: Face | None = None
     others: int = 0
+    pending: Path | None = None  # the photo's bytes, written durably beside their final place
     stored: str | None = None
     times: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def path_text(self) -> str:
+        return path_text(self.item.image)
+
 
 def _prepare(
-    engine_for_thread: Callable[[], FaceEngine], item: EnrollItem, known: frozenset[str]
+    engine_for_thread: Callable[[], FaceEngine],
+    item: EnrollItem,
+    known: frozenset[str],
+    folder: Path,
 ) -> _Prepared:
-    """Worker thread: hash, decode and analyse one photo. Touches no SQLite connection."""
+    """Worker thread: read, hash, decode and analyse one photo, and write its bytes into the
+    gallery folder as a pending copy. Touches no SQLite connection and holds no lock."""
     engine = engine_for_thread()
     prepared = _Prepared(item)
 
     def failed(message: str) -> _Prepared:
         prepared.outcome = EnrollOutcome(
-            item.source, str(item.image), item.subject_id, FAILED, message
+            item.source, prepared.path_text, item.subject_id, FAILED, text_of(message)
         )
         return prepared
 
     start = time.perf_counter()
     try:
-        # Hash first: on a resumed enrolment, photos already in the gallery are not decoded.
-        digest = sha256_file(item.image)
-    except OSError:
-        digest = ""  # load_image below names the problem
-    if digest and digest in known:
+        # Regular files only (a FIFO or device is refused by name, never opened blocking); the
+        # bytes hashed are the bytes decoded and the bytes copied.
+        data = read_input_file(item.image)
+    except ImageError as exc:
+        return failed(str(exc).removeprefix(f"{item.image}: "))
+    digest = sha256_bytes(data)
+    if digest in known:  # on a resumed enrolment, photos already in the gallery are not decoded
         prepared.sha256, prepared.duplicate = digest, True
         prepared.times["decode"] = time.perf_counter() - start
         return prepared
     try:
-        image = load_image(item.image)
+        image = decode_image(data, item.image)
     except ImageError as exc:
         return failed(str(exc).removeprefix(f"{item.image}: "))
     decoded = time.perf_counter()
@@ -336,6 +368,13 @@ def _prepare(
     if not faces:
         return failed("no face found in the photo" + _frames_note(image.frames, image.format))
     prepared.face, prepared.others = faces[0], len(faces) - 1
+    copied = time.perf_counter()
+    prepared.stored = stored_relative(prepared.sha256, item.image.suffix)
+    try:
+        prepared.pending = write_pending_copy(folder, prepared.stored, data)
+    except OSError as exc:
+        return failed(f"cannot copy the photo into the gallery ({exc.strerror or exc})")
+    prepared.times["copy"] = time.perf_counter() - copied
     return prepared
 
 
@@ -347,62 +386,81 @@ def _frames_note(frames: int, image_format: str) -> str:
 
 
 class _BatchWriter:
-    """Writes prepared photos in one unit of work (`GalleryChange`), each photo in its own step
-    with its audit event; `commit` ends the batch, and the unit of work then adds the faces to
-    the vector index (saved to disk by the enrolment every INDEX_SAVE_SECONDS and at the end)."""
+    """Writes a batch of prepared photos in one unit of work (`GalleryChange`), each photo in
+    its own step with its audit event, and commits; the unit of work then adds the faces to
+    the vector index (saved to disk by the enrolment every INDEX_SAVE_SECONDS and at the
+    end). Pending copies are moved to their final names inside the transaction (a rename reads
+    no input), and removed again for a photo whose row does not commit."""
 
     def __init__(self, gallery: Gallery, engine: FaceEngine) -> None:
         self.gallery, self.engine = gallery, engine
-        self.change: GalleryChange | None = None
-        self.photos = 0
-        self.started = 0.0
 
-    @property
-    def open(self) -> bool:
-        return self.change is not None
+    def write_batch(self, batch: list[_Prepared]) -> list[EnrollOutcome]:
+        """Write and commit `batch`; returns one outcome per photo, in order."""
+        if all(prepared.outcome is not None for prepared in batch):
+            return [prepared.outcome for prepared in batch if prepared.outcome is not None]
+        change = self.gallery.open_change(save_index=False)
+        placed: list[Path] = []
+        try:
+            outcomes = [self._write(change, prepared, placed) for prepared in batch]
+            fsync_folders(placed)  # the copies' names are durable before their rows commit
+            change.commit()
+        except BaseException:
+            change.rollback()
+            unlink_durably(placed)
+            raise
+        finally:
+            # Copies not placed (duplicates, refused photos) are not needed.
+            unlink_durably(p.pending for p in batch if p.pending is not None)
+        return outcomes
 
-    def write(self, prepared: _Prepared) -> EnrollOutcome:
+    def _write(
+        self, change: GalleryChange, prepared: _Prepared, placed: list[Path]
+    ) -> EnrollOutcome:
         if prepared.outcome is not None:  # failed before reaching the database
             return prepared.outcome
         item = prepared.item
 
         def failed(message: str) -> EnrollOutcome:
-            return EnrollOutcome(item.source, str(item.image), item.subject_id, FAILED, message)
+            return EnrollOutcome(
+                item.source, prepared.path_text, item.subject_id, FAILED, text_of(message)
+            )
 
-        if self.change is None:
-            self.change = self.gallery.open_change(save_index=False)
-            self.photos, self.started = 0, time.perf_counter()
-        if not prepared.duplicate and self.gallery.image_id_for_sha256(prepared.sha256) is None:
+        target: Path | None = None
+        if (
+            prepared.pending is not None
+            and prepared.stored is not None
+            and self.gallery.image_id_for_sha256(prepared.sha256) is None
+        ):
             try:
-                prepared.stored = self.gallery.store_image_copy(item.image, prepared.sha256)
+                target = place_copy(self.gallery.folder, prepared.pending, prepared.stored)
             except OSError as exc:
-                return failed(f"cannot copy the photo into the gallery ({exc})")
+                return failed(f"cannot copy the photo into the gallery ({exc.strerror or exc})")
+            prepared.pending = None
+        else:
+            prepared.stored = None
         try:
-            with self.change.step("the photo"):
-                outcome = _insert_one(self.change, self.engine, prepared)
-        except GalleryError as exc:
+            with change.step("the photo"):
+                outcome = _insert_one(change, self.engine, prepared)
+        except (GalleryError, UnicodeError) as exc:
+            if target is not None:
+                unlink_durably([target])
             return failed(str(exc))
-        self.photos += 1
+        if target is not None:
+            if outcome.status == ENROLLED:
+                placed.append(target)
+            else:
+                unlink_durably([target])
         return outcome
-
-    def commit(self) -> None:
-        if self.change is not None:
-            change, self.change = self.change, None
-            change.commit()
-
-    def rollback(self) -> None:
-        if self.change is not None:
-            change, self.change = self.change, None
-            change.rollback()
 
 
 def _insert_one(change: GalleryChange, engine: FaceEngine, prepared: _Prepared) -> EnrollOutcome:
     item = prepared.item
-    path_text = str(item.image)
+    shown_path = prepared.path_text
     gallery = change.gallery
 
     def outcome(status: str, message: str, **extra: Any) -> EnrollOutcome:
-        return EnrollOutcome(item.source, path_text, item.subject_id, status, message, **extra)
+        return EnrollOutcome(item.source, shown_path, item.subject_id, status, message, **extra)
 
     existing = gallery.image_id_for_sha256(prepared.sha256)
     if existing is not None:
@@ -415,7 +473,7 @@ def _insert_one(change: GalleryChange, engine: FaceEngine, prepared: _Prepared) 
     change.bind_model(engine.model)
     new_subject = change.ensure_subject(item.subject_id, item.name, item.attributes)
     image = prepared.image
-    original_path = str(item.image.resolve())
+    original_path = path_text(item.image.resolve())
     image_id = change.add_image(
         prepared.sha256,
         original_path,

@@ -29,6 +29,8 @@ pyproject.toml). It cannot help the PostgreSQL gallery either, which needs its o
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -54,6 +56,7 @@ from workstation.audit.witness import (
 )
 from workstation.domain import Decision, DecisionRecord, ModelId
 from workstation.errors import (
+    GalleryBusyError,
     GalleryError,
     IdentityError,
     ModelMismatchError,
@@ -69,6 +72,7 @@ from workstation.gallery.examiners import (
     new_gallery_id,
     normalised_name,
 )
+from workstation.gallery.photo_copies import IMAGES_DIR, OrphanReport, remove_orphans
 from workstation.gallery.photos import load_verified_photo
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
@@ -82,7 +86,7 @@ if TYPE_CHECKING:
 DB_NAME = "gallery.sqlite"
 # The gallery setting naming the agency witness folder (a network share or write-once store).
 WITNESS_FOLDER_SETTING = "witness_folder"
-IMAGES_DIR = "images"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,19 @@ class LabelledEmbeddings:
         return len(self.ids)
 
 
+# How long a writer waits for another process's write transaction before saying the gallery is
+# busy (enrolment batches hold it for about a second; a re-embed's commit for longer).
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
 def _open_sqlite(db_path: Path) -> sqlite3.Connection:
     """Open (and migrate) the database: every SQLite-only setting of the gallery is here (and
     in `_connect_read_only` for read-only opening)."""
-    conn = sqlite3.connect(str(db_path), timeout=30.0)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_SECONDS)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    # Deleted rows (a subject's name, embeddings, photo hashes) are overwritten with zeros in
+    # the database file and its WAL instead of staying in free pages (issue 12 item 1).
+    conn.execute("PRAGMA secure_delete = ON")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise GalleryError(f"{db_path}: cannot switch the database to WAL mode")
@@ -251,6 +263,10 @@ class Gallery:
                 ) from exc
         try:
             conn = _open_sqlite(db_path)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise GalleryBusyError(busy_message(db_path)) from exc
+            raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         self._conn = conn
@@ -258,6 +274,8 @@ class Gallery:
             # A new gallery (or one that never recorded anything): its creator is its first
             # administrator. An older gallery with unsigned events is adopted explicitly.
             self._genesis(adopting=False)
+        # Photo copies a crash left without a row (see gallery.photo_copies), removed at open.
+        self.orphans_removed = self._remove_orphan_photos()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -311,7 +329,7 @@ class Gallery:
             )
         # IMMEDIATE takes the write lock at once, so that two writers cannot both read the
         # same audit head.
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._begin_write()
         try:
             acting = self._resolve_acting()
         except BaseException:
@@ -360,6 +378,43 @@ class Gallery:
         except IdentityError:
             return False
         return True
+
+    def _begin_write(self) -> None:
+        """Take the write lock, or say in one line who holds it (GalleryBusyError)."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise GalleryBusyError(busy_message(self.db_path)) from exc
+            raise
+
+    def _remove_orphan_photos(self) -> OrphanReport:
+        """Remove photo copies and partial files no row names (left by a crash), holding the
+        write lock without waiting for it: when another process writes, it is left for the
+        next opening."""
+        if not (self.folder / IMAGES_DIR).is_dir():
+            return OrphanReport()
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return OrphanReport()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        try:
+            stored = {
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT stored_path FROM images WHERE stored_path IS NOT NULL"
+                )
+            }
+            report = remove_orphans(self.folder, stored)
+        finally:
+            conn.execute("COMMIT")
+        if report:
+            log.warning("%s: %s", self.folder, report.summary())
+        return report
 
     @contextmanager
     def change(
@@ -1157,6 +1212,56 @@ class Gallery:
             for face_id, text in self._conn.execute(sql, chunk):
                 quality[int(face_id)] = json.loads(text).get("verdict")
         return [record_from_row(row, decisions[int(row["id"])], names, quality) for row in rows]
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def busy_message(db_path: Path) -> str:
+    """One line: which gallery is busy, and which process holds it where that can be known."""
+    holders = _processes_using(db_path)
+    who = (
+        "held by " + "; ".join(holders)
+        if holders
+        else "held by another workstation window or command (or a program with the file open)"
+    )
+    return (
+        f"{db_path.parent}: the gallery is busy: another process has been writing to it for "
+        f"over {BUSY_TIMEOUT_SECONDS:.0f} s ({who}); nothing was changed here. Try again when "
+        "it has finished"
+    )
+
+
+def _processes_using(db_path: Path, limit: int = 3) -> list[str]:
+    """Other processes with the database open, as 'process PID (command)' (Linux /proc; an
+    empty list where that cannot be read)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    try:
+        targets = {str(db_path.resolve()), str(db_path.resolve()) + "-wal"}
+    except OSError:
+        return []
+    found: list[str] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:
+            continue
+        if links & targets:
+            try:
+                raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+                command = raw.decode("utf-8", "backslashreplace")[:80]
+            except OSError:
+                command = "?"
+            found.append(f"process {entry.name} ({command})")
+            if len(found) >= limit:
+                break
+    return found
 
 
 def no_gallery_message(folder: Path) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,25 +82,74 @@ def load_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Read, hash and decode one image file.
 
     Raises:
-        ImageError: naming the file and the reason (missing, not an image, truncated, too large).
+        ImageError: naming the file and the reason (missing, not a regular file, not an image,
+            truncated, too large).
     """
     path = Path(path)
+    return decode_image(read_input_file(path), path, max_pixels=max_pixels)
+
+
+def read_input_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an outside file, refusing anything that is not a regular file.
+
+    A named pipe (FIFO) would block the reader until some other program writes into it, and a
+    device file (/dev/zero, a tape, a terminal) never ends or acts on being opened: both are
+    refused by name before they are opened (stat), and again after opening without blocking
+    (fstat), so a file swapped for a pipe in between is refused too.
+
+    Raises:
+        ImageError: naming the file and the reason.
+    """
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ImageError(f"{path}: is a folder, not an image file")
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"{path}: file is {size / 2**20:.0f} MB, over the 512 MB limit")
-        data = path.read_bytes()
+        _require_regular(path, os.stat(path).st_mode)
+        descriptor = os.open(path, os.O_RDONLY | _NONBLOCK | _NOCTTY | _BINARY)
     except FileNotFoundError as exc:
         raise ImageError(f"{path}: file not found") from exc
     except PermissionError as exc:
         raise ImageError(f"{path}: permission denied") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path}: is a folder, not an image file") from exc
     except OSError as exc:
         raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return decode_image(data, path, max_pixels=max_pixels)
+    try:
+        status = os.fstat(descriptor)
+        _require_regular(path, status.st_mode)
+        if status.st_size > max_bytes:
+            raise ImageError(
+                f"{path}: file is {status.st_size / 2**20:.0f} MB, over the "
+                f"{max_bytes // 2**20} MB limit"
+            )
+        if _NONBLOCK:
+            os.set_blocking(descriptor, True)  # a regular file: reads never wait on a writer
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:  # grew while being read
+            raise ImageError(f"{path}: file is over the {max_bytes // 2**20} MB limit")
+        return data
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(descriptor)
+
+
+# Opening without blocking matters for FIFOs only (POSIX); Windows has neither flag.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        kind = "is a folder"
+    elif stat.S_ISFIFO(mode):
+        kind = "is a named pipe (FIFO)"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "is a device file"
+    elif stat.S_ISSOCK(mode):
+        kind = "is a socket"
+    else:
+        kind = "is a special file"
+    raise ImageError(f"{path}: {kind}, not an image file; only regular files are read")
 
 
 def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
@@ -233,7 +284,9 @@ def iter_image_files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p)))
+            # Everything with an image suffix that is not a folder: pipes and devices among
+            # them are then refused by name (read_input_file) instead of silently left out.
+            found.extend(sorted(p for p in path.rglob("*") if is_image_path(p) and not p.is_dir()))
         else:
             found.append(path)
     return found

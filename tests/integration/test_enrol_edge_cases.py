@@ -30,7 +30,8 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 def _stored_files(folder: Path) -> set[str]:
     images = folder / "images"
-    return {p.relative_to(folder).as_posix() for p in images.rglob("*") if p.is_file()}
+    # Photo copies live in shard folders; images/ itself holds only the check markers.
+    return {p.relative_to(folder).as_posix() for p in images.glob("*/*") if p.is_file()}
 
 
 def _stored_rows(folder: Path) -> set[str]:
@@ -193,6 +194,10 @@ def test_crash_leftovers_under_images_are_removed_when_the_gallery_opens(
     stale.write_bytes(b"pending copy of a process that is gone")
     live = shard / f"{'dd' * 32}.jpg.{host}.{os.getpid()}.pending"
     live.write_bytes(b"pending copy of a running enrolment")
+    # The dead process was enrolling: its marker asks the next opening to look (opening a
+    # gallery scans its photos only then, or the first time this version opens it).
+    marker = gallery / "images" / f".busy.{host}.{dead.stdout.strip()}.0"
+    marker.touch()
     with Gallery(gallery) as opened:
         report = opened.orphans_removed
         assert report.copies == [f"images/ee/{orphan.name}"]
@@ -201,6 +206,7 @@ def test_crash_leftovers_under_images_are_removed_when_the_gallery_opens(
         )
         assert opened.verify_audit().intact
     assert not orphan.exists() and not legacy.exists() and not stale.exists()
+    assert not marker.exists() and (gallery / "images" / ".checked").exists()
     assert live.exists()  # its process still runs
     assert kept <= _stored_files(gallery)
     events = []

@@ -148,7 +148,9 @@ def test_cancel_stops_between_photos(gallery, engine, photo_paths) -> None:  # t
     items = items_for_subject("A", [photo_paths["obama"]]) + items_for_subject(
         "B", [photo_paths["biden"]]
     )
-    steps = enroll(gallery, engine, items, cancel=cancel)
+    # One photo a batch: a photo is reported after its batch committed, so with the default
+    # batch both would already be written when the first is reported.
+    steps = enroll(gallery, engine, items, cancel=cancel, batch_size=1)
     next(steps)  # started
     next(steps)  # first photo done
     cancel.cancel()

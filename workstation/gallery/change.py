@@ -34,7 +34,7 @@ from workstation.audit.rows import RowEntry, row_sha256, rows_digest
 from workstation.domain import CaseAuthorisation, Decision, Face, ModelId, Verdict, examiner_key
 from workstation.errors import GalleryError, NotPermittedError
 from workstation.gallery import audit_store
-from workstation.gallery.photo_copies import unlink_durably
+from workstation.gallery.photo_copies import clear_busy, mark_busy, unlink_durably
 
 if TYPE_CHECKING:
     from workstation.gallery.examiners import RegisteredExaminer
@@ -94,6 +94,9 @@ class GalleryChange:
         generation = self.generation_before
         if self._faces_changed:
             generation = self.gallery._bump_generation()
+        # A crash between the commit and the unlinks leaves copies no row names: the marker
+        # tells the next opening to look for them.
+        busy = mark_busy(self.gallery.folder) if self._files else None
         self._conn.execute("COMMIT")
         self.open = False
         self.gallery._change = None
@@ -102,6 +105,7 @@ class GalleryChange:
         # Unlinked and the folder fsynced (overwriting first would not erase on an SSD: see
         # gallery.photo_copies); no row names them any more.
         unlink_durably(self.gallery.folder / relative for relative in self._files)
+        clear_busy(busy)
         if self._faces_changed:
             self.gallery._sync_index(
                 self.generation_before,

@@ -28,7 +28,9 @@ from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.change import GalleryChange
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.photo_copies import (
+    clear_busy,
     fsync_folders,
+    mark_busy,
     place_copy,
     stored_relative,
     unlink_durably,
@@ -235,6 +237,9 @@ def enroll(
     finished = False
     last_save = time.perf_counter()
     folder = gallery.folder
+    # Until the end, a crash may leave pending or placed copies without rows: the marker makes
+    # the next opening of the gallery look for them (gallery.photo_copies).
+    busy = mark_busy(folder)
     try:
         while True:
             while len(pending) < window:
@@ -288,6 +293,7 @@ def enroll(
         unwritten = list(batch)
         unwritten += [f.result() for f in pending if f.done() and not f.cancelled()]
         unlink_durably(p.pending for p in unwritten if p.pending is not None)
+        clear_busy(busy)
         gallery.save_index()
     advice = gallery.index().rebuild_advice() if finished else None
     if advice is not None:

@@ -13,11 +13,15 @@ How a copy is made (enrolment):
 3. a photo whose row is refused or rolled back has its copy removed again.
 
 So a final-named file without a row can only be left by a crash between a rename and its
-commit, and only while a write transaction was open. `remove_orphans` runs when a gallery opens
-for writing, holding the write lock (no other process is then between a rename and a commit):
-it removes every final-named file no row names, every pending file of a process that is gone
-(same host) or older than a day (another host sharing the folder), and the ``.part`` files of
-older versions.
+commit (or between a deletion's commit and its unlink). Work that can leave one (an enrolment,
+a change that deletes photos) first drops a marker, ``images/.busy.<host>.<pid>.<n>``, and
+removes it when done. When a gallery opens for writing it looks at those markers only (one small
+listing): when a marker's process is gone, or when the folder was never checked by this version
+(no ``images/.checked``), `remove_orphans` runs, holding the write lock (no other process is then
+between a rename and a commit): it removes every final-named file no row names, every pending
+file of a process that is gone (same host) or older than a day (another host sharing the
+folder), and the ``.part`` files of older versions. Opening a gallery therefore costs no scan of
+its photos unless a crash calls for one.
 
 Deleting a copy unlinks it and fsyncs its folder. Overwriting the bytes first is not done: on
 SSDs and copy-on-write file systems an overwrite goes to new blocks and does not erase the old
@@ -47,8 +51,7 @@ def stored_relative(sha256: str, suffix: str) -> str:
 
 
 def _owner_tag() -> str:
-    host = socket.gethostname().replace(".", "_").replace("/", "_") or "host"
-    return f"{host}.{os.getpid()}"
+    return f"{_host()}.{os.getpid()}"
 
 
 def write_pending_copy(folder: Path, relative: str, data: bytes) -> Path:
@@ -102,6 +105,70 @@ def unlink_durably(paths: Iterable[Path]) -> list[Path]:
     return removed
 
 
+BUSY_PREFIX = ".busy."
+CHECKED_NAME = ".checked"
+_busy_counter = iter(range(1 << 62))
+
+
+def mark_busy(folder: Path) -> Path:
+    """Drop a marker saying this process may leave photo files without rows if it dies now."""
+    images = folder / IMAGES_DIR
+    images.mkdir(parents=True, exist_ok=True)
+    marker = images / f"{BUSY_PREFIX}{_owner_tag()}.{next(_busy_counter)}"
+    marker.touch()
+    return marker
+
+
+def clear_busy(marker: Path | None) -> None:
+    if marker is not None:
+        marker.unlink(missing_ok=True)
+
+
+def check_needed(folder: Path) -> list[Path]:
+    """The markers of processes that died at work, plus the check marker when this folder was
+    never checked; empty when no scan is needed. Lists images/ only (shard folders and
+    markers), not the photos."""
+    images = folder / IMAGES_DIR
+    try:
+        entries = list(os.scandir(images))
+    except FileNotFoundError:
+        return []
+    now = time.time()
+    me = _host()
+    dead = [
+        Path(entry.path)
+        for entry in entries
+        if entry.name.startswith(BUSY_PREFIX) and _marker_is_dead(entry, me, now)
+    ]
+    if not any(entry.name == CHECKED_NAME for entry in entries):
+        dead.append(images / CHECKED_NAME)
+    return dead
+
+
+def finish_check(folder: Path, markers: list[Path]) -> None:
+    for marker in markers:
+        if marker.name != CHECKED_NAME:
+            marker.unlink(missing_ok=True)
+    (folder / IMAGES_DIR / CHECKED_NAME).touch()
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_").replace("/", "_") or "host"
+
+
+def _marker_is_dead(entry: os.DirEntry[str], me: str, now: float) -> bool:
+    parts = entry.name[len(BUSY_PREFIX) :].rsplit(".", 2)
+    try:
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return False
+    if age > PENDING_MAX_AGE_SECONDS:
+        return True
+    if len(parts) != 3 or parts[0] != me or not parts[1].isdigit():
+        return False
+    return not _process_alive(int(parts[1]))
+
+
 @dataclass
 class OrphanReport:
     """Files removed from images/ because no photo row named them."""
@@ -127,7 +194,7 @@ def remove_orphans(folder: Path, stored: set[str]) -> OrphanReport:
     report = OrphanReport()
     images = folder / IMAGES_DIR
     now = time.time()
-    me = socket.gethostname().replace(".", "_").replace("/", "_") or "host"
+    me = _host()
     doomed: list[Path] = []
     try:
         shards = [entry for entry in os.scandir(images) if entry.is_dir(follow_symlinks=False)]

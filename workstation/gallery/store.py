@@ -72,7 +72,13 @@ from workstation.gallery.examiners import (
     new_gallery_id,
     normalised_name,
 )
-from workstation.gallery.photo_copies import IMAGES_DIR, OrphanReport, remove_orphans
+from workstation.gallery.photo_copies import (
+    IMAGES_DIR,
+    OrphanReport,
+    check_needed,
+    finish_check,
+    remove_orphans,
+)
 from workstation.gallery.photos import load_verified_photo
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
@@ -394,6 +400,9 @@ class Gallery:
         next opening."""
         if not (self.folder / IMAGES_DIR).is_dir():
             return OrphanReport()
+        markers = check_needed(self.folder)
+        if not markers:
+            return OrphanReport()
         conn = self._conn
         conn.execute("PRAGMA busy_timeout = 0")
         try:
@@ -410,6 +419,7 @@ class Gallery:
                 )
             }
             report = remove_orphans(self.folder, stored)
+            finish_check(self.folder, markers)
         finally:
             conn.execute("COMMIT")
         if report:

@@ -5,8 +5,9 @@ Where the time goes, and how it is kept down (measured in benchmarks/footage_spe
   frames between samples are only `grab()`bed (decoded, never converted to BGR).
 - Detection runs on every sample, on a copy whose longer side is at most `detect_side`
   (640 px by default: YuNet at 1280x720 costs about 4x as much as at 640x360 and still finds
-  faces down to about 20 px in the full frame). Landmarks are mapped back and faces are aligned
-  from the full-resolution frame.
+  faces down to about 20 px in the full frame), and on a 320 px copy for faces too large for
+  it (a close-up filling the frame). Landmarks are mapped back and faces are aligned from the
+  full-resolution frame.
 - Embedding (the most expensive step per face) runs only where linking needs it and, when a
   track closes, on its best few frames for the template.
 
@@ -38,8 +39,7 @@ from workstation.footage.video import VideoError, VideoInfo, open_capture, probe
 from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress
 from workstation.vision.alignment import align_face
-from workstation.vision.cvcompat import cv2_module
-from workstation.vision.engine import Detection, FaceEngine
+from workstation.vision.engine import FaceEngine
 from workstation.vision.quality import assess_quality
 
 DEFAULT_EVERY_S = 0.2
@@ -241,30 +241,13 @@ def scan_video(
 def _detect(
     engine: FaceEngine, frame: np.ndarray, index: int, time_s: float, options: ScanOptions
 ) -> list[PendingFace]:
-    """Detect on a reduced copy; align and assess each face from the full-resolution frame."""
-    cv2 = cv2_module()
-    height, width = frame.shape[:2]
-    scale = min(1.0, options.detect_side / max(height, width))
-    small = (
-        cv2.resize(
-            frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
-        )
-        if scale < 1.0
-        else frame
-    )
-    found: list[Detection] = engine.detect(small)
+    """Detect on reduced copies (the engine's several scales, the largest `detect_side` long, so
+    that a close-up filling the frame is found whole); align and assess each face from the
+    full-resolution frame."""
     pending = []
-    for det in found:
+    for det in engine.detect(frame, max_side=options.detect_side):
         if det.score < options.min_detector_score:
             continue
-        if scale < 1.0:
-            f = 1.0 / scale
-            box = det.box
-            det = Detection(
-                box=type(box)(box.x * f, box.y * f, box.w * f, box.h * f),
-                landmarks=tuple((x * f, y * f) for x, y in det.landmarks),
-                score=det.score,
-            )
         crop = align_face(frame, det.landmarks)
         quality = assess_quality(crop, det.landmarks, det.score, aligned=True)
         observation = Observation(

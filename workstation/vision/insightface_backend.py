@@ -21,7 +21,8 @@ from workstation.domain import BBox, Landmarks, ModelId
 from workstation.errors import ModelError
 from workstation.hashing import sha256_file
 from workstation.vision.alignment import align_face, crop_box
-from workstation.vision.engine import Detection, PreparedFace
+from workstation.vision.detection import Detection
+from workstation.vision.engine import PreparedFace
 
 INSIGHTFACE_LICENCE_NOTE = (
     "insightface pack weights are licensed by their authors for non-commercial research only"

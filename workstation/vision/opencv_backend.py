@@ -16,7 +16,8 @@ from workstation.domain import BBox, Landmarks, ModelId
 from workstation.errors import ModelError
 from workstation.vision.alignment import align_face, crop_box
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.engine import Detection, PreparedFace
+from workstation.vision.detection import Detection
+from workstation.vision.engine import PreparedFace
 from workstation.vision.models import ModelFile
 
 DETECTION_SCORE_THRESHOLD = 0.6

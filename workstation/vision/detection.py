@@ -1,0 +1,205 @@
+"""Face detection at several scales: which copies of a photo the detector sees, and how their
+detections become one face each.
+
+Why several scales (measured with YuNet 2023mar on 35 faces of ../shared/faces, cropped and
+rescaled; benchmarks/detect_scales.py): the detector finds faces whose box is about 20 to 400 px
+wide in the image it is given (found 97-100%, median score 0.83-0.95), loses them above that
+(score 0.69 at 640 px, found 0-9% at 800 px) and then reports a *partial* face inside the real
+one instead (score 0.60-0.71, lying wholly inside it). A close-up in a large photo (a phone
+selfie, a mugshot scanned at 1,200 px or more, a 4K still) is therefore only seen on a small
+copy, and a crowd's small faces only on a large one: the detector sees both, and the merge keeps
+one box per face.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from workstation.domain import BBox, Landmarks
+from workstation.vision.cvcompat import cv2_module
+
+# The longest face box (px, in the copy the detector saw) that the detector finds reliably:
+# median score 0.90 at 400 px, 0.85 at 480, 0.69 at 640 (measured, see above). A detection
+# larger than this is out of the range the model was trained on: it is trusted only when no
+# copy saw the face at a size inside the range.
+RELIABLE_FACE_SIDE = 400
+# The smallest copy's longer side: a face filling the whole photo is at most this large there,
+# inside the reliable range (scores 0.93-0.95 for faces of 256-320 px).
+SMALLEST_DETECTION_SIDE = 320
+# Consecutive copies differ by at most this factor: a face too large for one copy (over
+# RELIABLE_FACE_SIDE) is at least 400 / 6 = 67 px in the next, inside the range, and a face at
+# the bottom of the range in the next (20 px) is 120 px in the first. For search (1,920 px)
+# that is one extra copy of 320 px (+3% of the pixels). A middle copy (1,920, 784, 320; +20%)
+# placed landmarks on close-ups a little better, not enough to pay for it: median cosine to the
+# face at its own size 0.946 against 0.943, 10th percentile 0.910 both (47 photos x 3 margins x
+# 5 sizes 800-4,000 px).
+MAX_SCALE_STEP = 6.0
+# Copies whose longer side is within this factor of the smallest one are not worth a pass.
+_SMALLEST_SLACK = 1.25
+# Two detections of one face, seen on different copies, overlap by at least this IoU.
+SAME_FACE_IOU = 0.3
+# A detection lying this much inside another (intersection over the smaller box) is a part of
+# that face (a partial face inside a close-up lies 0.79-1.0 inside the whole one, with an IoU
+# of only 0.27-0.55): one of the two is dropped. Two real faces cannot nest like that.
+NESTED_FRACTION = 0.6
+# On a copy where a face is too large to be seen whole, the detector also fires on pieces of it
+# that stick out of its box or sit just beside it (measured on close-ups: 0.57-0.63 inside it,
+# or centred up to 11% of its width outside, scores 0.61-0.75). A weak detection is taken as
+# such a fragment when its centre lies within the face's box grown by this fraction on every
+# side and its own copy saw that face larger than RELIABLE_FACE_SIDE. Real small faces score
+# higher (median 0.83-0.95 from 20 px up), and one large enough to be seen on the smaller
+# copy too (about 120 px at 1,920) is kept from there.
+FRAGMENT_MARGIN = 0.15
+FRAGMENT_MAX_SCORE = 0.8
+# A detection that only a smaller copy saw (no detection of the same face on the first copy)
+# must score at least this. A face is looked for on the smaller copies because it was too large
+# for the first one, and such a face scores 0.91-0.96 there; on the 173 photos of
+# ../shared/faces the smaller copies' other detections, found nowhere on the first copy, scored
+# 0.62-0.79 (texture, a shoulder between two joined portraits: phantom faces). Real faces that
+# small are left to the first copy, which sees them larger.
+EXTRA_COPY_MIN_SCORE = 0.8
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: BBox
+    landmarks: Landmarks
+    score: float
+
+
+def rescale_detection(
+    detection: Detection, factor: float, shift: tuple[float, float] = (0, 0)
+) -> Detection:
+    """The detection in another image's pixels: multiplied by `factor`, then shifted."""
+    dx, dy = shift
+    box = detection.box
+    return Detection(
+        box=BBox(box.x * factor + dx, box.y * factor + dy, box.w * factor, box.h * factor),
+        landmarks=tuple((x * factor + dx, y * factor + dy) for x, y in detection.landmarks),
+        score=detection.score,
+    )
+
+
+def detection_sides(longer_side: int, max_side: int) -> list[int]:
+    """Longer sides of the copies the detector sees, largest first.
+
+    The first copy is the photo itself, or a copy `max_side` long when the photo is larger.
+    Smaller copies follow, in equal steps of at most MAX_SCALE_STEP, down to
+    SMALLEST_DETECTION_SIDE, so that every face from about 20 px in the first copy to the whole
+    photo is inside the detector's reliable range on at least one copy.
+    """
+    first = max(1, min(longer_side, max_side))
+    if first <= SMALLEST_DETECTION_SIDE * _SMALLEST_SLACK:
+        return [first]
+    ratio = first / SMALLEST_DETECTION_SIDE
+    steps = max(1, math.ceil(math.log(ratio) / math.log(MAX_SCALE_STEP) - 1e-9))
+    step = ratio ** (1.0 / steps)
+    return [first] + [round(first / step**i) for i in range(1, steps + 1)]
+
+
+def image_pyramid(bgr: np.ndarray, max_side: int) -> Iterator[tuple[np.ndarray, float]]:
+    """(copy, scale) for each side of `detection_sides`; scale maps the photo onto the copy.
+
+    Each copy is shrunk from the previous one (area averaging), which costs far less than
+    shrinking the full photo each time.
+    """
+    cv2 = cv2_module()
+    height, width = bgr.shape[:2]
+    longer = max(height, width)
+    previous = bgr
+    for side in detection_sides(longer, max_side):
+        scale = min(1.0, side / longer)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if size != (previous.shape[1], previous.shape[0]):
+            previous = cv2.resize(previous, size, interpolation=cv2.INTER_AREA)
+        yield previous, scale
+
+
+@dataclass(frozen=True)
+class ScaledDetection:
+    """A detection mapped back to the photo, with the size it had in the copy it came from."""
+
+    detection: Detection
+    scale: float  # of the copy it was made on, relative to the photo
+
+    @property
+    def side_in_copy(self) -> float:
+        return max(self.detection.box.w, self.detection.box.h) * self.scale
+
+    @property
+    def in_reliable_range(self) -> bool:
+        return self.side_in_copy <= RELIABLE_FACE_SIDE
+
+    def is_fragment_of(self, face: Detection) -> bool:
+        """A weak detection beside or across a face its copy saw too large to find whole."""
+        box = face.box
+        if self.detection.score >= FRAGMENT_MAX_SCORE or max(box.w, box.h) * self.scale <= (
+            RELIABLE_FACE_SIDE
+        ):
+            return False
+        cx, cy = self.detection.box.center
+        grow_x, grow_y = FRAGMENT_MARGIN * box.w, FRAGMENT_MARGIN * box.h
+        return (
+            box.x - grow_x <= cx <= box.x + box.w + grow_x
+            and box.y - grow_y <= cy <= box.y + box.h + grow_y
+        )
+
+
+def scaled_detections(found: Iterable[Detection], scale: float) -> list[ScaledDetection]:
+    """Detections made on a copy at `scale`, mapped back to the photo's pixels."""
+    return [
+        ScaledDetection(rescale_detection(d, 1.0 / scale) if scale != 1.0 else d, scale)
+        for d in found
+    ]
+
+
+def nested_fraction(a: BBox, b: BBox) -> float:
+    """How much of the smaller box lies inside the other (0 to 1)."""
+    left, top = max(a.x, b.x), max(a.y, b.y)
+    right, bottom = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0.0, right - left) * max(0.0, bottom - top)
+    smaller = min(a.area, b.area)
+    return inter / smaller if smaller > 0 else 0.0
+
+
+def _same_face(a: BBox, b: BBox) -> bool:
+    return a.iou(b) >= SAME_FACE_IOU or nested_fraction(a, b) >= NESTED_FRACTION
+
+
+def merge_detections(candidates: Iterable[ScaledDetection]) -> list[Detection]:
+    """One detection per face from detections made on several copies.
+
+    A detection only a smaller copy saw is kept when it scores EXTRA_COPY_MIN_SCORE or more.
+    Detections seen at a size inside the detector's reliable range come first, higher scores
+    first; then a detection is dropped when it overlaps a kept one (same face, seen on another
+    copy), when one of the two lies mostly inside the other (a partial face inside the whole
+    one), or when it is a fragment of a kept face its copy saw too large (see FRAGMENT_MARGIN).
+    Measured on close-ups: the whole face, seen on a small copy, scores 0.94-0.96 and the
+    partial one, seen too large on a big copy, 0.60-0.71; its landmarks look as sane as the
+    whole face's (eye distance 0.42-0.57 of the box width, against 0.45-0.55), so it is the size
+    at which a detection was made, then its score, that decides.
+    """
+    candidates = list(candidates)
+    first_scale = max((c.scale for c in candidates), default=1.0)
+    on_first = [c.detection.box for c in candidates if c.scale == first_scale]
+    ranked = sorted(
+        (
+            c
+            for c in candidates
+            if c.scale == first_scale
+            or c.detection.score >= EXTRA_COPY_MIN_SCORE
+            or any(_same_face(c.detection.box, box) for box in on_first)
+        ),
+        key=lambda c: (c.in_reliable_range, c.detection.score),
+        reverse=True,
+    )
+    kept: list[Detection] = []
+    for candidate in ranked:
+        box = candidate.detection.box
+        if not any(_same_face(box, other.box) or candidate.is_fragment_of(other) for other in kept):
+            kept.append(candidate.detection)
+    return kept

@@ -49,7 +49,7 @@ def test_drop_photo_shows_its_faces(qtbot, window, photo_paths) -> None:  # type
     assert items[0].badge_text.startswith("1 · ")
     assert probe.canvas.selected_index == 0
     assert "quality" in probe.quality_label.text()
-    assert str(photo_paths["obama2"]) in (window.context.settings.recent_files or [])
+    assert str(photo_paths["obama2"]) in (window.context.history.recent_files)
 
 
 def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -228,7 +228,7 @@ def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:  #
         footage.probe_frame_chosen.emit(frame)
     assert window.tabs.currentWidget() is window.search_page
     assert probe.image is frame and len(probe.faces) == 1
-    assert str(frame.path) not in (window.context.settings.recent_files or [])
+    assert str(frame.path) not in (window.context.history.recent_files)
 
 
 def test_switching_gallery_folder_in_settings(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]

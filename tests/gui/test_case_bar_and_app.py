@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 from tests.gui.analyst_support import CASE, WAIT_MS
 from workstation.gui.case_bar import CaseBarWidget, CaseDialog
 from workstation.gui.context import AppContext, CaseInfo
-from workstation.settings import load_settings
+from workstation.settings import load_history
 
 
 def test_dialog_needs_case_number_and_purpose(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -43,8 +43,10 @@ def test_bar_shows_case_and_remembers_it(qtbot, tmp_path: Path) -> None:  # type
         bar.apply(CASE)
     assert CASE.case_id in bar.case_label.text() and CASE.purpose in bar.purpose_label.text()
     assert bar.ensure_case() == CASE  # no dialog when a case is set
-    assert load_settings().recent_cases == [CASE.case_id]
-    assert (tmp_path / "user-config" / "settings.json").exists()
+    # Recent cases are the examiner's history, kept apart from the audited settings.
+    assert load_history().recent_cases == [CASE.case_id]
+    assert (tmp_path / "user-config" / "history.json").exists()
+    assert not (tmp_path / "user-config" / "settings.json").exists()
     dialog = bar.make_dialog()
     qtbot.addWidget(dialog)
     assert dialog.case_combo.itemText(0) == CASE.case_id

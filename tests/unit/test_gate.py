@@ -14,7 +14,13 @@ from workstation.cli import main
 from workstation.domain import Verdict
 from workstation.errors import QualityGateError, WorkstationError
 from workstation.gallery.enroll import enroll, items_for_subject
-from workstation.gallery.gate import GATE_OVERRIDDEN, GATE_PASSED, needs_note
+from workstation.gallery.gate import (
+    GATE_OVERRIDDEN,
+    GATE_PASSED,
+    faces_needing_note,
+    needs_note,
+    note_request,
+)
 from workstation.gallery.search import search_image
 from workstation.progress import drain
 from workstation.reports.bundle import export_case_bundle
@@ -113,3 +119,17 @@ def test_cli_search_needs_note_for_a_poor_probe(
     line = json.loads(out)
     assert code == 0 and line["note"] == "only image available"
     assert line["quality_gate"] == GATE_OVERRIDDEN and line["face"]["quality"]["verdict"] == "poor"
+
+
+def test_the_gui_asks_the_core_what_to_say(engine, tiny_probe: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    poor = engine.analyze(load_image(tiny_probe).bgr)[0]
+    good = engine.analyze(load_image(photo_paths["obama2"]).bgr)[0]
+    assert faces_needing_note([good, poor]) == [poor]
+    request = note_request([("1", good), ("2", poor)], None)
+    assert request is not None and request.startswith("Face 2 is poor quality (")
+    assert all(reason in request for reason in poor.quality.reasons)
+    assert "Write a note saying why" in request
+    assert note_request([("2", poor)], "  ") == request  # a blank note is no note
+    assert note_request([("2", poor)], "only image of the suspect") is None
+    assert note_request([("1", good)], None) is None
+    assert note_request([("4", poor)], None, kind="Track").startswith("Track 4 is poor")  # type: ignore[union-attr]

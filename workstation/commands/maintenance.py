@@ -121,34 +121,29 @@ def cmd_reembed(ctx: CliContext) -> int:
 
 
 def cmd_settings(ctx: CliContext) -> int:
-    from dataclasses import asdict, fields
-
-    from workstation.settings import Settings, load_settings, save_settings, settings_path
+    from workstation.settings import (
+        SETTINGS_SCHEMA,
+        apply_settings_change,
+        changes_between,
+        load_settings,
+        settings_path,
+        with_setting,
+    )
 
     args = ctx.args
     settings = load_settings()
     if args.settings_action != "set":
         ctx.say(f"# {settings_path()}")
-        for key, value in asdict(settings).items():
+        for key, value in {"schema": SETTINGS_SCHEMA, **settings.values()}.items():
             ctx.say(f"{key}: {json.dumps(value)}")
         return EXIT_OK
-    editable = {f.name for f in fields(Settings)} - {"schema", "recent_cases", "recent_files"}
-    if args.key not in editable:
-        raise WorkstationError(
-            f"unknown setting {args.key!r}; settable: {', '.join(sorted(editable))}"
-        )
-    value: Any = None if args.value in ("", "none", "default") else args.value
-    if args.key == "top_k":
-        try:
-            value = int(args.value)
-        except ValueError as exc:
-            raise WorkstationError(f"top_k must be a whole number, not {args.value!r}") from exc
-    setattr(settings, args.key, value)
-    changes = save_settings(settings)
-    if changes:
-        gallery = ctx.gallery(create=True)  # the change is audited in the current gallery
-        with gallery.transaction():
-            gallery.audit("settings_change", {"changes": changes, "file": str(settings_path())})
+    new = with_setting(settings, args.key, args.value)
+    new.validate()
+    changes: dict[str, Any] = {}
+    if changes_between(settings, new):
+        # Audited in the current gallery, in the same act as the file is put in place.
+        changes = apply_settings_change(ctx.gallery(create=True), new)
+    value = getattr(new, args.key)
     ctx.say(f"{args.key} = {json.dumps(value)}" + ("" if changes else " (unchanged)"))
     return EXIT_OK
 

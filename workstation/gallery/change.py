@@ -92,12 +92,16 @@ class GalleryChange:
                 "writing its rows"
             )
         generation = self.generation_before
-        if self._faces_changed:
-            generation = self.gallery._bump_generation()
-        # A crash between the commit and the unlinks leaves copies no row names: the marker
-        # tells the next opening to look for them.
-        busy = mark_busy(self.gallery.folder) if self._files else None
-        self._conn.execute("COMMIT")
+        try:
+            if self._faces_changed:
+                generation = self.gallery._bump_generation()
+            # A crash between the commit and the unlinks leaves copies no row names: the marker
+            # tells the next opening to look for them.
+            busy = mark_busy(self.gallery.folder) if self._files else None
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
         self.open = False
         self.gallery._change = None
         # The new head, signed, to the witnesses outside the gallery (never fails the act).

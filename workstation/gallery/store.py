@@ -451,10 +451,10 @@ class Gallery:
             yield unit
             if action is not None:
                 unit.record(action, unit.details, case_id=case_id, purpose=purpose)
+            unit.commit()
         except BaseException:
-            unit.rollback()
+            unit.rollback()  # nothing to undo when the commit went through
             raise
-        unit.commit()
 
     def _genesis(self, adopting: bool) -> AuditEvent:
         """Write the genesis event: the gallery's new random id and its first administrator
@@ -1133,25 +1133,30 @@ class Gallery:
         index = None if rebuild else self._index
         if index is not None and index.generation != before:
             index = None
-        if index is None and not rebuild:
-            index = self._index_at(before, added, removed)
-        if index is None:
-            self._index = None
-            if removed:
-                from workstation.gallery.index import remove_from_saved
+        try:
+            if index is None and not rebuild:
+                index = self._index_at(before, added, removed)
+            if index is None:
+                self._index = None
+                if removed:
+                    from workstation.gallery.index import remove_from_saved
 
-                remove_from_saved(self.folder, removed)
-            return
-        if removed:
-            index.remove(removed)
-        for ids, vectors in added:
-            index.add(ids, vectors)
-        if index.model_id is None:
-            index.model_id = self.model_id
-        index.generation = after
-        self._index = index
-        if save:
-            index.save()
+                    remove_from_saved(self.folder, removed)
+                return
+            if removed:
+                index.remove(removed)
+            for ids, vectors in added:
+                index.add(ids, vectors)
+            if index.model_id is None:
+                index.model_id = self.model_id
+            index.generation = after
+            self._index = index
+            if save:
+                index.save()
+        except OSError:
+            # The act is committed; the index is derived: the next use catches it up from the
+            # database or rebuilds it (its manifest no longer matches), and says so.
+            self._index = None
 
     def _index_at(
         self, generation: int, added: list[tuple[np.ndarray, np.ndarray]], removed: list[int]

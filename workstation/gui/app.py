@@ -63,7 +63,7 @@ def run_app(
     from workstation.gui.main_window import MainWindowWidget
     from workstation.gui.passphrase import unlock_examiner_key
     from workstation.paths import default_gallery_dir
-    from workstation.settings import Settings, load_settings
+    from workstation.settings import Settings, load_history, load_settings
 
     problem = None
     try:
@@ -73,7 +73,7 @@ def run_app(
     if backend:
         settings.backend = backend
     folder = Path(gallery_dir or settings.gallery or default_gallery_dir())
-    context = AppContext(folder, user, settings)
+    context = AppContext(folder, user, settings, history=load_history())
     # A key protected by a passphrase is unlocked here, on the GUI thread, before any worker
     # needs it to sign.
     key_problem = unlock_examiner_key(context.examiner)

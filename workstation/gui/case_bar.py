@@ -25,22 +25,18 @@ from workstation.errors import WorkstationError
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.text import escaped, tooltip
 from workstation.progress import CancelToken
-from workstation.settings import save_settings
-
-MAX_RECENT = 10
+from workstation.settings import save_history
 
 
 def remember_recent(context: AppContext, key: str, value: str) -> None:
-    """Put `value` first in settings.<key> (recent_cases / recent_files) and save the settings.
+    """Put `value` first in the examiner's history (recent_cases / recent_files) and save it.
 
-    Recent lists are the examiner's own history, not configuration, so they are saved without a
-    settings_change audit event; the searches themselves are audited.
+    Recent lists are the examiner's own history, not configuration: they are saved to their own
+    file, apart from the audited settings; the searches themselves are audited.
     """
-    current = list(getattr(context.settings, key) or [])
-    updated = [value] + [v for v in current if v != value]
-    setattr(context.settings, key, updated[:MAX_RECENT])
+    context.history.remember(key, value)
     try:
-        save_settings(context.settings)
+        save_history(context.history)
     except (OSError, WorkstationError) as exc:
         context.status_message.emit(f"recent list not saved: {exc}")
 
@@ -186,7 +182,7 @@ class CaseBarWidget(QFrame):
             self.user_label.setText(f"<b>Examiner:</b> {escaped(context.examiner.name)}")
 
     def make_dialog(self) -> CaseDialog:
-        recent = list(self.context.settings.recent_cases or [])
+        recent = list(self.context.history.recent_cases)
         for case_id in self._purposes:
             if case_id not in recent:
                 recent.append(case_id)

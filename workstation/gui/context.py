@@ -16,7 +16,7 @@ from workstation.gallery.examiners import RegisteredExaminer
 from workstation.gallery.store import Gallery
 from workstation.gui.workers import WorkerPool
 from workstation.identity import Examiner
-from workstation.settings import Settings
+from workstation.settings import Settings, UiHistory, load_history
 from workstation.vision.engine import FaceEngine
 from workstation.vision.registry import create_engine
 
@@ -43,6 +43,7 @@ class AppContext(QObject):
         settings: Settings | None = None,
         parent: QObject | None = None,
         examiner: Examiner | None = None,
+        history: UiHistory | None = None,
     ) -> None:
         """Args:
         gallery_dir: the gallery folder.
@@ -58,6 +59,8 @@ class AppContext(QObject):
         self.registration: RegisteredExaminer | None = None
         self.identity_problem: str | None = None
         self.settings = settings or Settings()
+        # Recent cases and photos: the examiner's history, kept apart from audited settings.
+        self.history = history if history is not None else load_history()
         self.pool = WorkerPool(self)
         self._case: CaseInfo | None = None
         self._engine: FaceEngine | None = None

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.footage import ScanResult, Track, find_person, search_track, timecode
+from workstation.gallery.gate import note_request
 from workstation.gallery.records import SearchRecord
 from workstation.gui.context import AppContext
 from workstation.gui.footage_player import FootagePlayerWidget
@@ -221,6 +222,12 @@ class FootageTracksWidget(QWidget):
             return
         scan, context = self.scan, self.context
         note = self.note_edit.text().strip() or None
+        probe = [(str(track.track_id), track.probe_face())] if track.template is not None else []
+        request = note_request(probe, note, kind="Track")  # the core's rule and words
+        if request is not None:
+            self.show_message(request, True)
+            self.note_edit.setFocus()
+            return
         top_k = int(context.settings.top_k)
 
         def work(_token: CancelToken) -> SearchRecord:

@@ -274,7 +274,7 @@ class MainWindowWidget(QMainWindow):
 
     def _on_recent_menu_shown(self) -> None:
         self.recent_menu.clear()
-        recent = self.context.settings.recent_files or []
+        recent = self.context.history.recent_files
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
         for path in recent:

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.domain import Face, Verdict
+from workstation.domain import Face
+from workstation.gallery.gate import note_request
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.search import ProbeInfo, search_face
 from workstation.gui.candidates import CandidatesWidget
@@ -191,14 +192,9 @@ class SearchPageWidget(QWidget):
             self.show_message("A search needs a case number and a purpose: set them first.")
             return
         note = self.note_edit.text().strip() or None
-        poor = [f for f in faces if f.quality.verdict is Verdict.POOR]
-        if poor and note is None:
-            reasons = "; ".join(r for f in poor for r in f.quality.reasons) or "poor quality"
-            numbers = ", ".join(str(f.index + 1) for f in poor)
-            self.show_message(
-                f"Face {numbers} is poor quality ({reasons}). Write a note saying why you "
-                "search it anyway, then search again."
-            )
+        request = note_request([(str(f.index + 1), f) for f in faces], note)
+        if request is not None:
+            self.show_message(request)
             self.note_edit.setFocus()
             return
         self.show_message("")

@@ -1,10 +1,8 @@
 """Settings dialog: gallery folder, face model backend, default number of candidates.
 
-Saving writes the typed `Settings` to the user's config folder and appends a `settings_change`
-event (old and new value of each changed key) to the current gallery's audit log, in the same
-database transaction; if the audit event cannot be written the old settings file is put back,
-so a change is never in force without its record. Both run on a worker. When the model changes,
-the shared engine is dropped and the next search loads the new one.
+Saving goes through the core's one settings act (`workstation.settings.apply_settings_change`):
+validated, audited in the current gallery and put in place together, on a worker. When the
+model changes, the shared engine is dropped and the next search loads the new one.
 """
 
 from __future__ import annotations
@@ -35,16 +33,13 @@ from workstation.gui.context import AppContext
 from workstation.gui.text import make_plain, tooltip
 from workstation.paths import default_gallery_dir
 from workstation.progress import CancelToken
-from workstation.settings import Settings, load_settings, save_settings
+from workstation.settings import Settings, apply_settings_change, engine_keys
 from workstation.vision.insightface_backend import (
     INSIGHTFACE_LICENCE_NOTE,
     insightface_models_root,
     list_packs,
 )
 from workstation.vision.registry import CONFIGURATIONS, configuration
-
-# Keys whose change means a different face model: the loaded engine must be dropped.
-ENGINE_KEYS = ("backend", "insightface_pack", "model_dir")
 
 
 class SettingsDialog(QDialog):
@@ -219,7 +214,7 @@ class SettingsDialog(QDialog):
         context, new = self._context, self._pending
         context.settings = new
         self.saved_changes = changes
-        if any(key in changes for key in ENGINE_KEYS):
+        if engine_keys() & set(changes):
             context.reset_engine()
         if changes:
             context.audit_changed.emit()
@@ -252,20 +247,9 @@ class SettingsDialog(QDialog):
 
 
 def save_and_audit(context: AppContext, new: Settings) -> dict[str, Any]:
-    """Save settings and audit the change in one gallery transaction (runs on a worker).
+    """Save settings with their audit event in the current gallery (runs on a worker).
 
-    Returns the changes ({key: [old, new]}); nothing is audited when nothing changed.
+    Returns the changes ({key: [old, new]}); nothing is written or audited when nothing changed.
     """
-    previous = load_settings()
     with context.open_gallery() as gallery:
-        try:
-            with gallery.transaction():
-                changes = save_settings(new)
-                if changes:
-                    gallery.audit("settings_change", {"changes": changes})
-        except BaseException:
-            # The audit event did not commit: put the old settings back, so that no change
-            # stays in force without its record.
-            save_settings(previous)
-            raise
-    return changes
+        return apply_settings_change(gallery, new)

@@ -109,3 +109,22 @@ def test_every_package_ships_in_the_wheel() -> None:
         for init in PACKAGE.rglob("__init__.py")
     }
     assert found - listed == set()
+
+
+def test_sql_lives_in_the_gallery_and_the_audit_log_only() -> None:
+    """The gallery owns the schema (issue 14): no SQL, connection or sqlite3 import elsewhere,
+    so that another storage can implement the gallery's methods (issue 13)."""
+    import re
+
+    pattern = re.compile(
+        r"import sqlite3|\bSELECT\b|\bINSERT INTO\b|\bDELETE FROM\b|\bUPDATE \w+ SET\b"
+        r"|\.execute(many)?\(|\.conn\b|\b_conn\b|sqlite_utils"
+    )
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] in ("gallery", "audit"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
+    assert offenders == []

@@ -25,6 +25,7 @@ from workstation.settings import (
     settings_path,
     with_setting,
 )
+from workstation.vision.registry import offered_keys
 
 
 def _events(gallery: Gallery) -> list:  # type: ignore[type-arg]
@@ -48,7 +49,8 @@ def test_typed_values_are_parsed_and_checked() -> None:
         with_setting(Settings(), "top_k", "many")
     with pytest.raises(WorkstationError, match="unknown setting 'colour'; settable: backend"):
         with_setting(Settings(), "colour", "blue")
-    with pytest.raises(WorkstationError, match="backend must be one of opencv, insightface"):
+    offered = ", ".join(offered_keys())
+    with pytest.raises(WorkstationError, match=f"backend must be one of {offered}, not 'magic'"):
         with_setting(Settings(), "backend", "magic").validate()
 
 

@@ -177,8 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", metavar="VIDEO")
     p.set_defaults(func=cmd_footage)
 
-    p = sub.add_parser("compare", help="1:1 comparison of the main face in two photos")
-    p.add_argument("--pairs", metavar="FILE.csv", help="CSV with columns image_a,image_b")
+    p = sub.add_parser(
+        "compare",
+        help="1:1 comparison of a face in each of two photos (the largest, unless told which)",
+    )
+    p.add_argument(
+        "--pairs",
+        metavar="FILE.csv",
+        help='CSV with columns image_a,image_b and optional box_a,box_b ("X,Y,W,H") or '
+        "face_a,face_b (face numbers)",
+    )
+    for side in ("a", "b"):
+        which = p.add_mutually_exclusive_group()
+        which.add_argument(
+            f"--face-{side}",
+            type=int,
+            metavar="N",
+            help=f"use face N of photo {side.upper()} (0 = largest)",
+        )
+        which.add_argument(
+            f"--box-{side}",
+            metavar="X,Y,W,H",
+            help=f"use the face inside this box of photo {side.upper()} (drawn by hand)",
+        )
     p.add_argument("--case", metavar="ID", help="case number to record the comparison against")
     p.add_argument("--purpose", metavar="TEXT")
     p.add_argument("--json", action="store_true")

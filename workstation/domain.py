@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -48,10 +49,59 @@ class BBox:
         parts = [p.strip() for p in text.split(",")]
         if len(parts) != 4:
             raise ValueError(f"a box is X,Y,W,H (four numbers), got {text!r}")
-        x, y, w, h = (float(p) for p in parts)
+        try:
+            x, y, w, h = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"a box is X,Y,W,H (four numbers), got {text!r}") from None
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise ValueError(f"a box needs four finite numbers, got {text!r}")
         if w <= 0 or h <= 0:
             raise ValueError(f"a box needs a positive width and height, got {text!r}")
         return cls(x, y, w, h)
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """Which face of a photo to use: a box drawn by a person (its landmarks are looked for inside
+    it), else face `index` as detected (0 = largest), else the largest face."""
+
+    box: BBox | None = None
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, box: str | None = None, index: str | int | None = None) -> FaceChoice:
+        """From a command line's or a CSV file's text ("X,Y,W,H"; a face number); both given is
+        an error, since they could name different faces."""
+        box_text = box.strip() if isinstance(box, str) else box
+        index_text = index.strip() if isinstance(index, str) else index
+        if box_text and index_text not in (None, ""):
+            raise ValueError("give a box or a face number, not both")
+        if box_text:
+            return cls(box=BBox.parse(box_text))
+        if index_text in (None, ""):
+            return cls()
+        try:
+            number = int(index_text)  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(f"a face number is 0, 1, 2... (0 = largest), got {index!r}") from None
+        if number < 0:
+            raise ValueError(f"a face number is 0, 1, 2... (0 = largest), got {index!r}")
+        return cls(index=number)
+
+    def describe(self) -> str:
+        if self.box is not None:
+            x, y, w, h = self.box.as_list()
+            return f"the face inside the box drawn at {x:g},{y:g} ({w:g}x{h:g} px)"
+        if self.index:
+            return f"face {self.index} (0 = largest)"
+        return "the largest face"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": self.box.as_list() if self.box else None, "face_index": self.index}
+
+
+# The choice made when nobody says which face: the largest one.
+LARGEST_FACE = FaceChoice()
 
 
 # Five points in the order the ArcFace template uses: the eye on the image's left, the eye on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from workstation.commands.context import (
     saved_settings,
     shown,
 )
+from workstation.domain import LARGEST_FACE, FaceChoice
 from workstation.errors import WorkstationError
 
 if TYPE_CHECKING:
@@ -306,10 +308,27 @@ def cmd_compare(ctx: CliContext) -> int:
     from workstation.gallery.search import compare_images, record_comparison
 
     args = ctx.args
+    chosen_on_line = any(
+        value is not None for value in (args.face_a, args.box_a, args.face_b, args.box_b)
+    )
     if args.pairs:
+        if args.images:
+            raise WorkstationError("compare takes two images or --pairs FILE.csv, not both")
+        if chosen_on_line:
+            raise WorkstationError(
+                "with --pairs, say which face of each photo in the file's box_a/box_b "
+                "(or face_a/face_b) columns, not with --face-a/--box-a/--face-b/--box-b"
+            )
         pairs = _read_pairs(Path(args.pairs))
     elif len(args.images) == 2:
-        pairs = [(args.images[0], args.images[1], None)]
+        pairs = [
+            _Pair(
+                args.images[0],
+                args.images[1],
+                FaceChoice.parse(args.box_a, args.face_a),
+                FaceChoice.parse(args.box_b, args.face_b),
+            )
+        ]
     else:
         raise WorkstationError("compare needs two images, or --pairs FILE.csv")
     engine = ctx.engine()
@@ -320,10 +339,11 @@ def cmd_compare(ctx: CliContext) -> int:
     calibration = commit_calibration(gallery, calibration_for(gallery, str(engine.model)))
     failures = 0
     bases_said: set[str] = set()
-    for image_a, image_b, row_error in pairs:
+    for pair in pairs:
+        image_a, image_b = pair.image_a, pair.image_b
         try:
-            if row_error:
-                raise WorkstationError(row_error)
+            if pair.problem:
+                raise WorkstationError(pair.problem)
             comparison = compare_images(
                 engine,
                 _load_noting_frames(ctx, image_a),
@@ -331,6 +351,8 @@ def cmd_compare(ctx: CliContext) -> int:
                 image_a,
                 image_b,
                 calibration=calibration,
+                choice_a=pair.choice_a,
+                choice_b=pair.choice_b,
             )
             record_comparison(gallery, comparison, args.case, args.purpose)
         except WorkstationError as exc:
@@ -361,6 +383,10 @@ def cmd_compare(ctx: CliContext) -> int:
                 f"quality {comparison.face_a.quality.verdict.value} / "
                 f"{comparison.face_b.quality.verdict.value})"
             )
+            for side, image in (("a", image_a), ("b", image_b)):
+                face = comparison.face_summary(side)
+                if face["box"] is not None or face["face_index"] or face["low_confidence"]:
+                    ctx.say(f"  {shown(image)}: {_compared_face_words(face)}")
     return EXIT_FAILED if failures == len(pairs) else EXIT_OK
 
 
@@ -374,21 +400,60 @@ def _load_noting_frames(ctx: CliContext, path: str):  # type: ignore[no-untyped-
     return image
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:
-    """(image_a, image_b, problem) per row; relative paths are relative to the pairs file."""
+def _compared_face_words(face: dict[str, Any]) -> str:
+    """How the compared face was chosen and found, for the terminal."""
+    words = f"{face['chosen']}"
+    if face["source"] == "manual":
+        words += (
+            "; landmarks found inside it, aligned"
+            if face["aligned"]
+            else "; no landmarks inside it: compared unaligned, LOW CONFIDENCE"
+        )
+    return words
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One comparison asked for: two photos, which face of each, or why the row cannot run."""
+
+    image_a: str
+    image_b: str
+    choice_a: FaceChoice = LARGEST_FACE
+    choice_b: FaceChoice = LARGEST_FACE
+    problem: str | None = None
+
+
+def _read_pairs(path: Path) -> list[_Pair]:
+    """One pair per row; relative paths are relative to the pairs file. Optional columns:
+    box_a/box_b ("X,Y,W,H", like a box drawn in the app) and face_a/face_b (face numbers)."""
     from workstation.tabular import read_table
 
     table = read_table(path, "pairs file")
     if not {"image_a", "image_b"} <= set(table.columns):
         raise WorkstationError(f"{path}: the pairs file needs the columns image_a and image_b")
-    pairs: list[tuple[str, str, str | None]] = []
+    pairs: list[_Pair] = []
     for row in table.rows:
-        a, b = row.values.get("image_a", ""), row.values.get("image_b", "")
+        values = row.values
+        a, b = values.get("image_a", ""), values.get("image_b", "")
         base = path.parent
         a_path = a if not a or Path(a).is_absolute() else str(base / a)
         b_path = b if not b or Path(b).is_absolute() else str(base / b)
-        problem = None if a and b else f"{table.where(row)}: image_a and image_b are both needed"
-        pairs.append((a_path, b_path, problem))
+        if not (a and b):
+            pairs.append(
+                _Pair(
+                    a_path,
+                    b_path,
+                    problem=f"{table.where(row)}: image_a and image_b are both needed",
+                )
+            )
+            continue
+        try:
+            choice_a = FaceChoice.parse(values.get("box_a"), values.get("face_a"))
+            choice_b = FaceChoice.parse(values.get("box_b"), values.get("face_b"))
+        except ValueError as exc:
+            pairs.append(_Pair(a_path, b_path, problem=f"{table.where(row)}: {exc}"))
+            continue
+        pairs.append(_Pair(a_path, b_path, choice_a, choice_b))
     return pairs
 
 

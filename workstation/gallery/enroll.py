@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from workstation.audit.actions import AuditAction
-from workstation.domain import Face
-from workstation.errors import GalleryError, ImageError, WorkstationError
+from workstation.domain import BBox, Face
+from workstation.errors import GalleryError, ImageError, NoFaceError, WorkstationError
 from workstation.gallery.change import GalleryChange
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.photo_copies import (
@@ -71,6 +71,9 @@ class EnrollItem:
     source: str
     name: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    # The face to enrol in a photo of several people (a manifest's `box` column, "X,Y,W,H"):
+    # its landmarks are looked for inside the box, as for a box drawn in the app.
+    box: BBox | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ class EnrollReport:
 
 
 def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]]:
-    """Parse a manifest (columns subject_id,image; optional name; others become attributes).
+    """Parse a manifest (columns subject_id,image; optional name and box, "X,Y,W,H", for the
+    face to enrol in a photo of several people; other columns become attributes).
 
     The file is read by `workstation.tabular.read_table`: UTF-8 or UTF-16, comma-, tab- or
     semicolon-separated. Relative image paths are relative to the manifest's folder. Returns
@@ -152,10 +156,19 @@ def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]
         path = Path(image).expanduser()
         if not path.is_absolute():
             path = csv_path.parent / path
+        box = None
+        if clean.get("box"):
+            try:
+                box = BBox.parse(clean["box"])
+            except ValueError as exc:
+                bad.append(_bad_row(source, clean, f"box: {exc}"))
+                continue
         attributes = {
-            k: v for k, v in clean.items() if k not in ("subject_id", "image", "name") and v
+            k: v for k, v in clean.items() if k not in ("subject_id", "image", "name", "box") and v
         }
-        items.append(EnrollItem(subject_id, path, source, clean.get("name") or None, attributes))
+        items.append(
+            EnrollItem(subject_id, path, source, clean.get("name") or None, attributes, box)
+        )
     return items, bad
 
 
@@ -366,7 +379,13 @@ def _prepare(
         "frames": image.frames,
     }
     try:
-        faces = engine.analyze(image.bgr, max_side=ENROL_DETECTION_SIDE)
+        if item.box is not None:
+            # The manifest names the face: only it is analysed (the rest is not looked at).
+            faces = [engine.analyze_box(image.bgr, item.box)]
+        else:
+            faces = engine.analyze(image.bgr, max_side=ENROL_DETECTION_SIDE)
+    except NoFaceError as exc:
+        return failed(str(exc))
     except Exception as exc:  # a model failure on one photo must not stop the batch
         return failed(f"face analysis failed ({exc})")
     finally:
@@ -501,6 +520,9 @@ def _insert_one(change: GalleryChange, engine: FaceEngine, prepared: _Prepared) 
             "request": item.source,
             "face_id": face_id,
             "box": face.box.as_list(),
+            "box_given": item.box.as_list() if item.box is not None else None,
+            "face_source": face.source.value,
+            "aligned": face.aligned,
             "quality": face.quality.verdict.value,
             "other_faces_not_enrolled": others,
             "frames_in_file": image.get("frames", 1),
@@ -509,6 +531,12 @@ def _insert_one(change: GalleryChange, engine: FaceEngine, prepared: _Prepared) 
     )
     verdict = face.quality.verdict.value
     message = f"face {face_id} enrolled for subject {item.subject_id} (quality {verdict})"
+    if item.box is not None:
+        message += (
+            "; the face inside the manifest's box"
+            if face.aligned
+            else "; no landmarks inside the manifest's box: enrolled unaligned, check it"
+        )
     if others:
         message += f"; {others} other face(s) in the photo were not enrolled (the largest was used)"
     message += _frames_note(image.get("frames", 1), image["format"])

@@ -14,7 +14,7 @@ import numpy as np
 
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
-from workstation.domain import BBox, Candidate, CaseAuthorisation, Face
+from workstation.domain import LARGEST_FACE, BBox, Candidate, CaseAuthorisation, Face, FaceChoice
 from workstation.errors import CaseRequiredError
 from workstation.gallery.gate import check_quality_gate
 from workstation.gallery.records import (
@@ -248,6 +248,24 @@ class Comparison:
     fmr_text: str | None = None
     calibration: dict[str, Any] | None = None  # summary of the calibration the FMR came from
     fmr_basis: str | None = None  # which rate it is, in the calibration's words
+    choice_a: FaceChoice = LARGEST_FACE
+    choice_b: FaceChoice = LARGEST_FACE
+
+    def face_summary(self, which: str) -> dict[str, Any]:
+        """Which face of photo `which` ("a" or "b") was compared, and how it was found."""
+        face, choice = (
+            (self.face_a, self.choice_a) if which == "a" else (self.face_b, self.choice_b)
+        )
+        return {
+            **choice.to_dict(),
+            "chosen": choice.describe(),
+            "found_box": face.box.as_list(),
+            "source": face.source.value,
+            "aligned": face.aligned,
+            "low_confidence": not face.aligned,
+            "quality": face.quality.verdict.value,
+            "quality_reasons": list(face.quality.reasons),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -255,6 +273,8 @@ class Comparison:
             "image_b": self.image_b.path,
             "sha256_a": self.image_a.sha256,
             "sha256_b": self.image_b.sha256,
+            "face_a": self.face_summary("a"),
+            "face_b": self.face_summary("b"),
             "score": round(self.score, 5),
             "fmr": self.fmr,
             "fmr_text": self.fmr_text,
@@ -274,14 +294,18 @@ def compare_images(
     name_a: str,
     name_b: str,
     calibration: Any = None,
+    choice_a: FaceChoice = LARGEST_FACE,
+    choice_b: FaceChoice = LARGEST_FACE,
 ) -> Comparison:
-    """1:1 comparison of the main (largest) face in each photo.
+    """1:1 comparison of one face in each photo: the one each `choice` names (a drawn box, whose
+    landmarks are looked for inside it, else the box unaligned and marked low-confidence; a face
+    number; by default the largest face).
 
     With a `calibration` (workstation.calibration.record.Calibration, e.g. from
     `calibration_for(gallery, str(engine.model))`), the FMR at the score is filled in.
     """
-    face_a, _ = select_face(engine, image_a.bgr, name_a)
-    face_b, _ = select_face(engine, image_b.bgr, name_b)
+    face_a, _ = select_face(engine, image_a.bgr, name_a, choice_a.box, choice_a.index)
+    face_b, _ = select_face(engine, image_b.bgr, name_b, choice_b.box, choice_b.index)
     score = float(np.dot(face_a.embedding, face_b.embedding))
     fmr = fmr_text = summary = basis = None
     if calibration is not None:
@@ -303,6 +327,8 @@ def compare_images(
         fmr_text=fmr_text,
         calibration=summary,
         fmr_basis=basis,
+        choice_a=choice_a,
+        choice_b=choice_b,
     )
 
 
@@ -318,6 +344,8 @@ def record_comparison(
                 "sha256_a": comparison.image_a.sha256,
                 "image_b": comparison.image_b.path,
                 "sha256_b": comparison.image_b.sha256,
+                "face_a": comparison.face_summary("a"),
+                "face_b": comparison.face_summary("b"),
                 "score": round(comparison.score, 5),
                 "fmr": comparison.fmr,
                 "calibration": comparison.calibration,

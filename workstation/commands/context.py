@@ -95,15 +95,37 @@ class CliContext:
         self._engine = None
         self._gallery = None
 
-    def engine(self):  # type: ignore[no-untyped-def]
+    def engine(self, follow_gallery: bool = True):  # type: ignore[no-untyped-def]
+        """The face engine, loaded once.
+
+        Args:
+            follow_gallery: use the configuration the gallery was built with, unless --backend
+                says otherwise (see `configuration_key_for_gallery`); `reembed` passes False,
+                since it moves the gallery to the configuration chosen.
+        """
         if self._engine is None:
-            from workstation.vision.registry import create_engine
+            from workstation.gallery.store import Gallery
+            from workstation.vision.registry import configuration_key_for_gallery, create_engine
 
             # Command-line options win; otherwise the saved settings (the same the app uses).
             saved = saved_settings()
             model_dir = self.args.model_dir or saved.model_dir
+            key = self.args.backend or saved.backend
+            if follow_gallery and not self.args.backend:
+                bound = (
+                    self._gallery.model_id
+                    if self._gallery is not None
+                    else Gallery.bound_model_of(self.gallery_dir)
+                )
+                key = configuration_key_for_gallery(bound, key)
+                if key != saved.backend:
+                    self.warn(
+                        f"note: this gallery was built with the '{key}' face model "
+                        f"configuration, so it is used here; the setting '{saved.backend}' "
+                        "applies to new galleries and to `workstation reembed`"
+                    )
             self._engine = create_engine(
-                self.args.backend or saved.backend,
+                key,
                 model_dir=Path(model_dir) if model_dir else None,
                 insightface_pack=self.args.insightface_pack or saved.insightface_pack,
             )

@@ -110,7 +110,7 @@ def cmd_reembed(ctx: CliContext) -> int:
 
     gallery = ctx.gallery()
     summary = drain(
-        reembed(gallery, ctx.engine()),
+        reembed(gallery, ctx.engine(follow_gallery=False)),
         lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None,
     )
     ctx.say(

@@ -563,6 +563,15 @@ class Gallery:
     def model_id(self) -> str | None:
         return self.meta("model_id")
 
+    @staticmethod
+    def bound_model_of(folder: Path | str) -> str | None:
+        """The model id a gallery folder's faces were embedded with (None: no gallery there yet,
+        or no face enrolled), read without writing anything."""
+        if not (Path(folder).expanduser() / DB_NAME).is_file():
+            return None
+        with Gallery(folder, user="-", read_only=True) as gallery:
+            return gallery.model_id
+
     @property
     def model_dim(self) -> int | None:
         value = self.meta("model_dim")

@@ -18,7 +18,7 @@ from workstation.gui.workers import WorkerPool
 from workstation.identity import Examiner
 from workstation.settings import Settings, UiHistory, load_history
 from workstation.vision.engine import FaceEngine
-from workstation.vision.registry import create_engine
+from workstation.vision.registry import configuration_key_for_gallery, create_engine
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,12 @@ class AppContext(QObject):
         with self._engine_lock:
             if self._engine is None:
                 model_dir = Path(self.settings.model_dir) if self.settings.model_dir else None
+                # The gallery's own configuration, when it has one (see the core's rule).
+                key = configuration_key_for_gallery(
+                    Gallery.bound_model_of(self.gallery_dir), self.settings.backend
+                )
                 self._engine = create_engine(
-                    self.settings.backend,
+                    key,
                     model_dir=model_dir,
                     insightface_pack=self.settings.insightface_pack,
                 )

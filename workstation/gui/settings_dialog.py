@@ -90,8 +90,9 @@ class SettingsDialog(QDialog):
         self.licence_label.setWordWrap(True)
         self.licence_label.setStyleSheet("color: #8a4b00;")
         self.model_note = QLabel(
-            "A gallery remembers the model that built it: after changing the model, searches "
-            "of an existing gallery are refused until it is re-embedded (workstation reembed)."
+            "A gallery remembers the model that built it and keeps using it: this choice "
+            "applies to new galleries, and to an existing one once it is re-embedded "
+            "(workstation reembed)."
         )
         self.model_note.setWordWrap(True)
         self.top_k_spin = QSpinBox()

@@ -297,6 +297,23 @@ def configuration_for_model(model_id: str) -> FaceModelConfig | None:
     return None
 
 
+def configuration_key_for_gallery(bound_model_id: str | None, preferred: str) -> str:
+    """The configuration to search and enrol a gallery with.
+
+    A gallery's embeddings came from one configuration, and a score is only meaningful between
+    embeddings of the same one: a gallery bound to a listed configuration is used with it,
+    whatever the examiner's setting (which chooses the configuration of new galleries and the
+    target of `workstation reembed`). A gallery bound to no listed configuration (an insightface
+    pack), or not bound yet, uses `preferred`. Without this, every gallery built before 'fast'
+    became the default was refused until re-embedded.
+    """
+    if bound_model_id:
+        config = configuration_for_model(bound_model_id)
+        if config is not None:
+            return config.key
+    return preferred
+
+
 def bundled_model_files() -> tuple[str, ...]:
     """Manifest entries the shipped configurations load (what the installer must bundle)."""
     keys: list[str] = []

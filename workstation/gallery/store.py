@@ -566,11 +566,18 @@ class Gallery:
     @staticmethod
     def bound_model_of(folder: Path | str) -> str | None:
         """The model id a gallery folder's faces were embedded with (None: no gallery there yet,
-        or no face enrolled), read without writing anything."""
+        one being created right now, or no face enrolled), read without writing anything.
+
+        A gallery that cannot be read here gives None too: opening it for the act itself names
+        the problem, in one place.
+        """
         if not (Path(folder).expanduser() / DB_NAME).is_file():
             return None
-        with Gallery(folder, user="-", read_only=True) as gallery:
-            return gallery.model_id
+        try:
+            with Gallery(folder, user="-", read_only=True) as gallery:
+                return gallery.model_id
+        except (GalleryError, sqlite3.Error):
+            return None
 
     @property
     def model_dim(self) -> int | None:

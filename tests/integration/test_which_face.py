@@ -48,10 +48,11 @@ def two_people(engine, photo_paths, tmp_path_factory):  # type: ignore[no-untype
     return path, biden.box
 
 
-@pytest.fixture(scope="module")
-def gallery(photo_paths, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
-    """A gallery for `compare` to record its comparisons in (its audit log, its calibration)."""
-    folder = str(tmp_path_factory.mktemp("which-gallery") / "g")
+@pytest.fixture
+def gallery(photo_paths, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A gallery for `compare` to record its comparisons in (its audit log, its calibration),
+    made by this test's examiner (each test has its own profile and key)."""
+    folder = str(tmp_path / "g")
     code, _, err = run("--gallery", folder, "enroll", "--subject", "S1", str(photo_paths["obama"]))
     assert code == 0, err
     return folder

@@ -16,16 +16,12 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from workstation.audit.actions import AuditAction
 from workstation.errors import WorkstationError
 from workstation.paths import config_dir
 from workstation.permissions import make_private_dir
 from workstation.vision.registry import DEFAULT_CONFIGURATION, offered_keys
-
-if TYPE_CHECKING:
-    from workstation.gallery.store import Gallery
 
 # 2: the recent lists moved out to history.json (a version-1 file's lists are carried over).
 SETTINGS_SCHEMA = 2
@@ -168,48 +164,6 @@ def changes_between(before: Settings, after: Settings) -> dict[str, list[Any]]:
     return {key: [old[key], value] for key, value in new.items() if old[key] != value}
 
 
-def apply_settings_change(
-    gallery: Gallery, new: Settings, path: Path | None = None
-) -> dict[str, list[Any]]:
-    """Validate `new`, audit the change in `gallery` and save it: one act.
-
-    The new file is written beside the old one first; then, in one gallery transaction, the
-    `settings_change` event (old and new value of each changed key, and the file) is appended
-    and the new file renamed into place, and the transaction commits. Any failure rolls the
-    event back and leaves the old file as it was (put back if the commit itself failed after
-    the rename), so no change is in force without its record and no record without its change.
-    Nothing is written or audited when nothing changed. Returns the changes.
-    """
-    new.validate()
-    path = path or settings_path()
-    current = load_settings(path)  # a damaged file is reported, never overwritten
-    changes = changes_between(current, new)
-    if not changes:
-        return {}
-    previous = path.read_bytes() if path.exists() else None
-    body = json.dumps({"schema": SETTINGS_SCHEMA, **new.values()}, indent=2)
-    partial = path.with_name(path.name + ".part")
-    renamed = False
-    try:
-        make_private_dir(path.parent)  # settings name folders and models: owner (and group) only
-        _write_synced(partial, body)
-        with gallery.change() as change:
-            change.record(AuditAction.SETTINGS_CHANGE, {"changes": changes, "file": str(path)})
-            partial.replace(path)
-            renamed = True
-    except BaseException:
-        if renamed:
-            if previous is None:
-                path.unlink(missing_ok=True)
-            else:
-                _write_synced(partial, previous.decode("utf-8"))
-                partial.replace(path)
-        raise
-    finally:
-        partial.unlink(missing_ok=True)
-    return changes
-
-
 # ---------------------------------------------------------------------- UI history
 @dataclass
 class UiHistory:
@@ -277,7 +231,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any] | None:
     return raw
 
 
-def _write_synced(path: Path, text: str) -> None:
+def write_synced(path: Path, text: str) -> None:
     """Write and flush to disk, so that the rename that follows never exposes a short file."""
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -12,10 +12,10 @@ import pytest
 from workstation.audit.actions import AuditAction
 from workstation.errors import GalleryError, WorkstationError
 from workstation.gallery.change import GalleryChange
+from workstation.gallery.settings_change import apply_settings_change
 from workstation.gallery.store import Gallery
 from workstation.settings import (
     Settings,
-    apply_settings_change,
     declared_settings,
     engine_keys,
     history_path,

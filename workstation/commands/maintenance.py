@@ -121,9 +121,9 @@ def cmd_reembed(ctx: CliContext) -> int:
 
 
 def cmd_settings(ctx: CliContext) -> int:
+    from workstation.gallery.settings_change import apply_settings_change
     from workstation.settings import (
         SETTINGS_SCHEMA,
-        apply_settings_change,
         changes_between,
         load_settings,
         settings_path,

@@ -1,8 +1,9 @@
 """Settings dialog: gallery folder, face model backend, default number of candidates.
 
-Saving goes through the core's one settings act (`workstation.settings.apply_settings_change`):
-validated, audited in the current gallery and put in place together, on a worker. When the
-model changes, the shared engine is dropped and the next search loads the new one.
+Saving goes through the core's one settings act (`apply_settings_change` in
+workstation/gallery/settings_change.py): validated, audited in the current gallery and put in
+place together, on a worker. When the model changes, the shared engine is dropped and the next
+search loads the new one.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workstation.gallery.settings_change import apply_settings_change
 from workstation.gui.context import AppContext
 from workstation.gui.text import make_plain, tooltip
 from workstation.paths import default_gallery_dir
 from workstation.progress import CancelToken
-from workstation.settings import Settings, apply_settings_change, engine_keys
+from workstation.settings import Settings, engine_keys
 from workstation.vision.insightface_backend import (
     INSIGHTFACE_LICENCE_NOTE,
     insightface_models_root,

@@ -349,6 +349,13 @@ def migrate(conn: sqlite3.Connection, source: str) -> int:
         for version in range(current + 1, SCHEMA_VERSION + 1):
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Another connection (the app's workers open a new gallery at once) may have
+                # applied this migration while this one waited for the lock: never again, or a
+                # re-run sets the version back and fails half-way on the first step that cannot
+                # be repeated.
+                if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= version:
+                    conn.execute("COMMIT")
+                    continue
                 broken_before = len(conn.execute("PRAGMA foreign_key_check").fetchall())
                 MIGRATIONS[version - 1](conn)
                 broken = len(conn.execute("PRAGMA foreign_key_check").fetchall())

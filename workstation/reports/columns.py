@@ -207,7 +207,7 @@ CANDIDATE_COLUMNS: tuple[CandidateColumn, ...] = (
     ),
     CandidateColumn(
         "decision",
-        "DecisionRecord",
+        "Decision",
         "Decisions recorded on this candidate",
         lambda c, r: decision_text(r.decisions_of(c.subject_id)) or NO_DECISION,
         surfaces=frozenset({Surface.SEARCH_TAB, Surface.REPORT}),

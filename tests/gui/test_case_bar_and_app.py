@@ -108,3 +108,22 @@ def test_unexpected_error_is_logged_and_reported_in_words(qtbot, tmp_path: Path)
     assert "KeyError" in message and "keeps running" in message and str(log_path) in message
     assert "Traceback" in log_path.read_text(encoding="utf-8")
     window.context.pool.wait()
+
+
+def test_first_start_on_a_new_gallery_registers_its_creator(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """At first start every tab's worker opens the new gallery at once; the examiner must come
+    out as its first administrator, not "not registered here" because one opening found the
+    database busy while another was creating it."""
+    from workstation.gui.main_window import MainWindowWidget
+
+    context = AppContext(tmp_path / "new-gallery", user="examiner1")
+    window = MainWindowWidget(context)
+    qtbot.addWidget(window)
+    context.pool.start(lambda _cancel: context.engine(), owner=context)
+    qtbot.waitUntil(
+        lambda: context.registration is not None or context.identity_problem is not None,
+        timeout=WAIT_MS,
+    )
+    assert context.identity_problem is None
+    assert context.registration is not None and "administrator" in context.registration.roles_text
+    context.pool.wait()

@@ -33,6 +33,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,6 +151,20 @@ class LabelledEmbeddings:
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Set WAL mode, waiting as long as for any write lock. SQLite answers a journal-mode change
+    with "database is locked" at once, without its busy handler, while another connection is
+    making the same new database (the app's workers open a new gallery together at start-up)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _open_sqlite(db_path: Path) -> sqlite3.Connection:
     """Open (and migrate) the database: every SQLite-only setting of the gallery is here (and
     in `_connect_read_only` for read-only opening)."""
@@ -158,7 +173,7 @@ def _open_sqlite(db_path: Path) -> sqlite3.Connection:
     # Deleted rows (a subject's name, embeddings, photo hashes) are overwritten with zeros in
     # the database file and its WAL instead of staying in free pages (issue 12 item 1).
     conn.execute("PRAGMA secure_delete = ON")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = _switch_to_wal(conn)
     if str(mode).lower() != "wal":
         raise GalleryError(f"{db_path}: cannot switch the database to WAL mode")
     # FULL: a committed audit event survives a power cut, not only a crash.

@@ -37,8 +37,9 @@ from workstation.domain import BBox
 from workstation.gallery.enroll import ENROL_DETECTION_SIDE
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.detection import Detection, rescale_detection
-from workstation.vision.engine import MAX_DETECTION_SIDE, FaceEngine, create_engine
+from workstation.vision.engine import MAX_DETECTION_SIDE, FaceEngine
 from workstation.vision.images import load_image
+from workstation.vision.registry import create_engine
 
 DEFAULT_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 CLOSEUP_SIDES = (150, 400, 800, 1200, 1800, 2400, 4000)

@@ -272,17 +272,7 @@ class Face:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (without the embedding)."""
-        return {
-            "index": self.index,
-            "box": self.box.as_list(),
-            "landmarks": (
-                [[round(x, 1), round(y, 1)] for x, y in self.landmarks] if self.landmarks else None
-            ),
-            "source": self.source.value,
-            "aligned": self.aligned,
-            "low_confidence": self.low_confidence,
-            "quality": self.quality.to_dict(),
-        }
+        return face_fields(self)
 
 
 @dataclass(frozen=True)
@@ -346,3 +336,19 @@ class Candidate:
             "fmr_group": self.fmr_group,
             "fmr_basis": self.fmr_basis,
         }
+
+
+def face_fields(face: Face | Any) -> dict[str, Any]:
+    """The JSON of where a face is and how it was chosen, for a `Face` and for a stored
+    search's face alike (anything with these attributes): written once, so both read the same."""
+    return {
+        "index": face.index,
+        "box": face.box.as_list(),
+        "landmarks": (
+            [[round(x, 1), round(y, 1)] for x, y in face.landmarks] if face.landmarks else None
+        ),
+        "source": face.source.value,
+        "aligned": face.aligned,
+        "low_confidence": not face.aligned,
+        "quality": face.quality.to_dict(),
+    }

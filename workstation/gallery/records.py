@@ -21,7 +21,16 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from workstation.calibration.histogram import one_in
-from workstation.domain import BBox, Candidate, DecisionRecord, Face, FaceSource, Landmarks, Quality
+from workstation.domain import (
+    BBox,
+    Candidate,
+    DecisionRecord,
+    Face,
+    FaceSource,
+    Landmarks,
+    Quality,
+    face_fields,
+)
 
 if TYPE_CHECKING:
     from workstation.vision.images import LoadedImage
@@ -104,15 +113,7 @@ class SearchedFace:
     def to_dict(self) -> dict[str, Any]:
         """The JSON the searches table keeps and `search --json` prints (as Face.to_dict)."""
         return {
-            "index": self.index,
-            "box": self.box.as_list(),
-            "landmarks": (
-                [[round(x, 1), round(y, 1)] for x, y in self.landmarks] if self.landmarks else None
-            ),
-            "source": self.source.value,
-            "aligned": self.aligned,
-            "low_confidence": self.low_confidence,
-            "quality": self.quality.to_dict(),
+            **face_fields(self),
             "faces_found": self.faces_found,
         }
 

@@ -17,6 +17,7 @@ from sqlite_file import append_unsigned_event
 
 from workstation.cli import main
 from workstation.errors import GalleryError
+from workstation.gallery.database import SqliteDatabase
 from workstation.gallery.schema import MIGRATIONS, SCHEMA_VERSION
 from workstation.gallery.store import Gallery
 
@@ -83,7 +84,7 @@ def _old_gallery(folder: Path, events: int) -> Path:
     conn = sqlite3.connect(folder / "gallery.sqlite")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
-    MIGRATIONS[0](conn)
+    MIGRATIONS[0](SqliteDatabase(conn, "test", 30_000))
     conn.execute("PRAGMA user_version = 1")
     conn.execute("COMMIT")
     for number in range(events):

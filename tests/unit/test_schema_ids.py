@@ -14,6 +14,7 @@ from sqlite_file import append_unsigned_event
 
 from workstation.gallery import schema
 from workstation.gallery.admin import delete_subject
+from workstation.gallery.database import SqliteDatabase
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
@@ -63,7 +64,7 @@ def _previous_version_gallery(folder: Path, engine, photo: Path) -> None:  # typ
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     for migration in schema.MIGRATIONS[:2]:
-        migration(conn)
+        migration(SqliteDatabase(conn, "test", 30_000))
     conn.execute("PRAGMA user_version = 2")
     now, model = "2026-01-01T00:00:00+00:00", engine.model
     face = engine.analyze(load_image(photo).bgr)[0]
@@ -193,7 +194,7 @@ def test_sequence_starts_above_ids_only_the_audit_log_remembers(tmp_path: Path) 
     conn = sqlite3.connect(folder / "gallery.sqlite")
     conn.execute("BEGIN IMMEDIATE")
     for migration in schema.MIGRATIONS[:2]:
-        migration(conn)
+        migration(SqliteDatabase(conn, "test", 30_000))
     conn.execute("PRAGMA user_version = 2")
     append_unsigned_event(conn, "e", "enrol", {"face_id": 41, "subject_id": "X"})
     append_unsigned_event(conn, "e", "search", {"search_id": 7})

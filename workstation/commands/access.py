@@ -9,7 +9,7 @@ from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, shown
 
 
 def cmd_permissions(ctx: CliContext) -> int:
-    from workstation.gallery.store import DB_NAME
+    from workstation.gallery.store import gallery_kind
     from workstation.paths import config_dir, data_dir
     from workstation.permissions import access_policy, exposure, fix_tree
 
@@ -29,7 +29,7 @@ def cmd_permissions(ctx: CliContext) -> int:
             changed[str(folder)] = fix_tree(folder, policy)
         problem = exposure(folder, policy)
         ctx.say(f"{what}: {shown(folder)}: " + (shown(problem) if problem else "private"))
-    if ctx.args.fix and (Path(ctx.gallery_dir) / DB_NAME).exists():
+    if ctx.args.fix and gallery_kind(ctx.gallery_dir) is not None:
         gallery = ctx.gallery()
         with gallery.change() as change:
             details = {"policy": policy.describe(), "changed": changed}

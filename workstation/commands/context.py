@@ -142,9 +142,9 @@ class CliContext:
                 only read (listing subjects, showing and verifying the audit log).
         """
         if self._gallery is None:
-            from workstation.gallery.store import Gallery
+            from workstation.gallery.store import open_gallery
 
-            self._gallery = Gallery(
+            self._gallery = open_gallery(
                 self.gallery_dir, examiner=self.examiner, create=create, read_only=read_only
             )
             from workstation.permissions import exposure_warnings

@@ -73,9 +73,9 @@ def _key(ctx: CliContext) -> int:
         out = Path(ctx.args.out)
         out.write_text(key.public_text + "\n", encoding="ascii")
         ctx.say(f"public key written to {shown(out)}")
-    from workstation.gallery.store import DB_NAME
+    from workstation.gallery.store import gallery_kind
 
-    if (ctx.gallery_dir / DB_NAME).exists():
+    if gallery_kind(ctx.gallery_dir) is not None:
         gallery = ctx.gallery(read_only=True)
         registered = gallery.examiner_by_fingerprint(key.fingerprint)
         if registered is None:

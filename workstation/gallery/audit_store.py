@@ -2,13 +2,12 @@
 and what `audit verify` reads to re-hash the current rows.
 
 The chain's rules (hashing, signing, verifying) are in workstation.audit and know nothing of
-SQL; this module is the embedded gallery's half. The SQL is the subset SQLite and PostgreSQL both
-understand (an agency gallery runs the same statements).
+SQL; this module is their storage, over either kind of gallery database (`Database`): the SQL is
+the subset SQLite and PostgreSQL both understand.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from workstation.audit.log import (
     stored_columns,
 )
 from workstation.audit.rows import COVERED_TABLES, UNCOVERED_META, RowEntry
+from workstation.gallery.database import Database
 
 # Each covered table's primary key (the row id of its row hashes).
 ROW_KEYS: dict[str, str] = {
@@ -45,27 +45,24 @@ _LEGACY_COLUMNS = (
 )
 
 
-def _select(conn: sqlite3.Connection) -> str:
+def _select(conn: Database) -> str:
     """The event columns to select: a gallery opened read-only at an older schema (no
     signature columns, no row hashes) is read as events without them."""
     return STORED_COLUMNS if has_accountability(conn) else _LEGACY_COLUMNS
 
 
-def has_accountability(conn: sqlite3.Connection) -> bool:
+def has_accountability(conn: Database) -> bool:
     """Whether the database has the signature columns and row-hash table (schema 3 on)."""
-    row = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_rows'"
-    ).fetchone()
-    return bool(row[0])
+    return conn.table_exists("audit_rows")
 
 
-def chain_head(conn: sqlite3.Connection) -> tuple[int, str]:
+def chain_head(conn: Database) -> tuple[int, str]:
     """(last sequence number, its hash); (0, 64 zeros) for an empty log."""
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
 
 
-def insert_event(conn: sqlite3.Connection, event: AuditEvent, entries: list[RowEntry]) -> None:
+def insert_event(conn: Database, event: AuditEvent, entries: list[RowEntry]) -> None:
     """Store an event and its row hashes (inside the act's transaction)."""
     marks = ", ".join("?" * 12)
     conn.execute(f"INSERT INTO audit ({STORED_COLUMNS}) VALUES ({marks})", stored_columns(event))
@@ -77,7 +74,7 @@ def insert_event(conn: sqlite3.Connection, event: AuditEvent, entries: list[RowE
 
 
 def list_events(
-    conn: sqlite3.Connection,
+    conn: Database,
     case_id: str | None = None,
     limit: int | None = None,
     actions: Iterable[str] | None = None,
@@ -101,7 +98,7 @@ def list_events(
     return [event_from_stored(*row) for row in conn.execute(sql, params)]
 
 
-def iter_events(conn: sqlite3.Connection, batch: int = 10_000) -> Iterator[AuditEvent]:
+def iter_events(conn: Database, batch: int = 10_000) -> Iterator[AuditEvent]:
     """Every event in seq order, read in batches (a chain may hold millions)."""
     cursor = conn.execute(f"SELECT {_select(conn)} FROM audit ORDER BY seq")
     while rows := cursor.fetchmany(batch):
@@ -109,13 +106,13 @@ def iter_events(conn: sqlite3.Connection, batch: int = 10_000) -> Iterator[Audit
             yield event_from_stored(*row)
 
 
-def event_at(conn: sqlite3.Connection, seq: int) -> AuditEvent | None:
+def event_at(conn: Database, seq: int) -> AuditEvent | None:
     row = conn.execute(f"SELECT {_select(conn)} FROM audit WHERE seq = ?", (seq,)).fetchone()
     return None if row is None else event_from_stored(*row)
 
 
 def iter_row_entries(
-    conn: sqlite3.Connection, batch: int = 50_000
+    conn: Database, batch: int = 50_000
 ) -> Iterator[tuple[int, str, str, str | None]]:
     """Every stored row hash (seq, table, row id, hash) in seq order."""
     if not has_accountability(conn):
@@ -125,7 +122,7 @@ def iter_row_entries(
         yield from rows
 
 
-def event_row_entries(conn: sqlite3.Connection, seq: int) -> list[RowEntry]:
+def event_row_entries(conn: Database, seq: int) -> list[RowEntry]:
     if not has_accountability(conn):
         return []
     sql = "SELECT tbl, row_id, sha256 FROM audit_rows WHERE seq = ? ORDER BY tbl, row_id"
@@ -137,7 +134,7 @@ def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield values[start : start + size]
 
 
-def _dict_rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+def _dict_rows(cursor: Any) -> list[dict[str, Any]]:
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
@@ -148,7 +145,7 @@ def _id_values(table: str, row_ids: Iterable[str]) -> list[Any]:
     return [str(row_id) for row_id in row_ids]
 
 
-def rows_by_id(conn: sqlite3.Connection, table: str, row_ids: Iterable[str]) -> dict[str, dict]:
+def rows_by_id(conn: Database, table: str, row_ids: Iterable[str]) -> dict[str, dict]:
     """{row id: row} for the rows that exist (every column, as stored)."""
     key = ROW_KEYS[table]
     found: dict[str, dict[str, Any]] = {}
@@ -160,10 +157,10 @@ def rows_by_id(conn: sqlite3.Connection, table: str, row_ids: Iterable[str]) -> 
     return found
 
 
-class SqliteRowSource:
-    """`workstation.audit.verify.RowSource` over a gallery database."""
+class DatabaseRowSource:
+    """`workstation.audit.verify.RowSource` over a gallery database (either kind)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def current_rows(self, table: str) -> Iterator[list[tuple[str, dict[str, Any]]]]:

@@ -20,7 +20,6 @@ the act's audit event) or `Gallery.open_change()` (committed by the caller).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from workstation.audit.rows import RowEntry, row_sha256, rows_digest
 from workstation.domain import CaseAuthorisation, Decision, Face, ModelId, Verdict, examiner_key
 from workstation.errors import GalleryError, NotPermittedError
 from workstation.gallery import audit_store
+from workstation.gallery.database import Database
 from workstation.gallery.photo_copies import clear_busy, mark_busy, unlink_durably
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class GalleryChange:
     def __init__(
         self,
         gallery: Gallery,
-        conn: sqlite3.Connection,
+        conn: Database,
         save_index: bool,
         acting: RegisteredExaminer,
     ) -> None:
@@ -98,7 +98,7 @@ class GalleryChange:
             # A crash between the commit and the unlinks leaves copies no row names: the marker
             # tells the next opening to look for them.
             busy = mark_busy(self.gallery.folder) if self._files else None
-            self._conn.execute("COMMIT")
+            self._conn.commit()
         except BaseException:
             self.rollback()
             raise
@@ -123,8 +123,8 @@ class GalleryChange:
 
     def rollback(self) -> None:
         """Undo everything written through this change; the index and files are untouched."""
-        if self.open and self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+        if self.open:
+            self._conn.rollback()
         self.open = False
         self.gallery._change = None
 
@@ -133,32 +133,32 @@ class GalleryChange:
         """A part of the change that is undone alone when it fails (a savepoint): its rows,
         audit events and pending index updates go; the rest of the change stays.
 
-        A database refusal inside is raised as GalleryError naming `what` and SQLite's reason.
+        A database refusal inside is raised as GalleryError naming `what` and the database's
+        reason.
         """
         self._require_open()
         self._steps += 1
         name = f"step_{self._steps}"
         mark = (len(self._added), len(self._removed), len(self._files), len(self.events))
         changed, wrote, rows = self._faces_changed, self._wrote, dict(self._rows)
-        self._conn.execute(f"SAVEPOINT {name}")
+        self._conn.savepoint(name)
         try:
             yield
         except BaseException as exc:
-            self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self._conn.execute(f"RELEASE SAVEPOINT {name}")
+            self._conn.rollback_to(name)
             del self._added[mark[0] :], self._removed[mark[1] :], self._files[mark[2] :]
             del self.events[mark[3] :]
             self._faces_changed, self._wrote, self._rows = changed, wrote, rows
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, self._conn.Error):
                 raise GalleryError(f"the gallery database refused {what} ({exc})") from exc
             raise
-        self._conn.execute(f"RELEASE SAVEPOINT {name}")
+        self._conn.release(name)
 
     def _require_open(self) -> None:
         if not self.open:
             raise RuntimeError("this gallery change has already been committed or rolled back")
 
-    def _writing(self) -> sqlite3.Connection:
+    def _writing(self) -> Database:
         """The connection, for a write (marks the change as one that must be audited)."""
         self._require_open()
         self._wrote = True
@@ -269,7 +269,7 @@ class GalleryChange:
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-        except sqlite3.IntegrityError as exc:
+        except self._conn.IntegrityError as exc:
             raise GalleryError(f"a subject with this id is already in the gallery ({exc})") from exc
         self._touch("subjects", (row[0] for row in rows))
 
@@ -377,7 +377,7 @@ class GalleryChange:
         file_bytes: int | None = None,
     ) -> int:
         """A photo's row (by content hash; a photo is stored once); returns its id."""
-        cursor = self._writing().execute(
+        image_id = self._writing().insert(
             "INSERT INTO images (sha256, original_path, stored_path, width, height, format, "
             "file_bytes, imported_at, imported_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -392,9 +392,8 @@ class GalleryChange:
                 self.acting.name,
             ),
         )
-        assert cursor.lastrowid is not None
-        self._touch("images", [cursor.lastrowid])
-        return int(cursor.lastrowid)
+        self._touch("images", [image_id])
+        return image_id
 
     def add_face(self, subject_id: str, image_id: int, face: Face, model_id: str) -> int:
         """An analysed face of a stored photo, enrolled for a subject; returns its id.
@@ -403,7 +402,7 @@ class GalleryChange:
         """
         data = face.to_dict()
         embedding = np.asarray(face.embedding, dtype=np.float32).reshape(-1)
-        cursor = self._writing().execute(
+        face_id = self._writing().insert(
             "INSERT INTO faces (subject_id, image_id, box, landmarks, source, aligned, quality, "
             "verdict, model_id, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -420,8 +419,6 @@ class GalleryChange:
                 utc_now(),
             ),
         )
-        assert cursor.lastrowid is not None
-        face_id = int(cursor.lastrowid)
         self._touch("faces", [face_id])
         self._added.append((np.array([face_id], dtype=np.int64), embedding[None, :].copy()))
         self._faces_changed = True
@@ -454,12 +451,11 @@ class GalleryChange:
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         now, user = utc_now(), self.acting.name
-        # Ids given explicitly (the write lock is held), so that they are known without a
-        # round trip per row: executemany cannot return them.
-        first_image = self._next_id("images")
-        first_face = self._next_id("faces")
-        image_ids = range(first_image, first_image + n)
-        face_ids = np.arange(first_face, first_face + n, dtype=np.int64)
+        # Ids reserved (above every id the table ever gave, deleted rows included) and given
+        # explicitly, so that they are known without a round trip per row: executemany cannot
+        # return them.
+        image_ids = self._writing().reserve_ids("images", n)
+        face_ids = np.asarray(self._writing().reserve_ids("faces", n), dtype=np.int64)
         self._writing().executemany(
             "INSERT INTO images (id, sha256, original_path, width, height, imported_at, "
             "imported_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -477,7 +473,7 @@ class GalleryChange:
                 (
                     int(face_ids[i]),
                     subject_ids[i],
-                    first_image + i,
+                    image_ids[i],
                     box_json,
                     "detected",
                     1,
@@ -495,15 +491,6 @@ class GalleryChange:
         self._touch("images", image_ids)
         self._touch("faces", face_ids.tolist())
         return face_ids
-
-    def _next_id(self, table: str) -> int:
-        """The id `table`'s next row gets: above every id it ever had, deleted rows included
-        (its AUTOINCREMENT sequence remembers them), so an id is never given twice."""
-        conn = self._writing()
-        highest = int(conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
-        sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
-        row = sequence.fetchone()
-        return max(highest, int(row[0]) if row else 0) + 1
 
     def set_embeddings(self, updates: Iterable[tuple[int, np.ndarray]], model_id: str) -> None:
         """Replace stored embeddings ((face id, vector) each) with ones of `model_id`; the
@@ -545,7 +532,7 @@ class GalleryChange:
     ) -> tuple[int, str]:
         """Store a decision by this gallery's examiner; returns (its id, its time)."""
         created_at = utc_now()
-        cursor = self._writing().execute(
+        decision_id = self._writing().insert(
             'INSERT INTO decisions (search_id, subject_id, decision, note, "user", created_at, '
             "confirms, key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -559,9 +546,8 @@ class GalleryChange:
                 self.acting.fingerprint,
             ),
         )
-        assert cursor.lastrowid is not None
-        self._touch("decisions", [cursor.lastrowid])
-        return int(cursor.lastrowid), created_at
+        self._touch("decisions", [decision_id])
+        return decision_id, created_at
 
     # ------------------------------------------------------------------ searches
     def add_search(
@@ -582,7 +568,7 @@ class GalleryChange:
         """Store one search by this gallery's examiner; returns its id. `candidates` are
         `Candidate.stored_dict()` rows: ids and numbers, never names (the search record looks
         names up when it is read: see workstation.gallery.records)."""
-        cursor = self._writing().execute(
+        search_id = self._writing().insert(
             'INSERT INTO searches (case_id, purpose, "user", created_at, probe_path, '
             "probe_sha256, face, model_id, params, gallery_size, candidates, note) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -601,9 +587,8 @@ class GalleryChange:
                 note,
             ),
         )
-        assert cursor.lastrowid is not None
-        self._touch("searches", [cursor.lastrowid])
-        return int(cursor.lastrowid)
+        self._touch("searches", [search_id])
+        return search_id
 
     # ------------------------------------------------------------------ calibrations
     def add_calibration(self, row: dict[str, Any]) -> int:
@@ -668,7 +653,7 @@ def _attributes_json(attributes: dict[str, Any]) -> str:
     return json.dumps(attributes, sort_keys=True) if attributes else "{}"
 
 
-def insert_case(conn: sqlite3.Connection, case_id: str, purpose: str, user: str) -> bool:
+def insert_case(conn: Database, case_id: str, purpose: str, user: str) -> bool:
     """Create the case if new (inside the caller's transaction); True when it was created."""
     row = conn.execute("SELECT id FROM cases WHERE id = ?", (case_id,)).fetchone()
     if row is not None:
@@ -697,15 +682,13 @@ CALIBRATION_COLUMNS = (
 )
 
 
-def insert_calibration(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
+def insert_calibration(conn: Database, row: dict[str, Any]) -> int:
     """Store a calibration row inside the caller's transaction; returns its id."""
     missing = set(CALIBRATION_COLUMNS) - set(row)
     if missing:
         raise ValueError(f"a calibration row needs {', '.join(sorted(missing))}")
-    cursor = conn.execute(
+    return conn.insert(
         f"INSERT INTO calibrations ({', '.join(CALIBRATION_COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(CALIBRATION_COLUMNS))})",
         [row[column] for column in CALIBRATION_COLUMNS],
     )
-    assert cursor.lastrowid is not None
-    return int(cursor.lastrowid)

@@ -1,34 +1,23 @@
-"""The gallery database schema, as numbered migrations (PRAGMA user_version holds the number).
+"""The gallery database schema, as numbered migrations, written once for both kinds of gallery.
 
-Each migration is a small function run in its own transaction; a gallery opened by an older
-program version is upgraded in place, and one written by a newer version is refused.
+Each migration is a small function run in its own transaction on a `Database` (SQLite for the
+embedded gallery; PostgreSQL for the agency gallery, issue 13); its DDL is written in SQLite's
+words and `database.ddl` gives PostgreSQL its own (identity ids, BIGINT, BYTEA), so there is one
+schema, not two copies that drift. The version is SQLite's `PRAGMA user_version` (or the agency
+database's version table: `Database.schema_version`); the numbers are the same. A gallery opened
+by an older program version is upgraded in place, and one written by a newer version is refused.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 from workstation.domain import Decision
 from workstation.errors import GalleryError
-
-
-def _run_statements(conn: sqlite3.Connection, script: str) -> None:
-    """Run a script statement by statement inside the caller's transaction.
-
-    sqlite3.complete_statement finds statement ends, so trigger bodies (which hold semicolons)
-    stay whole; executescript would instead commit the open transaction first.
-    """
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""
-    if statement.strip():
-        raise ValueError(f"incomplete SQL statement in migration: {statement!r}")
+from workstation.gallery.database import SQLITE, Database, SqliteDatabase, append_only_guard
 
 
 def _sql_values(enum: type[Enum]) -> str:
@@ -36,12 +25,11 @@ def _sql_values(enum: type[Enum]) -> str:
     return ", ".join("'" + str(member.value).replace("'", "''") + "'" for member in enum)
 
 
-def _migration_1(conn: sqlite3.Connection) -> None:
+def _migration_1(db: Database) -> None:
     # The decisions CHECK is built from the Decision enum, the one list of decisions. A value
     # added to the enum later needs a migration that widens the CHECK of existing galleries
     # (tests/unit/test_decisions.py compares a gallery's CHECK with the enum).
-    _run_statements(
-        conn,
+    db.run_script(
         f"""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE subjects (
@@ -89,7 +77,7 @@ def _migration_1(conn: sqlite3.Connection) -> None:
             id INTEGER PRIMARY KEY,
             case_id TEXT NOT NULL REFERENCES cases(id),
             purpose TEXT NOT NULL,
-            user TEXT NOT NULL,
+            "user" TEXT NOT NULL,
             created_at TEXT NOT NULL,
             probe_path TEXT,
             probe_sha256 TEXT NOT NULL,
@@ -108,7 +96,7 @@ def _migration_1(conn: sqlite3.Connection) -> None:
             decision TEXT NOT NULL
                 CHECK (decision IN ({_sql_values(Decision)})),
             note TEXT,
-            user TEXT NOT NULL,
+            "user" TEXT NOT NULL,
             created_at TEXT NOT NULL,
             confirms INTEGER REFERENCES decisions(id)
         );
@@ -116,7 +104,7 @@ def _migration_1(conn: sqlite3.Connection) -> None:
         CREATE TABLE audit (
             seq INTEGER PRIMARY KEY,
             time TEXT NOT NULL,
-            user TEXT NOT NULL,
+            "user" TEXT NOT NULL,
             action TEXT NOT NULL,
             case_id TEXT,
             purpose TEXT,
@@ -125,18 +113,16 @@ def _migration_1(conn: sqlite3.Connection) -> None:
             hash TEXT NOT NULL UNIQUE
         );
         CREATE INDEX audit_case ON audit(case_id);
-        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be changed'); END;
-        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: events cannot be deleted'); END;
         """,
+    )
+    append_only_guard(
+        db, "audit", ("audit_no_update", "audit_no_delete"), "the audit log is append-only"
     )
 
 
-def _migration_2(conn: sqlite3.Connection) -> None:
+def _migration_2(db: Database) -> None:
     """Score calibrations (impostor score histograms), kept so every reported FMR can be redone."""
-    _run_statements(
-        conn,
+    db.run_script(
         """
         CREATE TABLE calibrations (
             id INTEGER PRIMARY KEY,
@@ -176,7 +162,7 @@ _NEVER_REUSED: dict[str, str | None] = {
 }
 
 
-def _migration_3(conn: sqlite3.Connection) -> None:
+def _migration_3(db: Database) -> None:
     """Ids are never reused: AUTOINCREMENT on every table other records point at.
 
     SQLite cannot add AUTOINCREMENT to an existing table, so each is rebuilt (SQLite's
@@ -185,6 +171,11 @@ def _migration_3(conn: sqlite3.Connection) -> None:
     the larger of its highest remaining id and the highest id the audit log names, so ids
     deleted before this upgrade are not given out again either.
     """
+    if db.dialect != SQLITE:
+        # An agency gallery's ids are identity columns from its first migration: never reused.
+        return
+    assert isinstance(db, SqliteDatabase)
+    conn = db.connection
     for table, audited_sql in _NEVER_REUSED.items():
         _rebuild_with_autoincrement(conn, table)
         highest = int(conn.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').fetchone()[0])
@@ -195,7 +186,7 @@ def _migration_3(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, highest))
 
 
-def _rebuild_with_autoincrement(conn: sqlite3.Connection, table: str) -> None:
+def _rebuild_with_autoincrement(conn: Any, table: str) -> None:
     row = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     ).fetchone()
@@ -241,7 +232,7 @@ def _rebuild_with_autoincrement(conn: sqlite3.Connection, table: str) -> None:
         conn.execute(statement)
 
 
-def _migration_4(conn: sqlite3.Connection) -> None:
+def _migration_4(db: Database) -> None:
     """Accountability (issue 11): signed events, the rows each event wrote, registered examiners
     and the gallery's own settings.
 
@@ -258,8 +249,7 @@ def _migration_4(conn: sqlite3.Connection) -> None:
       when, and the approval's reference (the EU AI Act's log of remote biometric
       identification; optional, recorded with `cases authorise` or the first search).
     """
-    _run_statements(
-        conn,
+    db.run_script(
         """
         ALTER TABLE audit ADD COLUMN key_fingerprint TEXT;
         ALTER TABLE audit ADD COLUMN rows_digest TEXT;
@@ -277,14 +267,6 @@ def _migration_4(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (seq, tbl, row_id)
         );
         CREATE INDEX audit_rows_row ON audit_rows(tbl, row_id, seq);
-        CREATE TRIGGER audit_rows_no_update BEFORE UPDATE ON audit_rows
-        BEGIN
-            SELECT RAISE(ABORT, 'the audit log is append-only: row hashes cannot be changed');
-        END;
-        CREATE TRIGGER audit_rows_no_delete BEFORE DELETE ON audit_rows
-        BEGIN
-            SELECT RAISE(ABORT, 'the audit log is append-only: row hashes cannot be deleted');
-        END;
         CREATE TABLE examiners (
             fingerprint TEXT PRIMARY KEY,
             name TEXT NOT NULL,
@@ -307,9 +289,16 @@ def _migration_4(conn: sqlite3.Connection) -> None:
         );
         """,
     )
+    append_only_guard(
+        db,
+        "audit_rows",
+        ("audit_rows_no_update", "audit_rows_no_delete"),
+        "the audit log is append-only",
+        rows="row hashes",
+    )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
@@ -318,58 +307,69 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def check_schema_version(conn: sqlite3.Connection, source: str) -> int:
+def check_schema_version(db: Database) -> int:
     """The database's schema version; refuses one written by a newer program."""
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    current = db.schema_version()
     if current > SCHEMA_VERSION:
         raise GalleryError(
-            f"{source}: gallery schema version {current} is newer than this program "
+            f"{db.source}: gallery schema version {current} is newer than this program "
             f"understands ({SCHEMA_VERSION}); update workstation"
         )
     return current
 
 
-def migrate(conn: sqlite3.Connection, source: str) -> int:
+def migrate(db: Database) -> int:
     """Bring the database to SCHEMA_VERSION; returns the version it started at.
 
     Each migration and its version bump commit together or not at all.
     """
-    current = check_schema_version(conn, source)
+    current = check_schema_version(db)
     if current == SCHEMA_VERSION:
         return current
-    if conn.in_transaction:
-        conn.commit()
+    if db.in_transaction:
+        db.commit()
+    if db.dialect != SQLITE:
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            _apply(db, version)
+        return current
     # A table rebuild drops and re-creates tables that others point at, which foreign keys
     # forbid mid-way; they are switched off for the migrations (only possible outside a
     # transaction) and checked before each commit instead: a migration may not add a broken
     # reference.
-    foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
-    conn.execute("PRAGMA foreign_keys = OFF")
+    foreign_keys = int(db.execute("PRAGMA foreign_keys").fetchone()[0])
+    db.execute("PRAGMA foreign_keys = OFF")
     try:
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Another connection (the app's workers open a new gallery at once) may have
-                # applied this migration while this one waited for the lock: never again, or a
-                # re-run sets the version back and fails half-way on the first step that cannot
-                # be repeated.
-                if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= version:
-                    conn.execute("COMMIT")
-                    continue
-                broken_before = len(conn.execute("PRAGMA foreign_key_check").fetchall())
-                MIGRATIONS[version - 1](conn)
-                broken = len(conn.execute("PRAGMA foreign_key_check").fetchall())
-                if broken > broken_before:
-                    raise GalleryError(
-                        f"{source}: schema migration {version} would leave {broken - broken_before}"
-                        " record(s) pointing at nothing; the gallery was not changed"
-                    )
-                conn.execute(f"PRAGMA user_version = {version}")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            _apply(db, version, check_foreign_keys=True)
     finally:
-        conn.execute(f"PRAGMA foreign_keys = {foreign_keys}")
+        db.execute(f"PRAGMA foreign_keys = {foreign_keys}")
     return current
+
+
+def _apply(db: Database, version: int, check_foreign_keys: bool = False) -> None:
+    """Run migration `version` in its own write transaction, unless another connection did."""
+    db.begin_write()
+    try:
+        # Another connection (the app's workers open a new gallery at once; another agency
+        # workstation) may have applied this migration while this one waited for the lock:
+        # never again, or a re-run sets the version back and fails half-way on the first step
+        # that cannot be repeated.
+        if db.schema_version() >= version:
+            db.commit()
+            return
+        if check_foreign_keys:
+            broken_before = len(db.execute("PRAGMA foreign_key_check").fetchall())
+        MIGRATIONS[version - 1](db)
+        if check_foreign_keys:
+            broken = len(db.execute("PRAGMA foreign_key_check").fetchall())
+            if broken > broken_before:
+                raise GalleryError(
+                    f"{db.source}: schema migration {version} would leave "
+                    f"{broken - broken_before} record(s) pointing at nothing; the gallery was "
+                    "not changed"
+                )
+        db.set_schema_version(version)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise

@@ -66,6 +66,7 @@ from workstation.errors import (
 )
 from workstation.gallery import audit_store
 from workstation.gallery.change import GalleryChange
+from workstation.gallery.database import Database, SqliteDatabase, is_sqlite_busy
 from workstation.gallery.examiners import (
     RegisteredExaminer,
     identity_refusal,
@@ -91,6 +92,8 @@ if TYPE_CHECKING:
     from workstation.gallery.index import VectorIndex
 
 DB_NAME = "gallery.sqlite"
+# The kinds of gallery (`gallery_kind`): SQLite and FAISS files in the folder.
+EMBEDDED = "embedded"
 # The gallery setting naming the agency witness folder (a network share or write-once store).
 WITNESS_FOLDER_SETTING = "witness_folder"
 log = logging.getLogger(__name__)
@@ -160,12 +163,12 @@ def _switch_to_wal(conn: sqlite3.Connection) -> str:
         try:
             return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
         except sqlite3.OperationalError as exc:
-            if not is_busy(exc) or time.monotonic() > deadline:
+            if not is_sqlite_busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
 
 
-def _open_sqlite(db_path: Path) -> sqlite3.Connection:
+def _open_sqlite(db_path: Path) -> SqliteDatabase:
     """Open (and migrate) the database: every SQLite-only setting of the gallery is here (and
     in `_connect_read_only` for read-only opening)."""
     conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_SECONDS)
@@ -179,11 +182,16 @@ def _open_sqlite(db_path: Path) -> sqlite3.Connection:
     # FULL: a committed audit event survives a power cut, not only a crash.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    migrate(conn, str(db_path))
-    return conn
+    db = SqliteDatabase(conn, str(db_path), int(BUSY_TIMEOUT_SECONDS * 1000))
+    try:
+        migrate(db)
+    except BaseException:
+        conn.close()
+        raise
+    return db
 
 
-def _dict_rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+def _dict_rows(cursor: Any) -> list[dict[str, Any]]:
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
@@ -285,7 +293,7 @@ class Gallery:
         try:
             conn = _open_sqlite(db_path)
         except sqlite3.OperationalError as exc:
-            if is_busy(exc):
+            if is_sqlite_busy(exc):
                 raise GalleryBusyError(busy_message(db_path)) from exc
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
@@ -313,8 +321,8 @@ class Gallery:
         return self.folder / DB_NAME
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        """The SQLite connection, for code not yet moved behind named methods (issue 14)."""
+    def conn(self) -> Database:
+        """The database connection, for code not yet moved behind named methods (issue 14)."""
         return self._conn
 
     @property
@@ -329,7 +337,7 @@ class Gallery:
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Database]:
         """One atomic write: the act and its audit event (`audit()`) commit together or not at
         all. Prefer `change()`, whose methods also record which rows the act wrote."""
         with self.change() as _change:
@@ -354,7 +362,7 @@ class Gallery:
         try:
             acting = self._resolve_acting()
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._conn.rollback()
             raise
         change = GalleryChange(self, self._conn, save_index=save_index, acting=acting)
         self._change = change
@@ -403,9 +411,9 @@ class Gallery:
     def _begin_write(self) -> None:
         """Take the write lock, or say in one line who holds it (GalleryBusyError)."""
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if is_busy(exc):
+            self._conn.begin_write()
+        except self._conn.OperationalError as exc:
+            if self._conn.is_busy(exc):
                 raise GalleryBusyError(busy_message(self.db_path)) from exc
             raise
 
@@ -419,13 +427,10 @@ class Gallery:
         if not markers:
             return OrphanReport()
         conn = self._conn
-        conn.execute("PRAGMA busy_timeout = 0")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
+            conn.begin_write(wait=False)
+        except conn.OperationalError:
             return OrphanReport()
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         try:
             stored = {
                 str(row[0])
@@ -436,7 +441,7 @@ class Gallery:
             report = remove_orphans(self.folder, stored)
             finish_check(self.folder, markers)
         finally:
-            conn.execute("COMMIT")
+            conn.commit()
         if report:
             log.warning("%s: %s", self.folder, report.summary())
         return report
@@ -476,10 +481,10 @@ class Gallery:
         (the examiner opening it, with every role), signed by their key."""
         key = self.examiner.key()
         name = normalised_name(self.examiner.name)
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.begin_write()
         try:
             if self.genesis_event() is not None:  # another process was first
-                self._conn.execute("ROLLBACK")
+                self._conn.rollback()
                 genesis = self.genesis_event()
                 assert genesis is not None
                 return genesis
@@ -508,8 +513,7 @@ class Gallery:
                 },
             )
         except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            self._conn.rollback()
             self._change = None
             raise
         change.commit()
@@ -533,12 +537,12 @@ class Gallery:
         if self._conn.in_transaction:
             yield
             return
-        self._conn.execute("BEGIN")
+        self._conn.begin_read()
         try:
             yield
         finally:
             if self._conn.in_transaction:
-                self._conn.execute("COMMIT")
+                self._conn.commit()
 
     def audit(
         self,
@@ -981,7 +985,7 @@ class Gallery:
             )
             if report.intact and rows and report.genesis_seq is not None:
                 checked, problem = check_rows(
-                    audit_store.SqliteRowSource(self._conn), skip=audit_store.uncovered
+                    audit_store.DatabaseRowSource(self._conn), skip=audit_store.uncovered
                 )
                 report.rows_checked = checked
                 if problem is not None:
@@ -1000,7 +1004,7 @@ class Gallery:
         """{row id: what is wrong, in words} for those of these rows that do not match the hash
         the last event writing them recorded (reports and bundles leave such rows out)."""
         ids = [str(row_id) for row_id in row_ids]
-        latest = audit_store.SqliteRowSource(self._conn).latest_row_entries(table, ids)
+        latest = audit_store.DatabaseRowSource(self._conn).latest_row_entries(table, ids)
         rows = audit_store.rows_by_id(self._conn, table, ids)
         problems: dict[str, str] = {}
         for row_id in ids:
@@ -1260,11 +1264,6 @@ class Gallery:
         return [record_from_row(row, decisions[int(row["id"])], names, quality) for row in rows]
 
 
-def is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
 def busy_message(db_path: Path) -> str:
     """One line: which gallery is busy, and which process holds it where that can be known."""
     holders = _processes_using(db_path)
@@ -1310,6 +1309,29 @@ def _processes_using(db_path: Path, limit: int = 3) -> list[str]:
     return found
 
 
+def open_gallery(
+    folder: Path | str,
+    user: str | None = None,
+    create: bool = False,
+    read_only: bool = False,
+    examiner: Examiner | None = None,
+) -> Gallery:
+    """Open the gallery in `folder`: the one factory the command line and the app use, so that
+    neither knows which kind of gallery (embedded today; agency, issue 13) a folder holds.
+
+    Args: as `Gallery`; `create` makes a new embedded gallery when the folder holds none (only
+    enrolment and the app's first start pass True).
+    """
+    return Gallery(folder, user=user, create=create, read_only=read_only, examiner=examiner)
+
+
+def gallery_kind(folder: Path | str) -> str | None:
+    """EMBEDDED for a folder that holds a gallery, None for one that holds none."""
+    if (Path(folder).expanduser() / DB_NAME).exists():
+        return EMBEDDED
+    return None
+
+
 def no_gallery_message(folder: Path) -> str:
     return (
         f"{folder}: no gallery here (no {DB_NAME}); check the folder given with --gallery or in "
@@ -1317,7 +1339,7 @@ def no_gallery_message(folder: Path) -> str:
     )
 
 
-def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+def _connect_read_only(db_path: Path) -> SqliteDatabase:
     """Open the database for reading only, never migrating or writing it.
 
     A WAL database read-only needs its -shm file, which SQLite creates next to it when the
@@ -1331,8 +1353,9 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
-            check_schema_version(conn, source)
-            return conn
+            db = SqliteDatabase(conn, source, 30_000)
+            check_schema_version(db)
+            return db
         except sqlite3.OperationalError:
             conn.close()
             wal = db_path.with_name(db_path.name + "-wal")
@@ -1344,8 +1367,9 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
                     "and run the command on the copy"
                 ) from None
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True)
-            check_schema_version(conn, source)
-            return conn
+            db = SqliteDatabase(conn, source, 30_000)
+            check_schema_version(db)
+            return db
     except sqlite3.DatabaseError as exc:
         raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from workstation.gallery.examiners import RegisteredExaminer
-from workstation.gallery.store import Gallery
+from workstation.gallery.store import Gallery, open_gallery
 from workstation.gui.workers import WorkerPool
 from workstation.identity import Examiner
 from workstation.settings import Settings, UiHistory, load_history
@@ -124,4 +124,4 @@ class AppContext(QObject):
 
     def open_gallery(self) -> Gallery:
         """A new connection for the calling thread; the caller closes it (use `with`)."""
-        return Gallery(self.gallery_dir, examiner=self.examiner)
+        return open_gallery(self.gallery_dir, examiner=self.examiner, create=True)

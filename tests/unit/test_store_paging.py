@@ -85,7 +85,7 @@ def test_page_query_pages_subjects_first_and_uses_the_faces_index(
     """The plan, not a timing: subjects are read in id order and faces only by index."""
     add_synthetic_subjects(gallery, 300, photo_paths["obama"])
     # A test of the SQLite store's own SQL: it watches the store's private connection.
-    conn = gallery._conn
+    conn = gallery._conn.connection
     executed: list[str] = []
     conn.set_trace_callback(executed.append)
     gallery.subject_page("moreno", 100, 50)

@@ -364,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pdf", metavar="FILE.pdf", help="also write the case report as a PDF (from the bundle)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files that already exist (without it, an existing file is refused)",
+    )
     p.set_defaults(func=cmd_export)
     return parser
 

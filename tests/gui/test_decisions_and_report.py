@@ -137,3 +137,40 @@ def test_export_writes_pdf_and_bundle_with_the_case(qtbot, tmp_path, engine, pho
     assert "examiner1" in text and "ears and chin agree" in text
     assert "investigative leads, not identifications" in text.lower()
     assert "Page 1 of" in text
+
+
+def test_export_dialog_asks_before_replacing_the_report_or_its_bundle(
+    qtbot, tmp_path, engine, photo_paths, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    win = searched_window(qtbot, tmp_path, engine, photo_paths)
+    pdf = tmp_path / "report.pdf"
+    pdf.with_suffix(".json").write_text("an earlier bundle", encoding="utf-8")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(pdf), "PDF (*.pdf)"))
+    asked: list[str] = []
+
+    def answer(reply: QMessageBox.StandardButton):  # type: ignore[no-untyped-def]
+        def exec_(box: QMessageBox) -> int:
+            asked.append(box.text())
+            return reply
+
+        return exec_
+
+    monkeypatch.setattr(QMessageBox, "exec", answer(QMessageBox.StandardButton.No))
+    win.export_dialog()
+    assert asked and str(pdf.with_suffix(".json")) in asked[0]
+    assert not pdf.exists()
+    assert pdf.with_suffix(".json").read_text(encoding="utf-8") == "an earlier bundle"
+    monkeypatch.setattr(QMessageBox, "exec", answer(QMessageBox.StandardButton.Yes))
+    with qtbot.waitSignal(win.context.audit_changed, timeout=WAIT_MS):
+        win.export_dialog()
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert json.loads(pdf.with_suffix(".json").read_text(encoding="utf-8"))["case"]["id"]
+    # Without the question (export_report called directly), existing files are refused.
+    win.export_report(pdf)
+    qtbot.waitUntil(lambda: "already exists" in win.statusBar().currentMessage(), timeout=WAIT_MS)
+    with Gallery(win.context.gallery_dir, user="check") as gallery:
+        exports = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "export"]
+    assert len(exports) == 1
+    assert all(f["replaced_existing"] for f in exports[0].details["files"] if "json" in f["kind"])

@@ -15,6 +15,8 @@ from examiners import profile_env
 from sqlite_file import edit_database
 
 from workstation.cli import main
+from workstation.gallery.store import Gallery
+from workstation.hashing import sha256_file
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -317,8 +319,17 @@ def test_decide_and_export_bundle(enrolled: Path, photo_paths, tmp_path) -> None
         "possible_lead",
         "confirmed",
     ]
-    assert bundle["audit"]["chain_intact"] and bundle["audit"]["events"][-1]["action"] == "export"
+    # The bundle carries the head just before its export; the export event, appended after
+    # it, carries the bundle's SHA-256 (a file cannot hold its own hash).
+    assert bundle["audit"]["chain_intact"] and bundle["audit"]["events"][-1]["action"] != "export"
     assert bundle["audit"]["head_hash"] == bundle["audit"]["events"][-1]["hash"]
+    with Gallery(enrolled, create=False, read_only=True) as gallery:
+        export = gallery.audit_events(case_id="C-1")[-1]
+    assert export.action == "export" and export.prev_hash == bundle["audit"]["head_hash"]
+    assert export.details["files"][0]["sha256"] == sha256_file(target)
+    assert (
+        export.details["bundle_head_hash"] == bundle["export"]["audit_head_before_export"]["hash"]
+    )
     assert "not identifications" in bundle["caveat"]
 
 

@@ -166,10 +166,11 @@ def cmd_export(ctx: CliContext) -> int:
     if not args.pdf:
         from workstation.reports.bundle import export_case_bundle
 
-        bundle = export_case_bundle(gallery, args.case, Path(args.out))
+        bundle = export_case_bundle(gallery, args.case, Path(args.out), overwrite=args.overwrite)
         ctx.say(
             f"evidence bundle written to {shown(args.out)}: {len(bundle['searches'])} "
-            f"search(es); audit head {bundle['audit']['head_hash']}"
+            f"search(es); audit head before the export {bundle['audit']['head_hash']} (the "
+            "export event records the file's SHA-256)"
         )
         return EXIT_OK
     from workstation.reports.case_report import export_case_report
@@ -185,10 +186,11 @@ def cmd_export(ctx: CliContext) -> int:
         Path(args.pdf),
         ctx.hooks.render_pdf,
         json_path=Path(args.out) if args.out else None,
+        overwrite=args.overwrite,
     )
     ctx.say(
         f"case report written to {shown(report.pdf_path)} ({report.pages} page(s)); evidence "
         f"bundle written to {shown(report.json_path)}: {len(report.bundle['searches'])} "
-        f"search(es); audit head {report.bundle.head_hash}"
+        f"search(es); audit head before the export {report.bundle.head_hash}"
     )
     return EXIT_OK

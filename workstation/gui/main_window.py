@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QMainWindow,
+    QMessageBox,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -35,6 +36,7 @@ from workstation.gui.settings_dialog import SettingsDialog
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label, show_message
 from workstation.paths import config_dir, default_gallery_dir
+from workstation.reports.case_report import bundle_path_for
 from workstation.vision.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -325,19 +327,60 @@ class MainWindowWidget(QMainWindow):
             return
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in case.case_id)
         default = str(Path.home() / f"case-{safe}-report.pdf")
-        path, _ = QFileDialog.getSaveFileName(self, "Export case report", default, "PDF (*.pdf)")
-        if path:
-            self.export_report(Path(path))
+        # The file dialog does not ask about the JSON bundle written beside the PDF: one
+        # question below covers both files.
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export case report",
+            default,
+            "PDF (*.pdf)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if not path:
+            return
+        pdf_path = Path(path)
+        if pdf_path.suffix.lower() == ".json":
+            show_message(
+                self,
+                "Export case report",
+                f"{pdf_path.name}: the report would replace its own evidence bundle (the "
+                "bundle is saved beside the report as .json); give the report a .pdf name.",
+            )
+            return
+        existing = [p for p in (pdf_path, bundle_path_for(pdf_path)) if p.exists()]
+        overwrite = False
+        if existing:
+            names = "\n".join(str(p) for p in existing)
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Replace existing files?",
+                f"These files already exist:\n{names}\n\nReplace them with this export?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                self,
+            )
+            box.setTextFormat(Qt.TextFormat.PlainText)  # file names are outside text
+            box.setDefaultButton(QMessageBox.StandardButton.No)
+            if box.exec() != QMessageBox.StandardButton.Yes:
+                return
+            overwrite = True
+        self.export_report(pdf_path, overwrite=overwrite)
 
-    def export_report(self, pdf_path: Path) -> None:
-        """Export the current case's PDF report and JSON bundle (no dialogs)."""
+    def export_report(self, pdf_path: Path, overwrite: bool = False) -> None:
+        """Export the current case's PDF report and JSON bundle (no dialogs); existing files
+        are refused unless `overwrite`."""
         case = self.context.case
         if case is None:
             self.statusBar().showMessage("Set a case first: the report is per case.", 8000)
             return
         self.statusBar().showMessage(f"Exporting case {case.case_id} ...")
         export_case_report_in_app(
-            self.context, self, case.case_id, pdf_path, self._on_exported, self._on_export_failed
+            self.context,
+            self,
+            case.case_id,
+            pdf_path,
+            self._on_exported,
+            self._on_export_failed,
+            overwrite=overwrite,
         )
 
     def _on_exported(self, pdf_path: Path, json_path: Path, pages: int) -> None:

@@ -120,8 +120,10 @@ def export_case_report_in_app(
     pdf_path: Path,
     on_done: Callable[[Path, Path, int], None],
     on_error: Callable[[str], None],
+    overwrite: bool = False,
 ) -> None:
-    """On a worker: export the JSON bundle (audited), then draw the PDF from it.
+    """On a worker: write the JSON bundle and the PDF drawn from it, then audit the export
+    (existing files are replaced only with `overwrite`: the caller has asked).
 
     `owner` is the widget the callbacks belong to: when it is closed first, they are not called.
     """
@@ -130,7 +132,9 @@ def export_case_report_in_app(
         # Everything here (QTextDocument, QImage, QPainter on a QPdfWriter) is allowed off the
         # GUI thread, so a long report never freezes the window.
         with context.open_gallery() as gallery:
-            return export_case_report(gallery, case_id, Path(pdf_path), render_pdf)
+            return export_case_report(
+                gallery, case_id, Path(pdf_path), render_pdf, overwrite=overwrite
+            )
 
     def on_written(report: ExportedReport) -> None:
         context.audit_changed.emit()

@@ -3,8 +3,16 @@
 Case, purpose and examiners; for each search the probe file's hash and how the face was chosen
 (detected or drawn, its box), the model id and weights hash, gallery size, parameters, every
 candidate with its score, the decisions and notes; the case's audit events and the chain head
-hash; and the caveat. The export itself is audited (its event is written before the head hash is
-read, so the bundle's head hash covers its own export).
+hash; and the caveat.
+
+The export itself is audited *after* the files are written, by an event that names each file
+with its SHA-256 (workstation.reports.export_files): a file cannot hold its own hash, and an
+event written first would stay in the log for an export that then failed. So the bundle carries
+the audit head as it was just before its export (`audit.head_seq`, `audit.head_hash`, repeated
+under `export`), and the export event, appended after that head, carries the bundle's SHA-256
+and the head it was built at (`bundle_head_seq`, `bundle_head_hash`). A reviewer checks a
+bundle by hashing the file and finding the export event with that hash; the chain from that
+event back covers everything the bundle shows.
 """
 
 from __future__ import annotations
@@ -17,12 +25,18 @@ from typing import Any
 
 from workstation import CAVEAT, __version__
 from workstation.audit.actions import AuditAction
-from workstation.audit.log import canonical_json, utc_now
+from workstation.audit.log import AuditEvent, canonical_json, utc_now
 from workstation.domain import CaseAuthorisation
 from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
-from workstation.permissions import make_export_private
+from workstation.reports.export_files import (
+    StagedFile,
+    check_targets,
+    discard,
+    publish,
+    stage,
+)
 
 # What the bundle and the report say of the records they were built from (docs/ACCOUNTABILITY.md
 # and README use the same words; tests/unit/test_readme.py compares them).
@@ -89,10 +103,12 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
     case = gallery.case(case_id)
     if case is None:
         raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
-    chain = gallery.verify_audit()
-    # Built only from rows that verify: a search whose row, decisions or case row were changed
-    # outside the program is left out, and the bundle says which and why.
-    records, left_out = _left_out(gallery, case, tuple(gallery.case_search_records(case_id)))
+    with gallery.read_snapshot():  # the events shown and the head are one state of the log
+        chain = gallery.verify_audit()
+        events = [e.to_dict() for e in gallery.audit_events(case_id=case_id)]
+        # Built only from rows that verify: a search whose row, decisions or case row were
+        # changed outside the program is left out, and the bundle says which and why.
+        records, left_out = _left_out(gallery, case, tuple(gallery.case_search_records(case_id)))
     if left_out:
         statement = (
             RECORDS_LEFT_OUT
@@ -108,7 +124,6 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
     examiners: set[str] = set()
     for record in records:
         examiners |= record.examiners
-    events = [e.to_dict() for e in gallery.audit_events(case_id=case_id)]
     authorisation = CaseAuthorisation.from_case_row(case)
     data = {
         "bundle_version": 1,
@@ -146,34 +161,77 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
             "records_left_out": left_out,
             "witness_entries": chain.witness_entries,
         },
+        "export": {
+            "audit_head_before_export": {"seq": chain.head_seq, "hash": chain.head_hash},
+            "recorded_by": (
+                "the 'export' audit event appended after this head, which names this file "
+                "with its SHA-256 (a file cannot hold its own hash)"
+            ),
+        },
     }
     return CaseBundle(data, records)
 
 
 def export_case_bundle(
-    gallery: Gallery, case_id: str, out_path: Path, extra_files: list[Path] | None = None
+    gallery: Gallery, case_id: str, out_path: Path, overwrite: bool = False
 ) -> CaseBundle:
-    """Audit the export, then write the bundle JSON (with the head hash covering that event)."""
+    """Write the case's bundle JSON, then audit the export with the file's SHA-256.
+
+    Refuses an existing file unless `overwrite`; a failed export leaves no file and no event.
+    """
     out_path = Path(out_path)
-    case = gallery.case(case_id)
-    if case is None:
-        raise WorkstationError(f"case {case_id!r} has no searches in the gallery {gallery.folder}")
-    with gallery.transaction():
-        gallery.audit(
-            AuditAction.EXPORT,
-            {
-                "format": "evidence-bundle-json",
-                "path": str(out_path.resolve()),
-                "extra_files": [str(p) for p in extra_files or []],
-            },
-            case_id=case_id,
-            purpose=str(case["purpose"]),
-        )
+    check_targets([out_path], overwrite)
     bundle = build_case_bundle(gallery, case_id)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(bundle.data, indent=2, ensure_ascii=False), encoding="utf-8")
-    make_export_private(out_path)
+    staged = stage(out_path, lambda temp: write_bundle_json(bundle, temp))
+    record_export(gallery, bundle, [(BUNDLE_KIND, staged)], "evidence-bundle-json", overwrite)
     return bundle
+
+
+BUNDLE_KIND, REPORT_KIND = "evidence-bundle-json", "case-report-pdf"
+
+
+def write_bundle_json(bundle: CaseBundle, path: Path) -> None:
+    path.write_text(json.dumps(bundle.data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def record_export(
+    gallery: Gallery,
+    bundle: CaseBundle,
+    files: list[tuple[str, StagedFile]],
+    export_format: str,
+    overwrite: bool,
+) -> AuditEvent:
+    """Audit an export of staged files and move them into place, in one write transaction; on
+    any failure neither the event nor the files remain (see export_files)."""
+    staged = [item for _, item in files]
+    case = gallery.case(bundle.case_id)
+    purpose = str(case["purpose"]) if case else None
+    bundle_file = next((item for kind, item in files if kind == BUNDLE_KIND), None)
+    try:
+        with gallery.transaction():
+            for item in staged:
+                item.replaced = item.target.exists()
+            event = gallery.audit(
+                AuditAction.EXPORT,
+                {
+                    "format": export_format,
+                    # "path" and "extra_files" as events before file hashes named them.
+                    "path": str(bundle_file.target.resolve()) if bundle_file else None,
+                    "extra_files": [
+                        str(item.target) for kind, item in files if kind != BUNDLE_KIND
+                    ],
+                    "files": [item.to_dict(kind) for kind, item in files],
+                    "bundle_head_seq": bundle.data["audit"]["head_seq"],
+                    "bundle_head_hash": bundle.head_hash,
+                },
+                case_id=bundle.case_id,
+                purpose=purpose,
+            )
+            publish(staged, overwrite)
+    except BaseException:
+        discard(staged)
+        raise
+    return event
 
 
 def bundle_digest(bundle: dict[str, Any]) -> str:
@@ -183,8 +241,12 @@ def bundle_digest(bundle: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "BUNDLE_KIND",
+    "REPORT_KIND",
     "CaseBundle",
     "build_case_bundle",
     "bundle_digest",
     "export_case_bundle",
+    "record_export",
+    "write_bundle_json",
 ]

@@ -1,9 +1,9 @@
 """The case report: HTML built from the evidence bundle and its search records, drawn to PDF by
 a renderer the caller hands in (the app's Qt PDF writer), written beside the JSON bundle.
 
-Qt-free. The bundle is exported first (which audits the export and names the PDF among its
-files); the report is then built from exactly that bundle, so the two carry the same audit head
-hash, and the report quotes the SHA-256 of the JSON file.
+Qt-free. The bundle is written first, the report is drawn from exactly that bundle (the two
+carry the same audit head hash, and the report quotes the SHA-256 of the JSON file), and only
+then is the export audited, naming both files with their SHA-256 (workstation.reports.bundle).
 
 The HTML comes from one Jinja2 template with autoescaping (resources/reports/
 case_report.html.j2): subject names, case numbers, purposes, notes and examiner names are
@@ -26,10 +26,16 @@ import numpy as np
 from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
-from workstation.hashing import sha256_file
-from workstation.permissions import make_export_private
-from workstation.reports.bundle import CaseBundle, export_case_bundle
+from workstation.reports.bundle import (
+    BUNDLE_KIND,
+    REPORT_KIND,
+    CaseBundle,
+    build_case_bundle,
+    record_export,
+    write_bundle_json,
+)
 from workstation.reports.columns import Align, Surface, columns_for, legend
+from workstation.reports.export_files import check_targets, discard, stage
 
 TEMPLATE = "reports/case_report.html.j2"
 STRUT = "strut"  # a transparent 1x1 image, stretched to hold text lines to a row height
@@ -399,22 +405,30 @@ def export_case_report(
     pdf_path: Path,
     render_pdf: PdfRenderer,
     json_path: Path | None = None,
+    overwrite: bool = False,
 ) -> ExportedReport:
-    """Export the case's JSON bundle (audited, naming the PDF), then draw the PDF from it."""
+    """Write the case's JSON bundle and the PDF drawn from it, then audit the export naming
+    both files with their SHA-256 (the PDF quotes the bundle's). Refuses existing files
+    unless `overwrite`, and a PDF and bundle that would be one file; a failed export leaves no
+    file and no event (see reports.export_files)."""
     pdf_path = Path(pdf_path)
     json_path = Path(json_path) if json_path is not None else bundle_path_for(pdf_path)
-    if json_path.resolve() == pdf_path.resolve():
-        raise WorkstationError(f"{pdf_path}: the PDF and the JSON bundle need different file names")
-    bundle = export_case_bundle(gallery, case_id, json_path, extra_files=[pdf_path])
-    images = report_images(gallery, bundle)
-    html = report_html(bundle, json_path.name, sha256_file(json_path), images)
+    check_targets([json_path, pdf_path], overwrite)
+    bundle = build_case_bundle(gallery, case_id)
+    staged_json = stage(json_path, lambda temp: write_bundle_json(bundle, temp))
+    pages = 0
     try:
-        pages = render_pdf(html, pdf_path, images, page_setup(bundle))
-    except OSError as exc:
-        raise WorkstationError(f"{pdf_path}: the PDF could not be written ({exc})") from exc
-    if not pdf_path.exists() or pdf_path.stat().st_size == 0:
-        raise WorkstationError(
-            f"{pdf_path}: the PDF could not be written (check the folder is writable)"
-        )
-    make_export_private(pdf_path)
+        images = report_images(gallery, bundle)
+        html = report_html(bundle, json_path.name, staged_json.sha256, images)
+
+        def draw(temp: Path) -> None:
+            nonlocal pages
+            pages = render_pdf(html, temp, images, page_setup(bundle))
+
+        staged_pdf = stage(pdf_path, draw)
+    except BaseException:
+        discard([staged_json])
+        raise
+    files = [(BUNDLE_KIND, staged_json), (REPORT_KIND, staged_pdf)]
+    record_export(gallery, bundle, files, "case-report-pdf+evidence-bundle-json", overwrite)
     return ExportedReport(pdf_path, json_path, pages, bundle)

@@ -22,6 +22,7 @@ from workstation.commands.maintenance import (
     cmd_merge,
     cmd_models,
     cmd_reembed,
+    cmd_retention,
     cmd_settings,
 )
 from workstation.commands.probes import cmd_compare, cmd_enroll, cmd_footage, cmd_search
@@ -307,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("merge_id", metavar="MERGE_ID")
     p.add_argument("--reason", required=True, metavar="TEXT")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser(
+        "retention",
+        help="delete every subject enrolled more than DAYS days ago (one audited act listing "
+        "their ids); --dry-run lists them",
+    )
+    p.add_argument("--older-than", required=True, type=int, metavar="DAYS")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="e.g. the rule that applies")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument("--json", action="store_true", help="one JSON line per subject")
+    p.set_defaults(func=cmd_retention)
 
     p = sub.add_parser(
         "permissions",

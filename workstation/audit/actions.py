@@ -34,6 +34,7 @@ class AuditAction(str, Enum):
     EXAMINER_REVOKE = "examiner_revoke"  # an examiner's key revoked (it signs nothing after)
     EXAMINER_ROLES = "examiner_roles"  # an examiner's roles changed
     CASE_AUTHORISE = "case_authorise"  # who approved a case's searches, when, the reference
+    RETENTION = "retention"  # subjects past the retention period deleted (ids, reason)
 
     def __str__(self) -> str:
         return self.value

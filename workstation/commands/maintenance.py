@@ -233,4 +233,31 @@ def cmd_merge(ctx: CliContext) -> int:
     return EXIT_OK
 
 
+def cmd_retention(ctx: CliContext) -> int:
+    from workstation.gallery.admin import apply_retention
+
+    args = ctx.args
+    gallery = ctx.gallery(read_only=args.dry_run)
+    going, details = apply_retention(gallery, args.older_than, args.reason, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for subject in going:
+        if args.json:
+            ctx.json_line({"subject_id": subject.id, "enrolled_at": subject.created_at})
+        else:
+            ctx.say(f"{verb} {shown(subject.id)} (enrolled {subject.created_at})")
+    faces = sum(subject.face_count for subject in going)
+    tail = (
+        "; nothing was changed (dry run)"
+        if args.dry_run
+        else "; one audit event lists their ids and the reason"
+        if details
+        else ""
+    )
+    ctx.say(
+        f"{len(going)} subject(s) ({faces} face(s)) enrolled more than {args.older_than} day(s) "
+        f"ago: {verb}{tail}"
+    )
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser

@@ -1,4 +1,5 @@
-"""Gallery changes beyond enrolment: deleting subjects and re-embedding.
+"""Gallery changes beyond enrolment: deleting subjects (one, or a retention purge) and
+re-embedding.
 
 Each is one unit of work (`Gallery.change`) with its audit event. Decisions are in
 workstation.gallery.decisions, merging in workstation.gallery.hygiene.
@@ -6,7 +7,8 @@ workstation.gallery.decisions, merging in workstation.gallery.hygiene.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,29 +18,86 @@ from workstation.audit.log import utc_now
 from workstation.domain import BBox
 from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.index_build import rebuild_index
-from workstation.gallery.store import Gallery
+from workstation.gallery.store import Gallery, SubjectInfo
 from workstation.progress import CancelToken, Progress
 from workstation.vision.engine import FaceEngine
 
 
 def delete_subject(gallery: Gallery, subject_id: str, reason: str) -> dict[str, Any]:
-    """Remove a subject, its faces, and photos no other face uses. Needs a reason (audited)."""
+    """Remove a subject, its faces, and photos no other face uses. Needs a reason (audited).
+
+    Deleted means deleted (issue 12 item 1): the rows go (SQLite's secure_delete zeroes them),
+    the faces' vectors are overwritten in every index file, the photo copies are unlinked, and
+    the WAL is checkpointed so no old page lingers there. The audit event keeps what the law
+    needs: the subject id, the reason, who and when; never the name, a photo, its hash or path.
+    """
+    return delete_subjects(gallery, [subject_id], reason, AuditAction.DELETE)
+
+
+def delete_subjects(
+    gallery: Gallery,
+    subject_ids: Sequence[str],
+    reason: str,
+    action: AuditAction = AuditAction.DELETE,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Remove several subjects in one audited act (see `delete_subject`); returns its details."""
     reason = (reason or "").strip()
     if not reason:
         raise WorkstationError("deleting a subject needs a reason (it is kept in the audit log)")
-    with gallery.change(AuditAction.DELETE) as change:
-        subject = gallery.subject(subject_id)
-        if subject is None:
-            raise GalleryError(f"subject {subject_id!r} is not in the gallery {gallery.folder}")
-        face_ids, removed_sha256 = change.remove_subject(subject_id)
-        change.details.update(
-            subject_id=subject_id,
-            name=subject.name,
+    wanted = list(dict.fromkeys(subject_ids))
+    with gallery.change(action) as change:
+        face_ids: list[int] = []
+        photos = 0
+        for subject_id in wanted:
+            if gallery.subject(subject_id) is None:
+                raise GalleryError(f"subject {subject_id!r} is not in the gallery {gallery.folder}")
+            faces, removed_sha256 = change.remove_subject(subject_id)
+            face_ids += faces
+            photos += len(removed_sha256)
+        details: dict[str, Any] = (
+            {"subject_id": wanted[0]} if action == AuditAction.DELETE and len(wanted) == 1 else {}
+        )
+        details.update(
+            subject_ids=wanted,
             reason=reason,
             face_ids=face_ids,
-            image_sha256=removed_sha256,
+            photos_removed=photos,
+            **(extra or {}),
         )
+        change.details.update(details)
     return change.details
+
+
+def subjects_enrolled_before(gallery: Gallery, cutoff: datetime) -> list[SubjectInfo]:
+    """The subjects created before `cutoff` (a retention period's start), oldest first."""
+    return gallery.subjects_created_before(cutoff.astimezone(UTC).isoformat())
+
+
+def apply_retention(
+    gallery: Gallery, older_than_days: int, reason: str, dry_run: bool = False
+) -> tuple[list[SubjectInfo], dict[str, Any] | None]:
+    """Delete every subject enrolled more than `older_than_days` days ago, in one audited act
+    listing their ids (`AuditAction.RETENTION`). With `dry_run`, only list them.
+
+    Returns (the subjects that go or would go, the audit details or None)."""
+    if older_than_days < 0:
+        raise WorkstationError("--older-than needs a number of days of 0 or more")
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkstationError("a retention purge needs a reason (it is kept in the audit log)")
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    going = subjects_enrolled_before(gallery, cutoff)
+    if dry_run or not going:
+        return going, None
+    details = delete_subjects(
+        gallery,
+        [subject.id for subject in going],
+        reason,
+        AuditAction.RETENTION,
+        extra={"older_than_days": older_than_days, "enrolled_before": cutoff.isoformat()},
+    )
+    return going, details
 
 
 def reembed(

@@ -70,6 +70,9 @@ class GalleryChange:
         self._files: list[str] = []  # stored photos to delete after the commit
         self._faces_changed = False
         self._rebuild_index = False
+        # Personal data removed (faces, subjects, embeddings replaced): after the commit the WAL
+        # is checkpointed and truncated, so no old copy of those pages stays in the -wal file.
+        self._scrub = False
         self._wrote = False  # any row written: the change must then record an audit event
         self._steps = 0
 
@@ -117,8 +120,10 @@ class GalleryChange:
                 self._added,
                 self._removed,
                 rebuild=self._rebuild_index,
-                save=self._save_index,
+                save=self._save_index or bool(self._removed),
             )
+        if self._scrub:
+            self.gallery.checkpoint_wal()
         return generation
 
     def rollback(self) -> None:
@@ -309,7 +314,34 @@ class GalleryChange:
         removed_sha256 = self.remove_faces(face_ids)
         self._writing().execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         self._touch("subjects", [subject_id], removed=True)
+        self._scrub_stored_names(subject_id)
+        self._scrub = True
         return face_ids, removed_sha256
+
+    def _scrub_stored_names(self, subject_id: str) -> None:
+        """Searches stored before names were looked up at read time kept each candidate's name
+        in the row: a deleted subject's name is taken out of them (ids and scores stay).
+
+        A scrubbed row is part of the deleting act: its new hash is recorded by the deletion
+        (or merge, or retention) event among its row hashes, and `audit verify` then holds the
+        row to that hash (docs/ACCOUNTABILITY.md)."""
+        conn = self._writing()
+        rows = conn.execute(
+            "SELECT id, candidates FROM searches WHERE candidates LIKE ?", ('%"name"%',)
+        ).fetchall()
+        for search_id, text in rows:
+            candidates = json.loads(text)
+            changed = False
+            for candidate in candidates:
+                if str(candidate.get("subject_id")) == subject_id and "name" in candidate:
+                    del candidate["name"]
+                    changed = True
+            if changed:
+                conn.execute(
+                    "UPDATE searches SET candidates = ? WHERE id = ?",
+                    (json.dumps(candidates), search_id),
+                )
+                self._touch("searches", [search_id])
 
     def remove_faces(self, face_ids: Sequence[int]) -> list[str]:
         """Remove faces, and the photos no remaining face uses; returns those photos' SHA-256.
@@ -346,6 +378,7 @@ class GalleryChange:
             self._removed.extend(ids)
             self._faces_changed = True
             self._touch("faces", ids, removed=True)
+            self._scrub = True
         return removed_sha256
 
     def move_faces(self, from_subject: str, to_subject: str) -> list[int]:
@@ -505,6 +538,7 @@ class GalleryChange:
         self._touch("faces", (row[2] for row in rows))
         self._faces_changed = True
         self._rebuild_index = True
+        self._scrub = True  # the old embeddings' pages must not stay in the WAL
 
     # ------------------------------------------------------------------ cases, decisions
     def ensure_case(self, case_id: str, purpose: str) -> bool:

@@ -509,15 +509,14 @@ def _insert_one(change: GalleryChange, engine: FaceEngine, prepared: _Prepared) 
         file_bytes=image["file_bytes"],
     )
     face_id = change.add_face(item.subject_id, image_id, face, str(engine.model))
+    # Ids only (issue 12 item 1): the name, the photo's hash and its path are in the rows,
+    # which a deletion removes; an append-only log keeps what it is given for ever.
     change.record(
         AuditAction.ENROL,
         {
             "subject_id": item.subject_id,
             "new_subject": new_subject,
-            "name": item.name,
-            "image_sha256": prepared.sha256,
-            "original_path": original_path,
-            "request": item.source,
+            "image_id": image_id,
             "face_id": face_id,
             "box": face.box.as_list(),
             "box_given": item.box.as_list() if item.box is not None else None,

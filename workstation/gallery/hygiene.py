@@ -197,10 +197,10 @@ def merge_subjects(gallery: Gallery, keep_id: str, merge_id: str, reason: str) -
         change.remove_subject(merge_id)
         change.details.update(
             {
+                # Ids only: names stay in the rows (the kept subject's merged_from), which
+                # a later deletion removes; the log keeps what it is given for ever.
                 "keep_subject_id": keep_id,
-                "keep_name": keep.name,
                 "merged_subject_id": merge_id,
-                "merged_name": merge.name,
                 "reason": reason,
                 "face_ids_moved": moved,
                 "attributes_conflicting": sorted(

@@ -79,6 +79,7 @@ from workstation.gallery.photo_copies import (
     OrphanReport,
     check_needed,
     finish_check,
+    fsync_folders,
     remove_orphans,
 )
 from workstation.gallery.photos import load_verified_photo
@@ -96,6 +97,8 @@ DB_NAME = "gallery.sqlite"
 EMBEDDED = "embedded"
 # The gallery setting naming the agency witness folder (a network share or write-once store).
 WITNESS_FOLDER_SETTING = "witness_folder"
+# Every file of the vector index (vectors, ids, codes, manifest) is named faces.*.
+INDEX_FILES_GLOB = "faces.*"
 log = logging.getLogger(__name__)
 
 
@@ -417,6 +420,37 @@ class Gallery:
                 raise GalleryBusyError(busy_message(self.db_path)) from exc
             raise
 
+    def checkpoint_wal(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes, so that pages of rows
+        just deleted (older versions of them included) are not left in the -wal file. Waits
+        at most a few seconds for other connections' reads; False when one kept it from
+        completing (the next deletion or checkpoint finishes it)."""
+        if self._conn.in_transaction:
+            raise RuntimeError("checkpoint outside a transaction")
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        try:
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            log.warning("%s: WAL checkpoint failed (%s)", self.db_path, exc)
+            return False
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        if busy:
+            log.warning(
+                "%s: another connection was reading: the WAL could not be truncated yet",
+                self.db_path,
+            )
+        return not busy
+
+    def drop_index_files(self) -> None:
+        """Remove the vector index's files (derived, rebuilt from the database on next use):
+        used when faces were removed while the saved index was not in step to remove them."""
+        self._index = None
+        for path in self.folder.glob(INDEX_FILES_GLOB):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+        fsync_folders([self.db_path])
+
     def _remove_orphan_photos(self) -> OrphanReport:
         """Remove photo copies and partial files no row names (left by a crash), holding the
         write lock without waiting for it: when another process writes, it is left for the
@@ -673,6 +707,18 @@ class Gallery:
             )
             found.update((row[0], json.loads(row[1])) for row in rows)
         return found
+
+    def subjects_created_before(self, cutoff: str) -> list[SubjectInfo]:
+        """Subjects whose row was created before `cutoff` (ISO 8601 UTC), oldest first."""
+        sql = (
+            "SELECT s.id, s.name, s.attributes, s.created_at, COUNT(f.id) FROM subjects s "
+            "LEFT JOIN faces f ON f.subject_id = s.id WHERE s.created_at < ? "
+            "GROUP BY s.id ORDER BY s.created_at, s.id"
+        )
+        return [
+            SubjectInfo(row[0], row[1], json.loads(row[2]), row[3], int(row[4]))
+            for row in self._conn.execute(sql, (cutoff,))
+        ]
 
     @staticmethod
     def _subject_filter(query: str | None) -> tuple[str, list[Any]]:
@@ -1176,7 +1222,10 @@ class Gallery:
                 if removed:
                     from workstation.gallery.index import remove_from_saved
 
-                    remove_from_saved(self.folder, removed)
+                    if not remove_from_saved(self.folder, removed):
+                        # Files that cannot be read to overwrite the faces in place (damaged)
+                        # may still hold them: they go now (rebuilt from the database later).
+                        self.drop_index_files()
                 return
             if removed:
                 index.remove(removed)
@@ -1192,6 +1241,11 @@ class Gallery:
             # The act is committed; the index is derived: the next use catches it up from the
             # database or rebuilds it (its manifest no longer matches), and says so.
             self._index = None
+            if removed:  # the files may still hold the removed vectors: they go now
+                try:
+                    self.drop_index_files()
+                except OSError as exc:
+                    log.error("%s: index files holding deleted faces: %s", self.folder, exc)
 
     def _index_at(
         self, generation: int, added: list[tuple[np.ndarray, np.ndarray]], removed: list[int]

@@ -1,0 +1,247 @@
+"""Deleted means deleted (issue 12 item 1): after a subject is deleted, no file under the
+gallery folder holds their embedding, their photo's SHA-256, their name or their photo's path;
+the audit chain still verifies; retention deletes what is past its period, audited, with a
+dry run."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlite_file import edit_database
+
+from workstation.audit.actions import AuditAction
+from workstation.cli import main
+from workstation.gallery.store import INDEX_FILES_GLOB, Gallery
+
+NAME = "Zebulon Quintavalle-Deletable"
+SUBJECT = "P-ZQ-4711"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _enrol_search_decide_export(tmp_path: Path, photo_paths: dict[str, Path]) -> dict:  # type: ignore[type-arg]
+    """The subject's life in the gallery up to the deletion; returns what must vanish."""
+    source = tmp_path / "seized phone of zebulon" / "zebulon-mugshot-4711.jpg"
+    source.parent.mkdir()
+    shutil.copyfile(photo_paths["obama"], source)
+    gallery = tmp_path / "g"
+    for argv in (
+        ["enroll", "--subject", SUBJECT, "--name", NAME, str(source)],
+        ["enroll", "--subject", "P-OTHER", "--name", "Somebody Else", str(photo_paths["biden"])],
+    ):
+        code, _, err = run("--gallery", str(gallery), *argv)
+        assert code == 0, err
+    code, out, err = run(
+        "--gallery", str(gallery), "search", "--case", "C-DEL-1", "--purpose", "robbery",
+        "--json", str(photo_paths["obama2"]),
+    )  # fmt: skip
+    assert code == 0, err
+    search = json.loads(out)
+    assert search["candidates"][0]["subject_id"] == SUBJECT  # they became a candidate
+    code, _, err = run(
+        "--gallery", str(gallery), "decide", "--search", str(search["search_id"]),
+        "--subject", SUBJECT, "--decision", "possible-lead", "--note", "ears and chin agree",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(
+        "--gallery", str(gallery), "export", "--case", "C-DEL-1",
+        "--out", str(tmp_path / "exports" / "case.json"),
+    )  # fmt: skip
+    assert code == 0, err
+    with Gallery(gallery, create=False) as opened:
+        embeddings = opened.subject_embeddings(SUBJECT)
+        [face] = opened.faces_of(SUBJECT)
+        assert opened.index().count == 2  # the index files exist and hold the face
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert face.image_sha256 == digest
+    return {
+        "gallery": gallery,
+        "embeddings": embeddings,
+        "sha256": digest,
+        "path": str(source.resolve()),
+        "search_id": search["search_id"],
+    }
+
+
+def _needles(facts: dict) -> dict[str, bytes]:  # type: ignore[type-arg]
+    needles = {
+        "name": NAME.encode("utf-8"),
+        "name (UTF-16)": NAME.encode("utf-16-le"),
+        "photo SHA-256 (hex)": facts["sha256"].encode("ascii"),
+        "photo SHA-256 (raw)": bytes.fromhex(facts["sha256"]),
+        "photo path": facts["path"].encode("utf-8"),
+        "photo file name": b"zebulon-mugshot-4711",
+    }
+    for n, vector in enumerate(facts["embeddings"]):
+        raw = vector.astype("<f4").tobytes()
+        needles[f"embedding {n}"] = raw
+        needles[f"embedding {n} (first 64 bytes)"] = raw[:64]
+        needles[f"embedding {n} (last 64 bytes)"] = raw[-64:]
+    return needles
+
+
+def _found(folder: Path, needles: dict[str, bytes], index_files: bool) -> list[str]:
+    index = set(folder.glob(INDEX_FILES_GLOB))
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if (path in index) != index_files:
+            continue
+        data = path.read_bytes()
+        found += [
+            f"{what} in {path.relative_to(folder)}" for what, n in needles.items() if n in data
+        ]
+    return found
+
+
+def test_a_deleted_subject_leaves_nothing_in_the_database_wal_or_photos(
+    tmp_path: Path, photo_paths: dict[str, Path]
+) -> None:
+    facts = _enrol_search_decide_export(tmp_path, photo_paths)
+    gallery = facts["gallery"]
+    needles = _needles(facts)
+    # Before the deletion they are there (the needles are right).
+    assert _found(gallery, needles, index_files=False)
+    code, out, err = run(
+        "--gallery", str(gallery), "subjects", "delete", SUBJECT, "--reason", "acquitted"
+    )
+    assert code == 0, err
+    assert _found(gallery, needles, index_files=False) == []
+    assert not list((gallery / "images").rglob("*.jpg"))[1:]  # only the other subject's copy
+    code, out, err = run("--gallery", str(gallery), "audit", "verify")
+    assert code == 0, out + err
+    with Gallery(gallery, create=False, read_only=True) as opened:
+        [deletion] = [e for e in opened.audit_events() if e.action == AuditAction.DELETE]
+        assert deletion.details["subject_id"] == SUBJECT
+        assert deletion.details["reason"] == "acquitted"
+        assert deletion.details["photos_removed"] == 1
+        # The past search stays, its candidate shown as a deleted subject.
+        record = opened.search_record(facts["search_id"])
+        assert record.candidates[0].subject_id == SUBJECT
+    assert (gallery / "gallery.sqlite-wal").stat().st_size == 0  # checkpointed and truncated
+
+
+@pytest.mark.xfail(
+    reason="the index on main masks removed rows; overwriting them in place in every index file "
+    "is helper index10m's VectorIndex.remove (issue 12 items 1 and 9), not landed yet",
+    strict=False,
+)
+def test_a_deleted_subject_leaves_nothing_in_the_vector_index_files(
+    tmp_path: Path, photo_paths: dict[str, Path]
+) -> None:
+    facts = _enrol_search_decide_export(tmp_path, photo_paths)
+    gallery = facts["gallery"]
+    needles = {k: v for k, v in _needles(facts).items() if k.startswith("embedding")}
+    assert _found(gallery, needles, index_files=True)
+    code, _, err = run(
+        "--gallery", str(gallery), "subjects", "delete", SUBJECT, "--reason", "acquitted"
+    )
+    assert code == 0, err
+    assert _found(gallery, needles, index_files=True) == []
+    with Gallery(gallery, create=False) as opened:
+        assert opened.index().count == 1
+
+
+def test_a_deletion_removes_the_index_files_it_cannot_update(
+    tmp_path: Path, photo_paths: dict[str, Path]
+) -> None:
+    """An index behind the database (another process enrolled; not caught up here) cannot
+    remove the faces in place: its files go, to be rebuilt from the database."""
+    facts = _enrol_search_decide_export(tmp_path, photo_paths)
+    gallery = facts["gallery"]
+    code, _, err = run(
+        "--gallery", str(gallery), "enroll", "--subject", "P-3", str(photo_paths["obama2"])
+    )
+    assert code == 0, err
+    manifest = next(gallery.glob("faces.*.json"))
+    stale = json.loads(manifest.read_text())
+    stale["generation"] = int(stale["generation"]) - 1  # saved one change behind
+    manifest.write_text(json.dumps(stale))
+    code, _, err = run(
+        "--gallery", str(gallery), "subjects", "delete", SUBJECT, "--reason", "acquitted"
+    )
+    assert code == 0, err
+    needles = {k: v for k, v in _needles(facts).items() if k.startswith("embedding")}
+    assert _found(gallery, needles, index_files=True) == []
+    with Gallery(gallery, create=False) as opened:
+        assert opened.index().count == 2  # rebuilt from the database on next use
+
+
+def test_enrolment_and_merge_events_carry_ids_not_personal_data(
+    tmp_path: Path, photo_paths: dict[str, Path]
+) -> None:
+    facts = _enrol_search_decide_export(tmp_path, photo_paths)
+    gallery = facts["gallery"]
+    code, _, err = run(
+        "--gallery", str(gallery), "merge", "P-OTHER", SUBJECT, "--reason", "same person"
+    )
+    assert code == 0, err
+    with Gallery(gallery, create=False, read_only=True) as opened:
+        events = opened.audit_events()
+    text = json.dumps([e.to_dict() for e in events], ensure_ascii=False)
+    for what in (NAME, "Somebody Else", facts["sha256"], facts["path"], "zebulon-mugshot"):
+        assert what not in text, what
+    enrol = next(e for e in events if e.action == AuditAction.ENROL)
+    assert {"subject_id", "face_id", "image_id"} <= set(enrol.details)
+
+
+def test_retention_deletes_what_is_past_its_period_in_one_audited_act(
+    tmp_path: Path, photo_paths: dict[str, Path]
+) -> None:
+    gallery = tmp_path / "g"
+    for subject, photo in (("P-OLD", "obama"), ("P-NEW", "biden")):
+        code, _, err = run("--gallery", str(gallery), "enroll", "--subject", subject,
+                           "--name", f"Name of {subject}", str(photo_paths[photo]))  # fmt: skip
+        assert code == 0, err
+    # P-OLD was enrolled 400 days ago (the row's time set from outside; the audit log is not
+    # touched).
+    edit_database(
+        gallery,
+        "UPDATE subjects SET created_at = '2025-10-26T09:00:00+00:00' WHERE id = 'P-OLD'",
+        drop_guards=False,
+    )
+    with Gallery(gallery, create=False, read_only=True) as opened:
+        events_before = len(opened.audit_events())
+    code, out, err = run("--gallery", str(gallery), "retention", "--older-than", "365",
+                         "--reason", "retention rule 7(2)", "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert "would delete P-OLD" in out and "P-NEW" not in out and "dry run" in out
+    with Gallery(gallery, create=False, read_only=True) as opened:
+        assert opened.subject_count() == 2 and len(opened.audit_events()) == events_before
+    code, out, err = run("--gallery", str(gallery), "retention", "--older-than", "365",
+                         "--reason", "retention rule 7(2)")  # fmt: skip
+    assert code == 0, err
+    assert "deleted P-OLD" in out
+    with Gallery(gallery, create=False) as opened:
+        assert [s.id for s in opened.subjects()] == ["P-NEW"]
+        [purge] = [e for e in opened.audit_events() if e.action == AuditAction.RETENTION]
+        assert purge.details["subject_ids"] == ["P-OLD"]
+        assert purge.details["reason"] == "retention rule 7(2)"
+        assert purge.details["older_than_days"] == 365
+        assert "Name of P-OLD" not in json.dumps(purge.details)
+        assert opened.verify_audit().intact
+        assert opened.index().count == 1
+    code, _, err = run("--gallery", str(gallery), "retention", "--older-than", "30",
+                       "--reason", "")  # fmt: skip
+    assert code == 1 and "reason" in err
+
+
+@pytest.mark.parametrize("days", ["-1"])
+def test_retention_refuses_a_negative_period(tmp_path: Path, photo_paths, days: str) -> None:  # type: ignore[no-untyped-def]
+    gallery = tmp_path / "g"
+    code, _, err = run(
+        "--gallery", str(gallery), "enroll", "--subject", "S", str(photo_paths["obama"])
+    )
+    assert code == 0, err
+    code, _, err = run(
+        "--gallery", str(gallery), "retention", "--older-than", days, "--reason", "r"
+    )
+    assert code == 1 and "0 or more" in err

@@ -42,6 +42,7 @@ from workstation.gui.enrol_panel import EnrolWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey
 from workstation.gui.imaging import verdict_color
 from workstation.gui.reason_dialog import ReasonRequiredDialog
+from workstation.gui.retention_dialog import RetentionDialog
 from workstation.gui.text import escaped, make_plain, tooltip
 from workstation.progress import CancelToken
 
@@ -406,6 +407,12 @@ class GalleryManagerWidget(QWidget):
         self.face_details.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.delete_button = QPushButton("Delete subject…")
         self.delete_button.setEnabled(False)
+        self.retention_button = QPushButton("Retention…")
+        self.retention_button.setToolTip(
+            "Delete every subject enrolled more than a number of days ago (listed first; one "
+            "audited act with a reason)"
+        )
+        self.retention_dialog: RetentionDialog | None = None
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         make_plain(self.count_label, self.face_details, self.message_label)
@@ -417,7 +424,10 @@ class GalleryManagerWidget(QWidget):
         middle_layout.setContentsMargins(0, 0, 0, 0)
         middle_layout.addWidget(self.search_edit)
         middle_layout.addWidget(self.subjects_view, 1)
-        middle_layout.addWidget(self.count_label)
+        count_row = QHBoxLayout()
+        count_row.addWidget(self.count_label, 1)
+        count_row.addWidget(self.retention_button)
+        middle_layout.addLayout(count_row)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -445,6 +455,7 @@ class GalleryManagerWidget(QWidget):
         self.subjects_view.selectionModel().currentChanged.connect(self._on_subject_chosen)
         self.faces_view.selectionModel().currentChanged.connect(self._on_face_chosen)
         self.delete_button.clicked.connect(self._on_delete_clicked)
+        self.retention_button.clicked.connect(self._on_retention_clicked)
         context.gallery_changed.connect(self._on_gallery_changed)
         self.reload_subjects()
 
@@ -564,6 +575,36 @@ class GalleryManagerWidget(QWidget):
     def _on_delete_failed(self, message: str) -> None:
         self.delete_button.setEnabled(self._selected_id is not None)
         self._show_message(f"The subject was not deleted: {message}", error=True)
+
+    def _on_retention_clicked(self) -> None:
+        self.retention_dialog = RetentionDialog(self._context, self)
+        self.retention_dialog.accepted.connect(self._on_retention_confirmed)
+        self.retention_dialog.open()
+
+    def _on_retention_confirmed(self) -> None:
+        dialog = self.retention_dialog
+        if dialog is None:
+            return
+        self.retention_button.setEnabled(False)
+        dialog.run_purge(self._on_retention_done, self._on_retention_failed, owner=self)
+
+    def _on_retention_done(self, details: dict[str, Any] | None) -> None:
+        self.retention_button.setEnabled(True)
+        gone = len(details["subject_ids"]) if details else 0
+        text = (
+            f"Retention: {gone} subject(s) deleted ({len(details['face_ids'])} face(s)); the ids "
+            "and the reason are in the audit log."
+            if details
+            else "Retention: no subject is past the period any more; nothing was deleted."
+        )
+        self._show_message(text)
+        self._context.status_message.emit(text)
+        self._context.gallery_changed.emit()
+        self._context.audit_changed.emit()
+
+    def _on_retention_failed(self, message: str) -> None:
+        self.retention_button.setEnabled(True)
+        self._show_message(f"Retention: nothing was deleted: {message}", error=True)
 
     def _show_message(self, text: str, error: bool = False) -> None:
         self.message_label.setStyleSheet("color: #b00020;" if error else "color: #1b6e20;")

@@ -120,7 +120,7 @@ class GalleryChange:
                 self._added,
                 self._removed,
                 rebuild=self._rebuild_index,
-                save=self._save_index or bool(self._removed),
+                save=self._save_index,
             )
         if self._scrub:
             self.gallery.checkpoint_wal()

@@ -170,7 +170,7 @@ def test_export_dialog_asks_before_replacing_the_report_or_its_bundle(
     # Without the question (export_report called directly), existing files are refused.
     win.export_report(pdf)
     qtbot.waitUntil(lambda: "already exists" in win.statusBar().currentMessage(), timeout=WAIT_MS)
-    with Gallery(win.context.gallery_dir, user="check") as gallery:
+    with open_as(win.context.gallery_dir, "check") as gallery:
         exports = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "export"]
     assert len(exports) == 1
     assert all(f["replaced_existing"] for f in exports[0].details["files"] if "json" in f["kind"])

@@ -101,7 +101,7 @@ def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, t
         report = export_case_report(gallery, HOSTILE_CASE, pdf, renderer)
     assert report.pages == 3 and report.json_path == bundle_path_for(pdf)
     bundle = json.loads(report.json_path.read_text(encoding="utf-8"))
-    with Gallery(hostile_case, user="reviewer") as gallery:
+    with open_as(hostile_case, "reviewer") as gallery:
         export = gallery.audit_events()[-1]
     assert export.action == "export" and export.details["extra_files"] == [str(pdf)]
     assert export.prev_hash == bundle["audit"]["head_hash"]

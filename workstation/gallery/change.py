@@ -324,7 +324,10 @@ class GalleryChange:
 
         A scrubbed row is part of the deleting act: its new hash is recorded by the deletion
         (or merge, or retention) event among its row hashes, and `audit verify` then holds the
-        row to that hash (docs/ACCOUNTABILITY.md)."""
+        row to that hash (docs/ACCOUNTABILITY.md). Only a row that matched the hash recorded
+        for it is re-recorded: one already edited outside the program is scrubbed too, but
+        its new hash is not recorded, so `audit verify` goes on naming it (a scrub never
+        launders an edit)."""
         conn = self._writing()
         rows = conn.execute(
             "SELECT id, candidates FROM searches WHERE candidates LIKE ?", ('%"name"%',)
@@ -336,12 +339,30 @@ class GalleryChange:
                 if str(candidate.get("subject_id")) == subject_id and "name" in candidate:
                     del candidate["name"]
                     changed = True
-            if changed:
-                conn.execute(
-                    "UPDATE searches SET candidates = ? WHERE id = ?",
-                    (json.dumps(candidates), search_id),
-                )
+            if not changed:
+                continue
+            vouched = self._matches_its_record("searches", str(search_id))
+            conn.execute(
+                "UPDATE searches SET candidates = ? WHERE id = ?",
+                (json.dumps(candidates), search_id),
+            )
+            if vouched:
                 self._touch("searches", [search_id])
+
+    def _matches_its_record(self, table: str, row_id: str) -> bool:
+        """Whether the row, as it is now, is what the chain holds it to: written earlier in this
+        change (its hash is taken at the event), or equal to the hash its last event recorded."""
+        if (table, row_id) in self._rows:
+            return True
+        recorded = audit_store.SqliteRowSource(self._conn).latest_row_entries(table, [row_id])
+        row = audit_store.rows_by_id(self._conn, table, [row_id]).get(row_id)
+        entry = recorded.get(row_id)
+        return (
+            entry is not None
+            and entry[1] is not None
+            and row is not None
+            and row_sha256(table, row) == entry[1]
+        )
 
     def remove_faces(self, face_ids: Sequence[int]) -> list[str]:
         """Remove faces, and the photos no remaining face uses; returns those photos' SHA-256.

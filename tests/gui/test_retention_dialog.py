@@ -66,3 +66,29 @@ def test_retention_lists_then_deletes_with_a_reason(qtbot, context) -> None:  # 
         assert purge.details["reason"] == "retention rule 7(2)"
         assert purge.user == "examiner1"
         assert gallery.verify_audit().intact
+
+
+def test_retention_is_an_administrators_act(qtbot, tmp_path: Path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    """An analyst sees the button disabled, with the reason; the core refuses them anyway."""
+    from examiners import examiner, register
+
+    from workstation.audit.roles import Role
+    from workstation.errors import NotPermittedError
+    from workstation.gallery.admin import apply_retention
+    from workstation.gui.context import AppContext
+
+    folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
+    register(folder, "ann", roles=[Role.ANALYST])
+    ctx = AppContext(folder, examiner=examiner("ann"))
+    widget = GalleryManagerWidget(ctx)
+    qtbot.addWidget(widget)
+    with qtbot.waitSignal(ctx.identity_changed, timeout=WAIT_MS):
+        ctx.refresh_identity()
+    assert not widget.retention_button.isEnabled()
+    assert "administrator" in widget.retention_button.toolTip()
+    with Gallery(folder, examiner=examiner("ann")) as gallery:
+        with pytest.raises(NotPermittedError, match="administrator"):
+            apply_retention(gallery, 0, "rule 7(2)")
+        assert gallery.subject_count() == 2
+    ctx.pool.cancel_all()
+    ctx.pool.wait()

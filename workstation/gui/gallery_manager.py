@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workstation.audit.roles import Role
 from workstation.gallery.admin import delete_subject
 from workstation.gallery.store import FaceRecord, SubjectInfo
 from workstation.gui.context import AppContext
@@ -408,10 +409,6 @@ class GalleryManagerWidget(QWidget):
         self.delete_button = QPushButton("Delete subject…")
         self.delete_button.setEnabled(False)
         self.retention_button = QPushButton("Retention…")
-        self.retention_button.setToolTip(
-            "Delete every subject enrolled more than a number of days ago (listed first; one "
-            "audited act with a reason)"
-        )
         self.retention_dialog: RetentionDialog | None = None
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
@@ -457,6 +454,8 @@ class GalleryManagerWidget(QWidget):
         self.delete_button.clicked.connect(self._on_delete_clicked)
         self.retention_button.clicked.connect(self._on_retention_clicked)
         context.gallery_changed.connect(self._on_gallery_changed)
+        context.identity_changed.connect(self._update_retention_button)
+        self._update_retention_button()
         self.reload_subjects()
 
     # ------------------------------------------------------------------ loading
@@ -576,6 +575,20 @@ class GalleryManagerWidget(QWidget):
         self.delete_button.setEnabled(self._selected_id is not None)
         self._show_message(f"The subject was not deleted: {message}", error=True)
 
+    def _update_retention_button(self) -> None:
+        """A retention purge is an administrator's act: an examiner registered without that
+        role sees the button disabled, with the reason (the core refuses the act anyway)."""
+        registration = self._context.registration
+        allowed = registration is None or Role.ADMINISTRATOR in registration.roles
+        self.retention_button.setEnabled(allowed)
+        self.retention_button.setToolTip(
+            "Delete every subject enrolled more than a number of days ago (listed first; one "
+            "audited act with a reason)"
+            if allowed
+            else f"A retention purge needs the administrator role; {registration.name} holds: "
+            f"{registration.roles_text}"
+        )
+
     def _on_retention_clicked(self) -> None:
         self.retention_dialog = RetentionDialog(self._context, self)
         self.retention_dialog.accepted.connect(self._on_retention_confirmed)
@@ -589,7 +602,7 @@ class GalleryManagerWidget(QWidget):
         dialog.run_purge(self._on_retention_done, self._on_retention_failed, owner=self)
 
     def _on_retention_done(self, details: dict[str, Any] | None) -> None:
-        self.retention_button.setEnabled(True)
+        self._update_retention_button()
         gone = len(details["subject_ids"]) if details else 0
         text = (
             f"Retention: {gone} subject(s) deleted ({len(details['face_ids'])} face(s)); the ids "
@@ -603,7 +616,7 @@ class GalleryManagerWidget(QWidget):
         self._context.audit_changed.emit()
 
     def _on_retention_failed(self, message: str) -> None:
-        self.retention_button.setEnabled(True)
+        self._update_retention_button()
         self._show_message(f"Retention: nothing was deleted: {message}", error=True)
 
     def _show_message(self, text: str, error: bool = False) -> None:

@@ -29,7 +29,7 @@ CASE = "C-EXPORT-1"
 @pytest.fixture
 def case_gallery(tmp_path: Path, engine, photo_paths) -> Path:  # type: ignore[no-untyped-def]
     folder = tmp_path / "gallery"
-    with Gallery(folder, user="ana") as gallery:
+    with Gallery(folder, user="examiner1") as gallery:
         items = items_for_subject("P-1", [photo_paths["obama"]], "Barack Obama")
         items += items_for_subject("P-2", [photo_paths["biden"]], "Joe Biden")
         drain(enroll(gallery, engine, items))
@@ -124,7 +124,7 @@ def test_a_failed_export_leaves_no_file_and_no_event(case_gallery: Path, tmp_pat
         raise OSError(28, "No space left on device")
 
     pdf = tmp_path / "report.pdf"
-    with Gallery(case_gallery, user="ana") as gallery:
+    with Gallery(case_gallery, user="examiner1") as gallery:
         head_before = gallery.verify_audit().head_hash
         with pytest.raises(WorkstationError, match=r"report\.pdf: could not be written"):
             export_case_report(gallery, CASE, pdf, broken)
@@ -132,7 +132,7 @@ def test_a_failed_export_leaves_no_file_and_no_event(case_gallery: Path, tmp_pat
     assert not pdf.exists() and not pdf.with_suffix(".json").exists()
     assert list(tmp_path.glob(".*partial")) == []
     # A folder that cannot be written: no event either.
-    with Gallery(case_gallery, user="ana") as gallery, pytest.raises(WorkstationError):
+    with Gallery(case_gallery, user="examiner1") as gallery, pytest.raises(WorkstationError):
         export_case_bundle(gallery, CASE, Path("/proc/not-writable/bundle.json"))
     assert _exports(case_gallery) == []
 
@@ -147,7 +147,10 @@ def test_a_file_that_appears_while_the_export_is_written_is_not_replaced(
         pdf_path.write_bytes(b"%PDF-1.4 ours")
         return 1
 
-    with Gallery(case_gallery, user="ana") as gallery, pytest.raises(WorkstationError) as caught:
+    with (
+        Gallery(case_gallery, user="examiner1") as gallery,
+        pytest.raises(WorkstationError) as caught,
+    ):
         export_case_report(gallery, CASE, pdf, racing)
     assert "appeared while the export was being written" in str(caught.value)
     assert pdf.read_bytes() == b"someone else's file"

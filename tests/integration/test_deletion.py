@@ -20,6 +20,7 @@ from workstation.audit.actions import AuditAction
 from workstation.cli import main
 from workstation.gallery import audit_store, schema
 from workstation.gallery.admin import delete_subject
+from workstation.gallery.database import SqliteDatabase
 from workstation.gallery.store import INDEX_FILES_GLOB, Gallery
 from workstation.vision.images import load_image
 
@@ -256,7 +257,7 @@ def _gallery_with_named_search_rows(folder: Path, engine, photo: Path) -> None: 
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     for migration in schema.MIGRATIONS[:2]:
-        migration(conn)
+        migration(SqliteDatabase(conn, "test", 30_000))
     conn.execute("PRAGMA user_version = 2")
     now, model = "2026-01-01T00:00:00+00:00", engine.model
     vector = np.asarray(engine.analyze(load_image(photo).bgr)[0].embedding, np.float32)
@@ -320,7 +321,7 @@ def test_a_name_kept_by_an_older_search_row_is_scrubbed_and_the_scrub_is_audited
         details = delete_subject(gallery, SUBJECT, "acquitted")
         deletion = gallery.audit_events()[-1]
         assert deletion.action == AuditAction.DELETE and details["subject_id"] == SUBJECT
-        latest = audit_store.SqliteRowSource(gallery.conn).latest_row_entries(
+        latest = audit_store.DatabaseRowSource(gallery.conn).latest_row_entries(
             "searches", ["1", "2"]
         )
         # Search 1 verified before the scrub: the deletion event holds its new hash.

@@ -354,7 +354,7 @@ class GalleryChange:
         change (its hash is taken at the event), or equal to the hash its last event recorded."""
         if (table, row_id) in self._rows:
             return True
-        recorded = audit_store.SqliteRowSource(self._conn).latest_row_entries(table, [row_id])
+        recorded = audit_store.DatabaseRowSource(self._conn).latest_row_entries(table, [row_id])
         row = audit_store.rows_by_id(self._conn, table, [row_id]).get(row_id)
         entry = recorded.get(row_id)
         return (

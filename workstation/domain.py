@@ -78,10 +78,10 @@ class FaceChoice:
             raise ValueError("give a box or a face number, not both")
         if box_text:
             return cls(box=BBox.parse(box_text))
-        if index_text in (None, ""):
+        if not index_text:  # None or empty
             return cls()
         try:
-            number = int(index_text)  # type: ignore[arg-type]
+            number = int(index_text)
         except ValueError:
             raise ValueError(f"a face number is 0, 1, 2... (0 = largest), got {index!r}") from None
         if number < 0:

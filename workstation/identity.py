@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,13 +57,15 @@ def system_login() -> str:
         except KeyError:
             # A uid with no name (some containers): the number is still the OS's identity.
             return f"uid{os.getuid()}"
-    import ctypes  # pragma: no cover - Windows only
+    if sys.platform == "win32":  # pragma: no cover - Windows only (mypy checks it there)
+        import ctypes
 
-    size = ctypes.c_ulong(257)  # pragma: no cover
-    buffer = ctypes.create_unicode_buffer(size.value)  # pragma: no cover
-    if not ctypes.windll.advapi32.GetUserNameW(buffer, ctypes.byref(size)):  # pragma: no cover
-        raise OSError("Windows did not give the account name of this process")
-    return buffer.value  # pragma: no cover
+        size = ctypes.c_ulong(257)
+        buffer = ctypes.create_unicode_buffer(size.value)
+        if not ctypes.windll.advapi32.GetUserNameW(buffer, ctypes.byref(size)):
+            raise OSError("Windows did not give the account name of this process")
+        return buffer.value
+    raise OSError("this system is neither POSIX nor Windows: no account name to use")
 
 
 PassphraseSource = Callable[[str], str | None]

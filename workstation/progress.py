@@ -8,9 +8,11 @@ worker thread. Nothing here knows about Qt.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias, TypeVar
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,10 @@ class Progress:
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 0.0
+
+
+# Long work: a generator that yields Progress and returns its result (StopIteration.value).
+Work: TypeAlias = Generator[Progress, None, Result]
 
 
 class CancelToken:
@@ -40,7 +46,10 @@ class CancelToken:
         return self._event.is_set()
 
 
-def drain(work: Iterator[Progress], on_progress: Callable[[Progress], None] | None = None) -> Any:
+def drain(
+    work: Generator[Progress, None, Result],
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Result:
     """Run a progress generator to its end; returns the generator's return value."""
     while True:
         try:

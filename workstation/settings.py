@@ -202,7 +202,7 @@ def load_history(path: Path | None = None) -> UiHistory:
         key: [v for v in raw.get(key) or [] if isinstance(v, str)][:MAX_RECENT]
         for key in ("recent_cases", "recent_files")
     }
-    history = UiHistory(**lists)
+    history = UiHistory(recent_cases=lists["recent_cases"], recent_files=lists["recent_files"])
     if carried and (history.recent_cases or history.recent_files):
         with contextlib.suppress(OSError):  # kept from now on, whatever the settings file becomes
             save_history(history, path)

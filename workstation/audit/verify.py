@@ -358,10 +358,10 @@ def check_rows(
                 matched += 1
         if matched == source.live_recorded_count(table):
             continue
-        for chunk in source.live_recorded_rows(table):
-            ids = [row_id for row_id, _ in chunk if not skip(table, row_id)]
+        for recorded_chunk in source.live_recorded_rows(table):
+            ids = [row_id for row_id, _ in recorded_chunk if not skip(table, row_id)]
             existing = source.existing_row_ids(table, ids)
-            for row_id, seq in chunk:
+            for row_id, seq in recorded_chunk:
                 if row_id not in existing and not skip(table, row_id):
                     return checked, (
                         f"{row_word(table, row_id)} was written by event {seq} and no audited "

@@ -132,7 +132,7 @@ def witness_file(folder: Path, gallery_id: str) -> Path:
     return Path(folder) / f"{gallery_id}{WITNESS_SUFFIX}"
 
 
-def append_entry(folder: Path, entry: WitnessEntry, make_dir: Callable[[Path], None]) -> Path:
+def append_entry(folder: Path, entry: WitnessEntry, make_dir: Callable[[Path], object]) -> Path:
     """Append one entry (one line) to the gallery's witness file in `folder`, flushed to disk.
 
     Opened for appending only: nothing already written is ever rewritten by the program.

@@ -6,13 +6,13 @@ embeddings (workstation.gallery.calibration); nothing here reads storage.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from workstation.calibration.histogram import ImpostorHistogram, bin_of
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, Work
 
 # Galleries with more faces are calibrated on a random sample of this many faces (seed recorded):
 # 20,000 faces give about 2 x 10^8 pairs, enough to resolve an FMR of 10^-7.
@@ -26,7 +26,7 @@ def impostor_histogram(
     cancel: CancelToken | None = None,
     max_faces: int = MAX_CALIBRATION_FACES,
     seed: int = 0,
-) -> Iterator[Progress]:
+) -> Work[tuple[ImpostorHistogram, dict[str, Any]] | None]:
     """Histogram of the scores of all different-subject pairs (or of a seeded sample of faces).
 
     Args:
@@ -85,7 +85,7 @@ def group_histograms(
     cancel: CancelToken | None = None,
     max_faces: int = MAX_CALIBRATION_FACES,
     seed: int = 0,
-) -> Iterator[Progress]:
+) -> Work[dict[str, ImpostorHistogram] | None]:
     """Within-group impostor histograms: for each group, the pairs of faces of two different
     subjects who both belong to it (workstation.calibration.groups says why within-group).
 

@@ -15,7 +15,10 @@ from workstation.identity import Examiner
 from workstation.paths import default_gallery_dir
 
 if TYPE_CHECKING:
+    from workstation.gallery.store import Gallery
     from workstation.reports.case_report import PdfRenderer
+    from workstation.settings import Settings
+    from workstation.vision.engine import FaceEngine
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -92,10 +95,10 @@ class CliContext:
         # The examiner is the OS login with the key in their profile; --user is a test hook that
         # must match the name registered for that key (it never changes whose key signs).
         self.examiner = Examiner.current(args.user, passphrase=_ask_passphrase)
-        self._engine = None
-        self._gallery = None
+        self._engine: FaceEngine | None = None
+        self._gallery: Gallery | None = None
 
-    def engine(self, follow_gallery: bool = True):  # type: ignore[no-untyped-def]
+    def engine(self, follow_gallery: bool = True) -> FaceEngine:
         """The face engine, loaded once.
 
         Args:
@@ -131,7 +134,7 @@ class CliContext:
             )
         return self._engine
 
-    def gallery(self, create: bool = False, read_only: bool = False):  # type: ignore[no-untyped-def]
+    def gallery(self, create: bool = False, read_only: bool = False) -> Gallery:
         """The gallery, opened once.
 
         Args:
@@ -187,7 +190,7 @@ def _ask_passphrase(key_path: str) -> str | None:
     return getpass.getpass(f"passphrase of your examiner key ({key_path}): ") or None
 
 
-def saved_settings():  # type: ignore[no-untyped-def]
+def saved_settings() -> Settings:
     """The saved settings, or defaults when the file is damaged (commands must still run)."""
     from workstation.settings import Settings, load_settings
 

@@ -23,6 +23,8 @@ def cmd_index(ctx: CliContext) -> int:
     gallery = ctx.gallery()
     if ctx.args.index_action == "rebuild":
         index = drain(rebuild_index(gallery, reason="requested by user"))
+        if index is None:  # only a cancel token stops a rebuild, and the CLI passes none
+            raise WorkstationError(f"{gallery.folder}: the index rebuild was cancelled")
         ctx.say(f"index rebuilt: {index.count} faces, sha256 {index.file_sha256}")
         return EXIT_OK
     index = gallery.index(on_message=ctx.warn)
@@ -113,6 +115,8 @@ def cmd_reembed(ctx: CliContext) -> int:
         reembed(gallery, ctx.engine(follow_gallery=False)),
         lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if p.done % 50 == 0 else None,
     )
+    if summary is None:  # only a cancel token stops it, and the CLI passes none
+        raise WorkstationError(f"{gallery.folder}: re-embedding was cancelled")
     ctx.say(
         f"re-embedded {summary['faces']} faces: {summary['old_model_id']} -> "
         f"{summary['new_model_id']}"
@@ -160,6 +164,8 @@ def cmd_calibrate(ctx: CliContext) -> int:
         calibrate(gallery, reason=ctx.args.reason or "requested by user"),
         lambda p: ctx.warn(f"[{p.done}/{p.total}] {p.message}") if not ctx.args.json else None,
     )
+    if stored is None:  # only a cancel token stops it, and the CLI passes none
+        raise WorkstationError(f"{gallery.folder}: the calibration was cancelled")
     summary = stored.summary()
     if ctx.args.json:
         ctx.json_line(summary)

@@ -19,6 +19,7 @@ from workstation.errors import WorkstationError
 
 if TYPE_CHECKING:
     from workstation.gallery.records import SearchRecord
+    from workstation.vision.images import LoadedImage
 
 
 def cmd_enroll(ctx: CliContext) -> int:
@@ -156,7 +157,7 @@ def _print_calibration(ctx: CliContext, record: SearchRecord) -> None:
         + ")"
     )
     unknown = next((c for c in record.candidates if c.fmr is None and c.fmr_text), None)
-    if unknown is not None:
+    if unknown is not None and unknown.fmr_text:
         ctx.say(unknown.fmr_text)
     # Which rate each FMR is (the candidate's group, the highest group's, or pooled), in the
     # calibration's words, each sentence once; then how rates differ by group in this gallery.
@@ -390,7 +391,7 @@ def cmd_compare(ctx: CliContext) -> int:
     return EXIT_FAILED if failures == len(pairs) else EXIT_OK
 
 
-def _load_noting_frames(ctx: CliContext, path: str):  # type: ignore[no-untyped-def]
+def _load_noting_frames(ctx: CliContext, path: str) -> LoadedImage:
     """Load a photo; a file of several frames says (on stderr) that only the first is used."""
     from workstation.vision.images import load_image
 

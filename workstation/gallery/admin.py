@@ -7,7 +7,7 @@ workstation.gallery.decisions, merging in workstation.gallery.hygiene.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from workstation.domain import BBox
 from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.store import Gallery, SubjectInfo
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.engine import FaceEngine
 
 
@@ -102,13 +102,14 @@ def apply_retention(
 
 def reembed(
     gallery: Gallery, engine: FaceEngine, cancel: CancelToken | None = None
-) -> Iterator[Progress]:
+) -> Work[dict[str, Any] | None]:
     """Re-compute every embedding with another model, from the stored photos.
 
     The same face regions are kept: faces with landmarks are re-aligned from them, drawn boxes
     are re-cropped. New embeddings are computed first; only when all succeed are they written,
     with the new model id and one audit event, in a single transaction, and the index rebuilt.
-    Cancelling or any failure leaves the gallery as it was. Returns a summary dict.
+    Cancelling or any failure leaves the gallery as it was. Returns a summary dict (None when
+    cancelled).
     """
     old_model = gallery.model_id
     new_model = str(engine.model)

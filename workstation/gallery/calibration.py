@@ -14,7 +14,6 @@ this module feeds it the gallery's embeddings and stores and loads what it compu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 from workstation.audit.actions import AuditAction
@@ -32,7 +31,7 @@ from workstation.calibration.reference import load_reference
 from workstation.errors import CalibrationError
 from workstation.gallery.change import GalleryChange
 from workstation.gallery.store import Gallery
-from workstation.progress import CancelToken, Progress, drain
+from workstation.progress import CancelToken, Progress, Work, drain
 
 # Before a search, a gallery this small is re-calibrated automatically when it changed since its
 # last calibration (well under a second); bigger ones need `workstation calibrate`.
@@ -45,7 +44,7 @@ def compute_calibration(
     reason: str = "requested by user",
     cancel: CancelToken | None = None,
     max_faces: int = MAX_CALIBRATION_FACES,
-) -> Iterator[Progress]:
+) -> Work[Calibration | None]:
     """Compute (not store) the gallery's calibration: its pairs pooled with the shipped table.
 
     Yields progress; returns a pending Calibration (None when cancelled). Store it with
@@ -128,7 +127,7 @@ def calibrate(
     reason: str = "requested by user",
     cancel: CancelToken | None = None,
     max_faces: int = MAX_CALIBRATION_FACES,
-) -> Iterator[Progress]:
+) -> Work[Calibration | None]:
     """Recompute the gallery's calibration, store it and audit it (one transaction).
 
     Yields progress; returns the stored Calibration (None when cancelled).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from workstation.audit.actions import AuditAction
 from workstation.domain import Decision, DecisionRecord, same_examiner
@@ -136,7 +137,7 @@ def decisions_for(gallery: Gallery, search_id: int) -> list[DecisionRecord]:
     return gallery.decisions_for(search_id)
 
 
-def _search_row(gallery: Gallery, search_id: int) -> dict:  # type: ignore[type-arg]
+def _search_row(gallery: Gallery, search_id: int) -> dict[str, Any]:
     row = gallery.search_row(search_id)
     if row is None:
         raise WorkstationError(f"search {search_id} does not exist in {gallery.folder}")
@@ -145,7 +146,7 @@ def _search_row(gallery: Gallery, search_id: int) -> dict:  # type: ignore[type-
 
 def _store(
     gallery: Gallery,
-    search: dict,  # type: ignore[type-arg]
+    search: dict[str, Any],
     subject_id: str,
     decision: Decision,
     note: str | None,

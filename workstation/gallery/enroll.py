@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,7 @@ from workstation.gallery.photo_copies import (
 from workstation.gallery.store import Gallery
 from workstation.hashing import sha256_bytes
 from workstation.paths import path_text, text_of
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, Work
 from workstation.tabular import DELIMITERS, read_table
 from workstation.vision.engine import FaceEngine
 from workstation.vision.images import decode_image, iter_image_files, read_input_file
@@ -193,7 +193,7 @@ def enroll(
     already_failed: list[EnrollOutcome] | None = None,
     workers: int = PIPELINE_WORKERS,
     batch_size: int = BATCH_PHOTOS,
-) -> Iterator[Progress]:
+) -> Work[EnrollReport]:
     """Enrol items; yields progress after each photo and returns an EnrollReport.
 
     Pipelined: `workers` threads read, hash, decode and analyse photos ahead, each with its own

@@ -13,7 +13,6 @@ low (its 95% upper bound), otherwise DEFAULT_DUPLICATE_THRESHOLD (see its commen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 from workstation.audit.actions import AuditAction
 from workstation.errors import GalleryError, WorkstationError
 from workstation.gallery.store import Gallery
-from workstation.progress import CancelToken, Progress, drain
+from workstation.progress import CancelToken, Progress, Work, drain
 
 DUPLICATE_FMR_TARGET = 1e-5
 # Used when no calibration can resolve an FMR of 1e-5 (that needs about 300,000 impostor pairs).
@@ -91,7 +90,7 @@ def duplicate_threshold(gallery: Gallery) -> tuple[float, str]:
 
 def scan_duplicate_subjects(
     gallery: Gallery, threshold: float | None = None, cancel: CancelToken | None = None
-) -> Iterator[Progress]:
+) -> Work[list[DuplicatePair] | None]:
     """Generator form of `find_duplicate_subjects` (yields progress; None when cancelled)."""
     if threshold is None:
         threshold, _ = duplicate_threshold(gallery)

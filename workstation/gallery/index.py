@@ -118,11 +118,12 @@ class VectorIndex:
         self.ann_meta: dict[str, Any] | None = None
         self.files: dict[str, Any] = {}
         self._vectors = np.zeros((0, self.dim), dtype=np.float32)  # saved rows (memory-mapped)
-        self._ids = np.zeros(0, dtype=np.int64)  # face id per saved row, -1 when deleted
+        # Face id per saved row, -1 when deleted.
+        self._ids: np.ndarray = np.zeros(0, dtype=np.int64)
         self._approx: ShortList | None = None
         self._pending_vectors: list[np.ndarray] = []
         self._pending_ids: list[np.ndarray] = []
-        self._deleted_rows = np.zeros(0, dtype=np.int64)  # sorted saved rows whose id is -1
+        self._deleted_rows: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted rows whose id is -1
         self._removed: set[int] = set()  # face ids removed through this instance
         self._fd: int | None = None  # the vector file, for reading rows to re-rank
         self._file_ident: tuple[int, int] | None = None  # (device, inode) of the mapped file

@@ -59,7 +59,7 @@ from workstation.gallery.index_files import (
     read_manifest,
     write_manifest,
 )
-from workstation.progress import CancelToken, Progress, drain
+from workstation.progress import CancelToken, Progress, Work, drain
 
 PQ_TRAIN_MAX = 200_000
 # Rows per streamed block: 64 MB of float32 whatever the dimension.
@@ -139,7 +139,7 @@ def build_index(
     model_id: str | None = None,
     flat_max: int | None = None,
     cancel: CancelToken | None = None,
-) -> Iterator[Progress]:
+) -> Work[VectorIndex | None]:
     """Write a new index from (ids, vectors) chunks; yields progress, returns the VectorIndex.
 
     New files are written beside the old ones and swapped in at the end, manifest last;
@@ -233,7 +233,7 @@ def _build_approximate(
     picks: _RowPicker,
     rng: np.random.Generator,
     cancel: CancelToken | None,
-) -> Iterator[Progress]:
+) -> Work[dict[str, Any] | None]:
     """Train the quantisers, encode every row block by block, measure the short-list lengths;
     returns the manifest's `ann` entry (None when cancelled)."""
     _, sample = train.within(rows)
@@ -283,7 +283,7 @@ def calibrate(
     picks: np.ndarray,
     rng: np.random.Generator,
     cancel: CancelToken | None = None,
-) -> Iterator[Progress]:
+) -> Work[dict[str, Any] | None]:
     """Measure recall on stored embeddings; pick the short-list and re-rank lengths.
 
     Without labels, a mate is simulated: each query is a stored face turned away from itself
@@ -397,7 +397,7 @@ def rebuild_index(
     reason: str = "requested",
     cancel: CancelToken | None = None,
     flat_max: int | None = None,
-) -> Iterator[Progress]:
+) -> Work[VectorIndex | None]:
     """Rebuild the index from SQLite embeddings; yields progress, returns the new VectorIndex.
 
     The rebuild is audited. Cancelling leaves the previous index files untouched.
@@ -453,7 +453,9 @@ def open_index(
     message = f"{gallery.folder / MANIFEST_NAME}: {problem}; rebuilding it from the database"
     if on_message is not None:
         on_message(message)
-    index: VectorIndex = drain(rebuild_index(gallery, reason=f"automatic: {problem}"))
+    index = drain(rebuild_index(gallery, reason=f"automatic: {problem}"))
+    if index is None:  # no cancel token was given: a rebuild without one always finishes
+        raise OSError(f"{gallery.folder}: the automatic index rebuild did not finish")
     return index
 
 

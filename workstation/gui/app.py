@@ -9,11 +9,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from workstation.gui.application import create_application
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
-def install_error_hook(window) -> tuple[Path, Callable[[], None]]:  # type: ignore[no-untyped-def]
+
+def install_error_hook(window: QMainWindow) -> tuple[Path, Callable[[], None]]:
     """Log any unexpected error with its traceback to a file and tell the user in plain words;
     the app keeps running. Returns the log file's path and a function that undoes the hook."""
     import traceback
@@ -31,7 +36,7 @@ def install_error_hook(window) -> tuple[Path, Callable[[], None]]:  # type: igno
     logging.getLogger().addHandler(handler)
     log = logging.getLogger("workstation.gui")
 
-    def hook(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
         with contextlib.suppress(RuntimeError):  # the window may already be gone
             window.statusBar().showMessage(
@@ -110,7 +115,7 @@ def run_app(
 SMOKE_QUIT_ENV = "WORKSTATION_SMOKE_QUIT_AFTER_MS"
 
 
-def _quit_after_for_smoke_test(app, window) -> None:  # type: ignore[no-untyped-def]
+def _quit_after_for_smoke_test(app: QApplication, window: QWidget) -> None:
     """Quit by itself after WORKSTATION_SMOKE_QUIT_AFTER_MS (packaging/smoke_test runs the
     frozen app offscreen and needs it to end on its own); unset, nothing happens."""
     value = os.environ.get(SMOKE_QUIT_ENV, "").strip()

@@ -64,7 +64,9 @@ class CaseDialog(QDialog):
         self.case_combo.setEditable(True)
         self.case_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.case_combo.addItems(recent_cases)
-        self.case_combo.lineEdit().setPlaceholderText("e.g. 2026-004512")
+        editor = self.case_combo.lineEdit()
+        if editor is not None:  # an editable combo always has one
+            editor.setPlaceholderText("e.g. 2026-004512")
         self.purpose_edit = QLineEdit(self)
         self.purpose_edit.setPlaceholderText("e.g. identify the robbery suspect in CCTV still 3")
         if current is not None:

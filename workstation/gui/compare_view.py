@@ -128,7 +128,7 @@ def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
         bgr_to_qimage(image.bgr),
         bgr_to_qimage(crop),
         box,
-        [tuple(p) for p in face.landmarks] if face.landmarks else None,
+        [(float(x), float(y)) for x, y in face.landmarks] if face.landmarks else None,
         crop_points,
         metadata,
     )
@@ -160,7 +160,7 @@ def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
         bgr_to_qimage(image.bgr),
         bgr_to_qimage(crop),
         list(record.box),
-        [tuple(p) for p in record.landmarks] if record.landmarks else None,
+        [(float(x), float(y)) for x, y in record.landmarks] if record.landmarks else None,
         crop_points,
         metadata,
     )

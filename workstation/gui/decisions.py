@@ -205,7 +205,7 @@ class DecisionPanelWidget(QGroupBox):
 
         self._start(work, f"Lead on {candidate.subject_id} confirmed by {context.user}")
 
-    def _start(self, work, done_message: str) -> None:  # type: ignore[no-untyped-def]
+    def _start(self, work: Callable[[CancelToken], object], done_message: str) -> None:
         self._busy = True
         self._done_message = done_message
         self._refresh()

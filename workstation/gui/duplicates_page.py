@@ -8,7 +8,6 @@ person's decision, needs a reason, and is written to the audit log by `merge_sub
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import escaped, make_plain, tooltip
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Work
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -277,7 +276,7 @@ class DuplicatesWidget(QWidget):
         chosen = self.threshold_spin.value() if self.custom_threshold_check.isChecked() else None
         context = self._context
 
-        def work(cancel: CancelToken) -> Iterator[Progress]:
+        def work(cancel: CancelToken) -> Work[ScanResult]:
             with context.open_gallery() as gallery:
                 if chosen is None:
                     threshold, why = duplicate_threshold(gallery)

@@ -8,7 +8,6 @@ already enrolled are recognised by their SHA-256 and skipped).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import escaped, make_plain, tooltip
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.images import is_image_path
 
 MODE_ONE_SUBJECT, MODE_SUBFOLDERS, MODE_MANIFEST = 0, 1, 2
@@ -300,7 +299,7 @@ class EnrolWidget(QWidget):
         source = Path(text).expanduser()
         context = self._context
 
-        def work(cancel: CancelToken) -> Iterator[Progress]:
+        def work(cancel: CancelToken) -> Work[EnrollReport]:
             yield Progress(0, 0, f"reading {source}")
             if mode == MODE_MANIFEST:
                 items, bad = read_manifest(source)

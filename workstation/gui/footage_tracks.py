@@ -97,7 +97,9 @@ class FootageTracksWidget(QWidget):
         self.results = QTableWidget(0, len(FOOTAGE_COLUMNS), self)
         self.results.setHorizontalHeaderLabels([c.header for c in FOOTAGE_COLUMNS])
         for position, column in enumerate(FOOTAGE_COLUMNS):
-            self.results.horizontalHeaderItem(position).setToolTip(tooltip(column.tooltip))
+            header = self.results.horizontalHeaderItem(position)
+            if header is not None:  # set just above by setHorizontalHeaderLabels
+                header.setToolTip(tooltip(column.tooltip))
         self.results.verticalHeader().hide()
         self.results.horizontalHeader().setStretchLastSection(True)
         self.results.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)

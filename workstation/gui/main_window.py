@@ -6,6 +6,7 @@ and the saved window layout. It holds no search or gallery logic of its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ class MainWindowWidget(QMainWindow):
         self.setCentralWidget(central)
 
         self.compare_dialog: QDialog | None = None
-        self.actions: dict[str, QAction] = {}
+        # By key ("search", "draw"...); it hides QWidget.actions(), which nothing here calls.
+        self.actions: dict[str, QAction] = {}  # type: ignore[assignment]
         self._build_actions()
         self._build_menus_and_toolbar()
         self.gallery_label = plain_label("", self)  # folder and examiner names, as typed
@@ -206,8 +208,8 @@ class MainWindowWidget(QMainWindow):
     def _build_menus_and_toolbar(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        for key in ("open", "open_folder"):
-            file_menu.addAction(self.actions[key])
+        for opener in ("open", "open_folder"):
+            file_menu.addAction(self.actions[opener])
         self.recent_menu = file_menu.addMenu("Recent files")
         self.recent_menu.aboutToShow.connect(self._on_recent_menu_shown)
         for key in ("next_photo", "previous_photo", None, "export", None, "settings", None, "quit"):
@@ -280,7 +282,14 @@ class MainWindowWidget(QMainWindow):
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
         for path in recent:
-            self.recent_menu.addAction(path, lambda p=path: self.open_paths([Path(p)]))
+            self.recent_menu.addAction(path, self._opener(Path(path)))
+
+    def _opener(self, path: Path) -> Callable[[], None]:
+        # No parameters: Qt would hand a parameter the action's `checked` flag.
+        return lambda: self._open_one(path)
+
+    def _open_one(self, path: Path) -> None:
+        self.open_paths([path])
 
     def _on_file_opened(self, path: str) -> None:
         remember_recent(self.context, "recent_files", path)

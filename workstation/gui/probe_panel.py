@@ -27,7 +27,7 @@ from workstation.gui.canvas import ProbeCanvasView
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
 from workstation.gui.text import make_plain
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.images import (
     IMAGE_FORMATS_TEXT,
     LoadedImage,
@@ -189,7 +189,7 @@ class ProbePanelWidget(QWidget):
         self.context.status_message.emit(f"Opening {path} ...")
         context = self.context
 
-        def work(cancel: CancelToken):  # type: ignore[no-untyped-def]
+        def work(cancel: CancelToken) -> Work[LoadedProbe]:
             yield Progress(0, 2, f"reading {path.name}")
             image = load_image(path)
             yield Progress(1, 2, f"finding faces in {path.name}")

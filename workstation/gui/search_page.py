@@ -8,7 +8,7 @@ them. A poor-quality probe needs a note saying why it is searched anyway.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.images import LoadedImage
 
 
@@ -202,7 +202,7 @@ class SearchPageWidget(QWidget):
         faces_found = self.probe.detected_count
         probe = probe_info_for(image, self.probe.lineage)
 
-        def work(cancel: CancelToken) -> Iterator[Progress]:
+        def work(cancel: CancelToken) -> Work[list[SearchRecord]]:
             results: list[SearchRecord] = []
             total = len(faces)
             with context.open_gallery() as gallery:

@@ -177,10 +177,9 @@ class SettingsDialog(QDialog):
         for widget in (self.pack_label, self.pack_combo, self.licence_label):
             widget.setVisible(insightface)
         self.adjustSize()
-        if insightface and self.pack_combo.count() == 0:
-            self.pack_combo.lineEdit().setPlaceholderText(
-                f"no pack found under {insightface_models_root()}"
-            )
+        editor = self.pack_combo.lineEdit()  # None unless the combo is editable
+        if insightface and self.pack_combo.count() == 0 and editor is not None:
+            editor.setPlaceholderText(f"no pack found under {insightface_models_root()}")
 
     def _on_browse_clicked(self) -> None:
         start = self.gallery_edit.text().strip() or str(default_gallery_dir())

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from workstation.errors import WorkstationError
-from workstation.progress import CancelToken, Progress
+from workstation.progress import CancelToken, Progress, drain
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class GeneratorWorker(QRunnable):
     def run(self) -> None:
         try:
             outcome = self._work(self.cancel_token)
-            if isinstance(outcome, Iterator):
-                outcome = self._drain(outcome)
+            if isinstance(outcome, Generator):
+                outcome = drain(outcome, self.signals.progress.emit)
             self.signals.result.emit(outcome)
         except WorkstationError as exc:
             self.signals.error.emit(str(exc))
@@ -60,14 +60,6 @@ class GeneratorWorker(QRunnable):
             self.signals.error.emit(f"unexpected error: {type(exc).__name__}: {exc}")
         finally:
             self.signals.finished.emit()
-
-    def _drain(self, steps: Iterator[Progress]) -> Any:
-        while True:
-            try:
-                step = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            self.signals.progress.emit(step)
 
 
 def _while_alive(owner: QObject, callback: Callable[..., None] | None) -> Callable[..., None]:

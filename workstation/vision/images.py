@@ -13,6 +13,11 @@ first frame, and LoadedImage.frame_note says so in words.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
 import hashlib
 import io
 import os
@@ -201,7 +206,7 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
     )
 
 
-def _frame_count(image) -> int:  # type: ignore[no-untyped-def]
+def _frame_count(image: PILImage) -> int:
     if image.format in _SINGLE_PICTURE_FORMATS:
         return 1
     try:
@@ -264,7 +269,7 @@ def _refusal(path: Path, data: bytes) -> str:
     )
 
 
-def _to_rgb(image):  # type: ignore[no-untyped-def]
+def _to_rgb(image: PILImage) -> PILImage:
     """Convert any Pillow mode to 8-bit RGB; transparent areas become white, not black."""
     from PIL import Image
 

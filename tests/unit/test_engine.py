@@ -119,3 +119,27 @@ def test_pose_estimate_follows_landmarks() -> None:
     assert abs(yaw) < 2 and abs(pitch) < 2 and abs(roll) < 1
     turned = ((38.3, 51.7), (73.5, 51.5), (73.0, 71.7), (45.0, 92.4), (72.0, 92.2))
     assert pose_from_landmarks(turned)[1] > 40
+
+
+def test_face_view_shows_the_face_as_the_model_saw_it(engine, images) -> None:  # type: ignore[no-untyped-def]
+    """One crop for every display (compare view, thumbnails, report): aligned on the landmarks
+    like the embedding's crop, the landmarks landing on the template; a face without landmarks
+    (a drawn box) is the square crop of its box, said to be unaligned."""
+    from workstation.vision.alignment import ARCFACE_TEMPLATE_112, align_face, face_view
+
+    bgr = images["obama"].bgr
+    face = engine.analyze(bgr)[0]
+    view = face_view(bgr, face.box.as_list(), face.landmarks, size=224)
+    assert view.aligned and view.bgr.shape == (224, 224, 3)
+    assert view.landmarks is not None
+    # A least-squares similarity fit: near the template, not on it (a face is not the template).
+    misfit = np.linalg.norm(np.array(view.landmarks) - ARCFACE_TEMPLATE_112 * 2, axis=1)
+    assert float(misfit.mean()) < 8.0, misfit
+    # Same geometry as the model's own 112 px crop (only the interpolation differs).
+    model_crop = align_face(bgr, face.landmarks).astype(np.float32)
+    shown = face_view(bgr, face.box.as_list(), face.landmarks).bgr.astype(np.float32)
+    assert float(np.abs(model_crop - shown).mean()) < 4.0
+
+    unaligned = face_view(bgr, face.box.as_list(), None, size=96)
+    assert not unaligned.aligned and unaligned.landmarks is None
+    assert unaligned.bgr.shape == (96, 96, 3)

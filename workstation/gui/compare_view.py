@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import (
@@ -32,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.domain import BBox, Candidate, FaceSource
+from workstation.domain import Candidate, FaceSource
 from workstation.errors import ImageError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
@@ -44,7 +43,7 @@ from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
 from workstation.reports.columns import cell, name_words
-from workstation.vision.alignment import ARCFACE_TEMPLATE_112, crop_box, similarity_transform
+from workstation.vision.alignment import face_view
 from workstation.vision.images import LoadedImage, load_image
 
 CROP_SIDE = 256  # aligned crops are rendered larger than the model's 112 px for viewing
@@ -61,20 +60,6 @@ class FaceSide:
     landmarks: list[tuple[float, float]] | None
     crop_landmarks: list[tuple[float, float]] | None
     metadata: dict[str, str]
-
-
-def _aligned(bgr: np.ndarray, box: list[float], landmarks: Any) -> tuple[np.ndarray, Any]:
-    if landmarks:
-        from workstation.vision.cvcompat import cv2_module
-
-        cv2 = cv2_module()
-        points = np.array(landmarks, dtype=np.float64)
-        template = ARCFACE_TEMPLATE_112 * (CROP_SIDE / 112)
-        matrix = similarity_transform(points, template)
-        crop = cv2.warpAffine(bgr, matrix, (CROP_SIDE, CROP_SIDE), flags=cv2.INTER_CUBIC)
-        mapped = points @ matrix[:, :2].T + matrix[:, 2]
-        return crop, [(float(x), float(y)) for x, y in mapped]
-    return crop_box(bgr, BBox(*box), size=CROP_SIDE), None
 
 
 def _quality_rows(quality: dict[str, Any]) -> dict[str, str]:
@@ -113,7 +98,7 @@ def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
             )
     face = search.face
     box = face.box.as_list()
-    crop, crop_points = _aligned(image.bgr, box, face.landmarks)
+    view = face_view(image.bgr, box, face.landmarks, size=CROP_SIDE)
     how = "drawn by hand" if face.source is FaceSource.MANUAL else "found by the detector"
     metadata = {
         "Source file": probe.path,
@@ -126,10 +111,10 @@ def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
     return FaceSide(
         "Probe",
         bgr_to_qimage(image.bgr),
-        bgr_to_qimage(crop),
+        bgr_to_qimage(view.bgr),
         box,
         [(float(x), float(y)) for x, y in face.landmarks] if face.landmarks else None,
-        crop_points,
+        view.landmarks,
         metadata,
     )
 
@@ -143,7 +128,7 @@ def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
         )
     # Checked against its recorded SHA-256: an altered or replaced copy is refused in words.
     image = gallery.load_photo(record)
-    crop, crop_points = _aligned(image.bgr, record.box, record.landmarks)
+    view = face_view(image.bgr, record.box, record.landmarks, size=CROP_SIDE)
     how = "drawn by hand" if record.source == "manual" else "found by the detector"
     metadata = {
         "Source file": record.original_path,
@@ -158,10 +143,10 @@ def candidate_side(gallery: Gallery, candidate: Candidate) -> FaceSide:
     return FaceSide(
         "Candidate",
         bgr_to_qimage(image.bgr),
-        bgr_to_qimage(crop),
+        bgr_to_qimage(view.bgr),
         list(record.box),
         [(float(x), float(y)) for x, y in record.landmarks] if record.landmarks else None,
-        crop_points,
+        view.landmarks,
         metadata,
     )
 

@@ -77,7 +77,7 @@ def render_pdf(html: str, pdf_path: Path, images: Mapping[str, bytes], page: Pag
     for key, png in images.items():
         if key.startswith("problem-"):  # why a photo is not shown: text, printed by the HTML
             continue
-        image = QImage.fromData(QByteArray(png), b"PNG")
+        image = QImage.fromData(QByteArray(png))  # PNG, found from its header
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(key), image)
     document.setHtml(html)
     area = writer.pageLayout().paintRectPixels(RESOLUTION)

@@ -11,7 +11,7 @@ import hashlib
 
 from PySide6.QtGui import QImage
 
-from workstation.domain import BBox, Candidate
+from workstation.domain import Candidate
 from workstation.errors import ImageError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
@@ -46,7 +46,7 @@ def _notice_image(text: str, side: int) -> QImage:
 
 def load_thumbnails(gallery: Gallery, candidates: tuple[Candidate, ...]) -> dict[int, QImage]:
     """Aligned gallery-face thumbnails by face id (worker side)."""
-    from workstation.vision.alignment import align_face, crop_box
+    from workstation.vision.alignment import face_view
     from workstation.vision.cvcompat import cv2_module
 
     cv2 = cv2_module()
@@ -62,10 +62,7 @@ def load_thumbnails(gallery: Gallery, candidates: tuple[Candidate, ...]) -> dict
                 # Said in words where the photo would be: never shown as the enrolled photo.
                 thumbs[candidate.face_id] = _notice_image("ALTERED", THUMB_SIDE)
             continue
-        if record.landmarks:
-            crop = align_face(bgr, tuple((x, y) for x, y in record.landmarks))
-        else:
-            crop = crop_box(bgr, BBox(*record.box))
+        crop = face_view(bgr, record.box, record.landmarks).bgr
         crop = cv2.resize(crop, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
         thumbs[candidate.face_id] = bgr_to_qimage(crop)
     return thumbs

@@ -80,15 +80,12 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
     every candidate (`face-<face id>`), once its stored photo is checked against its recorded
     SHA-256; for a photo that fails the check, `problem-face-<face id>` holds the reason as
     UTF-8 text instead (the report prints it; renderers skip `problem-` entries)."""
-    from workstation.domain import BBox
     from workstation.gallery.photos import StoredPhotoError
-    from workstation.vision.alignment import align_face, crop_box
+    from workstation.vision.alignment import face_view
     from workstation.vision.images import load_image
 
     def crop(bgr: np.ndarray, box: list[float], landmarks: Any) -> bytes:
-        if landmarks:
-            return png_bytes(align_face(bgr, tuple((x, y) for x, y in landmarks)))
-        return png_bytes(crop_box(bgr, BBox(*box)))
+        return png_bytes(face_view(bgr, box, landmarks).bgr)
 
     images: dict[str, bytes] = {STRUT: png_bytes(np.zeros((1, 1, 4), dtype=np.uint8))}
     for record in bundle.records:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 from workstation.domain import BBox, Landmarks
@@ -64,3 +67,38 @@ def crop_box(bgr: np.ndarray, box: BBox, size: int = ALIGNED_SIZE) -> np.ndarray
         dtype=np.float64,
     )
     return cv2.warpAffine(bgr, matrix, (size, size), flags=cv2.INTER_AREA, borderValue=0.0)
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """A face shown to a person as the model saw it (compare view, candidate thumbnails, report).
+
+    `aligned`: warped so its five landmarks sit on the template; otherwise the square crop of its
+    box (a drawn box in which no landmarks were found: the embedding was unaligned too).
+    `landmarks`: where the face's landmarks fall in `bgr` (None when unaligned).
+    """
+
+    bgr: np.ndarray
+    aligned: bool
+    landmarks: list[tuple[float, float]] | None
+
+
+def face_view(
+    bgr: np.ndarray,
+    box: Sequence[float],
+    landmarks: Sequence[Sequence[float]] | None,
+    size: int = ALIGNED_SIZE,
+) -> FaceView:
+    """The one way a stored or detected face is cropped for display, at `size` pixels.
+
+    Same geometry as the embedding's crop (`align_face`, `crop_box`), drawn with cubic
+    interpolation because it is looked at, often larger than the 112 px the model reads.
+    """
+    if not landmarks:
+        return FaceView(crop_box(bgr, BBox(*box), size=size), aligned=False, landmarks=None)
+    cv2 = cv2_module()
+    points = np.array([(float(x), float(y)) for x, y in landmarks], dtype=np.float64)
+    matrix = similarity_transform(points, ARCFACE_TEMPLATE_112 * (size / ALIGNED_SIZE))
+    crop = cv2.warpAffine(bgr, matrix, (size, size), flags=cv2.INTER_CUBIC, borderValue=0.0)
+    mapped = points @ matrix[:, :2].T + matrix[:, 2]
+    return FaceView(crop, aligned=True, landmarks=[(float(x), float(y)) for x, y in mapped])

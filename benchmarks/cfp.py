@@ -141,9 +141,11 @@ def speed(root: Path, key: str, photos: int) -> dict[str, float]:
     return {"enrol_per_s": len(items) / enrol_s, "search_ms": 1000 * statistics.median(times)}
 
 
-def check_composition(paths: list[str], views: dict[str, np.ndarray], count: int = 3) -> None:
+def check_composition(
+    paths: list[str], views: dict[str, np.ndarray], configs: tuple[str, ...], count: int = 3
+) -> None:
     """The composed vectors must be what the product computes for the same photo."""
-    for key in CONFIGS:
+    for key in configs:
         engine = create_engine(key)
         composed = config_vectors(views, key)
         worst = 1.0
@@ -155,13 +157,23 @@ def check_composition(paths: list[str], views: dict[str, np.ndarray], count: int
             raise SystemExit(f"composition of {key} differs from the product's engine")
 
 
+SFACE_CONFIGS = ("opencv", "fast")
+
+
 def run_cfp(args: argparse.Namespace) -> None:
     root: Path = args.cfp
     paths = photo_list(root)
-    cache = CACHE / "cfp_views.npz"
     CACHE.mkdir(parents=True, exist_ok=True)
+    cache = CACHE / "cfp_views.npz"
+    members: tuple[str, ...] = ("sface", "dlib")
+    configs = CONFIGS
+    if args.sface_only:
+        members, configs = ("sface",), SFACE_CONFIGS
+        full, cache = cache, CACHE / "cfp_views_sface.npz"
+        if full.exists() and not cache.exists():
+            shutil.copy(full, cache)  # photos with all four views already computed
     if args.worker is not None:
-        embed_member_views(paths, cache, args.worker, args.workers)
+        embed_member_views(paths, cache, args.worker, args.workers, members=members)
         return
     merge_parts(cache, paths, args.workers)
     folds = set(range(1, args.folds + 1))
@@ -192,21 +204,21 @@ def run_cfp(args: argparse.Namespace) -> None:
         needed_set &= have
         print(f"--cached-only: complete folds {sorted(done)}")
     needed = [p for p in paths if p in needed_set]
-    views = embed_member_views(needed, cache)
+    views = embed_member_views(needed, cache, members=members)
     index = {p: i for i, p in enumerate(needed)}
     ok = views["ok"].astype(bool)
     member_views = {k: v for k, v in views.items() if k in VIEWS}
     print(f"CFP {root}: {len(needed)} photos, a face found in {int(ok.sum())}")
     print(f"folds 1-{args.folds}: {len(ff)} frontal-frontal and {len(fp)} frontal-profile pairs")
     print("\nComposition check (cached member views vs the product's engine, same photos)")
-    check_composition(needed, {**member_views, "ok": ok})
+    check_composition(needed, {**member_views, "ok": ok}, configs)
 
     print(
         "\n| configuration | FF acc | FF TAR@0.1% | FP acc | FP TAR@0.1% | rank-1 frontal | "
         "rank-20 frontal | rank-1 profile | rank-20 profile | enrol photos/s | search ms |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for key in CONFIGS:
+    for key in configs:
         vectors = config_vectors(member_views, key)
         f = verification(vectors, ok, index, ff)
         p = verification(vectors, ok, index, fp)

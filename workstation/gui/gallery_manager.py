@@ -579,13 +579,16 @@ class GalleryManagerWidget(QWidget):
         """A retention purge is an administrator's act: an examiner registered without that
         role sees the button disabled, with the reason (the core refuses the act anyway)."""
         registration = self._context.registration
-        allowed = registration is None or Role.ADMINISTRATOR in registration.roles
-        self.retention_button.setEnabled(allowed)
+        if registration is None or Role.ADMINISTRATOR in registration.roles:
+            self.retention_button.setEnabled(True)
+            self.retention_button.setToolTip(
+                "Delete every subject enrolled more than a number of days ago (listed first; "
+                "one audited act with a reason)"
+            )
+            return
+        self.retention_button.setEnabled(False)
         self.retention_button.setToolTip(
-            "Delete every subject enrolled more than a number of days ago (listed first; one "
-            "audited act with a reason)"
-            if allowed
-            else f"A retention purge needs the administrator role; {registration.name} holds: "
+            f"A retention purge needs the administrator role; {registration.name} holds: "
             f"{registration.roles_text}"
         )
 

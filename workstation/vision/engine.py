@@ -196,12 +196,6 @@ class FaceEngine:
             model=self.model,
         )
 
-    def aligned_crop(self, bgr: np.ndarray, face: Face) -> np.ndarray:
-        """The 112 px crop the embedding was computed from (for display in compare views)."""
-        if face.landmarks is not None:
-            return align_face(bgr, face.landmarks)
-        return crop_box(bgr, face.box)
-
     def _detection_in_box(self, bgr: np.ndarray, box: BBox) -> Detection | None:
         """The face inside a drawn box: looked for in a crop around the box, scaled so that the
         box is about MANUAL_BOX_TARGET_SIDE px, whatever its size."""

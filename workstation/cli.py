@@ -53,6 +53,16 @@ def _authorisation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _read_case_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--case and --purpose on a command that consults records (the read is recorded)."""
+    parser.add_argument(
+        "--case",
+        metavar="ID",
+        help=f"case number {what} serves (required: consultation is recorded in the audit log)",
+    )
+    parser.add_argument("--purpose", metavar="TEXT", help=f"purpose of {what} (required)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workstation",
@@ -201,13 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="X,Y,W,H",
             help=f"use the face inside this box of photo {side.upper()} (drawn by hand)",
         )
-    p.add_argument("--case", metavar="ID", help="case number to record the comparison against")
-    p.add_argument("--purpose", metavar="TEXT")
+    _read_case_options(p, "the comparison")
     p.add_argument("--json", action="store_true")
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("subjects", help="list subjects, or delete one")
+    _read_case_options(p, "the listing")
     p.add_argument("--json", action="store_true")
     p.add_argument("--query", metavar="TEXT", help="only ids or names containing TEXT")
     ssub = p.add_subparsers(dest="subjects_action", metavar="ACTION")
@@ -235,8 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("folder", nargs="?", metavar="FOLDER")
     w.add_argument("--clear", action="store_true")
-    s = asub.add_parser("show", help="list audit events")
-    s.add_argument("--case", metavar="ID")
+    s = asub.add_parser(
+        "show",
+        help="list the audit events of the case given with --case (the reading is recorded "
+        "against it), of another case (--of-case) or all of them (--all)",
+    )
+    _read_case_options(s, "reading the log")
+    shown_events = s.add_mutually_exclusive_group()
+    shown_events.add_argument("--of-case", metavar="ID", help="show this case's events instead")
+    shown_events.add_argument("--all", action="store_true", help="show every event")
     s.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
@@ -298,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="similarity threshold (default: strict, from a false-match rate of 1e-5)",
     )
+    _read_case_options(p, "the listing")
     p.add_argument("--json", action="store_true", help="one JSON line per pair")
     p.set_defaults(func=cmd_duplicates)
 

@@ -47,6 +47,7 @@ def context(tmp_path: Path, engine, photo_paths, qtbot):  # type: ignore[no-unty
         assert drain(enroll(gallery, engine, items)).enrolled == 2
     ctx = AppContext(folder, user="examiner1")
     ctx._engine = engine  # the session's already loaded real engine (loading is slow)
+    ctx.set_case(CaseInfo("C-76", "lobby footage scan"))  # a scan is recorded against a case
     yield ctx
     ctx.pool.wait()
 
@@ -133,6 +134,7 @@ def test_step_frames_seek_and_click_the_timeline(qtbot, context, clip) -> None: 
 
 def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
     panel = _scanned_panel(qtbot, context, clip)
+    context.set_case(None)  # the case closed after the scan
     tracks = panel.tracks
     tracks.select_track(2)
     with qtbot.waitSignal(panel.case_needed, timeout=1000):
@@ -202,3 +204,33 @@ def test_cancel_keeps_the_partial_scan_and_bad_files_show_an_error(  # type: ign
     assert result.cancelled and result.frames_decoded < 30
     assert panel.tracks.track_list.count() == len(result.tracks)
     assert "cancelled" in panel.status_label.text().lower()
+
+
+def test_a_scan_asks_for_a_case_first_and_is_recorded_against_it(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
+    context.set_case(None)
+    panel = FootagePanelWidget(context)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.video_opened, timeout=WAIT_MS):
+        panel.open_video(clip)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    with Gallery(context.gallery_dir) as gallery:
+        before = gallery.audit_head()[0]
+    asked: list[int] = []
+    context.case_asker = lambda: asked.append(1)  # the examiner cancels the case dialog
+    with qtbot.waitSignal(panel.case_needed, timeout=1000):
+        qtbot.mouseClick(panel.scan_button, Qt.MouseButton.LeftButton)
+    assert asked == [1] and not panel.busy
+    assert "case" in panel.status_label.text()
+    with Gallery(context.gallery_dir) as gallery:
+        assert gallery.audit_head()[0] == before  # nothing scanned, nothing recorded
+
+    context.case_asker = lambda: context.set_case(CaseInfo("C-78", "lobby camera 2"))
+    with qtbot.waitSignal(panel.scan_finished, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.scan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    with Gallery(context.gallery_dir) as gallery:
+        written = [e for e in gallery.audit_events() if e.seq > before]
+    assert [e.action for e in written] == ["footage_scan"]
+    assert (written[0].case_id, written[0].purpose) == ("C-78", "lobby camera 2")
+    assert written[0].user == "examiner1"
+    assert written[0].details["video"]["sha256"] == panel.info.sha256

@@ -154,6 +154,10 @@ def test_compare_and_pairs(enrolled: Path, photo_paths, tmp_path) -> None:  # ty
         "--gallery",
         str(enrolled),
         "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
         "--json",
         str(photo_paths["obama"]),
         str(photo_paths["obama2"]),
@@ -164,7 +168,18 @@ def test_compare_and_pairs(enrolled: Path, photo_paths, tmp_path) -> None:  # ty
     shutil.copy(photo_paths["obama"], tmp_path / "o.jpg")
     shutil.copy(photo_paths["biden"], tmp_path / "b.jpg")
     pairs.write_text("image_a,image_b\no.jpg,b.jpg\no.jpg,missing.jpg\n")
-    code, out, _ = run("--gallery", str(enrolled), "compare", "--pairs", str(pairs), "--json")
+    code, out, _ = run(
+        "--gallery",
+        str(enrolled),
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--pairs",
+        str(pairs),
+        "--json",
+    )
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == 2
     assert (
@@ -185,7 +200,9 @@ def test_enroll_manifest_reports_bad_rows(tmp_path: Path, photo_paths) -> None: 
 
 
 def test_subjects_list_and_delete(enrolled: Path) -> None:
-    code, out, _ = run("--gallery", str(enrolled), "subjects", "--json")
+    code, out, _ = run(
+        "--gallery", str(enrolled), "subjects", "--case", "C-1", "--purpose", "test", "--json"
+    )
     assert code == 0 and {json.loads(line)["subject_id"] for line in out.splitlines()} == {
         "P-OBAMA",
         "P-BIDEN",
@@ -194,7 +211,7 @@ def test_subjects_list_and_delete(enrolled: Path) -> None:
         "--gallery", str(enrolled), "subjects", "delete", "P-BIDEN", "--reason", "expunged"
     )
     assert code == 0 and "deleted subject P-BIDEN" in out
-    code, out, _ = run("--gallery", str(enrolled), "subjects")
+    code, out, _ = run("--gallery", str(enrolled), "subjects", "--case", "C-1", "--purpose", "test")
     assert "P-BIDEN" not in out and "1 subject(s)" in out
 
 
@@ -214,7 +231,17 @@ def test_audit_verify_show_and_tamper(enrolled: Path, photo_paths) -> None:  # t
     assert code == 0 and "intact: 4 events" in out  # genesis, two enrolments, the search
     head = out.split("hash ")[-1].strip()
     assert len(head) == 64
-    code, out, _ = run("--gallery", str(enrolled), "audit", "show", "--case", "C-7", "--json")
+    code, out, _ = run(
+        "--gallery",
+        str(enrolled),
+        "audit",
+        "show",
+        "--case",
+        "C-7",
+        "--purpose",
+        "review",
+        "--json",
+    )
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["action"] for e in events] == ["search"] and events[0]["hash"] == head
     edit_database(enrolled, "UPDATE audit SET user = 'mallory' WHERE seq = 2")
@@ -372,7 +399,18 @@ def test_settings_are_used_and_changes_audited(enrolled: Path, photo_paths) -> N
         str(photo_paths["obama2"]),
     )
     assert len(json.loads(out)["candidates"]) == 1
-    code, out, _ = run("--gallery", str(enrolled), "audit", "show", "--json")
+    code, out, _ = run(
+        "--gallery",
+        str(enrolled),
+        "audit",
+        "show",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--all",
+        "--json",
+    )
     change = next(json.loads(line) for line in out.splitlines() if '"settings_change"' in line)
     assert change["details"]["changes"]["top_k"] == [20, 1]
     code, _, err = run("--gallery", str(enrolled), "settings", "set", "colour", "blue")

@@ -29,7 +29,9 @@ def test_excel_unicode_text_manifest_enrols(tmp_path: Path, photo_paths: dict[st
     code, out, err = run("--gallery", str(gallery), "enroll", "--manifest", str(manifest))
     assert code == 0, err
     assert "2 enrolled, 0 skipped, 0 failed" in out
-    code, out, _ = run("--gallery", str(gallery), "subjects", "--json")
+    code, out, _ = run(
+        "--gallery", str(gallery), "subjects", "--case", "C-1", "--purpose", "test", "--json"
+    )
     names = {row["subject_id"]: row["name"] for row in map(json.loads, out.splitlines())}
     assert names == {"P-1": "Barack Obama", "P-2": "José Bidén"}
 
@@ -57,7 +59,18 @@ def test_pairs_file_in_utf16_with_tabs(tmp_path: Path, photo_paths: dict[str, Pa
     assert (
         run("--gallery", gallery, "enroll", "--subject", "P-1", str(photo_paths["biden"]))[0] == 0
     )
-    code, out, err = run("--gallery", gallery, "compare", "--pairs", str(pairs), "--json")
+    code, out, err = run(
+        "--gallery",
+        gallery,
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--pairs",
+        str(pairs),
+        "--json",
+    )
     assert code == 0, err
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["error"] is None and row["score"] > 0.5

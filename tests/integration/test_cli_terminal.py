@@ -61,7 +61,9 @@ def _assert_terminal_safe(*texts: str) -> None:
 
 
 def test_subjects_listing_escapes_names(gallery: Path) -> None:
-    code, out, err = run("--gallery", str(gallery), "subjects")
+    code, out, err = run(
+        "--gallery", str(gallery), "subjects", "--case", "C-1", "--purpose", "test"
+    )
     assert code == 0, err
     _assert_terminal_safe(out, err)
     assert "P-1\t\\x1b[31mCONFIRMED MATCH\\x1b[0m\t1 face(s)" in out
@@ -92,13 +94,17 @@ def test_search_output_escapes_candidate_names(gallery: Path, photo_paths: dict[
 
 
 def test_audit_show_and_json_lines_are_escaped(gallery: Path) -> None:
-    code, out, err = run("--gallery", str(gallery), "audit", "show")
+    code, out, err = run(
+        "--gallery", str(gallery), "audit", "show", "--case", "C-1", "--purpose", "test", "--all"
+    )
     assert code == 0, err
     _assert_terminal_safe(out, err)
     assert "P-3\\x1b]0;owned\\x07" in out  # a hostile subject id in the events, escaped
     # Names are not written into the audit log any more (issue 12 item 1): only ids.
     assert "CONFIRMED MATCH" not in out
-    code, out, err = run("--gallery", str(gallery), "subjects", "--json")
+    code, out, err = run(
+        "--gallery", str(gallery), "subjects", "--case", "C-1", "--purpose", "test", "--json"
+    )
     assert code == 0, err
     _assert_terminal_safe(out)
     names = {row["subject_id"]: row["name"] for row in map(json.loads, out.splitlines())}
@@ -114,7 +120,15 @@ def test_error_lines_escape_file_names(tmp_path: Path, gallery: Path) -> None:
     assert code == 1
     _assert_terminal_safe(err)
     assert "evil\\x1b[2Jname.jpg" in err
-    code, _, err = run("--gallery", str(tmp_path / "no\x1b[5mgallery"), "subjects")
+    code, _, err = run(
+        "--gallery",
+        str(tmp_path / "no\x1b[5mgallery"),
+        "subjects",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+    )
     assert code == 1
     _assert_terminal_safe(err)
     assert "no\\x1b[5mgallery: no gallery here" in err

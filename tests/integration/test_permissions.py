@@ -154,7 +154,9 @@ def test_an_unknown_group_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WORKSTATION_GROUP", "no-such-examiners-group")
-    code, _, err = run("--gallery", str(tmp_path / "g"), "subjects")
+    code, _, err = run(
+        "--gallery", str(tmp_path / "g"), "subjects", "--case", "C-1", "--purpose", "test"
+    )
     assert code == 1
     assert err.startswith("error: WORKSTATION_GROUP=no-such-examiners-group: there is no such")
 
@@ -166,7 +168,7 @@ def test_an_old_open_gallery_is_reported_then_fixed(
     # As an older version left it: folders 0755, files 0644.
     for path in [gallery, *gallery.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    code, _, err = run("--gallery", str(gallery), "subjects")
+    code, _, err = run("--gallery", str(gallery), "subjects", "--case", "C-1", "--purpose", "test")
     assert code == 0
     assert f"warning: {gallery} can be read by every user of this PC (mode 0755)" in err
     assert "run `workstation permissions --fix`" in err
@@ -180,9 +182,20 @@ def test_an_old_open_gallery_is_reported_then_fixed(
         value == (0o700 if (gallery / name).is_dir() else 0o600)
         for name, value in modes_under(gallery).items()
     )
-    code, _, err = run("--gallery", str(gallery), "subjects")
+    code, _, err = run("--gallery", str(gallery), "subjects", "--case", "C-1", "--purpose", "test")
     assert code == 0 and "warning" not in err
-    code, out, _ = run("--gallery", str(gallery), "audit", "show", "--json")
+    code, out, _ = run(
+        "--gallery",
+        str(gallery),
+        "audit",
+        "show",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--all",
+        "--json",
+    )
     fixes = [e for e in map(json.loads, out.splitlines()) if e["action"] == "permissions_fix"]
     assert len(fixes) == 1 and fixes[0]["details"]["changed"][str(gallery)] > 0
 
@@ -191,6 +204,8 @@ def test_a_group_readable_folder_without_a_configured_group_is_reported(tmp_path
     with open_as(tmp_path / "g", "examiner1"):
         pass
     (tmp_path / "g").chmod(0o750)
-    code, _, err = run("--gallery", str(tmp_path / "g"), "subjects")
+    code, _, err = run(
+        "--gallery", str(tmp_path / "g"), "subjects", "--case", "C-1", "--purpose", "test"
+    )
     assert code == 0
     assert "can be read by the members of its group (mode 0750)" in err

@@ -59,7 +59,9 @@ def gallery(photo_paths, tmp_path) -> str:  # type: ignore[no-untyped-def]
 
 
 def compare_json(gallery: str, *argv: str) -> list[dict]:  # type: ignore[type-arg]
-    code, out, err = run("--gallery", gallery, "compare", "--json", *argv)
+    code, out, err = run(
+        "--gallery", gallery, "compare", "--case", "C-1", "--purpose", "test", "--json", *argv
+    )
     assert code == 0, err
     return [json.loads(line) for line in out.splitlines()]
 
@@ -90,6 +92,10 @@ def test_a_box_around_no_face_is_compared_unaligned_and_says_so(
         "--gallery",
         gallery,
         "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
         "--box-a",
         "2,2,60,60",
         str(path),
@@ -111,6 +117,10 @@ def test_face_choices_are_refused_when_they_cannot_mean_one_face(
             "--gallery",
             gallery,
             "compare",
+            "--case",
+            "C-1",
+            "--purpose",
+            "test",
             "--face-a",
             "1",
             "--box-a",
@@ -118,11 +128,47 @@ def test_face_choices_are_refused_when_they_cannot_mean_one_face(
             str(path),
             biden,
         )
-    code, _, err = run("--gallery", gallery, "compare", "--face-a", "5", str(path), biden)
+    code, _, err = run(
+        "--gallery",
+        gallery,
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--face-a",
+        "5",
+        str(path),
+        biden,
+    )
     assert code != 0 and "face 5 asked for, but only 2 face(s) found" in err
-    code, _, err = run("--gallery", gallery, "compare", "--box-a", "1,2,nan,4", str(path), biden)
+    code, _, err = run(
+        "--gallery",
+        gallery,
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--box-a",
+        "1,2,nan,4",
+        str(path),
+        biden,
+    )
     assert code != 0 and "finite" in err
-    code, _, err = run("--gallery", gallery, "compare", "--pairs", "x.csv", "--face-b", "1")
+    code, _, err = run(
+        "--gallery",
+        gallery,
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--pairs",
+        "x.csv",
+        "--face-b",
+        "1",
+    )
     assert code != 0 and "box_a/box_b" in err
 
 
@@ -146,7 +192,18 @@ def test_pairs_file_box_and_face_columns(two_people, photo_paths, gallery, tmp_p
         writer.writerow([str(path), biden, "", "", "1", ""])
         writer.writerow([str(path), biden, "", "", "", ""])
         writer.writerow([str(path), biden, "1,2,3", "", "", ""])  # malformed: said, the rest go on
-    code, out, err = run("--gallery", gallery, "compare", "--json", "--pairs", str(pairs))
+    code, out, err = run(
+        "--gallery",
+        gallery,
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--json",
+        "--pairs",
+        str(pairs),
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["error"] is None for r in rows] == [True, True, True, False]

@@ -298,10 +298,27 @@ def test_cli_calibrate_and_compare_fmr(tmp_path: Path, photo_paths) -> None:  # 
     code, out, _ = run("calibrate", "--json", "--reason", "after enrolment")
     summary = json.loads(out)
     assert code == 0 and summary["gallery_pairs"] == 1 and summary["usable"]
-    code, out, _ = run("compare", "--json", str(photo_paths["obama"]), str(photo_paths["biden"]))
+    code, out, _ = run(
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        "--json",
+        str(photo_paths["obama"]),
+        str(photo_paths["biden"]),
+    )
     line = json.loads(out)
     assert code == 0 and 0 < line["fmr"] < 1 and line["calibration"]["id"] == summary["id"]
-    code, out, _ = run("compare", str(photo_paths["obama"]), str(photo_paths["obama2"]))
+    code, out, _ = run(
+        "compare",
+        "--case",
+        "C-1",
+        "--purpose",
+        "test",
+        str(photo_paths["obama"]),
+        str(photo_paths["obama2"]),
+    )
     assert code == 0 and "strangers score this high: < 1 in" in out
 
 

@@ -119,18 +119,18 @@ def test_cli_duplicates_and_merge(twice_enrolled: Gallery) -> None:
         out, err = io.StringIO(), io.StringIO()
         return main(["--gallery", folder, *argv], out=out, err=err), out.getvalue(), err.getvalue()
 
-    code, out, _ = run("duplicates", "--json")
+    code, out, _ = run("duplicates", "--case", "C-1", "--purpose", "test", "--json")
     (line,) = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and (line["subject_a"], line["subject_b"]) == ("P-1", "P-7")
     with Gallery(Path(folder)) as reopened:
         assert line["threshold"] == duplicate_threshold(reopened)[0]
-    code, out, _ = run("duplicates", "--threshold", "0.99")
+    code, out, _ = run("duplicates", "--case", "C-1", "--purpose", "test", "--threshold", "0.99")
     assert code == 0 and "0 possible duplicate pair(s)" in out
     code, _, err = run("merge", "P-1", "P-404", "--reason", "typo")
     assert code == 1 and "P-404" in err and "Traceback" not in err
     code, out, _ = run("merge", "P-1", "P-7", "--reason", "same person")
     assert code == 0 and "1 face(s) moved" in out
-    code, out, _ = run("duplicates")
+    code, out, _ = run("duplicates", "--case", "C-1", "--purpose", "test")
     assert code == 0 and "0 possible duplicate pair(s)" in out
 
 

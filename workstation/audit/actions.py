@@ -35,6 +35,10 @@ class AuditAction(str, Enum):
     EXAMINER_ROLES = "examiner_roles"  # an examiner's roles changed
     CASE_AUTHORISE = "case_authorise"  # who approved a case's searches, when, the reference
     RETENTION = "retention"  # subjects past the retention period deleted (ids, reason)
+    # Records consulted (a subject's photos, the subject list, a candidate in Compare, the
+    # duplicates list, the audit log), with the case and purpose they served: law-enforcement
+    # logging rules ask for consultation to be logged, not only changes (gallery/reads.py).
+    VIEW = "view"
 
     def __str__(self) -> str:
         return self.value

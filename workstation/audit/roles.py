@@ -80,6 +80,10 @@ _REQUIRED: dict[AuditAction, frozenset[Role]] = {
     AuditAction.INDEX_REBUILD: ANY_ROLE,
     AuditAction.SETTINGS_CHANGE: ANY_ROLE,
     AuditAction.GENESIS: ANY_ROLE,
+    # Consulting records is open to every registered examiner; what they may do with what they
+    # read is held to their roles by the act itself. An unregistered login records nothing, so
+    # it reads nothing either.
+    AuditAction.VIEW: ANY_ROLE,
 }
 
 # What each act is called in a refusal ("bob may not <act>").
@@ -102,6 +106,7 @@ _ACT_WORDS: dict[AuditAction, str] = {
     AuditAction.CALIBRATE: "recompute the calibration",
     AuditAction.CASE_AUTHORISE: "record a case's authorisation",
     AuditAction.SETTINGS_CHANGE: "change the gallery's settings",
+    AuditAction.VIEW: "consult the gallery's records",
 }
 
 

@@ -203,13 +203,21 @@ def cmd_calibrate(ctx: CliContext) -> int:
 
 def cmd_duplicates(ctx: CliContext) -> int:
     from workstation.gallery.hygiene import duplicate_threshold, find_duplicate_subjects
+    from workstation.gallery.reads import (
+        Read,
+        duplicates_consulted,
+        record_read,
+        require_read_case,
+    )
 
+    case_id, purpose = require_read_case(ctx.args.case, ctx.args.purpose, Read.DUPLICATES)
     gallery = ctx.gallery()
     if ctx.args.threshold is not None:
         threshold, why = ctx.args.threshold, "given with --threshold"
     else:
         threshold, why = duplicate_threshold(gallery)
     pairs = find_duplicate_subjects(gallery, threshold)
+    record_read(gallery, Read.DUPLICATES, duplicates_consulted(pairs, threshold), case_id, purpose)
     if ctx.args.json:
         for pair in pairs:
             ctx.json_line({**pair.to_dict(), "threshold": threshold})

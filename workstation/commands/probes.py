@@ -306,9 +306,12 @@ def _print_subject_segments(ctx: CliContext, scan: Any, case_id: str, purpose: s
 
 # ---------------------------------------------------------------------- compare
 def cmd_compare(ctx: CliContext) -> int:
+    from workstation.gallery.reads import Read, require_read_case
     from workstation.gallery.search import compare_images, record_comparison
 
     args = ctx.args
+    # Refused before any photo is read: every comparison is recorded against its case.
+    case_id, purpose = require_read_case(args.case, args.purpose, Read.COMPARE)
     chosen_on_line = any(
         value is not None for value in (args.face_a, args.box_a, args.face_b, args.box_b)
     )
@@ -355,7 +358,7 @@ def cmd_compare(ctx: CliContext) -> int:
                 choice_a=pair.choice_a,
                 choice_b=pair.choice_b,
             )
-            record_comparison(gallery, comparison, args.case, args.purpose)
+            record_comparison(gallery, comparison, case_id, purpose)
         except WorkstationError as exc:
             failures += 1
             if args.json:

@@ -17,7 +17,9 @@ from workstation.errors import WorkstationError
 
 def cmd_subjects(ctx: CliContext) -> int:
     args = ctx.args
-    gallery = ctx.gallery(read_only=args.subjects_action != "delete")
+    if args.subjects_action != "delete":
+        return _list_subjects(ctx)
+    gallery = ctx.gallery()
     if args.subjects_action == "delete":
         from workstation.gallery.admin import delete_subject
 
@@ -27,7 +29,21 @@ def cmd_subjects(ctx: CliContext) -> int:
             "recorded in the audit log"
         )
         return EXIT_OK
+    raise WorkstationError(f"unknown subjects action {args.subjects_action!r}")
+
+
+def _list_subjects(ctx: CliContext) -> int:
+    """List subjects: the listing is a consultation, recorded with its case before it shows."""
+    from workstation.gallery.reads import Read, id_list, record_read, require_read_case
+
+    args = ctx.args
+    case_id, purpose = require_read_case(args.case, args.purpose, Read.SUBJECT_LIST)
+    gallery = ctx.gallery()
     subjects = gallery.subjects(args.query)
+    # The query is not recorded (it may be a name: the audit log keeps no personal data); the
+    # ids it listed are.
+    consulted = {"filtered": bool(args.query), "subjects": id_list(s.id for s in subjects)}
+    record_read(gallery, Read.SUBJECT_LIST, consulted, case_id, purpose)
     if args.json:
         for subject in subjects:
             ctx.json_line(subject.to_dict())
@@ -43,11 +59,28 @@ def cmd_audit(ctx: CliContext) -> int:
     args = ctx.args
     if args.audit_action == "witness-folder":
         return _witness_folder(ctx)
-    # Read-only: verifying must never change the evidence (nor migrate an older gallery).
-    gallery = ctx.gallery(read_only=True)
     if args.audit_action == "verify":
-        return _verify(ctx, gallery)
-    events = gallery.audit_events(case_id=args.case)
+        # Read-only: verifying must never change the evidence (nor migrate an older gallery).
+        return _verify(ctx, ctx.gallery(read_only=True))
+    return _show(ctx)
+
+
+def _show(ctx: CliContext) -> int:
+    """Show audit events; reading the log is itself recorded (the case filter, the range)."""
+    from workstation.gallery.reads import Read, record_read, require_read_case
+
+    args = ctx.args
+    case_id, purpose = require_read_case(args.case, args.purpose, Read.AUDIT_LOG)
+    case_filter = None if args.all else (args.of_case or case_id)
+    gallery = ctx.gallery()
+    events = gallery.audit_events(case_id=case_filter)
+    consulted = {
+        "case_filter": case_filter,
+        "events": len(events),
+        "first_seq": events[0].seq if events else None,
+        "last_seq": events[-1].seq if events else None,
+    }
+    record_read(gallery, Read.AUDIT_LOG, consulted, case_id, purpose)
     for event in events:
         if args.json:
             ctx.json_line(event.to_dict())

@@ -26,6 +26,7 @@ from workstation.errors import GalleryError, NoFaceError
 from workstation.footage.scan import ScanResult
 from workstation.footage.tracks import Track
 from workstation.footage.video import VideoInfo, timecode
+from workstation.gallery.reads import Read, require_read_case
 from workstation.gallery.search import (
     DEFAULT_TOP_K,
     ProbeInfo,
@@ -60,7 +61,12 @@ def track_lineage(scan: ScanResult, track: Track) -> dict[str, Any]:
 def record_scan(
     gallery: Gallery, scan: ScanResult, case_id: str | None, purpose: str | None
 ) -> None:
-    """Audit that a video was scanned: its hash, the settings, what was found, any damage."""
+    """Audit that a video was scanned: its hash, the settings, what was found, any damage.
+
+    The scan consults the video (the people in it), so it is recorded against the case and
+    purpose it serves (required, CaseRequiredError otherwise): this event is the read's record.
+    """
+    case_id, purpose = require_read_case(case_id, purpose, Read.FOOTAGE)
     with gallery.change() as change:
         change.record(
             AuditAction.FOOTAGE_SCAN,

@@ -17,6 +17,7 @@ from workstation.audit.log import utc_now
 from workstation.domain import LARGEST_FACE, BBox, Candidate, CaseAuthorisation, Face, FaceChoice
 from workstation.errors import CaseRequiredError
 from workstation.gallery.gate import check_quality_gate
+from workstation.gallery.reads import Read, require_read_case
 from workstation.gallery.records import (
     FACTS_KEY,
     ProbeInfo,
@@ -335,7 +336,9 @@ def compare_images(
 def record_comparison(
     gallery: Gallery, comparison: Comparison, case_id: str | None, purpose: str | None
 ) -> None:
-    """Audit a 1:1 comparison (no case is required: it searches no gallery)."""
+    """Audit a 1:1 comparison, against the case and purpose it serves (required: comparing
+    two photos of people is a consultation of personal data, recorded like a search)."""
+    case_id, purpose = require_read_case(case_id, purpose, Read.COMPARE)
     with gallery.transaction():
         gallery.audit(
             AuditAction.COMPARE,

@@ -7,12 +7,14 @@ window composes panels without knowing their insides.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from workstation.gallery.examiners import RegisteredExaminer
+from workstation.gallery.reads import ReadLedger
 from workstation.gallery.store import Gallery, open_gallery
 from workstation.gui.workers import WorkerPool
 from workstation.identity import Examiner
@@ -63,6 +65,11 @@ class AppContext(QObject):
         self.history = history if history is not None else load_history()
         self.pool = WorkerPool(self)
         self._case: CaseInfo | None = None
+        # Asks the examiner for a case (the main window's case dialog, Ctrl+K); None in a
+        # panel built alone, which then says a case is needed.
+        self.case_asker: Callable[[], CaseInfo | None] | None = None
+        # Reads recorded lately in this session (a repeat within minutes is not recorded again).
+        self.reads = ReadLedger()
         self._engine: FaceEngine | None = None
         self._engine_lock = threading.Lock()
 
@@ -99,6 +106,13 @@ class AppContext(QObject):
     def set_case(self, case: CaseInfo | None) -> None:
         self._case = case
         self.case_changed.emit(case)
+
+    def ensure_case(self) -> CaseInfo | None:
+        """The current case, asking for one (the case dialog) when none is set, as a search
+        does before it runs; None when the examiner declines (the panel then says why)."""
+        if self._case is None and self.case_asker is not None:
+            self.case_asker()
+        return self._case
 
     # ------------------------------------------------------------------ core access
     def engine(self) -> FaceEngine:

@@ -53,7 +53,7 @@ class FootagePanelWidget(QWidget):
     """Opens and scans one video; composes the player and the track sidebar."""
 
     probe_frame_chosen = Signal(object)  # LoadedImage of the frame in view (footage_tracks)
-    case_needed = Signal()  # a search was asked for but no case is open
+    case_needed = Signal()  # a scan or a search was asked for but no case is open
     search_recorded = Signal(int)  # search id, for the candidates view
     video_opened = Signal(object)  # VideoInfo
     scan_finished = Signal(object)  # ScanResult
@@ -192,15 +192,21 @@ class FootagePanelWidget(QWidget):
         if info is None or self.busy:
             return
         options = ScanOptions(every_s=every_s or self.every_spin.value())
-        case = self.context.case
+        # Scanning consults the video (the people in it): recorded against a case, asked for
+        # now when none is set, as a search does.
+        case = self.context.ensure_case()
+        if case is None:
+            self.show_message(
+                "Open or create a case first: a scan is recorded against one (Ctrl+K).", True
+            )
+            self.case_needed.emit()
+            return
         context = self.context
 
         def work(token: CancelToken) -> Generator[Progress, None, ScanResult]:
             result = yield from scan_video(context.engine(), info.path, options, token, info)
             with context.open_gallery() as gallery:
-                record_scan(
-                    gallery, result, case.case_id if case else None, case.purpose if case else None
-                )
+                record_scan(gallery, result, case.case_id, case.purpose)
             return result
 
         self.show_message(f"Scanning {info.path.name}…")

@@ -215,7 +215,7 @@ class FootageTracksWidget(QWidget):
         track = self.selected_track()
         if track is None or self.scan is None or self.task.running:
             return
-        case = self.context.case
+        case = self.context.ensure_case()
         if case is None:
             self.show_message(
                 "Open or create a case first: every search is recorded against one.", True

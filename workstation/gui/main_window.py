@@ -59,6 +59,8 @@ class MainWindowWidget(QMainWindow):
         self.setWindowTitle(f"workstation {__version__}: face search (investigative leads only)")
         self.setAcceptDrops(True)
         self.case_bar = CaseBarWidget(context, self)
+        # Every panel that reads records asks for a case through the case bar's dialog.
+        context.case_asker = self.case_bar.ask_case
         self.search_page = SearchPageWidget(context, self.case_bar.ensure_case, self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.search_page, "Search")

@@ -77,6 +77,7 @@ def test_gallery_manager_says_so(qtbot, altered) -> None:  # type: ignore[no-unt
     context, obama = altered
     manager = GalleryManagerWidget(context)
     qtbot.addWidget(manager)
+    manager.show()  # the list is read when the tab is in view
     manager.reload_subjects()
     qtbot.waitUntil(lambda: manager.subjects_model.rowCount() == 2, timeout=WAIT_MS)
     manager.subjects_view.setCurrentIndex(

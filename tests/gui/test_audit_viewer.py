@@ -14,11 +14,12 @@ from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
 from workstation.gui.audit_viewer import ALL_CASES, AuditEventsModel, AuditViewerWidget
-from workstation.gui.context import AppContext
+from workstation.gui.context import AppContext, CaseInfo
 from workstation.progress import drain
 from workstation.vision.images import load_image
 
 WAIT_MS = 60_000
+READING = CaseInfo("C-AUD-7", "internal audit review")
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  
 @pytest.fixture
 def context(gallery_dir: Path, qtbot):  # type: ignore[no-untyped-def]
     ctx = AppContext(gallery_dir, user="examiner1")
+    ctx.set_case(READING)  # reading the log is recorded against a case
     yield ctx
     ctx.pool.wait()
 
@@ -46,6 +48,8 @@ def context(gallery_dir: Path, qtbot):  # type: ignore[no-untyped-def]
 def _viewer(qtbot, context: AppContext) -> AuditViewerWidget:  # type: ignore[no-untyped-def]
     viewer = AuditViewerWidget(context)
     qtbot.addWidget(viewer)
+    viewer.show()  # the log is read when the tab is in view
+    assert viewer.loading or context.case is None
     qtbot.waitUntil(lambda: not viewer.loading, timeout=WAIT_MS)
     return viewer
 
@@ -59,6 +63,9 @@ def test_events_table_shows_the_log(qtbot, context: AppContext, gallery_dir: Pat
     viewer = _viewer(qtbot, context)
     with Gallery(gallery_dir) as gallery:
         stored = gallery.audit_events()
+    # The reading itself was recorded after the events it showed.
+    reading = stored.pop()
+    assert (reading.action, reading.case_id) == ("view", READING.case_id)
     model = viewer.model
     assert model.rowCount() == len(stored) >= 4
     actions = [model.index(r, AuditEventsModel.COL_ACTION).data() for r in range(len(stored))]
@@ -87,7 +94,8 @@ def test_filter_by_case(qtbot, context: AppContext) -> None:
     assert event.case_id == "C-2026-001" and event.action == "search"
     assert viewer.count_label.text() == "1 event for case C-2026-001"
     viewer.set_case_filter(None)
-    qtbot.waitUntil(lambda: viewer.model.rowCount() == everything, timeout=WAIT_MS)
+    # Everything, and the two readings since (all events, then case C-2026-001's).
+    qtbot.waitUntil(lambda: viewer.model.rowCount() == everything + 2, timeout=WAIT_MS)
 
 
 def test_verify_intact_chain_shows_and_copies_head_hash(
@@ -147,7 +155,8 @@ def test_new_events_refresh_and_mark_verification_stale(
     with Gallery(gallery_dir, examiner=second) as gallery, gallery.transaction():
         gallery.audit("export", {"file": "report.pdf"}, case_id="C-2026-003", purpose="court")
     context.audit_changed.emit()
-    qtbot.waitUntil(lambda: viewer.model.rowCount() == before + 1, timeout=WAIT_MS)
+    # The export, after the reading recorded when the viewer first showed the log.
+    qtbot.waitUntil(lambda: viewer.model.rowCount() == before + 2, timeout=WAIT_MS)
     assert "verify again" in viewer.result_label.text()
     assert viewer.case_combo.findData("C-2026-003") > 0
 
@@ -160,3 +169,55 @@ def test_model_passes_qtmodeltester(qtbot, qtmodeltester, context: AppContext) -
     qtmodeltester.check(model, force_py=True)
     model.set_bad_seq(2)
     qtmodeltester.check(model, force_py=True)
+
+
+def _readings(gallery_dir: Path) -> list:  # type: ignore[type-arg]
+    with Gallery(gallery_dir, read_only=True) as gallery:
+        return [e for e in gallery.audit_events() if e.action == "view"]
+
+
+def test_reading_the_log_is_recorded_once_with_its_filter_and_range(
+    qtbot, context: AppContext, gallery_dir: Path
+) -> None:
+    viewer = _viewer(qtbot, context)
+    shown = viewer.model.events()
+    (reading,) = _readings(gallery_dir)
+    assert (reading.case_id, reading.purpose, reading.user) == (
+        READING.case_id,
+        READING.purpose,
+        "examiner1",
+    )
+    assert reading.details == {
+        "read": "audit_log",
+        "case_filter": None,
+        "events": len(shown),
+        "first_seq": shown[0].seq,
+        "last_seq": shown[-1].seq,
+    }
+    viewer.set_case_filter("C-2026-002")
+    qtbot.waitUntil(lambda: viewer.model.rowCount() == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not viewer.loading, timeout=WAIT_MS)
+    filtered = _readings(gallery_dir)[-1]
+    assert filtered.details["case_filter"] == "C-2026-002" and filtered.details["events"] == 1
+    # Refresh with nothing new in the filtered view is the same reading: not recorded again.
+    qtbot.mouseClick(viewer.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not viewer.loading, timeout=WAIT_MS)
+    assert len(_readings(gallery_dir)) == 2
+
+
+def test_a_log_out_of_view_is_not_read_and_without_a_case_it_asks(
+    qtbot, context: AppContext, gallery_dir: Path
+) -> None:
+    viewer = AuditViewerWidget(context)  # built, never shown (a tab behind another)
+    qtbot.addWidget(viewer)
+    context.audit_changed.emit()
+    context.pool.wait()
+    assert viewer.model.rowCount() == 0 and _readings(gallery_dir) == []
+    context.set_case(None)
+    viewer.show()
+    assert viewer.model.rowCount() == 0 and not viewer.case_button.isHidden()
+    assert "Set a case to read the audit log" in viewer.count_label.text()
+    context.case_asker = lambda: context.set_case(READING)  # the case dialog, answered
+    qtbot.mouseClick(viewer.case_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: viewer.model.rowCount() > 0, timeout=WAIT_MS)
+    assert len(_readings(gallery_dir)) == 1 and viewer.case_button.isHidden()

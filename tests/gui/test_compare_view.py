@@ -130,3 +130,42 @@ def test_probe_file_changed_since_search_is_reported(qtbot, setup, tmp_path) -> 
         dialog.show()
     assert "gone.jpg" in blocker.args[0]
     assert dialog.error_label.isVisibleTo(dialog)
+
+
+def _compare_views(context) -> list:  # type: ignore[no-untyped-def,type-arg]
+    from workstation.gallery.store import Gallery
+
+    with Gallery(context.gallery_dir, read_only=True) as gallery:
+        return [
+            e
+            for e in gallery.audit_events()
+            if e.action == "view" and e.details.get("read") == "compare"
+        ]
+
+
+def test_each_candidate_opened_is_recorded_once_per_opening(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    context, candidates, image = setup
+    assert _compare_views(context) == []
+    dialog = open_dialog(qtbot, context, candidates, image)
+    first = candidates.current_candidate()
+    search = candidates.current_search
+    (event,) = _compare_views(context)
+    assert (event.case_id, event.purpose, event.user) == (CASE.case_id, CASE.purpose, "examiner1")
+    assert event.details == {
+        "read": "compare",
+        "search_id": search.search_id,
+        "subject_id": first.subject_id,
+        "face_id": first.face_id,
+    }
+    # Zoom, overlay and landmarks are the same consultation: nothing more is recorded.
+    dialog.landmarks_box.setChecked(not dialog.landmarks_box.isChecked())
+    for key in (Qt.Key.Key_PageDown, Qt.Key.Key_PageUp):  # the next candidate, then back
+        with qtbot.waitSignal(dialog.candidate_shown, timeout=WAIT_MS):
+            qtbot.keyClick(dialog, key)
+    shown = [e.details["subject_id"] for e in _compare_views(context)]
+    assert shown[0] == first.subject_id and len(shown) == 2 and shown[1] != first.subject_id
+    dialog.close()
+    open_dialog(qtbot, context, candidates, image)  # a new opening is a new consultation
+    assert [e.details["subject_id"] for e in _compare_views(context)][2:] == [first.subject_id]

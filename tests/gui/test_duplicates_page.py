@@ -11,7 +11,7 @@ from PySide6.QtGui import QPixmap
 
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.store import Gallery
-from workstation.gui.context import AppContext
+from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.duplicates_page import DuplicatePairsModel, DuplicatesWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache
 from workstation.progress import drain
@@ -34,6 +34,7 @@ def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  
 @pytest.fixture
 def context(gallery_dir: Path, qtbot):  # type: ignore[no-untyped-def]
     ctx = AppContext(gallery_dir, user="examiner1")
+    ctx.set_case(CaseInfo("C-DUP", "gallery maintenance"))  # the list is recorded against it
     yield ctx
     ctx.pool.cancel_all()
     ctx.pool.wait()
@@ -136,3 +137,40 @@ def test_list_says_when_the_gallery_changed_since(
     assert widget.status_label.text().count("The gallery changed") == 1
     _scan(qtbot, widget)
     assert "The gallery changed" not in widget.status_label.text()
+
+
+def _duplicate_reads(context: AppContext) -> list:  # type: ignore[type-arg]
+    with Gallery(context.gallery_dir, read_only=True) as gallery:
+        return [
+            e
+            for e in gallery.audit_events()
+            if e.action == "view" and e.details.get("read") == "duplicates"
+        ]
+
+
+def test_the_list_is_recorded_once_and_needs_a_case(qtbot, context: AppContext) -> None:
+    widget = DuplicatesWidget(context)
+    qtbot.addWidget(widget)
+    context.set_case(None)
+    asked: list[int] = []
+    context.case_asker = lambda: asked.append(1)  # the examiner cancels the case dialog
+    qtbot.mouseClick(widget.scan_button, Qt.MouseButton.LeftButton)
+    assert asked == [1] and not widget.scanning and widget.model.rowCount() == 0
+    assert "Set a case first" in widget.status_label.text()
+    assert _duplicate_reads(context) == []
+
+    context.case_asker = lambda: context.set_case(CaseInfo("C-DUP", "gallery maintenance"))
+    _scan(qtbot, widget)
+    (event,) = _duplicate_reads(context)
+    assert (event.case_id, event.purpose, event.user) == (
+        "C-DUP",
+        "gallery maintenance",
+        "examiner1",
+    )
+    pair = widget.model.rows()[0].pair
+    assert event.details["pairs"] == 1
+    assert sorted(event.details["subjects"]["ids"]) == sorted([pair.subject_a, pair.subject_b])
+    assert event.details["face_ids"]["ids"] == [pair.face_a, pair.face_b]
+    assert event.details["threshold"] == round(widget.last_scan.threshold, 5)
+    _scan(qtbot, widget)  # the same list again, at once: one consultation
+    assert len(_duplicate_reads(context)) == 1

@@ -13,7 +13,7 @@ from synthetic_subjects import add_synthetic_subjects, faces_for
 from workstation.gallery.admin import delete_subject
 from workstation.gallery.enroll import FAILED, SKIPPED, EnrollReport
 from workstation.gallery.store import Gallery
-from workstation.gui.context import AppContext
+from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.enrol_panel import (
     MODE_MANIFEST,
     MODE_ONE_SUBJECT,
@@ -35,6 +35,7 @@ WAIT_MS = 120_000
 @pytest.fixture
 def context(tmp_path: Path, qtbot):  # type: ignore[no-untyped-def]
     ctx = AppContext(tmp_path / "gallery", user="examiner1")
+    ctx.set_case(CaseInfo("C-G", "gallery maintenance"))  # browsing is recorded against it
     yield ctx
     ctx.pool.cancel_all()
     ctx.pool.wait()
@@ -76,6 +77,7 @@ def test_enrol_subfolders_shows_progress_summary_and_failures(
 ) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     enrol = widget.enrol_widget
     seen: list[int] = []
     enrol.progress_bar.valueChanged.connect(seen.append)
@@ -116,6 +118,7 @@ def test_enrol_subfolders_shows_progress_summary_and_failures(
 def test_thumbnails_and_subject_detail(qtbot, context: AppContext, photo_folder: Path) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     _enrol(qtbot, widget, MODE_SUBFOLDERS, photo_folder)
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden", "obama"], timeout=WAIT_MS)
 
@@ -151,6 +154,7 @@ def test_search_as_you_type_filters_subjects(
 ) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     _enrol(qtbot, widget, MODE_SUBFOLDERS, photo_folder)
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden", "obama"], timeout=WAIT_MS)
 
@@ -169,6 +173,7 @@ def test_delete_needs_a_reason_and_is_audited(
 ) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     _enrol(qtbot, widget, MODE_SUBFOLDERS, photo_folder)
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden", "obama"], timeout=WAIT_MS)
     widget.subjects_view.setCurrentIndex(widget.subjects_model.index(0, 0))  # biden
@@ -202,6 +207,7 @@ def test_cancel_stops_enrolment_and_keeps_what_was_done(
 ) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     enrol = widget.enrol_widget
     enrol.set_mode(MODE_ONE_SUBJECT)
     enrol.path_edit.setText(str(shared_faces))
@@ -243,6 +249,7 @@ def test_manifest_with_bad_rows_names_each_row(
     )
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     report = _enrol(qtbot, widget, MODE_MANIFEST, manifest)
     assert report.enrolled == 1
     reasons = {o.source: o.message for o in widget.enrol_widget.problems_model.outcomes()}
@@ -255,6 +262,7 @@ def test_manifest_with_bad_rows_names_each_row(
 def test_enrol_errors_are_plain_words(qtbot, context: AppContext, tmp_path: Path) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     enrol = widget.enrol_widget
     enrol.set_mode(MODE_ONE_SUBJECT)
     enrol.path_edit.setText(str(tmp_path / "photos"))
@@ -287,6 +295,7 @@ def test_models_pass_qtmodeltester(
 ) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.show()  # the list is read when the tab is in view
     _enrol(qtbot, widget, MODE_SUBFOLDERS, photo_folder)
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden", "obama"], timeout=WAIT_MS)
     widget.subjects_view.setCurrentIndex(widget.subjects_model.index(1, 0))
@@ -326,6 +335,7 @@ def _ids(numbers: range) -> list[str]:
 def _loaded_widget(qtbot, context: AppContext) -> GalleryManagerWidget:  # type: ignore[no-untyped-def]
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
+    widget.reload_subjects()  # as the tab does when it comes into view (never painted here)
     qtbot.waitUntil(lambda: widget.subjects_model.rowCount() > 0, timeout=WAIT_MS)
     return widget
 
@@ -386,6 +396,7 @@ def test_scrolling_the_view_to_the_end_loads_the_next_page(
 
 def test_search_filters_across_pages(qtbot, many_subjects: AppContext) -> None:
     widget = _loaded_widget(qtbot, many_subjects)
+    widget.show()  # in view: searches, changes and cases reload it
     qtbot.keyClicks(widget.search_edit, "moreno")
     morenos = _ids(range(0, MANY, 3))  # every third subject is an "Ana Moreno"
     qtbot.waitUntil(lambda: _subject_ids(widget) == morenos[:PAGE_SIZE], timeout=WAIT_MS)
@@ -443,6 +454,7 @@ def test_gallery_change_keeps_the_loaded_rows_and_selection(
     qtbot, many_subjects: AppContext
 ) -> None:
     widget = _loaded_widget(qtbot, many_subjects)
+    widget.show()  # in view: searches, changes and cases reload it
     model = widget.subjects_model
     model.fetchMore(QModelIndex())
     qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE_SIZE, timeout=WAIT_MS)
@@ -477,3 +489,69 @@ def test_paged_model_passes_qtmodeltester(qtbot, qtmodeltester, many_subjects: A
     with qtbot.waitSignal(model.loaded, timeout=WAIT_MS):
         model.load(None)  # a reset, checked as well
     assert model.rowCount() == PAGE_SIZE
+
+
+# ---------------------------------------------------------------------- reads are recorded
+def _views(context: AppContext, read: str) -> list:  # type: ignore[type-arg]
+    with Gallery(context.gallery_dir, read_only=True) as gallery:
+        return [
+            e
+            for e in gallery.audit_events()
+            if e.action == "view" and e.details.get("read") == read
+        ]
+
+
+def test_browsing_records_one_event_per_page_and_per_subject(
+    qtbot, many_subjects: AppContext
+) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    model = widget.subjects_model
+    qtbot.waitUntil(lambda: not model.loading, timeout=WAIT_MS)
+    (first,) = _views(many_subjects, "subject_list")
+    assert (first.case_id, first.purpose, first.user) == ("C-G", "gallery maintenance", "examiner1")
+    assert first.details["offset"] == 0 and first.details["filtered"] is False
+    assert first.details["subjects"]["ids"] == _ids(range(PAGE_SIZE))
+    # Painting thumbnails (rows scrolled into view) records nothing more.
+    for row in range(40):
+        model.index(row, 0).data(Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: not widget.thumbnails.busy, timeout=WAIT_MS)
+    assert len(_views(many_subjects, "subject_list")) == 1
+    model.fetchMore(QModelIndex())
+    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE_SIZE, timeout=WAIT_MS)
+    pages = _views(many_subjects, "subject_list")
+    assert [e.details["offset"] for e in pages] == [0, PAGE_SIZE]
+    assert pages[1].details["subjects"]["ids"] == _ids(range(PAGE_SIZE, 2 * PAGE_SIZE))
+
+    # A subject's photos: one event when chosen; back and forth records no repeat.
+    for row in (5, 6, 5, 6):
+        widget.subjects_view.setCurrentIndex(model.index(row, 0))
+        qtbot.waitUntil(lambda: not many_subjects.pool.busy, timeout=WAIT_MS)
+    photos = _views(many_subjects, "subject_photos")
+    assert [e.details["subject_id"] for e in photos] == ["SYN-00005", "SYN-00006"]
+    with Gallery(many_subjects.gallery_dir, read_only=True) as gallery:
+        face_ids = [f.id for f in gallery.faces_of("SYN-00005")]
+    assert photos[0].details["face_ids"] == {"count": len(face_ids), "ids": face_ids}
+    assert photos[0].case_id == "C-G"
+
+
+def test_without_a_case_the_gallery_shows_nothing_and_asks_for_one(
+    qtbot, many_subjects: AppContext
+) -> None:
+    widget = _loaded_widget(qtbot, many_subjects)
+    widget.show()  # in view: searches, changes and cases reload it
+    qtbot.waitUntil(lambda: not widget.loading, timeout=WAIT_MS)
+    before = len(_views(many_subjects, "subject_list"))
+    many_subjects.set_case(None)  # the examiner closes the case
+    assert widget.subjects_model.rowCount() == 0 and widget.faces_model.rowCount() == 0
+    assert not widget.case_button.isHidden()
+    assert "Set a case to browse the gallery" in widget.count_label.text()
+    asked: list[int] = []
+    many_subjects.case_asker = lambda: asked.append(1)
+    qtbot.mouseClick(widget.case_button, Qt.MouseButton.LeftButton)
+    assert asked == [1]  # the case dialog is asked for
+    assert len(_views(many_subjects, "subject_list")) == before  # nothing read, nothing logged
+    # Another case: the list is read (and recorded) again, against it.
+    many_subjects.set_case(CaseInfo("C-H", "duplicate review"))
+    qtbot.waitUntil(lambda: widget.subjects_model.rowCount() == PAGE_SIZE, timeout=WAIT_MS)
+    assert widget.case_button.isHidden()
+    assert _views(many_subjects, "subject_list")[-1].case_id == "C-H"

@@ -245,12 +245,14 @@ def test_gallery_manager_and_its_delete_dialog(qtbot, window) -> None:  # type: 
 
 def test_audit_viewer(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     viewer = _tab(window, AuditViewerWidget)
-    viewer.reload()
+    window.tabs.setCurrentWidget(viewer)  # the log is read when its tab is in view
     qtbot.waitUntil(lambda: viewer.model.rowCount() >= 5, timeout=WAIT_MS)
     viewer.case_combo.setCurrentIndex(viewer.case_combo.findData(CASE.case_id))
-    qtbot.waitUntil(lambda: not viewer.loading and viewer.model.rowCount() == 2, timeout=WAIT_MS)
+    # The case's search and decision, and the reading of the whole log just recorded.
+    qtbot.waitUntil(lambda: not viewer.loading and viewer.model.rowCount() == 3, timeout=WAIT_MS)
+    assert [e.action for e in viewer.model.events()][-1] == "view"
     assert rendered(viewer.count_label.text(), viewer.count_label.textFormat()) == (
-        f"2 events for case {CASE.case_id}"
+        f"3 events for case {CASE.case_id}"
     )
     assert_shown_literally(
         shown_texts(viewer), EXAMINER, SECOND_EXAMINER, CASE.case_id, CASE.purpose, NOTE

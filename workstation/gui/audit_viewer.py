@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from workstation.audit.log import AuditEvent
 from workstation.audit.verify import ChainReport
+from workstation.gallery.reads import Read, record_read_once
 from workstation.gui.context import AppContext
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.tasks import TaskWidget
@@ -208,6 +209,13 @@ class AuditViewerWidget(QWidget):
             "Recompute every event's hash from the first to the last and check the links"
         )
         self.count_label = QLabel("")
+        # Reading the log is itself recorded against a case: without one, this asks for it.
+        self.case_button = QPushButton("Set case…")
+        self.case_button.setToolTip("Reading the audit log is recorded against a case (Ctrl+K)")
+        self.case_button.hide()
+        # The events are read (and the reading recorded) only when the tab is in view: a tab
+        # behind another is not consulted, so new events elsewhere only mark it stale.
+        self._stale = True
         self.model = AuditEventsModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -264,6 +272,7 @@ class AuditViewerWidget(QWidget):
         top.addWidget(self.case_combo)
         top.addWidget(self.refresh_button)
         top.addWidget(self.count_label, 1)
+        top.addWidget(self.case_button)
         top.addWidget(self.verify_task)
         top.addWidget(self.verify_button)
         head_row = QHBoxLayout()
@@ -289,7 +298,12 @@ class AuditViewerWidget(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._on_event_chosen)
         context.audit_changed.connect(self._on_audit_changed)
         context.case_changed.connect(self._on_context_case_changed)
-        self.reload()
+        self.case_button.clicked.connect(context.ensure_case)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.reload()
 
     # ------------------------------------------------------------------ public
     @property
@@ -308,17 +322,47 @@ class AuditViewerWidget(QWidget):
         self.case_combo.setCurrentIndex(found)
 
     def reload(self) -> None:
-        """Load the events (of the chosen case) and the list of cases on a worker."""
+        """Load the events (of the chosen case) and the list of cases on a worker; the reading
+        is recorded (the case filter, how many events, their range) against the open case."""
         self._load_seq += 1
+        self._stale = False
         seq, case_id, context = self._load_seq, self.case_filter, self._context
+        served = context.case
+        if served is None:
+            self.loading = False
+            self.model.set_events([])
+            self.details_text.clear()
+            self.count_label.setText(
+                "Set a case to read the audit log: reading it is recorded against a case "
+                "number and a purpose."
+            )
+            self.case_button.show()
+            return
+        self.case_button.hide()
         self.loading = True
 
         def work(_cancel: CancelToken) -> tuple[int, list[AuditEvent], list[str]]:
             with context.open_gallery() as gallery:
-                events = gallery.audit_events(case_id=case_id)
-                cases = sorted(
-                    {str(c["id"]) for c in gallery.cases()}
-                    | {e.case_id for e in events if e.case_id}
+                with gallery.read_snapshot():
+                    events = gallery.audit_events(case_id=case_id)
+                    cases = sorted(
+                        {str(c["id"]) for c in gallery.cases()}
+                        | {e.case_id for e in events if e.case_id}
+                    )
+                first, last = (events[0].seq, events[-1].seq) if events else (None, None)
+                record_read_once(
+                    gallery,
+                    context.reads,
+                    Read.AUDIT_LOG,
+                    {
+                        "case_filter": case_id,
+                        "events": len(events),
+                        "first_seq": first,
+                        "last_seq": last,
+                    },
+                    served.case_id,
+                    served.purpose,
+                    what=(case_id, len(events), first, last),
                 )
             return seq, events, cases
 
@@ -351,11 +395,18 @@ class AuditViewerWidget(QWidget):
         self._show_result(f"Cannot read the audit log: {message}", ok=False)
 
     def _on_case_filter_changed(self, _index: int) -> None:
-        self.reload()
+        self._reload_when_seen()
 
     def _on_context_case_changed(self, case: Any) -> None:
         if case is not None and self.case_combo.findData(case.case_id) < 0:
             self.case_combo.addItem(case.case_id, case.case_id)
+        self._reload_when_seen()  # read (and recorded) again for the case now served
+
+    def _reload_when_seen(self) -> None:
+        if self.isVisible():
+            self.reload()
+        else:
+            self._stale = True
 
     def _on_audit_changed(self) -> None:
         stale = "verify again"
@@ -363,7 +414,7 @@ class AuditViewerWidget(QWidget):
             self.result_label.setText(
                 self.result_label.text() + "  (New events were written since; verify again.)"
             )
-        self.reload()
+        self._reload_when_seen()
 
     def _on_event_chosen(self, current: QModelIndex, _previous: QModelIndex) -> None:
         event = current.siblingAtColumn(0).data(AuditEventsModel.EventRole)

@@ -7,6 +7,7 @@ Photos are read and cropped on a worker; this dialog only shows what arrives.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from workstation.domain import Candidate, FaceSource
 from workstation.errors import ImageError
+from workstation.gallery.reads import Read, record_read_once
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
 from workstation.gui.candidates import HIDDEN, CandidatesWidget
@@ -165,6 +167,34 @@ METADATA_ROWS = (
 )
 
 
+_OPENINGS = itertools.count(1)
+
+
+def record_compare_view(
+    gallery: Gallery,
+    context: AppContext,
+    search: SearchRecord,
+    candidate: Candidate,
+    opening: int,
+) -> None:
+    """Record a candidate opened side by side with the probe, against its search's case and
+    purpose, before it shows: once per candidate per opening of the view (stepping back and
+    forth within one opening is not recorded again)."""
+    record_read_once(
+        gallery,
+        context.reads,
+        Read.COMPARE,
+        {
+            "search_id": search.search_id,
+            "subject_id": candidate.subject_id,
+            "face_id": candidate.face_id,
+        },
+        search.case_id,
+        search.purpose,
+        what=(opening, search.search_id, candidate.subject_id, candidate.face_id),
+    )
+
+
 class CompareDialog(QDialog):
     """Probe vs the current candidate of the candidates widget; steps through the candidates."""
 
@@ -186,6 +216,7 @@ class CompareDialog(QDialog):
         self._probe: FaceSide | None = None
         self._probe_search_id: int | None = None
         self._request = 0
+        self._opening = next(_OPENINGS)  # this opening of the view (its reads are recorded once)
 
         self.header = QLabel(self)
         self.header.setStyleSheet("font-size: 14px; font-weight: bold;")
@@ -308,16 +339,14 @@ class CompareDialog(QDialog):
         need_probe = self._probe is None or self._probe_search_id != search.search_id
         probe_image = self._probe_image
 
+        opening = self._opening
+
         def work(cancel: CancelToken) -> tuple[int, int, FaceSide | None, FaceSide, Candidate]:
             probe = probe_side(search, probe_image) if need_probe else None
             with context.open_gallery() as gallery:
-                return (
-                    request,
-                    search.search_id,
-                    probe,
-                    candidate_side(gallery, candidate),
-                    candidate,
-                )
+                side = candidate_side(gallery, candidate)
+                record_compare_view(gallery, context, search, candidate, opening)
+                return request, search.search_id, probe, side, candidate
 
         context.pool.start(
             work, owner=self, on_result=self._on_sides_ready, on_error=self._on_load_failed

@@ -34,6 +34,7 @@ from workstation.gallery.hygiene import (
     merge_subjects,
     scan_duplicate_subjects,
 )
+from workstation.gallery.reads import Read, duplicates_consulted, record_read_once
 from workstation.gallery.store import FaceRecord
 from workstation.gui.context import AppContext
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
@@ -275,6 +276,16 @@ class DuplicatesWidget(QWidget):
             return
         chosen = self.threshold_spin.value() if self.custom_threshold_check.isChecked() else None
         context = self._context
+        # The list shows subjects' faces: it is recorded against a case, asked for now when none
+        # is set, as a search does.
+        case = context.ensure_case()
+        if case is None:
+            self.status_label.setText(
+                "Set a case first (Ctrl+K): the list of duplicates is recorded against a case "
+                "number and a purpose."
+            )
+            self.status_label.setStyleSheet("color: #b00020;")
+            return
 
         def work(cancel: CancelToken) -> Work[ScanResult]:
             with context.open_gallery() as gallery:
@@ -285,6 +296,16 @@ class DuplicatesWidget(QWidget):
                 pairs = yield from scan_duplicate_subjects(gallery, threshold, cancel)
                 if pairs is None:
                     return ScanResult([], threshold, why, cancelled=True)
+                # Recorded before the list shows (a repeat of the same list is not).
+                record_read_once(
+                    gallery,
+                    context.reads,
+                    Read.DUPLICATES,
+                    duplicates_consulted(pairs, threshold),
+                    case.case_id,
+                    case.purpose,
+                    what=(threshold, tuple((p.face_a, p.face_b) for p in pairs)),
+                )
                 return ScanResult(_pair_rows(gallery, pairs), threshold, why)
 
         self.merge_button.setEnabled(False)

@@ -6,6 +6,10 @@ hold hundreds of thousands of subjects, so the list loads a page at a time as th
 (`canFetchMore`/`fetchMore`), filtered in SQL, and a thumbnail's face is looked up only when its
 row is painted. Deleting a subject asks for a reason, which
 the core writes to the audit log in the same transaction as the deletion.
+
+Browsing is consultation: each page of the list and each subject's photos are recorded (one
+audit event each, `gallery.reads`) against the open case before they show, never per
+thumbnail or scroll step; without a case the list stays empty and says how to set one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -37,8 +41,9 @@ from PySide6.QtWidgets import (
 
 from workstation.audit.roles import Role
 from workstation.gallery.admin import delete_subject
-from workstation.gallery.store import FaceRecord, SubjectInfo
-from workstation.gui.context import AppContext
+from workstation.gallery.reads import Read, id_list, record_read_once
+from workstation.gallery.store import FaceRecord, Gallery, SubjectInfo
+from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.enrol_panel import EnrolWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey
 from workstation.gui.imaging import verdict_color
@@ -68,6 +73,29 @@ class SubjectRow:
 class FaceRow:
     face: FaceRecord
     image_path: Path
+
+
+def _record_page(
+    gallery: Gallery,
+    context: AppContext,
+    case: CaseInfo,
+    query: str | None,
+    offset: int,
+    page: list[SubjectInfo],
+) -> None:
+    """Record a page of the subject list as read (once: a reload showing the same subjects for
+    the same case within minutes is not recorded again). The typed query is not recorded (it
+    may be a name); the ids shown are."""
+    ids = [s.id for s in page]
+    record_read_once(
+        gallery,
+        context.reads,
+        Read.SUBJECT_LIST,
+        {"filtered": bool(query), "offset": offset, "subjects": id_list(ids)},
+        case.case_id,
+        case.purpose,
+        what=(query, offset, tuple(ids)),
+    )
 
 
 def _quality_line(face: FaceRecord) -> str:
@@ -172,6 +200,7 @@ class SubjectListModel(_ThumbnailListModel):
 
     loaded = Signal()  # the first page of a `load` is in, with the totals
     load_failed = Signal(str)
+    case_needed = Signal()  # a load was asked for with no case open: nothing is read
 
     def __init__(
         self,
@@ -198,15 +227,24 @@ class SubjectListModel(_ThumbnailListModel):
         if self._context is None:
             raise RuntimeError("SubjectListModel.load needs a context")
         self._seq += 1
-        self._busy = True
         seq, context, limit = self._seq, self._context, max(self.page_size, rows)
+        case = context.case
+        if case is None:
+            self._busy = False
+            self.query, self.total, self.gallery_total = query, 0, 0
+            self.set_rows([])
+            self.case_needed.emit()
+            return
+        self._busy = True
 
         def work(_cancel: CancelToken) -> tuple[int, str | None, list[SubjectRow], int, int]:
-            # One read snapshot, so that the page and both counts agree.
-            with context.open_gallery() as gallery, gallery.read_snapshot():
-                page = gallery.subject_page(query, 0, limit)
-                everyone = gallery.subject_count()
-                matching = gallery.subject_total(query) if query else everyone
+            with context.open_gallery() as gallery:
+                # One read snapshot, so that the page and both counts agree.
+                with gallery.read_snapshot():
+                    page = gallery.subject_page(query, 0, limit)
+                    everyone = gallery.subject_count()
+                    matching = gallery.subject_total(query) if query else everyone
+                _record_page(gallery, context, case, query, 0, page)
             return seq, query, [SubjectRow(s) for s in page], matching, everyone
 
         context.pool.start(
@@ -236,13 +274,17 @@ class SubjectListModel(_ThumbnailListModel):
         if not self.canFetchMore(parent):
             return
         assert self._context is not None
-        self._busy = True
         seq, context, query = self._seq, self._context, self.query
         offset, limit = len(self._rows), self.page_size
+        case = context.case
+        if case is None:  # the case was closed: the list was cleared with it
+            return
+        self._busy = True
 
         def work(_cancel: CancelToken) -> tuple[int, int, list[SubjectRow]]:
             with context.open_gallery() as gallery:
                 page = gallery.subject_page(query, offset, limit)
+                _record_page(gallery, context, case, query, offset, page)
             return seq, offset, [SubjectRow(s) for s in page]
 
         context.pool.start(
@@ -380,6 +422,12 @@ class GalleryManagerWidget(QWidget):
         self.search_edit.setPlaceholderText("Search subject ID or name…")
         self.search_edit.setClearButtonEnabled(True)
         self.count_label = QLabel("")
+        # Shown when no case is open: browsing is recorded against one.
+        self.case_button = QPushButton("Set case…")
+        self.case_button.setToolTip(
+            "Browsing the gallery is recorded against a case number and a purpose (Ctrl+K)"
+        )
+        self.case_button.hide()
         self.subjects_model = SubjectListModel(self.thumbnails, self, context=context)
         self.subjects_view = QListView()
         self.subjects_view.setModel(self.subjects_model)
@@ -425,6 +473,7 @@ class GalleryManagerWidget(QWidget):
         count_row.addWidget(self.count_label, 1)
         count_row.addWidget(self.retention_button)
         middle_layout.addLayout(count_row)
+        middle_layout.addWidget(self.case_button)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -446,9 +495,12 @@ class GalleryManagerWidget(QWidget):
         layout.addWidget(splitter)
 
         self.search_edit.textChanged.connect(self._on_search_text_changed)
-        self._search_timer.timeout.connect(self.reload_subjects)
+        self._search_timer.timeout.connect(self._reload_when_seen)
         self.subjects_model.loaded.connect(self._on_subjects_loaded)
         self.subjects_model.load_failed.connect(self._on_load_failed)
+        self.subjects_model.case_needed.connect(self._on_case_needed)
+        self.case_button.clicked.connect(context.ensure_case)
+        context.case_changed.connect(self._on_case_changed)
         self.subjects_view.selectionModel().currentChanged.connect(self._on_subject_chosen)
         self.faces_view.selectionModel().currentChanged.connect(self._on_face_chosen)
         self.delete_button.clicked.connect(self._on_delete_clicked)
@@ -456,7 +508,14 @@ class GalleryManagerWidget(QWidget):
         context.gallery_changed.connect(self._on_gallery_changed)
         context.identity_changed.connect(self._update_retention_button)
         self._update_retention_button()
-        self.reload_subjects()
+        # The list is read (and the reading recorded) only when the tab is in view: a tab
+        # behind another is not consulted, so changes meanwhile only mark it stale.
+        self._stale = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.reload_subjects(min(self.subjects_model.rowCount(), RELOAD_ROWS_MAX))
 
     # ------------------------------------------------------------------ loading
     @property
@@ -466,9 +525,30 @@ class GalleryManagerWidget(QWidget):
 
     def reload_subjects(self, rows: int = 0) -> None:
         """Show the subjects matching the search box, from the first page (or `rows` rows)."""
+        self._stale = False
         self.subjects_model.load(self.search_edit.text().strip() or None, rows)
 
+    def _reload_when_seen(self, rows: int = 0) -> None:
+        if self.isVisible():
+            self.reload_subjects(rows)
+        else:
+            self._stale = True
+
+    def _on_case_needed(self) -> None:
+        self._show_subject(None)
+        self.case_button.show()
+        self.count_label.setText(
+            "Set a case to browse the gallery: every consultation of its subjects is recorded "
+            "against a case number and a purpose."
+        )
+
+    def _on_case_changed(self, _case: CaseInfo | None) -> None:
+        # What was shown was read for the previous case: read (and record) again for this one.
+        self._show_subject(None)
+        self._reload_when_seen()
+
     def _on_subjects_loaded(self) -> None:
+        self.case_button.hide()
         model = self.subjects_model
         self.count_label.setText(
             f"{model.total:,} of {model.gallery_total:,} subjects match “{model.query}”"
@@ -488,7 +568,7 @@ class GalleryManagerWidget(QWidget):
         self._search_timer.start()
 
     def _on_gallery_changed(self) -> None:
-        self.reload_subjects(min(self.subjects_model.rowCount(), RELOAD_ROWS_MAX))
+        self._reload_when_seen(min(self.subjects_model.rowCount(), RELOAD_ROWS_MAX))
 
     # ------------------------------------------------------------------ detail
     def _on_subject_chosen(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -514,10 +594,25 @@ class GalleryManagerWidget(QWidget):
             + (f"<br>{attributes}" if attributes else "")
         )
         seq, context, subject_id = self._faces_seq, self._context, subject.id
+        case = context.case
+        if case is None:
+            self._on_case_needed()
+            return
 
         def work(_cancel: CancelToken) -> tuple[int, list[FaceRow]]:
             with context.open_gallery() as gallery:
                 faces = gallery.faces_of(subject_id)
+                face_ids = [f.id for f in faces]
+                # Recorded before the photos show (once per subject and case within minutes).
+                record_read_once(
+                    gallery,
+                    context.reads,
+                    Read.SUBJECT_PHOTOS,
+                    {"subject_id": subject_id, "face_ids": id_list(face_ids)},
+                    case.case_id,
+                    case.purpose,
+                    what=(subject_id, tuple(face_ids)),
+                )
                 return seq, [FaceRow(f, gallery.image_file(f)) for f in faces]
 
         context.pool.start(

@@ -19,17 +19,14 @@ def cmd_subjects(ctx: CliContext) -> int:
     args = ctx.args
     if args.subjects_action != "delete":
         return _list_subjects(ctx)
-    gallery = ctx.gallery()
-    if args.subjects_action == "delete":
-        from workstation.gallery.admin import delete_subject
+    from workstation.gallery.admin import delete_subject
 
-        details = delete_subject(gallery, args.subject_id, args.reason)
-        ctx.say(
-            f"deleted subject {shown(args.subject_id)}: {len(details['face_ids'])} face(s); reason "
-            "recorded in the audit log"
-        )
-        return EXIT_OK
-    raise WorkstationError(f"unknown subjects action {args.subjects_action!r}")
+    details = delete_subject(ctx.gallery(), args.subject_id, args.reason)
+    ctx.say(
+        f"deleted subject {shown(args.subject_id)}: {len(details['face_ids'])} face(s); reason "
+        "recorded in the audit log"
+    )
+    return EXIT_OK
 
 
 def _list_subjects(ctx: CliContext) -> int:

@@ -108,6 +108,7 @@ def test_enrol_subfolders_shows_progress_summary_and_failures(
     # The subject list refreshed by itself (gallery_changed) with both sub-folder subjects.
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden", "obama"], timeout=WAIT_MS)
     assert widget.count_label.text() == "2 subjects"
+    context.pool.wait()  # every read of the list recorded before the chain is checked
     with Gallery(context.gallery_dir) as gallery:
         enrols = [e for e in gallery.audit_events() if e.action == "enrol"]
         assert {e.details["subject_id"] for e in enrols} == {"obama", "biden"}
@@ -231,6 +232,10 @@ def test_cancel_stops_enrolment_and_keeps_what_was_done(
     assert 1 <= attempted < total
     assert "cancelled" in enrol.summary_label.text()
     assert enrol.start_button.isEnabled() and not enrol.cancel_button.isEnabled()
+    # The list re-read after the enrolment records its page: let that act finish before the
+    # chain is checked (a head witnessed between verify's read of the chain and of the witness
+    # would look like a rollback).
+    context.pool.wait()
     with Gallery(context.gallery_dir) as gallery:
         assert gallery.face_count() == report.enrolled
         assert gallery.verify_audit().intact

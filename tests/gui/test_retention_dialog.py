@@ -11,6 +11,7 @@ from sqlite_file import edit_database
 from tests.gui.analyst_support import enrol_gallery, make_context
 from workstation.audit.actions import AuditAction
 from workstation.gallery.store import Gallery
+from workstation.gui.context import CaseInfo
 from workstation.gui.gallery_manager import GalleryManagerWidget
 
 WAIT_MS = 120_000
@@ -26,6 +27,7 @@ def context(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-unty
         drop_guards=False,
     )
     ctx = make_context(folder, engine)
+    ctx.set_case(CaseInfo("C-RET", "gallery maintenance"))  # browsing is recorded against it
     yield ctx
     ctx.pool.cancel_all()
     ctx.pool.wait()
@@ -60,6 +62,7 @@ def test_retention_lists_then_deletes_with_a_reason(qtbot, context) -> None:  # 
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _subject_ids(widget) == ["biden"], timeout=WAIT_MS)
     assert "1 subject(s) deleted" in widget.message_label.text()
+    context.pool.wait()  # the list's re-read recorded before the chain is checked
     with Gallery(context.gallery_dir, create=False) as gallery:
         [purge] = [e for e in gallery.audit_events() if e.action == AuditAction.RETENTION]
         assert purge.details["subject_ids"] == ["obama"]

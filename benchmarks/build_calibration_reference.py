@@ -9,9 +9,13 @@ One table per configuration of workstation/vision/registry.py (a fused ensemble'
 their own scale). The table of the 'opencv' configuration (SFace alone) keeps its original name
 and file, so calibrations stored with it stay verifiable.
 
-Run: python benchmarks/build_calibration_reference.py [--config KEY] [FACES_DIR]
-Then paste the printed resource and SHA-256 into that configuration's `reference` entry in
-workstation/vision/registry.py.
+With `--table mated` it writes the same configuration's mated table instead: the scores of the
+pairs of two photos of one person (every same-identity pair), shown beside the strangers' in the
+score plot (issue 15 item 6); counts only, like the impostor table.
+
+Run: python benchmarks/build_calibration_reference.py [--config KEY] [--table mated] [FACES_DIR]
+Then paste the printed resource and SHA-256 into that configuration's `reference` (or
+`mated_reference`) entry in workstation/vision/registry.py.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import argparse
 import json
 from pathlib import Path
 
-from faceset import DEFAULT_FACES, embed_labelled, impostor_scores
+import numpy as np
+from faceset import DEFAULT_FACES, Embedded, embed_labelled, impostor_scores, mated_scores
 
 from workstation.calibration.histogram import ImpostorHistogram
 from workstation.vision.registry import DEFAULT_CONFIGURATION, create_engine
@@ -32,10 +37,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("faces", nargs="?", type=Path, default=DEFAULT_FACES)
     parser.add_argument("--config", default=DEFAULT_CONFIGURATION)
+    parser.add_argument("--table", choices=("impostors", "mated"), default="impostors")
     args = parser.parse_args()
     faces_dir = args.faces
     engine = create_engine(args.config)
     data = embed_labelled(engine, faces_dir.resolve())
+    if args.table == "mated":
+        write_mated(args.config, engine.model, data)
+        return
     scores = impostor_scores(data)
     histogram = ImpostorHistogram.from_scores(scores)
     model = engine.model
@@ -65,6 +74,32 @@ def main() -> None:
     )
     out.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {out}: {histogram.pairs} impostor pairs, max score {scores.max():.4f}")
+    print(f"resource calibration/{out.name} sha256 {table['sha256']}")
+
+
+def write_mated(config: str, model: object, data: Embedded) -> None:
+    """The mated table: same-identity pair scores of the development photos, counts only."""
+    scores = mated_scores(data)
+    histogram = ImpostorHistogram.from_scores(scores)  # the same bins, whatever the pairs are
+    identities = {i for i, ok in zip(data.identities, data.ok, strict=True) if ok}
+    table = {
+        "schema": 1,
+        "name": f"dev-faces-v1-mated:{config}",
+        "configuration": config,
+        "model_id": str(model),
+        "description": (
+            "Scores between two photos of the same person: every same-identity pair of the "
+            f"{int(data.ok.sum())} labelled development photos ({len(identities)} identities). "
+            "Histogram only; nothing that identifies a person."
+        ),
+        "photos": int(data.ok.sum()),
+        "identities": len(identities),
+        "histogram": histogram.to_json(),
+        "sha256": histogram.sha256(),
+    }
+    out = OUT / f"{config}.mated.json"
+    out.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {out}: {histogram.pairs} mated pairs, median {np.median(scores):.4f}")
     print(f"resource calibration/{out.name} sha256 {table['sha256']}")
 
 

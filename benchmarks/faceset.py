@@ -88,6 +88,15 @@ def impostor_scores(data: Embedded, photos: np.ndarray | None = None) -> np.ndar
     return sims[keep]
 
 
+def mated_scores(data: Embedded, photos: np.ndarray | None = None) -> np.ndarray:
+    """Scores of the same-identity pairs (two photos of one person), every such pair once."""
+    chosen = np.flatnonzero(data.ok) if photos is None else photos[data.ok[photos]]
+    ids = np.array(data.identities)[chosen]
+    sims = data.vectors[chosen] @ data.vectors[chosen].T
+    upper = np.triu(np.ones_like(sims, dtype=bool), k=1)
+    return sims[upper & (ids[:, None] == ids[None, :])]
+
+
 # ---------------------------------------------------------------------- member views (cached)
 VIEWS = ("sface", "sface_mirror", "dlib", "dlib_mirror")
 

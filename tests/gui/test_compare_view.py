@@ -169,3 +169,34 @@ def test_each_candidate_opened_is_recorded_once_per_opening(qtbot, setup) -> Non
     dialog.close()
     open_dialog(qtbot, context, candidates, image)  # a new opening is a new consultation
     assert [e.details["subject_id"] for e in _compare_views(context)][2:] == [first.subject_id]
+
+
+def test_score_plot_marks_this_candidate_and_hides_in_blind_review(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QColor
+
+    from workstation.reports.columns import cell
+    from workstation.reports.score_plot import CANDIDATE
+
+    context, candidates, image = setup
+    dialog = open_dialog(qtbot, context, candidates, image)
+    search, candidate = candidates.current_search, candidates.current_candidate()
+    plot = dialog.score_plot.plot
+    assert plot is not None and plot.subject_id == candidate.subject_id
+    assert plot.score == candidate.score and plot.fmr_words == cell("fmr", candidate, search)
+    assert cell("fmr", candidate, search) in dialog.score_plot.toolTip()
+    # The painted widget has the candidate's red line where the geometry puts it.
+    dialog.score_plot.resize(600, 180)
+    picture = dialog.score_plot.grab().toImage()
+    (line,) = [s for s in plot.layout(600, 180) if s.kind == "line" and s.role == CANDIDATE]
+    column, row = round(line.x), round((line.y + line.y2) / 2)
+    reds = [
+        QColor(picture.pixel(x, row)).red() - QColor(picture.pixel(x, row)).green()
+        for x in range(column - 1, column + 2)
+    ]
+    assert max(reds) > 100, "the candidate's line is not drawn at its score"
+    with qtbot.waitSignal(dialog.candidate_shown, timeout=WAIT_MS):
+        dialog.step(1)
+    assert dialog.score_plot.plot.subject_id == candidates.current_candidate().subject_id
+    # Blind review hides scores, so it hides the plot too.
+    candidates.model.set_blind(True)
+    assert dialog.score_plot.plot is None and "blind review" in dialog.score_plot.message

@@ -67,7 +67,21 @@ def load_reference(model_id: str) -> ReferenceTable | None:
     config = configuration_for_model(model_id)
     if config is None or config.reference is None:
         return None
-    resource, expected = config.reference.resource, config.reference.sha256
+    return _load_table(model_id, config.reference.resource, config.reference.sha256)
+
+
+def load_mated_reference(model_id: str) -> ReferenceTable | None:
+    """The shipped same-person (mated) score table for this model, or None when none is
+    shipped: scores of two photos of one person, drawn beside the strangers' in the score plot
+    (never used for a rate). Raises CalibrationError when the file is missing or altered."""
+    config = configuration_for_model(model_id)
+    if config is None or config.mated_reference is None:
+        return None
+    spec = config.mated_reference
+    return _load_table(model_id, spec.resource, spec.sha256)
+
+
+def _load_table(model_id: str, resource: str, expected: str) -> ReferenceTable:
     where = f"workstation/resources/{resource}"
     try:
         text = resources.files("workstation.resources").joinpath(resource).read_text("utf-8")

@@ -42,9 +42,11 @@ from workstation.gui.context import AppContext
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.image_views import LinkedImageView, OverlayView, link_views
 from workstation.gui.imaging import bgr_to_qimage
+from workstation.gui.score_plot import ScorePlotWidget
 from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
 from workstation.reports.columns import cell, name_words
+from workstation.reports.score_plot import ScorePlot, score_plot
 from workstation.vision.alignment import face_view
 from workstation.vision.images import LoadedImage, load_image
 
@@ -274,6 +276,11 @@ class CompareDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(True)
         self.decisions = DecisionPanelWidget(context, self)
+        # The score in context (issue 15 item 6): strangers' and same-person scores, this
+        # candidate's marked with its FMR; hidden with the scores in blind review.
+        self.score_plot = ScorePlotWidget(self)
+        self._plot: ScorePlot | None = None
+        self._plot_message = ""
         self.decisions.scores_hidden = lambda: candidates.model.scores_hidden
 
         top = QHBoxLayout()
@@ -283,6 +290,7 @@ class CompareDialog(QDialog):
         top.addWidget(self.next_button)
         right = QSplitter(Qt.Orientation.Vertical, self)
         right.addWidget(self.table)
+        right.addWidget(self.score_plot)
         right.addWidget(self.decisions)
         body = QSplitter(Qt.Orientation.Horizontal, self)
         body.addWidget(self.modes)
@@ -307,6 +315,8 @@ class CompareDialog(QDialog):
         self.flicker_box.toggled.connect(self.overlay.set_flicker)
         self.decisions.decisions_changed.connect(candidates.set_decisions)
         self.decisions.decisions_changed.connect(lambda *_: self._update_header())
+        self.decisions.decisions_changed.connect(lambda *_: self._show_plot())
+        candidates.model.modelReset.connect(self._show_plot)  # blind review on or off
         self.resize(1280, 820)
         self.show_current()
 
@@ -341,12 +351,15 @@ class CompareDialog(QDialog):
 
         opening = self._opening
 
-        def work(cancel: CancelToken) -> tuple[int, int, FaceSide | None, FaceSide, Candidate]:
+        def work(
+            cancel: CancelToken,
+        ) -> tuple[int, int, FaceSide | None, FaceSide, Candidate, ScorePlot | None]:
             probe = probe_side(search, probe_image) if need_probe else None
             with context.open_gallery() as gallery:
                 side = candidate_side(gallery, candidate)
                 record_compare_view(gallery, context, search, candidate, opening)
-                return request, search.search_id, probe, side, candidate
+                plot = score_plot(gallery, search, candidate)
+                return request, search.search_id, probe, side, candidate, plot
 
         context.pool.start(
             work, owner=self, on_result=self._on_sides_ready, on_error=self._on_load_failed
@@ -357,11 +370,18 @@ class CompareDialog(QDialog):
         self.error_label.show()
         self.load_failed.emit(message)
 
-    def _on_sides_ready(self, result: tuple[int, int, Any, FaceSide, Candidate]) -> None:
-        request, search_id, probe, cand, candidate = result
+    def _on_sides_ready(
+        self, result: tuple[int, int, Any, FaceSide, Candidate, ScorePlot | None]
+    ) -> None:
+        request, search_id, probe, cand, candidate, plot = result
         if request != self._request:
             return  # the examiner has already stepped on
         self.error_label.hide()
+        self._plot = plot
+        self._plot_message = (
+            "" if plot is not None else f"No score plot: {candidate.fmr_text or 'FMR unknown'}"
+        )
+        self._show_plot()
         if probe is not None:
             self._probe, self._probe_search_id = probe, search_id
             self._show_side(probe, self.probe_crop, self.probe_photo, 0)
@@ -400,6 +420,17 @@ class CompareDialog(QDialog):
             f"Candidate {row + 1} of {count}: {candidate.subject_id}{name} · score {score} · "
             f"FMR {fmr}{rank}"
         )
+
+    def _show_plot(self) -> None:
+        """The plot, unless blind review hides the scores (it would show them)."""
+        if self.candidates.model.scores_hidden:
+            self.score_plot.set_plot(
+                None,
+                f"Score plot {HIDDEN} in blind review: it shows once you have recorded a "
+                "decision on every candidate",
+            )
+        else:
+            self.score_plot.set_plot(self._plot, self._plot_message)
 
     def _on_landmarks_toggled(self, on: bool) -> None:
         for view in (self.probe_crop, self.cand_crop, self.probe_photo, self.cand_photo):

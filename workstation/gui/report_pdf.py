@@ -27,8 +27,10 @@ from PySide6.QtGui import (
 
 from workstation.gui.application import create_application
 from workstation.gui.context import AppContext
+from workstation.gui.score_plot import score_plot_image
 from workstation.progress import CancelToken
 from workstation.reports.case_report import ExportedReport, PageSetup, export_case_report
+from workstation.reports.score_plot import PLOT_KEY_PREFIX, ScorePlot
 
 RESOLUTION = 300  # dots per inch of the PDF's coordinate system
 MARGIN_MM = 18
@@ -77,7 +79,10 @@ def render_pdf(html: str, pdf_path: Path, images: Mapping[str, bytes], page: Pag
     for key, png in images.items():
         if key.startswith("problem-"):  # why a photo is not shown: text, printed by the HTML
             continue
-        image = QImage.fromData(QByteArray(png))  # PNG, found from its header
+        if key.startswith(PLOT_KEY_PREFIX):  # a score plot's data: drawn as Compare draws it
+            image = score_plot_image(ScorePlot.from_bytes(png))
+        else:
+            image = QImage.fromData(QByteArray(png))  # PNG, found from its header
         document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(key), image)
     document.setHtml(html)
     area = writer.pageLayout().paintRectPixels(RESOLUTION)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from workstation.domain import Candidate, Decision
 from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
@@ -36,11 +37,14 @@ from workstation.reports.bundle import (
 )
 from workstation.reports.columns import Align, Surface, columns_for, legend
 from workstation.reports.export_files import check_targets, discard, stage
+from workstation.reports.score_plot import PLOT_KEY_PREFIX, ScorePlot, score_plot
 
 TEMPLATE = "reports/case_report.html.j2"
 STRUT = "strut"  # a transparent 1x1 image, stretched to hold text lines to a row height
 ROW_IMAGE_PX = 44  # the gallery face in each candidate row
 PROBE_IMAGE_PX = 96
+PLOT_WIDTH_PX, PLOT_HEIGHT_PX = 540, 168  # the score plot (its image is drawn at 1800 x 560)
+MAX_PLOTS = 3  # score plots per search in the report
 
 STYLE = """
 body { font-family: 'DejaVu Serif', 'Times New Roman', serif; font-size: 10pt; color: #000; }
@@ -89,6 +93,10 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
 
     images: dict[str, bytes] = {STRUT: png_bytes(np.zeros((1, 1, 4), dtype=np.uint8))}
     for record in bundle.records:
+        for candidate in plotted_candidates(record):
+            plot = score_plot(gallery, record, candidate)
+            if plot is not None:  # the renderer draws it (gui/score_plot.py), as in Compare
+                images[_plot_key(record, candidate)] = plot.to_bytes()
         try:
             loaded = load_image(record.probe.path)
             if loaded.sha256 == record.probe.sha256:
@@ -110,6 +118,22 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
                 continue
             images[key] = crop(bgr, face.box, face.landmarks)
     return images
+
+
+def plotted_candidates(record: SearchRecord) -> list[Candidate]:
+    """The candidates whose score plot the report draws: those an examiner called a lead (or
+    confirmed), else the first; the other candidates are marked faintly on each plot."""
+    leads = {Decision.POSSIBLE_LEAD, Decision.CONFIRMED}
+    chosen = [
+        c
+        for c in record.candidates
+        if any(d.decision in leads for d in record.decisions_of(c.subject_id))
+    ]
+    return chosen[:MAX_PLOTS] or list(record.candidates[:1])
+
+
+def _plot_key(record: SearchRecord, candidate: Candidate) -> str:
+    return f"{PLOT_KEY_PREFIX}{record.search_id}-{candidate.rank}"
 
 
 def _problem_key(image_key: str) -> str:
@@ -248,9 +272,15 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
         for c in record.candidates
         if _problem_key(_face_key(c.face_id)) in images
     )
+    plots = [
+        {"key": key, "caption": ScorePlot.from_bytes(images[key]).caption}
+        for key in (_plot_key(record, c) for c in plotted_candidates(record))
+        if key in images
+    ]
     return {
         "search_id": record.search_id,
         "rows": rows,
+        "plots": plots,
         "probe_image": _probe_key(record),
         "candidates": candidates,
         "decisions": decisions,
@@ -268,7 +298,8 @@ def report_html(
     """The report as HTML (tables, no scripts, no external resources).
 
     Images are referred to by name (`probe-<search id>`, `face-<face id>`, `strut`) for a
-    renderer that is handed `images`, or embedded as data: URIs with `inline_images`.
+    renderer that is handed `images`, or embedded as data: URIs with `inline_images`; score
+    plots (`scoreplot-<search id>-<rank>`) are data the renderer draws, shown only by it.
     """
     data = bundle.data
     case, gallery, audit = data["case"], data["gallery"], data["audit"]
@@ -342,6 +373,10 @@ def report_html(
         events=events,
         images=images,
         image_src=image_src,
+        # A stand-alone HTML file has no painter to draw the score plots: their words stay.
+        plots_drawn=not inline_images,
+        plot_width_px=PLOT_WIDTH_PX,
+        plot_height_px=PLOT_HEIGHT_PX,
         strut_key=STRUT,
         row_image_px=ROW_IMAGE_PX,
         probe_image_px=PROBE_IMAGE_PX,

@@ -68,6 +68,9 @@ class FaceModelConfig:
     model_files: tuple[str, ...]  # manifest entries it loads (bundled by the installer)
     build_embedder: Callable[[EngineOptions], tuple[Embedder, Detector | None]]
     reference: ReferenceTableSpec | None = None
+    # The same person's scores (two photos of one person), shown beside the strangers' in the
+    # score plot (reports/score_plot.py); never used for a rate.
+    mated_reference: ReferenceTableSpec | None = None
     offered: bool = True  # False: measured by the benchmarks, not offered to users
     needs_pack: bool = False  # an insightface pack must be chosen
     licence: str = ""
@@ -194,6 +197,10 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
         reference=ReferenceTableSpec(
             "calibration/fast.impostors.json",
             "6fbc6336572e2d4b76ba56a62418e0736a7df273319a4224e9ffe1f89be5da34",
+        ),
+        mated_reference=ReferenceTableSpec(
+            "calibration/fast.mated.json",
+            "03112341442fa1958c1172e15678f48c23974b82c0c3f287588b5a871a813cdf",
         ),
         licence="YuNet MIT, SFace Apache-2.0",
     ),

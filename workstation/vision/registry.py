@@ -220,6 +220,10 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
             "calibration/accurate.impostors.json",
             "c143582affafc048edafb78783e97cc4d8b37d89d921feeff875669b1165e378",
         ),
+        mated_reference=ReferenceTableSpec(
+            "calibration/accurate.mated.json",
+            "7713e6ada3edb8da3f7ce2eee7586346e95adc59175f721f888fe6f641922554",
+        ),
         licence="YuNet MIT, SFace Apache-2.0, dlib models CC0 (public domain)",
     ),
     FaceModelConfig(
@@ -235,6 +239,10 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
         reference=ReferenceTableSpec(
             "calibration/sface-2021dec-int8bq.impostors.json",
             "71e8d02e14626df099785ccbd82c445f78855753efa655d9ff3f3aa6332eb64d",
+        ),
+        mated_reference=ReferenceTableSpec(
+            "calibration/opencv.mated.json",
+            "9a10435ead6f05a799d8c3930ebb7cc07e9d97b2462f50cf94507d86427e73d2",
         ),
         licence="YuNet MIT, SFace Apache-2.0",
     ),

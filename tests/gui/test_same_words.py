@@ -100,11 +100,13 @@ def test_a_below_floor_candidate_reads_the_same_everywhere(  # type: ignore[no-u
         candidate = next(c for c in search["candidates"] if c["subject_id"] == "obama")
         assert candidate["fmr_text"] == words and candidate["fmr_upper_bound"] is True
     (html,) = drawn
-    assert html.count(words.replace("<", "&lt;")) == 2  # one per search, escaped as text
+    # One per search in the candidates table and one in the caption of its score plot (the
+    # plot draws the same words as a picture), escaped as text.
+    assert html.count(words.replace("<", "&lt;")) == 2 * 2
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
     pdf_text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
-    assert _squeeze(pdf_text).count(words) == 2
+    assert _squeeze(pdf_text).count(words) == 2 * 2
     assert point_estimate not in pdf_text

@@ -39,6 +39,10 @@ class AuditAction(str, Enum):
     # duplicates list, the audit log), with the case and purpose they served: law-enforcement
     # logging rules ask for consultation to be logged, not only changes (gallery/reads.py).
     VIEW = "view"
+    # ACE-V (issue 15): an examiner's comparison sheet on a candidate (analysis, features,
+    # conclusion, annotations), and a second examiner's blind verification sheet.
+    COMPARISON_SHEET = "comparison_sheet"
+    VERIFICATION_SHEET = "verification_sheet"
 
     def __str__(self) -> str:
         return self.value

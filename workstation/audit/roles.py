@@ -8,9 +8,10 @@ verification too.
 - administrator: registers and revokes examiners, deletes and merges subjects, re-embeds the
   gallery, changes the gallery's settings (the witness folder) and its permissions;
 - enroller: enrols photos;
-- analyst: searches (photos and footage), compares, records decisions on candidates, exports a
-  case;
-- reviewer: confirms another examiner's possible lead (and exports the case it belongs to).
+- analyst: searches (photos and footage), compares, records decisions and comparison sheets
+  on candidates, exports a case;
+- reviewer: confirms another examiner's possible lead, records the verification sheet of
+  another examiner's comparison (and exports the case it belongs to).
 
 Whoever creates a gallery is its first administrator and holds all four roles, so that a
 single examiner's gallery works at once; an agency registers each examiner with only the roles
@@ -74,6 +75,8 @@ _REQUIRED: dict[AuditAction, frozenset[Role]] = {
     AuditAction.FOOTAGE_SCAN: frozenset({Role.ANALYST}),
     AuditAction.FOOTAGE_FIND: frozenset({Role.ANALYST}),
     AuditAction.DECISION: frozenset({Role.ANALYST}),
+    AuditAction.COMPARISON_SHEET: frozenset({Role.ANALYST}),
+    AuditAction.VERIFICATION_SHEET: frozenset({Role.REVIEWER}),
     AuditAction.EXPORT: frozenset({Role.ANALYST, Role.REVIEWER}),
     AuditAction.CALIBRATE: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
     AuditAction.CASE_AUTHORISE: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
@@ -102,6 +105,8 @@ _ACT_WORDS: dict[AuditAction, str] = {
     AuditAction.FOOTAGE_SCAN: "scan footage",
     AuditAction.FOOTAGE_FIND: "look for a subject in footage",
     AuditAction.DECISION: "record decisions on candidates",
+    AuditAction.COMPARISON_SHEET: "record a comparison sheet",
+    AuditAction.VERIFICATION_SHEET: "verify another examiner's comparison",
     AuditAction.EXPORT: "export a case",
     AuditAction.CALIBRATE: "recompute the calibration",
     AuditAction.CASE_AUTHORISE: "record a case's authorisation",

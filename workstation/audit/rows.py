@@ -38,6 +38,7 @@ COVERED_TABLES: dict[str, str] = {
     "searches": "search",
     "decisions": "decision",
     "calibrations": "calibration",
+    "comparison_sheets": "comparison sheet",
     "examiners": "examiner",
     "gallery_settings": "gallery setting",
     "meta": "gallery property",

@@ -30,12 +30,15 @@ ROW_KEYS: dict[str, str] = {
     "searches": "id",
     "decisions": "id",
     "calibrations": "id",
+    "comparison_sheets": "id",
     "examiners": "fingerprint",
     "gallery_settings": "key",
     "meta": "key",
 }
 assert set(ROW_KEYS) == set(COVERED_TABLES)
-INTEGER_KEYS = frozenset({"images", "faces", "searches", "decisions", "calibrations"})
+INTEGER_KEYS = frozenset(
+    {"images", "faces", "searches", "decisions", "calibrations", "comparison_sheets"}
+)
 CHUNK = 500  # ids per IN (...): SQLite allows 999 parameters in older builds
 SCAN_CHUNK = 5_000  # rows per chunk when re-hashing a whole table
 
@@ -165,6 +168,8 @@ class DatabaseRowSource:
 
     def current_rows(self, table: str) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         key = ROW_KEYS[table]
+        if not self._conn.table_exists(table):
+            return  # a gallery read at an older schema (opened read-only) has no such rows
         cursor = self._conn.execute(f'SELECT * FROM {table} ORDER BY "{key}"')
         names = [column[0] for column in cursor.description]
         while rows := cursor.fetchmany(SCAN_CHUNK):

@@ -604,6 +604,28 @@ class GalleryChange:
         self._touch("decisions", [decision_id])
         return decision_id, created_at
 
+    def add_comparison_sheet(
+        self, search_id: int, subject_id: str, role: str, verifies: int | None, sheet_json: str
+    ) -> tuple[int, str]:
+        """Store one version of this examiner's ACE-V sheet; returns (its id, its time)."""
+        created_at = utc_now()
+        sheet_id = self._writing().insert(
+            'INSERT INTO comparison_sheets (search_id, subject_id, role, verifies, "user", '
+            "key_fingerprint, created_at, sheet) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                search_id,
+                subject_id,
+                role,
+                verifies,
+                self.acting.name,
+                self.acting.fingerprint,
+                created_at,
+                sheet_json,
+            ),
+        )
+        self._touch("comparison_sheets", [sheet_id])
+        return sheet_id, created_at
+
     # ------------------------------------------------------------------ searches
     def add_search(
         self,

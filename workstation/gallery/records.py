@@ -31,6 +31,7 @@ from workstation.domain import (
     Quality,
     face_fields,
 )
+from workstation.gallery.sheets import SheetsView
 
 if TYPE_CHECKING:
     from workstation.vision.images import LoadedImage
@@ -141,6 +142,10 @@ class SearchRecord:
     # search recorded them (None for searches recorded before they were kept).
     gallery_id: str | None = None
     gallery_folder: str | None = None
+    # The ACE-V comparison sheets on its candidates, as the examiner reading the record may see
+    # them (blind verification withholds others' sheets until they have recorded their own):
+    # filled by the gallery's read, one view per candidate that has sheets.
+    sheets: tuple[SheetsView, ...] = ()
 
     # ------------------------------------------------------------------ derived facts
     @property
@@ -195,6 +200,13 @@ class SearchRecord:
     def with_decisions(self, decisions: Iterable[DecisionRecord]) -> SearchRecord:
         """The same search with its decisions as they are now."""
         return replace(self, decisions=tuple(decisions))
+
+    def with_sheets(self, sheets: Iterable[SheetsView]) -> SearchRecord:
+        """The same search with the comparison sheets its reader may see."""
+        return replace(self, sheets=tuple(sheets))
+
+    def sheets_of(self, subject_id: str) -> SheetsView | None:
+        return next((v for v in self.sheets if v.subject_id == subject_id), None)
 
     @property
     def verified_by(self) -> list[str]:
@@ -283,6 +295,9 @@ class SearchRecord:
             "calibration": self.calibration,
             "candidates": [c.to_dict() for c in self.candidates],
             "decisions": [d.to_dict() for d in self.decisions],
+            # ACE-V sheets (issue 15): those the exporting examiner may see, per candidate,
+            # with what blind verification withheld from them and where the sheets disagree.
+            "comparison_sheets": [view.to_dict() for view in self.sheets],
         }
 
 

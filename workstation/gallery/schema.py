@@ -298,11 +298,35 @@ def _migration_4(db: Database) -> None:
     )
 
 
+def _migration_5(db: Database) -> None:
+    """ACE-V comparison sheets (issue 15 item 1): each version of an examiner's sheet on one
+    candidate of a search, as JSON (analysis, features, conclusion, annotations); `role` is
+    examination or verification, `verifies` the examination sheet a verification verifies.
+    Never updated: recording again adds a row (gallery/comparisons.py)."""
+    db.run_script(
+        """
+        CREATE TABLE comparison_sheets (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            search_id INTEGER NOT NULL REFERENCES searches(id),
+            subject_id TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('examination', 'verification')),
+            verifies INTEGER REFERENCES comparison_sheets(id),
+            "user" TEXT NOT NULL,
+            key_fingerprint TEXT,
+            created_at TEXT NOT NULL,
+            sheet TEXT NOT NULL
+        );
+        CREATE INDEX comparison_sheets_candidate ON comparison_sheets(search_id, subject_id);
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

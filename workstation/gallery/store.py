@@ -85,6 +85,7 @@ from workstation.gallery.photo_copies import (
 from workstation.gallery.photos import load_verified_photo
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
+from workstation.gallery.sheets import ComparisonSheet, SheetsView, blind_view
 from workstation.identity import Examiner
 from workstation.permissions import create_private_file, make_private_dir, restrict_process
 from workstation.vision.images import LoadedImage
@@ -980,6 +981,55 @@ class Gallery:
             params.append(subject_id)
         return [_decision(row) for row in self._conn.execute(sql + " ORDER BY id", params)]
 
+    def comparison_sheets(self, search_id: int, subject_id: str) -> SheetsView:
+        """The ACE-V sheets on one candidate that this gallery's examiner may see now: blind
+        verification (`sheets.blind_view`) withholds other examiners' sheets until they have
+        recorded their own. The only public read of sheets, with the records' (below)."""
+        return blind_view(
+            self.comparison_sheet_versions(search_id, subject_id), self.user, subject_id
+        )
+
+    def comparison_sheet_versions(
+        self, search_id: int, subject_id: str | None = None
+    ) -> list[ComparisonSheet]:
+        """Every version of every sheet on a search's candidates (or one subject's), oldest
+        first, unfiltered: for the act that records a sheet (which role it takes) and for the
+        reads above, which apply the blind rule; never shown as they are."""
+        return self._comparison_sheet_rows([search_id], subject_id)
+
+    def _comparison_sheet_rows(
+        self, search_ids: list[int], subject_id: str | None = None
+    ) -> list[ComparisonSheet]:
+        if not self._conn.table_exists("comparison_sheets"):
+            return []  # a gallery read at an older schema (opened read-only) has none
+        found: list[ComparisonSheet] = []
+        for chunk in _chunks(search_ids):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                'SELECT id, search_id, subject_id, role, verifies, "user", key_fingerprint, '
+                f"created_at, sheet FROM comparison_sheets WHERE search_id IN ({marks})"
+            )
+            params: list[Any] = list(chunk)
+            if subject_id is not None:
+                sql += " AND subject_id = ?"
+                params.append(subject_id)
+            rows = self._conn.execute(sql, params).fetchall()
+            found += [
+                ComparisonSheet(
+                    id=int(row[0]),
+                    search_id=int(row[1]),
+                    subject_id=row[2],
+                    role=row[3],
+                    verifies=None if row[4] is None else int(row[4]),
+                    examiner=row[5],
+                    key_fingerprint=row[6],
+                    created_at=row[7],
+                    body=json.loads(row[8]),
+                )
+                for row in rows
+            ]
+        return sorted(found, key=lambda sheet: sheet.id)
+
     def decision_count_for_subject(self, subject_id: str) -> int:
         sql = "SELECT COUNT(*) FROM decisions WHERE subject_id = ?"
         return int(self._conn.execute(sql, (subject_id,)).fetchone()[0])
@@ -1315,7 +1365,19 @@ class Gallery:
             sql = f"SELECT id, quality FROM faces WHERE id IN ({marks})"
             for face_id, text in self._conn.execute(sql, chunk):
                 quality[int(face_id)] = json.loads(text).get("verdict")
-        return [record_from_row(row, decisions[int(row["id"])], names, quality) for row in rows]
+        # The ACE-V sheets on each candidate, as this examiner may see them (blind rule).
+        versions: dict[tuple[int, str], list[ComparisonSheet]] = {}
+        for sheet in self._comparison_sheet_rows(ids):
+            versions.setdefault((sheet.search_id, sheet.subject_id), []).append(sheet)
+        sheets: dict[int, list[SheetsView]] = {i: [] for i in ids}
+        for (search_id, subject_id), found in sorted(versions.items()):
+            sheets[search_id].append(blind_view(found, self.user, subject_id))
+        return [
+            record_from_row(row, decisions[int(row["id"])], names, quality).with_sheets(
+                sheets[int(row["id"])]
+            )
+            for row in rows
+        ]
 
 
 def busy_message(db_path: Path) -> str:

@@ -8,12 +8,13 @@ Photos are read and cropped on a worker; this dialog only shows what arrives.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,8 +37,10 @@ from workstation.domain import Candidate, FaceSource
 from workstation.errors import ImageError
 from workstation.gallery.reads import Read, record_read_once
 from workstation.gallery.records import SearchRecord
+from workstation.gallery.sheets import ANNOTATION_SIDE, Annotation
 from workstation.gallery.store import Gallery
 from workstation.gui.candidates import HIDDEN, CandidatesWidget
+from workstation.gui.comparison_sheet import ComparisonSheetWidget
 from workstation.gui.context import AppContext
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.image_views import LinkedImageView, OverlayView, link_views
@@ -50,7 +53,9 @@ from workstation.reports.score_plot import ScorePlot, score_plot
 from workstation.vision.alignment import face_view
 from workstation.vision.images import LoadedImage, load_image
 
-CROP_SIDE = 256  # aligned crops are rendered larger than the model's 112 px for viewing
+# Aligned crops are rendered larger than the model's 112 px for viewing; the ACE-V sheet's
+# annotations are in these pixels (the report redraws the same crop: sheets.ANNOTATION_SPACE).
+CROP_SIDE = ANNOTATION_SIDE
 
 
 @dataclass
@@ -281,6 +286,13 @@ class CompareDialog(QDialog):
         self.score_plot = ScorePlotWidget(self)
         self._plot: ScorePlot | None = None
         self._plot_message = ""
+        # ACE-V (issue 15 item 1): this examiner's sheet, and the others' once theirs is in.
+        self.sheet = ComparisonSheetWidget(context, self)
+        for view in (self.probe_crop, self.cand_crop):
+            view.drawing = lambda: self.sheet.tool != "none"
+        self.probe_crop.drawn.connect(lambda a, b: self._on_drawn("probe", a, b))
+        self.cand_crop.drawn.connect(lambda a, b: self._on_drawn("candidate", a, b))
+        self.sheet.annotations_changed.connect(self._draw_annotations)
         self.decisions.scores_hidden = lambda: candidates.model.scores_hidden
 
         top = QHBoxLayout()
@@ -288,9 +300,14 @@ class CompareDialog(QDialog):
         top.addWidget(self.header, 1)
         top.addWidget(self.landmarks_box)
         top.addWidget(self.next_button)
+        details = QSplitter(Qt.Orientation.Vertical, self)
+        details.addWidget(self.table)
+        details.addWidget(self.score_plot)
+        self.right_tabs = QTabWidget(self)
+        self.right_tabs.addTab(details, "Details")
+        self.right_tabs.addTab(self.sheet, "ACE-V sheet")
         right = QSplitter(Qt.Orientation.Vertical, self)
-        right.addWidget(self.table)
-        right.addWidget(self.score_plot)
+        right.addWidget(self.right_tabs)
         right.addWidget(self.decisions)
         body = QSplitter(Qt.Orientation.Horizontal, self)
         body.addWidget(self.modes)
@@ -341,6 +358,7 @@ class CompareDialog(QDialog):
         """Load both sides for the candidates widget's current row (on a worker)."""
         search, candidate = self.candidates.current_search, self.candidates.current_candidate()
         self.decisions.set_target(search, candidate)
+        self.sheet.set_target(search, candidate)
         self._update_header()
         if search is None or candidate is None:
             return
@@ -389,6 +407,7 @@ class CompareDialog(QDialog):
         self._show_side(cand, self.cand_crop, self.cand_photo, 1)
         self.overlay.set_crops(self._probe.crop, cand.crop)
         self._on_landmarks_toggled(self.landmarks_box.isChecked())
+        self._draw_annotations(self.sheet.annotations)
         self.candidate_shown.emit(candidate)
 
     def _show_side(
@@ -420,6 +439,24 @@ class CompareDialog(QDialog):
             f"Candidate {row + 1} of {count}: {candidate.subject_id}{name} · score {score} · "
             f"FMR {fmr}{rank}"
         )
+
+    def _on_drawn(self, image: str, start: QPointF, end: QPointF) -> None:
+        """A drag on an aligned crop with a tool chosen: one annotation for the sheet."""
+        tool, dx, dy = self.sheet.tool, end.x() - start.x(), end.y() - start.y()
+        if tool == "circle":
+            annotation = Annotation(image, "circle", start.x(), start.y(), math.hypot(dx, dy))
+        elif tool == "label":
+            text = self.sheet.label_edit.text().strip()
+            annotation = Annotation(image, "label", start.x(), start.y(), text=text)
+        else:
+            annotation = Annotation(image, "arrow", start.x(), start.y(), end.x(), end.y())
+        self.sheet.add_annotation(annotation)
+
+    def _draw_annotations(self, annotations: list[Annotation]) -> None:
+        for image, view in (("probe", self.probe_crop), ("candidate", self.cand_crop)):
+            view.set_annotations(
+                [(a.kind, a.x1, a.y1, a.x2, a.y2, a.text) for a in annotations if a.image == image]
+            )
 
     def _show_plot(self) -> None:
         """The plot, unless blind review hides the scores (it would show them)."""

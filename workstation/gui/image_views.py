@@ -3,6 +3,8 @@ relative to the face in each photo, and an overlay of two aligned crops with fli
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -19,11 +21,19 @@ from PySide6.QtWidgets import (
 FLICKER_MS = 500
 
 
+ANNOTATION_COLOUR = QColor(255, 200, 0)
+
+
 class LinkedImageView(QGraphicsView):
     """An image with optional landmarks; its zoom and pan are expressed relative to a reference
-    rectangle (the face), so two views of different photos can follow each other."""
+    rectangle (the face), so two views of different photos can follow each other.
+
+    Annotations (arrows, circles, labels: the ACE-V sheet's) are drawn over the image in its
+    pixels; while `drawing` says a tool is chosen, a drag draws one (`drawn` gives its start
+    and end in image pixels) instead of panning."""
 
     view_changed = Signal()
+    drawn = Signal(QPointF, QPointF)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,6 +45,9 @@ class LinkedImageView(QGraphicsView):
         self._dots: list[QGraphicsEllipseItem] = []
         self._pixmap: QGraphicsPixmapItem | None = None
         self._applying = False
+        self._marks: list[QGraphicsItem] = []
+        self._drag_start: QPointF | None = None
+        self.drawing: Callable[[], bool] = lambda: False
         self.horizontalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
@@ -46,12 +59,58 @@ class LinkedImageView(QGraphicsView):
         scene.setSceneRect(QRectF(0, 0, image.width(), image.height()))
         self._reference = reference
         self._dots = []
+        self._marks = []  # cleared with the scene
         for x, y in landmarks or ():
             dot = scene.addEllipse(QRectF(-3, -3, 6, 6), QPen(QColor("black")), QColor(0, 230, 255))
             dot.setPos(QPointF(x, y))
             dot.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
             self._dots.append(dot)
         self.reset_view()
+
+    def set_annotations(self, marks: list[tuple[str, float, float, float, float, str]]) -> None:
+        """Draw (kind, x1, y1, x2, y2, text) annotations in image pixels, replacing any drawn:
+        an arrow from (x1, y1) to (x2, y2), a circle of radius x2 around (x1, y1), a label."""
+        scene = self.scene()
+        for item in self._marks:
+            scene.removeItem(item)
+        self._marks = []
+        pen = QPen(ANNOTATION_COLOUR, 2.0)
+        pen.setCosmetic(True)  # the same width at any zoom
+        for kind, x1, y1, x2, y2, text in marks:
+            if kind == "arrow":
+                self._marks.append(scene.addLine(x1, y1, x2, y2, pen))
+                angle = math.atan2(y2 - y1, x2 - x1)
+                for turn in (2.6, -2.6):
+                    head = QPointF(x2 + 8 * math.cos(angle + turn), y2 + 8 * math.sin(angle + turn))
+                    self._marks.append(scene.addLine(x2, y2, head.x(), head.y(), pen))
+            elif kind == "circle":
+                self._marks.append(scene.addEllipse(QRectF(x1 - x2, y1 - x2, 2 * x2, 2 * x2), pen))
+            else:
+                label = scene.addSimpleText(text)
+                label.setBrush(ANNOTATION_COLOUR)
+                label.setPos(QPointF(x1, y1))
+                self._marks.append(label)
+        for item in self._marks:
+            item.setZValue(2)
+
+    @property
+    def annotation_items(self) -> int:
+        return len(self._marks)
+
+    def mousePressEvent(self, event: Any) -> None:
+        if self.drawing() and event.button() == Qt.MouseButton.LeftButton:
+            self._drag_start = self.mapToScene(event.position().toPoint())
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: Any) -> None:
+        if self._drag_start is not None and event.button() == Qt.MouseButton.LeftButton:
+            start, self._drag_start = self._drag_start, None
+            self.drawn.emit(start, self.mapToScene(event.position().toPoint()))
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
 
     def show_landmarks(self, on: bool) -> None:
         for dot in self._dots:

@@ -38,6 +38,7 @@ from workstation.reports.bundle import (
 from workstation.reports.columns import Align, Surface, columns_for, legend
 from workstation.reports.export_files import check_targets, discard, stage
 from workstation.reports.score_plot import PLOT_KEY_PREFIX, ScorePlot, score_plot
+from workstation.reports.sheet_report import SCALE_WORDS, sheet_images, sheet_views
 
 TEMPLATE = "reports/case_report.html.j2"
 STRUT = "strut"  # a transparent 1x1 image, stretched to hold text lines to a row height
@@ -97,14 +98,18 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
             plot = score_plot(gallery, record, candidate)
             if plot is not None:  # the renderer draws it (gui/score_plot.py), as in Compare
                 images[_plot_key(record, candidate)] = plot.to_bytes()
+        probe_bgr = None
         try:
             loaded = load_image(record.probe.path)
             if loaded.sha256 == record.probe.sha256:
+                probe_bgr = loaded.bgr
                 images[_probe_key(record)] = crop(
                     loaded.bgr, record.face.box.as_list(), record.face.landmarks
                 )
         except WorkstationError:
             pass  # the report says the probe file is not available
+        # ACE-V sheets' annotations, drawn on the crops Compare showed (sheet_report.py).
+        images.update(sheet_images(gallery, record, probe_bgr, png_bytes))
         for candidate in record.candidates:
             key = _face_key(candidate.face_id)
             face = gallery.face(candidate.face_id)
@@ -281,6 +286,7 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
         "search_id": record.search_id,
         "rows": rows,
         "plots": plots,
+        "sheets": sheet_views(record, images),
         "probe_image": _probe_key(record),
         "candidates": candidates,
         "decisions": decisions,
@@ -375,6 +381,7 @@ def report_html(
         image_src=image_src,
         # A stand-alone HTML file has no painter to draw the score plots: their words stay.
         plots_drawn=not inline_images,
+        sheet_scale_words=SCALE_WORDS,
         plot_width_px=PLOT_WIDTH_PX,
         plot_height_px=PLOT_HEIGHT_PX,
         strut_key=STRUT,

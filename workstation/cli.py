@@ -143,8 +143,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("cases", help="cases: record who authorised a case's searches")
-    csub = p.add_subparsers(dest="cases_action", metavar="ACTION", required=True)
+    p = sub.add_parser(
+        "cases",
+        help="the list of cases (status, examiners, searches, leads, retention); close, reopen, "
+        "archive a case; record who authorised its searches",
+    )
+
+    def list_options(parser: argparse.ArgumentParser, default: object) -> None:
+        # The list's options are read before or after `list`; a subcommand's own default
+        # would otherwise overwrite a value given before it.
+        parser.add_argument("--json", action="store_true", default=default, help="JSON lines")
+        parser.add_argument(
+            "--past-retention",
+            action="store_true",
+            default=default,
+            help="only the cases past their retention date",
+        )
+
+    list_options(p, False)
+    csub = p.add_subparsers(dest="cases_action", metavar="ACTION")
+    c = csub.add_parser("list", help="every case (the default)")
+    list_options(c, argparse.SUPPRESS)
+    for action, words in (
+        ("close", "close a case: no new work on it until it is reopened (audited)"),
+        ("reopen", "reopen a closed case (audited)"),
+        ("archive", "archive a case: read-only for good; it can still be exported (audited)"),
+    ):
+        c = csub.add_parser(action, help=words)
+        c.add_argument("case", metavar="CASE")
+        c.add_argument("--reason", required=True, metavar="TEXT", help="why (audited)")
+        if action != "reopen":
+            c.add_argument(
+                "--retain-until",
+                metavar="YYYY-MM-DD",
+                help="keep the case's records until this date (default: 2 years from today"
+                + ("" if action == "close" else ", or the date set when it was closed")
+                + ")",
+            )
     c = csub.add_parser(
         "authorise", help="record who approved the case's searches, when, and the reference"
     )

@@ -184,6 +184,29 @@ class CaseAuthorisation:
         )
 
 
+class CaseStatus(str, Enum):
+    """Where a case stands (the cases table stores NULL for open, so that the column added by
+    a migration changes no earlier case row's audited hash).
+
+    Open: searches, decisions and watches may be added. Closed: the investigation is over; no new
+    work until it is reopened (an audited act). Archived: read-only for good; the case's
+    records may be read and exported (a read, logged) but never changed.
+    """
+
+    OPEN = "open"
+    CLOSED = "closed"
+    ARCHIVED = "archived"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any] | None) -> CaseStatus:
+        """The status of a stored case row (NULL status: open)."""
+        value = (row or {}).get("status")
+        return cls(value) if value else cls.OPEN
+
+
 def examiner_key(name: str) -> str:
     """An examiner's name as compared: Unicode NFKC, case folded, white space collapsed.
 

@@ -35,6 +35,11 @@ class CaseRequiredError(WorkstationError):
     """A search was asked for without a case number or purpose."""
 
 
+class CaseStatusError(WorkstationError):
+    """An act refused because of its case's status (closed: reopen it first; archived: the case
+    is read-only for good)."""
+
+
 class AuditError(WorkstationError):
     """The audit log could not be written or read."""
 

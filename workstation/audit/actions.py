@@ -43,6 +43,9 @@ class AuditAction(str, Enum):
     # conclusion, annotations), and a second examiner's blind verification sheet.
     COMPARISON_SHEET = "comparison_sheet"
     VERIFICATION_SHEET = "verification_sheet"
+    CASE_CLOSE = "case_close"  # a case closed (with a reason and its retention date)
+    CASE_REOPEN = "case_reopen"  # a closed case reopened (with a reason)
+    CASE_ARCHIVE = "case_archive"  # a case archived: read-only from then on (with a reason)
 
     def __str__(self) -> str:
         return self.value

@@ -13,6 +13,9 @@ verification too.
 - reviewer: confirms another examiner's possible lead, records the verification sheet of
   another examiner's comparison (and exports the case it belongs to).
 
+An analyst closes and reopens a case; archiving one (read-only for good) is an administrator's
+act.
+
 Whoever creates a gallery is its first administrator and holds all four roles, so that a
 single examiner's gallery works at once; an agency registers each examiner with only the roles
 they need. Recomputing the calibration is an analyst's or an administrator's act; rebuilding the
@@ -80,6 +83,9 @@ _REQUIRED: dict[AuditAction, frozenset[Role]] = {
     AuditAction.EXPORT: frozenset({Role.ANALYST, Role.REVIEWER}),
     AuditAction.CALIBRATE: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
     AuditAction.CASE_AUTHORISE: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
+    AuditAction.CASE_CLOSE: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
+    AuditAction.CASE_REOPEN: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
+    AuditAction.CASE_ARCHIVE: _ADMIN,
     AuditAction.INDEX_REBUILD: ANY_ROLE,
     AuditAction.SETTINGS_CHANGE: ANY_ROLE,
     AuditAction.GENESIS: ANY_ROLE,
@@ -110,6 +116,9 @@ _ACT_WORDS: dict[AuditAction, str] = {
     AuditAction.EXPORT: "export a case",
     AuditAction.CALIBRATE: "recompute the calibration",
     AuditAction.CASE_AUTHORISE: "record a case's authorisation",
+    AuditAction.CASE_CLOSE: "close a case",
+    AuditAction.CASE_REOPEN: "reopen a case",
+    AuditAction.CASE_ARCHIVE: "archive a case",
     AuditAction.SETTINGS_CHANGE: "change the gallery's settings",
     AuditAction.VIEW: "consult the gallery's records",
 }

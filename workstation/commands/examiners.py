@@ -106,10 +106,38 @@ def _list(ctx: CliContext) -> int:
 
 
 def cmd_cases(ctx: CliContext) -> int:
-    """`cases authorise CASE --authorised-by NAME --authorised-at DATE --authorisation REF`."""
-    from workstation.gallery.cases import authorise_case, case_authorisation
+    """`cases [list] [--json] [--past-retention]`, `cases close|reopen|archive CASE --reason`,
+    `cases authorise CASE --authorised-by NAME --authorised-at DATE --authorisation REF`."""
+    from workstation.gallery.cases import (
+        archive_case,
+        authorise_case,
+        case_authorisation,
+        close_case,
+        reopen_case,
+    )
 
     args = ctx.args
+    action = args.cases_action or "list"
+    if action == "list":
+        return _list_cases(ctx)
+    if action == "close":
+        until = close_case(ctx.gallery(), args.case, args.reason, args.retain_until)
+        ctx.say(
+            f"case {shown(args.case)} closed (records kept until {until}); no new work on it "
+            "until it is reopened; recorded in the audit log"
+        )
+        return EXIT_OK
+    if action == "reopen":
+        reopen_case(ctx.gallery(), args.case, args.reason)
+        ctx.say(f"case {shown(args.case)} reopened; recorded in the audit log")
+        return EXIT_OK
+    if action == "archive":
+        until = archive_case(ctx.gallery(), args.case, args.reason, args.retain_until)
+        ctx.say(
+            f"case {shown(args.case)} archived: read-only from now on (records kept until "
+            f"{until}); recorded in the audit log"
+        )
+        return EXIT_OK
     authorisation = case_authorisation(args.authorised_by, args.authorised_at, args.authorisation)
     if authorisation is None:
         raise WorkstationError("give --authorised-by NAME --authorised-at DATE --authorisation REF")
@@ -118,4 +146,36 @@ def cmd_cases(ctx: CliContext) -> int:
         f"case {shown(args.case)}: authorised by {shown(authorisation.by)} on "
         f"{shown(authorisation.at)} ({shown(authorisation.reference)}); recorded in the audit log"
     )
+    return EXIT_OK
+
+
+def _list_cases(ctx: CliContext) -> int:
+    """Every case, latest activity first; with --past-retention only those past their date."""
+    from workstation.gallery.cases import case_summaries
+
+    summaries = case_summaries(ctx.gallery(read_only=True))
+    if ctx.args.past_retention:
+        summaries = [s for s in summaries if s.past_retention]
+    if ctx.args.json:
+        for summary in summaries:
+            ctx.json_line(summary.to_dict())
+        return EXIT_OK
+    for s in summaries:
+        authorised = (
+            f"authorised by {shown(s.authorisation.by)} on {shown(s.authorisation.at)} "
+            f"({shown(s.authorisation.reference)})"
+            if s.authorisation
+            else "no authorisation recorded"
+        )
+        kept = f"kept until {s.retain_until}" if s.retain_until else "kept while open"
+        if s.past_retention:
+            kept += " (PAST RETENTION)"
+        ctx.say(
+            f"{shown(s.case_id)}\t{s.status.value}\t{shown(s.purpose)}\t"
+            f"examiners: {shown(', '.join(s.examiners))}\t{s.searches} search(es), {s.leads} "
+            f"lead(s), {s.confirmations} confirmed\tlast activity {s.last_activity}\t"
+            f"{authorised}\t{kept}"
+        )
+    past = sum(s.past_retention for s in summaries)
+    ctx.say(f"{len(summaries)} case(s)" + (f", {past} past their retention date" if past else ""))
     return EXIT_OK

@@ -70,8 +70,9 @@ def cmd_enroll(ctx: CliContext) -> int:
 
 # ---------------------------------------------------------------------- search
 def cmd_search(ctx: CliContext) -> int:
+    from workstation.audit.actions import AuditAction
     from workstation.domain import BBox
-    from workstation.gallery.cases import case_authorisation
+    from workstation.gallery.cases import case_authorisation, require_case_open_for
     from workstation.gallery.search import require_case, search_image
 
     args = ctx.args
@@ -79,6 +80,7 @@ def cmd_search(ctx: CliContext) -> int:
     authorisation = case_authorisation(args.authorised_by, args.authorised_at, args.authorisation)
     box = BBox.parse(args.box) if args.box else None
     gallery = ctx.gallery()
+    require_case_open_for(gallery, case_id, AuditAction.SEARCH)  # before loading the model
     engine = ctx.engine()
     gallery.check_model(engine.model)
     failures = 0
@@ -175,6 +177,7 @@ def _print_legend(ctx: CliContext) -> None:
 
 # ---------------------------------------------------------------------- footage
 def cmd_footage(ctx: CliContext) -> int:
+    from workstation.audit.actions import AuditAction
     from workstation.footage import (
         ScanOptions,
         probe_video,
@@ -183,6 +186,7 @@ def cmd_footage(ctx: CliContext) -> int:
         search_track,
         timecode,
     )
+    from workstation.gallery.cases import require_case_open_for
     from workstation.gallery.search import require_case
     from workstation.progress import drain
     from workstation.reports.columns import Surface, text_table
@@ -192,6 +196,7 @@ def cmd_footage(ctx: CliContext) -> int:
     if args.every <= 0:
         raise WorkstationError(f"--every must be a positive number of seconds, got {args.every}")
     gallery = ctx.gallery()
+    require_case_open_for(gallery, case_id, AuditAction.FOOTAGE_SCAN)  # before the scan's work
     engine = ctx.engine()
     gallery.check_model(engine.model)
     info = probe_video(args.video)

@@ -30,9 +30,18 @@ from workstation.audit.actions import AuditAction
 from workstation.audit.log import AuditEvent, audited_action, new_event, utc_now
 from workstation.audit.roles import Role, refusal
 from workstation.audit.rows import RowEntry, row_sha256, rows_digest
-from workstation.domain import CaseAuthorisation, Decision, Face, ModelId, Verdict, examiner_key
-from workstation.errors import GalleryError, NotPermittedError
+from workstation.domain import (
+    CaseAuthorisation,
+    CaseStatus,
+    Decision,
+    Face,
+    ModelId,
+    Verdict,
+    examiner_key,
+)
+from workstation.errors import CaseStatusError, GalleryError, NotPermittedError, WorkstationError
 from workstation.gallery import audit_store
+from workstation.gallery.case_rules import case_act_refusal, case_move_refusal
 from workstation.gallery.database import Database
 from workstation.gallery.photo_copies import clear_busy, mark_busy, unlink_durably
 
@@ -218,6 +227,12 @@ class GalleryChange:
         problem = refusal(self.acting.name, self.acting.roles, action, details)
         if problem is not None:
             raise NotPermittedError(problem)
+        if case_id is not None:
+            # Every act on a case passes here: a closed or archived case refuses what would
+            # change it, whichever surface or function asked (see workstation.gallery.cases).
+            case_problem = case_act_refusal(case_id, self._case_status(case_id), action)
+            if case_problem is not None:
+                raise CaseStatusError(case_problem)
         entries = self._row_entries()
         event = new_event(
             audit_store.chain_head(self._conn),
@@ -576,6 +591,38 @@ class GalleryChange:
             (authorisation.by, authorisation.at, authorisation.reference, case_id),
         )
         self._touch("cases", [case_id])
+
+    def _case_status(self, case_id: str) -> CaseStatus:
+        row = self._conn.execute("SELECT status FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return CaseStatus(row[0]) if row is not None and row[0] else CaseStatus.OPEN
+
+    def set_case_status(
+        self, case_id: str, status: CaseStatus, reason: str, retain_until: str | None
+    ) -> CaseStatus:
+        """Close, reopen or archive a case (the caller records the matching event); returns the
+        status it had. The move is checked here, under the write lock, against the stored
+        status: an archived case never moves again (CaseStatusError naming the case)."""
+        row = self._writing().execute("SELECT id FROM cases WHERE id = ?", (case_id,)).fetchone()
+        if row is None:
+            raise WorkstationError(f"case {case_id!r} has no searches in the gallery")
+        previous = self._case_status(case_id)
+        problem = case_move_refusal(case_id, previous, status)
+        if problem is not None:
+            raise CaseStatusError(problem)
+        self._writing().execute(
+            "UPDATE cases SET status = ?, status_changed_at = ?, status_changed_by = ?, "
+            "status_reason = ?, retain_until = ? WHERE id = ?",
+            (
+                None if status is CaseStatus.OPEN else status.value,
+                utc_now(),
+                self.acting.name,
+                reason,
+                retain_until,
+                case_id,
+            ),
+        )
+        self._touch("cases", [case_id])
+        return previous
 
     def add_decision(
         self,

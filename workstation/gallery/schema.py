@@ -321,12 +321,35 @@ def _migration_5(db: Database) -> None:
     )
 
 
+def _migration_6(db: Database) -> None:
+    """Cases as a list (issue 15 item 4): a case's status and its retention date.
+
+    - cases.status: NULL while the case is open, 'closed' or 'archived' (nullable on purpose: a
+      NULL column is left out of a row's audited hash, so open cases written before this
+      migration keep the hash their events recorded);
+    - cases.status_changed_at / status_changed_by / status_reason: the last close, reopen or
+      archive (each also an audit event with the reason);
+    - cases.retain_until: the date (YYYY-MM-DD) after which the case's records are due for
+      deletion, set when the case is closed or archived; `cases` lists the cases past it.
+    """
+    db.run_script(
+        """
+        ALTER TABLE cases ADD COLUMN status TEXT CHECK (status IN ('closed', 'archived'));
+        ALTER TABLE cases ADD COLUMN status_changed_at TEXT;
+        ALTER TABLE cases ADD COLUMN status_changed_by TEXT;
+        ALTER TABLE cases ADD COLUMN status_reason TEXT;
+        ALTER TABLE cases ADD COLUMN retain_until TEXT;
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,6 +16,7 @@ from workstation.audit.actions import AuditAction
 from workstation.audit.log import utc_now
 from workstation.domain import LARGEST_FACE, BBox, Candidate, CaseAuthorisation, Face, FaceChoice
 from workstation.errors import CaseRequiredError
+from workstation.gallery.cases import require_case_open_for
 from workstation.gallery.gate import check_quality_gate
 from workstation.gallery.reads import Read, require_read_case
 from workstation.gallery.records import (
@@ -112,6 +113,7 @@ def search_face(
 
     case_id, purpose = require_case(case_id, purpose)
     gallery.require(AuditAction.SEARCH)  # before any work: an examiner who may not search
+    require_case_open_for(gallery, case_id, AuditAction.SEARCH)  # nor a closed case
     assert face.model is not None
     gallery.check_model(face.model)
     gate = check_quality_gate(face, note, probe.path)
@@ -220,6 +222,7 @@ def search_image(
 ) -> SearchRecord:
     """Pick the probe face in a photo (drawn box, face number, or the largest) and search."""
     case_id, purpose = require_case(case_id, purpose)
+    require_case_open_for(gallery, case_id, AuditAction.SEARCH)  # before detection's work
     gallery.check_model(engine.model)
     face, faces = select_face(engine, image.bgr, path_as_given or str(image.path), box, face_index)
     params = {"face_index": face_index if box is None else None}

@@ -955,6 +955,53 @@ class Gallery:
     def cases(self) -> list[dict[str, Any]]:
         return _dict_rows(self._conn.execute("SELECT * FROM cases ORDER BY created_at DESC"))
 
+    def case_activity(self) -> list[dict[str, Any]]:
+        """Every case row with what was done in it: `searches`, `leads` (candidates whose
+        standing decision is a possible lead), `confirmations`, `examiners` (who acted on it,
+        in the order they first did) and `last_activity` (its latest audited act's time).
+
+        Call inside `read_snapshot()` so the counts agree with each other.
+        """
+        cases = {str(row["id"]): row for row in self.cases()}
+        for row in cases.values():
+            row.update(searches=0, leads=0, confirmations=0, examiners=[], last_activity=None)
+        for case_id, count in self._conn.execute(
+            "SELECT case_id, COUNT(*) FROM searches GROUP BY case_id"
+        ):
+            if case_id in cases:
+                cases[case_id]["searches"] = int(count)
+        # The standing decision on each candidate is the latest one that is not a confirmation;
+        # a confirmation counts while the lead it confirms still stands.
+        standing: dict[tuple[str, int, str], tuple[int, str]] = {}
+        confirmed: list[tuple[str, int, str, int]] = []
+        for case_id, search_id, subject_id, decision, decision_id, confirms in self._conn.execute(
+            "SELECT s.case_id, d.search_id, d.subject_id, d.decision, d.id, d.confirms "
+            "FROM decisions d JOIN searches s ON s.id = d.search_id ORDER BY d.id"
+        ):
+            key = (str(case_id), int(search_id), str(subject_id))
+            if decision == Decision.CONFIRMED.value:
+                confirmed.append((*key, int(confirms or 0)))
+            else:
+                standing[key] = (int(decision_id), str(decision))
+        for (case_id, _search, _subject), (_id, decision) in standing.items():
+            if case_id in cases and decision == Decision.POSSIBLE_LEAD.value:
+                cases[case_id]["leads"] += 1
+        for case_id, search_id, subject_id, lead_id in confirmed:
+            lead = standing.get((case_id, search_id, subject_id))
+            if case_id in cases and lead is not None and lead[0] == lead_id:
+                cases[case_id]["confirmations"] += 1
+        for case_id, user, _first, last in self._conn.execute(
+            'SELECT case_id, "user", MIN(seq), MAX(time) FROM audit WHERE case_id IS NOT NULL '
+            'GROUP BY case_id, "user" ORDER BY MIN(seq)'
+        ):
+            row = cases.get(str(case_id))
+            if row is None:
+                continue
+            row["examiners"].append(str(user))
+            if row["last_activity"] is None or str(last) > row["last_activity"]:
+                row["last_activity"] = str(last)
+        return list(cases.values())
+
     def search_row(self, search_id: int) -> dict[str, Any] | None:
         """A stored search as its row (JSON columns still as text), or None."""
         rows = _dict_rows(self._conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)))

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workstation.domain import CaseStatus
 from workstation.errors import WorkstationError
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.text import escaped, tooltip
@@ -109,6 +110,7 @@ class CaseBarWidget(QFrame):
     """Shows the current case, purpose and examiner; opens the case dialog."""
 
     case_dialog_opened = Signal(object)  # the CaseDialog, before exec (tests and tours use it)
+    case_status_shown = Signal(object)  # the current case's CaseStatus, as last read
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -133,7 +135,12 @@ class CaseBarWidget(QFrame):
         layout.addWidget(self.user_label)
         layout.addWidget(self.change_button)
         self._purposes: dict[str, str] = {}
+        self._statuses: dict[str, CaseStatus] = {}
         context.case_changed.connect(self._on_case_changed)
+        # A case's status may have changed elsewhere (closed or archived here, or by another
+        # examiner): read again when the case changes and after each act.
+        context.case_changed.connect(lambda _case: self.refresh_known_cases())
+        context.audit_changed.connect(self.refresh_known_cases)
         context.identity_changed.connect(self._show_examiner)
         self._on_case_changed(context.case)
         self.refresh_known_cases()
@@ -151,14 +158,28 @@ class CaseBarWidget(QFrame):
 
     def _on_cases_loaded(self, cases: list[dict[str, Any]]) -> None:
         self._purposes = {str(c["id"]): str(c["purpose"]) for c in cases}
+        self._statuses = {str(c["id"]): CaseStatus.of_row(c) for c in cases}
+        self._on_case_changed(self.context.case)
+
+    def case_status(self, case_id: str) -> CaseStatus:
+        """The status of a case as last read (a new case is open)."""
+        return self._statuses.get(case_id, CaseStatus.OPEN)
 
     def _on_case_changed(self, case: CaseInfo | None) -> None:
         if case is None:
+            self.case_status_shown.emit(CaseStatus.OPEN)  # a new case is open
             self.case_label.setText("<b>Case:</b> <span style='color:#b00020'>none set</span>")
             self.purpose_label.setText("<b>Purpose:</b> —")
             self.change_button.setText("Set case…")
         else:
-            self.case_label.setText(f"<b>Case:</b> {escaped(case.case_id)}")
+            status = self.case_status(case.case_id)
+            badge = {
+                CaseStatus.OPEN: "",
+                CaseStatus.CLOSED: " <span style='color:#8a5a00'>(closed: reopen to search)</span>",
+                CaseStatus.ARCHIVED: " <span style='color:#b00020'>(archived: read-only)</span>",
+            }[status]
+            self.case_label.setText(f"<b>Case:</b> {escaped(case.case_id)}{badge}")
+            self.case_status_shown.emit(status)
             self.purpose_label.setText(f"<b>Purpose:</b> {escaped(case.purpose)}")
             self.change_button.setText("Change case…")
         self._show_examiner()

@@ -113,6 +113,7 @@ class DecisionPanelWidget(QGroupBox):
         self._search: SearchRecord | None = None
         self._candidate: Candidate | None = None
         self._busy = False
+        self._locked: str | None = None  # why no decision may be recorded now (case status)
         # Set by whoever shows the candidates: True while blind review hides ranks and scores.
         self.scores_hidden: Callable[[], bool] = lambda: False
         self._done_message = ""
@@ -134,9 +135,18 @@ class DecisionPanelWidget(QGroupBox):
         subject = self._candidate.subject_id
         return [d for d in self._search.decisions if d.subject_id == subject]
 
+    def set_locked(self, why: str | None) -> None:
+        """No decision may be recorded while `why` is given (the case is closed or archived:
+        the core refuses them too); the recorded decisions stay readable."""
+        self._locked = why
+        for button in (*self.buttons.values(), self.confirm_button):
+            button.setToolTip(why or "")
+        self._refresh()
+
     def _refresh(self) -> None:
         search, candidate = self._search, self._candidate
         enabled = search is not None and candidate is not None and not self._busy
+        enabled = enabled and self._locked is None
         for button in self.buttons.values():
             button.setEnabled(enabled)
         self.note_edit.setEnabled(enabled)

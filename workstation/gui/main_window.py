@@ -1,6 +1,6 @@
-"""The main window: composes the case bar, the search page and the other panels (gallery,
-audit log, footage, duplicates) as tabs; owns menus, toolbar, shortcuts, the status bar, drops
-and the saved window layout. It holds no search or gallery logic of its own.
+"""The main window: composes the case bar, the search page and the other panels (cases,
+gallery, audit log, footage, duplicates) as tabs; owns menus, toolbar, shortcuts, the status
+bar, drops and the saved window layout. It holds no search or gallery logic of its own.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from workstation import CAVEAT, __version__
+from workstation.domain import CaseStatus
 from workstation.gui.audit_viewer import AuditViewerWidget
 from workstation.gui.case_bar import CaseBarWidget, remember_recent
+from workstation.gui.cases_panel import CasesPanelWidget
 from workstation.gui.compare_view import CompareDialog
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.duplicates_page import DuplicatesWidget
@@ -66,11 +68,13 @@ class MainWindowWidget(QMainWindow):
         self.tabs.addTab(self.search_page, "Search")
         # Every tab is a plain import: a tab that cannot be imported or built stops the app
         # with its error, never a window quietly missing a tab.
+        self.cases_panel = CasesPanelWidget(context)
         self.gallery_manager = GalleryManagerWidget(context)
         self.audit_viewer = AuditViewerWidget(context)
         self.footage_panel = FootagePanelWidget(context)
         self.duplicates_page = DuplicatesWidget(context)
         self.panels: dict[str, QWidget] = {
+            "Cases": self.cases_panel,
             "Gallery": self.gallery_manager,
             "Audit log": self.audit_viewer,
             "Footage": self.footage_panel,
@@ -79,6 +83,8 @@ class MainWindowWidget(QMainWindow):
         for title, panel in self.panels.items():
             self.tabs.addTab(panel, title)
         self.footage_panel.probe_frame_chosen.connect(self._on_frame_chosen)
+        self.cases_panel.case_opened.connect(self._on_case_opened)
+        self.case_bar.case_status_shown.connect(self._on_case_status)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -152,7 +158,11 @@ class MainWindowWidget(QMainWindow):
             "Set the case number and purpose",
         )
         self._action(
-            "close_case", "Close case", ["Ctrl+Shift+K"], lambda: self.context.set_case(None)
+            "close_case",
+            "Leave case",
+            ["Ctrl+Shift+K"],
+            lambda: self.context.set_case(None),
+            "Set no current case (closing a case for good is in the Cases tab)",
         )
         self._action(
             "draw",
@@ -295,6 +305,20 @@ class MainWindowWidget(QMainWindow):
 
     def _on_file_opened(self, path: str) -> None:
         remember_recent(self.context, "recent_files", path)
+
+    def _on_case_status(self, status: CaseStatus) -> None:
+        """A closed or archived case's decisions stay readable but cannot be added to."""
+        why = {
+            CaseStatus.OPEN: None,
+            CaseStatus.CLOSED: "The case is closed: reopen it (Cases tab) to record decisions",
+            CaseStatus.ARCHIVED: "The case is archived: it is read-only",
+        }[status]
+        self.search_page.decisions.set_locked(why)
+
+    def _on_case_opened(self, case: CaseInfo) -> None:
+        """A case opened from the Cases tab: remembered, and its searches shown."""
+        remember_recent(self.context, "recent_cases", case.case_id)
+        self.tabs.setCurrentWidget(self.search_page)
 
     def _on_frame_chosen(self, frame: Any) -> None:
         self.tabs.setCurrentWidget(self.search_page)

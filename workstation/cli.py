@@ -27,6 +27,7 @@ from workstation.commands.maintenance import (
 )
 from workstation.commands.probes import cmd_compare, cmd_enroll, cmd_footage, cmd_search
 from workstation.commands.records import cmd_audit, cmd_decide, cmd_export, cmd_subjects
+from workstation.commands.watches import cmd_watch
 from workstation.domain import Decision
 from workstation.errors import WorkstationError
 from workstation.permissions import restrict_process
@@ -186,6 +187,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("case", metavar="CASE")
     _authorisation_arguments(c)
     p.set_defaults(func=cmd_cases)
+
+    p = sub.add_parser(
+        "watch",
+        help="cold-case watch: leave a searched probe on watch; each enrolment searches it "
+        "against the new faces",
+    )
+    wsub = p.add_subparsers(dest="watch_action", metavar="ACTION", required=True)
+    w = wsub.add_parser("add", help="leave a search's probe on watch (audited on its case)")
+    w.add_argument("--search", type=int, required=True, metavar="ID", help="the search")
+    w.add_argument("--reason", required=True, metavar="TEXT", help="why it stays unresolved")
+    w.add_argument(
+        "--until", metavar="YYYY-MM-DD", help="the last day it is searched (default: 90 days)"
+    )
+    w.add_argument(
+        "--fmr",
+        type=float,
+        default=1e-4,
+        metavar="RATE",
+        help="false-match rate of the threshold a new face must reach (default 1e-4: 1 in 10,000)",
+    )
+    w = wsub.add_parser("list", help="the watches with their hits (active ones; --all: every one)")
+    w.add_argument("--all", action="store_true", help="ended and expired watches too")
+    w.add_argument("--json", action="store_true", help="one JSON object per watch per line")
+    w = wsub.add_parser("end", help="end a watch (its probe embedding is deleted)")
+    w.add_argument("watch", type=int, metavar="ID")
+    w.add_argument("--reason", required=True, metavar="TEXT", help="why (audited)")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(
         "footage",

@@ -46,6 +46,9 @@ class AuditAction(str, Enum):
     CASE_CLOSE = "case_close"  # a case closed (with a reason and its retention date)
     CASE_REOPEN = "case_reopen"  # a closed case reopened (with a reason)
     CASE_ARCHIVE = "case_archive"  # a case archived: read-only from then on (with a reason)
+    WATCH_ADD = "watch_add"  # a searched probe left on watch (case, reason, FMR, expiry)
+    WATCH_SEARCH = "watch_search"  # a watched probe searched against newly enrolled faces
+    WATCH_END = "watch_end"  # a watch ended (with a reason) or expired; its embedding deleted
 
     def __str__(self) -> str:
         return self.value

@@ -86,6 +86,11 @@ _REQUIRED: dict[AuditAction, frozenset[Role]] = {
     AuditAction.CASE_CLOSE: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
     AuditAction.CASE_REOPEN: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
     AuditAction.CASE_ARCHIVE: _ADMIN,
+    AuditAction.WATCH_ADD: frozenset({Role.ANALYST}),
+    AuditAction.WATCH_END: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
+    # The re-search an enrolment runs for each watch (whoever enrols): the watch's own analyst
+    # authorised it when they set the watch.
+    AuditAction.WATCH_SEARCH: ANY_ROLE,
     AuditAction.INDEX_REBUILD: ANY_ROLE,
     AuditAction.SETTINGS_CHANGE: ANY_ROLE,
     AuditAction.GENESIS: ANY_ROLE,
@@ -119,6 +124,8 @@ _ACT_WORDS: dict[AuditAction, str] = {
     AuditAction.CASE_CLOSE: "close a case",
     AuditAction.CASE_REOPEN: "reopen a case",
     AuditAction.CASE_ARCHIVE: "archive a case",
+    AuditAction.WATCH_ADD: "leave a probe on watch",
+    AuditAction.WATCH_END: "end a watch",
     AuditAction.SETTINGS_CHANGE: "change the gallery's settings",
     AuditAction.VIEW: "consult the gallery's records",
 }
@@ -135,6 +142,8 @@ def required_roles(action: AuditAction | str, details: Mapping[str, Any]) -> fro
         return frozenset({Role.REVIEWER})
     if action is AuditAction.SETTINGS_CHANGE and details.get("scope") == "gallery":
         return _ADMIN
+    if action is AuditAction.WATCH_END and details.get("expired"):
+        return ANY_ROLE  # a watch past its date ends by itself, whoever opens the gallery
     return _REQUIRED.get(action, _ADMIN)
 
 

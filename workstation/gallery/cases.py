@@ -108,6 +108,17 @@ def _move_case(
     with gallery.change(action, details, case_id=case_id, purpose=str(case["purpose"])) as change:
         previous = change.set_case_status(case_id, wanted, reason, retain_until)
         change.details["previous_status"] = previous.value
+        if wanted is not CaseStatus.OPEN:
+            # A closed or archived case is searched no more: its watches end with it, and
+            # their probe embeddings are deleted.
+            watches = [
+                int(row["id"])
+                for row in gallery.watch_rows(active_only=True)
+                if str(row["case_id"]) == case_id
+            ]
+            if watches:
+                change.end_watches(watches, f"case {wanted.value}")
+                change.details["watches_ended"] = watches
     return previous
 
 

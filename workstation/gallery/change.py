@@ -624,6 +624,52 @@ class GalleryChange:
         self._touch("cases", [case_id])
         return previous
 
+    # ------------------------------------------------------------------ watches
+    def add_watch(self, row: dict[str, Any], embedding: np.ndarray) -> int:
+        """Store a watch (columns of the watches table but id/embedding/created_*); its id."""
+        columns = dict(row)
+        columns["embedding"] = np.asarray(embedding, dtype=np.float32).tobytes()
+        columns["created_at"] = utc_now()
+        columns["created_by"] = self.acting.name
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        return self._writing().insert(
+            f"INSERT INTO watches ({names}) VALUES ({marks})", list(columns.values())
+        )
+
+    def end_watches(self, watch_ids: Sequence[int], reason: str) -> None:
+        """End watches: their probe embedding is deleted (NULL), when and why are kept."""
+        now = utc_now()
+        for watch_id in watch_ids:
+            self._writing().execute(
+                "UPDATE watches SET embedding = NULL, ended_at = ?, ended_by = ?, "
+                "end_reason = ? WHERE id = ? AND ended_at IS NULL",
+                (now, self.acting.name, reason, int(watch_id)),
+            )
+
+    def watch_searched(self, watch_id: int, checked_face_id: int) -> None:
+        """Faces up to `checked_face_id` have been searched for this watch."""
+        self._writing().execute(
+            "UPDATE watches SET checked_face_id = ? WHERE id = ?",
+            (int(checked_face_id), int(watch_id)),
+        )
+
+    def add_watch_hit(
+        self,
+        watch_id: int,
+        search_id: int,
+        subject_id: str,
+        face_id: int,
+        score: float,
+        fmr: float | None,
+        fmr_text: str | None,
+    ) -> int:
+        return self._writing().insert(
+            "INSERT INTO watch_hits (watch_id, search_id, subject_id, face_id, score, fmr, "
+            "fmr_text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (watch_id, search_id, subject_id, face_id, round(score, 5), fmr, fmr_text, utc_now()),
+        )
+
     def add_decision(
         self,
         search_id: int,

@@ -13,6 +13,7 @@ the largest is enrolled and the others are reported.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from workstation.gallery.photo_copies import (
     write_pending_copy,
 )
 from workstation.gallery.store import Gallery
+from workstation.gallery.watches import run_watches
 from workstation.hashing import sha256_bytes
 from workstation.paths import path_text, text_of
 from workstation.progress import CancelToken, Progress, Work
@@ -45,6 +47,8 @@ from workstation.vision.engine import FaceEngine
 from workstation.vision.images import decode_image, iter_image_files, read_input_file
 
 ENROLLED, SKIPPED, FAILED = "enrolled", "skipped", "failed"
+log = logging.getLogger(__name__)
+
 # Two threads prepare photos (one decodes while the other holds the engine) on 2 cores.
 PIPELINE_WORKERS = 2
 # Photos per transaction, and the longest a prepared photo waits to be written.
@@ -101,6 +105,10 @@ class EnrollReport:
     # Seconds spent per stage, summed over photos (decode, analyze, copy on worker threads;
     # wait and write on the enrolling thread).
     timings: dict[str, float] = field(default_factory=dict)
+    # Cold-case watches searched against the new faces after the enrolment (gallery.watches):
+    # the hits found, and the problem in words when the watches could not be searched.
+    watch_hits: list[Any] = field(default_factory=list)
+    watch_problem: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -119,7 +127,15 @@ class EnrollReport:
 
     def summary(self) -> str:
         text = f"{self.enrolled} enrolled, {self.skipped} skipped, {self.failed} failed"
-        return text + (" (cancelled before the end)" if self.cancelled else "")
+        text += " (cancelled before the end)" if self.cancelled else ""
+        if self.watch_hits:
+            watches = sorted({h.watch_id for h in self.watch_hits})
+            text += f"; {len(self.watch_hits)} new face(s) matched watch(es) " + ", ".join(
+                str(w) for w in watches
+            )
+        if self.watch_problem:
+            text += f"; watches not searched: {self.watch_problem}"
+        return text
 
 
 def read_manifest(csv_path: Path) -> tuple[list[EnrollItem], list[EnrollOutcome]]:
@@ -311,6 +327,13 @@ def enroll(
     advice = gallery.index().rebuild_advice() if finished else None
     if advice is not None:
         yield from rebuild_index(gallery, reason=f"after enrolment: {advice}")
+    if report.enrolled:
+        # The watched probes, against the new faces only: a dot product per watch and face.
+        try:
+            report.watch_hits = run_watches(gallery)
+        except WorkstationError as exc:  # the photos are enrolled: say so, never undo them
+            report.watch_problem = str(exc)
+            log.warning("%s: watches not searched after enrolment: %s", gallery.folder, exc)
     return report
 
 

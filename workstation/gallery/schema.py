@@ -343,6 +343,54 @@ def _migration_6(db: Database) -> None:
     )
 
 
+def _migration_7(db: Database) -> None:
+    """Cold-case watch (issue 15 item 3): a searched probe left on watch, and what it found.
+
+    - watches: the search whose probe is watched, its case and purpose (each re-search is a
+      search on that case), the examiner's reason, the false-match rate picked and the score
+      threshold the calibration gave for it, the probe's embedding (the searched face's; set to
+      NULL when the watch ends or expires: deleted means deleted), the date it expires, the
+      highest face id already searched, and how it ended;
+    - watch_hits: each new face that scored above a watch's threshold, with the re-search
+      (a searches row of the case) that found it.
+    """
+    db.run_script(
+        """
+        CREATE TABLE watches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            search_id INTEGER NOT NULL REFERENCES searches(id),
+            case_id TEXT NOT NULL REFERENCES cases(id),
+            purpose TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            fmr REAL NOT NULL,
+            threshold REAL NOT NULL,
+            model_id TEXT NOT NULL,
+            embedding BLOB,
+            until TEXT NOT NULL,
+            checked_face_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            ended_at TEXT,
+            ended_by TEXT,
+            end_reason TEXT
+        );
+        CREATE INDEX watches_case ON watches(case_id);
+        CREATE TABLE watch_hits (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            watch_id INTEGER NOT NULL REFERENCES watches(id),
+            search_id INTEGER NOT NULL REFERENCES searches(id),
+            subject_id TEXT NOT NULL,
+            face_id INTEGER NOT NULL,
+            score REAL NOT NULL,
+            fmr REAL,
+            fmr_text TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX watch_hits_watch ON watch_hits(watch_id);
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_1,
     _migration_2,
@@ -350,6 +398,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

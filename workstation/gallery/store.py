@@ -875,6 +875,10 @@ class Gallery:
                 found[int(face_id)] = np.frombuffer(blob, dtype=np.float32)
         return found
 
+    def highest_face_id(self) -> int:
+        """The highest face id given so far (ids are never reused), 0 for none."""
+        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0])
+
     def faces_after(self, face_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, embeddings) of the faces with an id above `face_id`, in id order."""
         rows = self._conn.execute(
@@ -990,17 +994,46 @@ class Gallery:
             lead = standing.get((case_id, search_id, subject_id))
             if case_id in cases and lead is not None and lead[0] == lead_id:
                 cases[case_id]["confirmations"] += 1
-        for case_id, user, _first, last in self._conn.execute(
-            'SELECT case_id, "user", MIN(seq), MAX(time) FROM audit WHERE case_id IS NOT NULL '
-            'GROUP BY case_id, "user" ORDER BY MIN(seq)'
+        # Whoever enrolled a face a watch then searched did not act on the case: their
+        # watch_search events count as activity, not as an examiner of the case.
+        for case_id, user, _first, last, only_watch in self._conn.execute(
+            'SELECT case_id, "user", MIN(seq), MAX(time), '
+            "MIN(CASE WHEN action = 'watch_search' THEN 1 ELSE 0 END) FROM audit "
+            'WHERE case_id IS NOT NULL GROUP BY case_id, "user" ORDER BY MIN(seq)'
         ):
             row = cases.get(str(case_id))
             if row is None:
                 continue
-            row["examiners"].append(str(user))
+            if not only_watch:
+                row["examiners"].append(str(user))
             if row["last_activity"] is None or str(last) > row["last_activity"]:
                 row["last_activity"] = str(last)
         return list(cases.values())
+
+    def watch_rows(
+        self, watch_id: int | None = None, active_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """Watches as rows, oldest first (the embedding as bytes, None once ended); one watch
+        with `watch_id`, only those not ended with `active_only`."""
+        sql, params = "SELECT * FROM watches", []
+        where = []
+        if watch_id is not None:
+            where.append("id = ?")
+            params.append(int(watch_id))
+        if active_only:
+            where.append("ended_at IS NULL")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return _dict_rows(self._conn.execute(sql + " ORDER BY id", params))
+
+    def watch_hit_rows(self, watch_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The hits of these watches, oldest first."""
+        found: list[dict[str, Any]] = []
+        for chunk in _chunks([int(i) for i in watch_ids]):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM watch_hits WHERE watch_id IN ({marks}) ORDER BY id"
+            found += _dict_rows(self._conn.execute(sql, chunk))
+        return sorted(found, key=lambda r: int(r["id"]))
 
     def search_row(self, search_id: int) -> dict[str, Any] | None:
         """A stored search as its row (JSON columns still as text), or None."""

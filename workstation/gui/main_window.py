@@ -38,6 +38,7 @@ from workstation.gui.search_page import SearchPageWidget
 from workstation.gui.settings_dialog import SettingsDialog
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label, show_message
+from workstation.gui.watch_panel import WatchNoticeBar
 from workstation.paths import config_dir, default_gallery_dir
 from workstation.reports.case_report import bundle_path_for
 from workstation.vision.images import IMAGE_SUFFIXES
@@ -89,6 +90,10 @@ class MainWindowWidget(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.case_bar)
+        # New hits of the watches on this examiner's cases: read at start and after enrolments.
+        self.watch_notices = WatchNoticeBar(context, self)
+        self.watch_notices.open_case.connect(self._open_watched_case)
+        layout.addWidget(self.watch_notices)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
@@ -108,6 +113,7 @@ class MainWindowWidget(QMainWindow):
         self.resize(1400, 900)
         self.restore_layout()
         self.statusBar().showMessage("Ready. Open or drop a photo to begin.")
+        self.watch_notices.check()
 
     # ------------------------------------------------------------------ actions
     def _action(self, key: str, text: str, shortcuts: list[str], slot: Any, tip: str = "") -> None:
@@ -314,6 +320,13 @@ class MainWindowWidget(QMainWindow):
             CaseStatus.ARCHIVED: "The case is archived: it is read-only",
         }[status]
         self.search_page.decisions.set_locked(why)
+
+    def _open_watched_case(self, case: CaseInfo, search_id: int) -> None:
+        """A watch's hit: its case becomes the current one, showing the re-search that found it."""
+        if self.context.case != case:
+            self.context.set_case(case)
+        self.search_page.candidates.reload(select_search_id=search_id)
+        self._on_case_opened(case)
 
     def _on_case_opened(self, case: CaseInfo) -> None:
         """A case opened from the Cases tab: remembered, and its searches shown."""

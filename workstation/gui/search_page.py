@@ -26,12 +26,14 @@ from workstation.domain import Face
 from workstation.gallery.gate import note_request
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.search import ProbeInfo, search_face
+from workstation.gallery.watches import Watch, add_watch
 from workstation.gui.candidates import CandidatesWidget
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.decisions import DecisionPanelWidget
 from workstation.gui.probe_panel import ProbePanelWidget
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label
+from workstation.gui.watch_panel import WatchDialog
 from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.images import LoadedImage
 
@@ -49,6 +51,9 @@ class SearchPageWidget(QWidget):
 
     search_recorded = Signal(int)  # search id
     search_failed = Signal(str)
+    watch_dialog_opened = Signal(object)  # the WatchDialog, before exec (tests, tours)
+    watch_added = Signal(object)  # the Watch
+    watch_failed = Signal(str)
     busy_changed = Signal(bool)
 
     def __init__(
@@ -75,6 +80,10 @@ class SearchPageWidget(QWidget):
         self.search_each_button.setToolTip(
             "Search every face in the photo, one after another (Ctrl+Shift+Return)"
         )
+        self.watch_button = QPushButton("Leave on watch…", self)
+        self.watch_button.setToolTip(
+            "Unresolved: search this probe again against every face enrolled from now on"
+        )
         self.task = TaskWidget(
             context.pool,
             self,
@@ -95,6 +104,7 @@ class SearchPageWidget(QWidget):
         bar.addWidget(self.note_edit, 1)
         bar.addWidget(self.search_button)
         bar.addWidget(self.search_each_button)
+        bar.addWidget(self.watch_button)
         bar.addWidget(self.task)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
@@ -120,6 +130,7 @@ class SearchPageWidget(QWidget):
 
         self.search_button.clicked.connect(self.search_selected)
         self.search_each_button.clicked.connect(self.search_each)
+        self.watch_button.clicked.connect(self.ask_watch)
         self.task.busy_changed.connect(self._on_busy_changed)
         self.probe.face_selected.connect(self._on_face_selected)
         self.probe.busy_changed.connect(lambda _busy: self._update_buttons())
@@ -138,6 +149,9 @@ class SearchPageWidget(QWidget):
         ready = self.probe.selected_face is not None and not self.searching and not self.probe.busy
         self.search_button.setEnabled(ready)
         self.search_each_button.setEnabled(ready and len(self.probe.faces) > 1)
+        self.watch_button.setEnabled(
+            self.candidates.current_search is not None and not self.searching
+        )
 
     def _on_busy_changed(self, busy: bool) -> None:
         self._update_buttons()
@@ -155,6 +169,7 @@ class SearchPageWidget(QWidget):
     def _on_search_chosen(self, search: SearchRecord | None) -> None:
         """Show a recorded search's probe photo when no photo is open (e.g. for the second
         examiner reviewing a colleague's search)."""
+        self._update_buttons()
         if search is None or self.probe.image is not None or self.probe.busy:
             return
         path = Path(search.probe.path)
@@ -168,6 +183,49 @@ class SearchPageWidget(QWidget):
 
     def _on_case_changed(self, _case: CaseInfo | None) -> None:
         self.candidates.reload()
+
+    # ------------------------------------------------------------------ watch
+    def make_watch_dialog(self) -> WatchDialog | None:
+        search = self.candidates.current_search
+        return None if search is None else WatchDialog(search, self.window())
+
+    def ask_watch(self) -> None:
+        """Leave the search shown on watch (the core checks the case, the probe and the rate)."""
+        dialog = self.make_watch_dialog()
+        if dialog is None:
+            self.show_message("Choose a recorded search first: the watch searches its probe.")
+            return
+        self.watch_dialog_opened.emit(dialog)
+        if dialog.exec() == WatchDialog.DialogCode.Accepted:
+            self.start_watch(dialog.search_id, dialog.reason, dialog.until, dialog.fmr)
+
+    def start_watch(self, search_id: int, reason: str, until: str, fmr: float) -> None:
+        context = self.context
+
+        def work(cancel: CancelToken) -> Watch:
+            with context.open_gallery() as gallery:
+                return add_watch(gallery, context.engine(), search_id, reason, until, fmr)
+
+        self.task.start(
+            work,
+            on_result=self._on_watch_added,
+            on_error=self._on_watch_failed,
+            message="leaving the probe on watch",
+        )
+
+    def _on_watch_added(self, watch: Watch) -> None:
+        self.context.audit_changed.emit()
+        text = (
+            f"Watch {watch.id}: the probe of search {watch.search_id} is searched against each "
+            f"new enrolment until {watch.until} (score >= {watch.threshold:.3f})"
+        )
+        self.show_message("")
+        self.context.status_message.emit(text)
+        self.watch_added.emit(watch)
+
+    def _on_watch_failed(self, message: str) -> None:
+        self.show_message(message)
+        self.watch_failed.emit(message)
 
     # ------------------------------------------------------------------ searching
     def search_selected(self) -> None:

@@ -1,0 +1,91 @@
+"""Cold-case watch in the app (issue 15 item 3): leaving a searched probe on watch from the
+Search tab, and the notice bar telling the examiner when an enrolment matched it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from examiners import open_as
+from PySide6.QtCore import QTimer
+
+from tests.gui.analyst_support import WAIT_MS, make_context
+from workstation.gallery.cases import case_summaries
+from workstation.gallery.enroll import EnrollItem, enroll
+from workstation.gallery.search import search_image
+from workstation.gallery.watches import list_watches
+from workstation.gui.context import CaseInfo
+from workstation.gui.main_window import MainWindowWidget
+from workstation.gui.watch_panel import WatchDialog
+from workstation.progress import drain
+from workstation.vision.images import load_image
+
+
+@pytest.fixture
+def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+    """Biden enrolled; obama2 searched in case C-1 by examiner1 (no match there)."""
+    folder = tmp_path / "gallery"
+    with open_as(folder, "examiner1") as gallery:
+        drain(enroll(gallery, engine, [EnrollItem("biden", photo_paths["biden"], "t", None)]))
+        search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-1", "robbery")
+    context = make_context(folder, engine)
+    win = MainWindowWidget(context)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    context.pool.cancel_all()
+    context.pool.wait()
+
+
+def test_leave_a_probe_on_watch_and_get_the_notice_when_he_is_enrolled(
+    qtbot, window, engine, photo_paths
+) -> None:  # type: ignore[no-untyped-def]
+    page = window.search_page
+    with qtbot.waitSignal(page.candidates.searches_loaded, timeout=WAIT_MS):
+        window.context.set_case(CaseInfo("C-1", "robbery"))
+    qtbot.waitUntil(lambda: page.watch_button.isEnabled(), timeout=WAIT_MS)
+    assert window.watch_notices.isHidden()
+
+    def answer(dialog: WatchDialog) -> None:
+        assert not dialog.ok_button.isEnabled()  # a reason is required
+        assert dialog.fmr == 1e-4  # the default: 1 in 10,000
+        dialog.reason_edit.setPlainText("unknown man in the lobby")
+        QTimer.singleShot(0, dialog.accept)
+
+    page.watch_dialog_opened.connect(answer)
+    with qtbot.waitSignal(page.watch_added, timeout=WAIT_MS) as added:
+        page.watch_button.click()
+    watch = added.args[0]
+    assert watch.case_id == "C-1" and watch.reason == "unknown man in the lobby"
+    folder = window.context.gallery_dir
+
+    # Another examiner enrols the same man: the watch fires; the app says so.
+    with open_as(folder, "enroller2", ["enroller"]) as gallery:
+        report = drain(enroll(gallery, engine, [EnrollItem("P-NEW", photo_paths["obama"], "t")]))
+    assert [h.subject_id for h in report.watch_hits] == ["P-NEW"]
+    with qtbot.waitSignal(window.watch_notices.notices_shown, timeout=WAIT_MS) as shown:
+        window.context.gallery_changed.emit()
+    assert shown.args[0] == 1
+    assert window.watch_notices.isVisible()
+    text = window.watch_notices.label.text()
+    assert f"Watch {watch.id} (case C-1)" in text and "P-NEW" in text
+
+    window.tabs.setCurrentWidget(window.cases_panel)
+    with qtbot.waitSignal(page.candidates.searches_loaded, timeout=WAIT_MS) as loaded:
+        window.watch_notices.open_button.click()
+    assert loaded.args[0] == 2  # the first search and the watch's re-search
+    assert window.tabs.currentWidget() is page
+    assert page.candidates.current_search.candidates[0].subject_id == "P-NEW"
+
+    window.watch_notices.dismiss()
+    assert window.watch_notices.isHidden()
+    with qtbot.waitSignal(window.watch_notices.notices_shown, timeout=WAIT_MS) as shown:
+        window.watch_notices.check()
+    assert shown.args[0] == 0 and window.watch_notices.isHidden()  # seen: not shown again
+    with open_as(folder, "check") as gallery:
+        (listed,) = list_watches(gallery)
+        assert [h.subject_id for h in listed.hits] == ["P-NEW"]
+        # The enroller whose photo the watch searched did not act on the case.
+        (case,) = case_summaries(gallery)
+        assert case.examiners == ("examiner1",) and case.searches == 2
+        assert gallery.verify_audit().intact

@@ -1,0 +1,181 @@
+"""Cold-case watch (issue 15 item 3) with the real models and real photos: a watch fires on a
+new enrolment of the same person and not of a stranger, searches only the new faces, is an
+audited search on its case, expires, ends, and its probe embedding is deleted when it does."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from workstation.audit.actions import AuditAction
+from workstation.cli import main
+from workstation.errors import CaseStatusError, WorkstationError
+from workstation.gallery.cases import archive_case
+from workstation.gallery.enroll import enroll, items_for_subject
+from workstation.gallery.search import search_image
+from workstation.gallery.store import Gallery
+from workstation.gallery.watches import (
+    DEFAULT_WATCH_DAYS,
+    add_watch,
+    end_watch,
+    expire_watches,
+    list_watches,
+    notices_for,
+)
+from workstation.progress import drain
+from workstation.vision.images import load_image
+
+
+@pytest.fixture
+def watched(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
+    """Biden enrolled; obama2 searched in case C-1 (no match there) and left on watch."""
+    drain(enroll(gallery, engine, items_for_subject("P-BIDEN", [photo_paths["biden"]])))
+    search = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-1", "robbery")
+    watch = add_watch(gallery, engine, search.search_id, "unknown man in the lobby")
+    return gallery, search, watch
+
+
+def test_a_watch_fires_on_the_same_person_only_and_searches_only_new_faces(
+    watched, engine, photo_paths: dict[str, Path], shared_faces: Path
+) -> None:  # type: ignore[no-untyped-def]
+    gallery, search, watch = watched
+    assert watch.active and watch.fmr == 1e-4 and watch.threshold > 0
+    assert watch.until == (date.today() + timedelta(days=DEFAULT_WATCH_DAYS)).isoformat()
+    added = gallery.audit_events(case_id="C-1")[-1]
+    assert added.action == AuditAction.WATCH_ADD.value
+    assert added.details["reason"] == "unknown man in the lobby"
+    assert added.details["threshold"] == round(watch.threshold, 5)
+    assert "stranger pairs" in added.details["threshold_basis"]
+
+    # A stranger enrolled: searched (an audited act on the case), no hit.
+    stranger = shared_faces / "openface_examples" / "lennon-1.jpg"
+    report = drain(enroll(gallery, engine, items_for_subject("P-LENNON", [stranger])))
+    assert report.enrolled == 1 and report.watch_hits == []
+    event = gallery.audit_events(case_id="C-1")[-1]
+    assert event.action == AuditAction.WATCH_SEARCH.value
+    assert event.details["faces_searched"] == 1 and event.details["hits"] == []
+    assert len(gallery.searches_of_case("C-1")) == 1  # no search row without a hit
+
+    # The same person enrolled (another photo of him): a hit, found in the new face only.
+    report = drain(enroll(gallery, engine, items_for_subject("P-NEW", [photo_paths["obama"]])))
+    (hit,) = report.watch_hits
+    assert hit.subject_id == "P-NEW" and hit.score >= watch.threshold
+    # The reference table's 3,140 stranger pairs cannot vouch for 1 in 10,000: no stranger
+    # reached the score, and the rate shown is the bound those pairs allow, as any search shows.
+    assert hit.fmr is not None and hit.fmr_text and hit.fmr_text.startswith("< 1 in ")
+    event = gallery.audit_events(case_id="C-1")[-1]
+    assert event.action == AuditAction.WATCH_SEARCH.value and event.purpose == "robbery"
+    assert event.details["faces_searched"] == 1  # not the whole gallery
+    assert event.details["face_ids_from"] == event.details["face_ids_to"] == hit.face_id
+    # The hit is a search of the case, reviewed like any other.
+    record = gallery.search_record(hit.search_id)
+    assert record.case_id == "C-1" and record.probe.sha256 == search.probe.sha256
+    assert [c.subject_id for c in record.candidates] == ["P-NEW"]
+    assert record.params["watch"]["watch_id"] == watch.id
+    assert record.candidates[0].fmr_text == hit.fmr_text
+    (listed,) = list_watches(gallery)
+    assert [h.subject_id for h in listed.hits] == ["P-NEW"]
+    assert [h.subject_id for h in notices_for(gallery, gallery.user)] == ["P-NEW"]
+    assert notices_for(gallery, "someone else") == []
+
+    # Nothing new: the next enrolment of nobody new searches nothing.
+    report = drain(enroll(gallery, engine, items_for_subject("P-NEW", [photo_paths["obama"]])))
+    assert report.enrolled == 0 and report.watch_hits == []
+    assert gallery.verify_audit().intact
+
+
+def test_a_watch_expires_and_ends_deleting_its_embedding(watched, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+    gallery, search, watch = watched
+    assert expire_watches(gallery, today=date.fromisoformat(watch.until)) == []  # its last day
+    after = date.fromisoformat(watch.until) + timedelta(days=1)
+    assert expire_watches(gallery, today=after) == [watch.id]
+    (row,) = gallery.watch_rows(watch_id=watch.id)
+    assert row["embedding"] is None and row["end_reason"] == "expired"
+    event = gallery.audit_events(case_id="C-1")[-1]
+    assert event.action == AuditAction.WATCH_END.value and event.details["expired"] is True
+    report = drain(enroll(gallery, engine, items_for_subject("P-NEW", [photo_paths["obama"]])))
+    assert report.watch_hits == []  # an ended watch searches nothing
+
+    second = add_watch(gallery, engine, search.search_id, "second look", until="2099-12-31")
+    with pytest.raises(WorkstationError, match="reason"):
+        end_watch(gallery, second.id, " ")
+    ended = end_watch(gallery, second.id, "identified by other means")
+    assert not ended.active and ended.end_reason == "identified by other means"
+    assert gallery.watch_rows(watch_id=second.id)[0]["embedding"] is None
+    with pytest.raises(WorkstationError, match="already ended"):
+        end_watch(gallery, second.id, "again")
+    assert gallery.verify_audit().intact
+
+
+def test_watches_of_a_closed_case_end_with_it_and_an_archived_case_refuses_one(
+    watched, engine
+) -> None:  # type: ignore[no-untyped-def]
+    gallery, search, watch = watched
+    archive_case(gallery, "C-1", "concluded")
+    (row,) = gallery.watch_rows(watch_id=watch.id)
+    assert row["embedding"] is None and row["end_reason"] == "case archived"
+    assert gallery.audit_events(case_id="C-1")[-1].details["watches_ended"] == [watch.id]
+    with pytest.raises(CaseStatusError, match="archived"):
+        add_watch(gallery, engine, search.search_id, "again")
+
+
+def test_bad_watch_requests_are_refused_in_words(watched, engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    gallery, search, _ = watched
+    with pytest.raises(WorkstationError, match="past"):
+        add_watch(gallery, engine, search.search_id, "x", until="2000-01-01")
+    with pytest.raises(WorkstationError, match="not a date"):
+        add_watch(gallery, engine, search.search_id, "x", until="soon")
+    for fmr in (0.0, 1.5):
+        with pytest.raises(WorkstationError, match="between 0 and 1"):
+            add_watch(gallery, engine, search.search_id, "x", fmr=fmr)
+    with pytest.raises(WorkstationError, match="not in the gallery"):
+        add_watch(gallery, engine, 999, "x")
+    # The probe photo changed since it was searched: its embedding cannot be trusted.
+    probe = tmp_path / "probe.jpg"
+    probe.write_bytes(photo_paths["obama2"].read_bytes())
+    moved = search_image(gallery, engine, load_image(probe), "C-1", "robbery")
+    probe.write_bytes(photo_paths["obama"].read_bytes())
+    with pytest.raises(WorkstationError, match="SHA-256 differs"):
+        add_watch(gallery, engine, moved.search_id, "x")
+    probe.unlink()
+    with pytest.raises(WorkstationError, match=r"probe\.jpg"):
+        add_watch(gallery, engine, moved.search_id, "x")
+    assert len(gallery.watch_rows()) == 1  # only the fixture's
+
+
+def test_watch_command_line(tmp_path: Path, photo_paths: dict[str, Path]) -> None:
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
+
+    g = ["--gallery", str(tmp_path / "g")]
+    assert run(*g, "enroll", "--subject", "P-BIDEN", str(photo_paths["biden"]))[0] == 0
+    code, out, err = run(
+        *g, "search", "--case", "C-5", "--purpose", "p", "--json", str(photo_paths["obama2"])
+    )
+    assert code == 0, err
+    search_id = json.loads(out)["search_id"]
+    code, out, err = run(
+        *g, "watch", "add", "--search", str(search_id), "--reason", "unresolved", "--fmr", "1e-4"
+    )
+    assert code == 0 and "watch 1" in out, err
+    assert run(*g, "enroll", "--subject", "P-NEW", str(photo_paths["obama"]))[0] == 0
+    code, out, err = run(*g, "watch", "list", "--json")
+    assert code == 0, err
+    (line,) = [json.loads(text) for text in out.splitlines()]
+    assert line["case_id"] == "C-5" and line["active"] is True
+    (hit,) = line["hits"]
+    assert hit["subject_id"] == "P-NEW" and hit["score"] >= line["threshold"]
+    assert {"fmr", "fmr_text", "found_at", "search_id", "face_id"} <= set(hit)
+    code, out, _ = run(*g, "watch", "list")
+    assert "hit: subject P-NEW" in out and "1 watch(es)" in out
+    code, out, err = run(*g, "watch", "end", "1", "--reason", "identified")
+    assert code == 0 and "ended" in out, err
+    code, out, _ = run(*g, "watch", "list")
+    assert "0 watch(es)" in out
+    code, out, _ = run(*g, "watch", "list", "--all", "--json")
+    assert json.loads(out)["end_reason"] == "identified"

@@ -1,0 +1,52 @@
+"""`workstation watch`: cold-case watches (add, list with their hits, end)."""
+
+from __future__ import annotations
+
+from workstation.commands.context import EXIT_OK, CliContext, shown
+
+
+def cmd_watch(ctx: CliContext) -> int:
+    from workstation.gallery.watches import add_watch, end_watch, expire_watches, list_watches
+
+    args = ctx.args
+    if args.watch_action == "add":
+        gallery = ctx.gallery()
+        watch = add_watch(
+            gallery, ctx.engine(), args.search, args.reason, until=args.until, fmr=args.fmr
+        )
+        ctx.say(
+            f"watch {watch.id}: the probe of search {watch.search_id} (case "
+            f"{shown(watch.case_id)}) is searched against each new enrolment until {watch.until}; "
+            f"a new face is a hit at score >= {watch.threshold:.4f} (FMR {watch.fmr:g}); "
+            "recorded in the audit log"
+        )
+        added = gallery.audit_events(case_id=watch.case_id)[-1].details
+        ctx.say(f"threshold: {added.get('threshold_basis')}")
+        return EXIT_OK
+    if args.watch_action == "end":
+        watch = end_watch(ctx.gallery(), args.watch, args.reason)
+        ctx.say(
+            f"watch {watch.id} ended; its probe embedding is deleted; recorded in the audit log"
+        )
+        return EXIT_OK
+    gallery = ctx.gallery()
+    expire_watches(gallery)  # a watch past its date ends (audited) before it is listed
+    watches = list_watches(gallery, active_only=not args.all)
+    if args.json:
+        for watch in watches:
+            ctx.json_line(watch.to_dict())
+        return EXIT_OK
+    for watch in watches:
+        ctx.say(
+            f"watch {watch.id}\t{watch.state}\tcase {shown(watch.case_id)}\tsearch "
+            f"{watch.search_id}\tuntil {watch.until}\tFMR {watch.fmr:g} (score >= "
+            f"{watch.threshold:.4f})\t{shown(watch.reason)}\t{len(watch.hits)} hit(s)"
+        )
+        for hit in watch.hits:
+            ctx.say(
+                f"  hit: subject {shown(hit.subject_id)} face {hit.face_id} score "
+                f"{hit.score:.4f} FMR {shown(hit.fmr_text or '-')} found {hit.found_at} "
+                f"(search {hit.search_id})"
+            )
+    ctx.say(f"{len(watches)} watch(es)")
+    return EXIT_OK

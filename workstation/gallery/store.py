@@ -1001,13 +1001,13 @@ class Gallery:
             "MIN(CASE WHEN action = 'watch_search' THEN 1 ELSE 0 END) FROM audit "
             'WHERE case_id IS NOT NULL GROUP BY case_id, "user" ORDER BY MIN(seq)'
         ):
-            row = cases.get(str(case_id))
-            if row is None:
+            acted = cases.get(str(case_id))
+            if acted is None:
                 continue
             if not only_watch:
-                row["examiners"].append(str(user))
-            if row["last_activity"] is None or str(last) > row["last_activity"]:
-                row["last_activity"] = str(last)
+                acted["examiners"].append(str(user))
+            if acted["last_activity"] is None or str(last) > acted["last_activity"]:
+                acted["last_activity"] = str(last)
         return list(cases.values())
 
     def watch_rows(

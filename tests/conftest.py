@@ -64,11 +64,65 @@ def photo_paths() -> dict[str, Path]:
     }
 
 
+# ---------------------------------------------------------------------- both kinds of gallery
+# A test module that sets GALLERY_KINDS = ("embedded", "agency") runs each of its tests that
+# takes `gallery`, `gallery_folder` or `new_gallery_folder` twice: on an embedded gallery (SQLite
+# and FAISS files) and on an agency gallery (PostgreSQL and Milvus, real servers shared by the
+# session: tests/agency_servers.py). Both kinds pass the same tests.
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "gallery_kind" in metafunc.fixturenames:
+        kinds = getattr(metafunc.module, "GALLERY_KINDS", ("embedded",))
+        metafunc.parametrize("gallery_kind", kinds)
+
+
+@pytest.fixture(scope="session")
+def agency_servers():  # type: ignore[no-untyped-def]
+    """PostgreSQL (pgserver) and Milvus Lite for the session. Without them installed the agency
+    tests are skipped, unless WORKSTATION_REQUIRE_AGENCY=1 (CI) makes that a failure."""
+    from agency_servers import AgencyServers, agency_available
+
+    missing = agency_available()
+    if missing is not None:
+        if os.environ.get("WORKSTATION_REQUIRE_AGENCY") == "1":
+            pytest.fail(missing + " (WORKSTATION_REQUIRE_AGENCY=1)")
+        pytest.skip(missing + ": pip install -e '.[test]'")
+    servers = AgencyServers()
+    yield servers
+    servers.close()
+
+
 @pytest.fixture
-def gallery(tmp_path: Path):  # type: ignore[no-untyped-def]
+def new_gallery_folder(gallery_kind: str, tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A factory of empty gallery folders of this test's kind: `new_gallery_folder("name")`.
+
+    Embedded: a folder path where the first opening creates the gallery. Agency: a folder with
+    gallery.toml naming a fresh database and collection.
+    """
+    made: list[Path] = []
+    servers = request.getfixturevalue("agency_servers") if gallery_kind == "agency" else None
+
+    def make(name: str = "gallery") -> Path:
+        folder = tmp_path / name
+        if servers is not None:
+            servers.new_gallery(folder)
+            made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        servers.drop_gallery(folder)
+
+
+@pytest.fixture
+def gallery_folder(new_gallery_folder):  # type: ignore[no-untyped-def]
+    return new_gallery_folder("gallery")
+
+
+@pytest.fixture
+def gallery(gallery_folder: Path):  # type: ignore[no-untyped-def]
     from workstation.gallery.store import Gallery
 
-    with Gallery(tmp_path / "gallery", user="examiner1") as opened:
+    with Gallery(gallery_folder, user="examiner1") as opened:
         yield opened
 
 

@@ -19,7 +19,7 @@ from workstation import identity
 from workstation.audit.roles import ALL_ROLES, Role
 from workstation.domain import examiner_key
 from workstation.gallery.examiners import register_examiner
-from workstation.gallery.store import Gallery
+from workstation.gallery.store import Gallery, gallery_kind
 from workstation.identity import Examiner
 
 
@@ -65,9 +65,11 @@ def as_examiner(folder: Path, name: str, roles: Iterable[Role | str] = ALL_ROLES
     """The examiner acting as `name` in the gallery: the test's own profile when that is
     registered under `name` (any spelling), else `name`'s own profile, registered on first use."""
     own = own_examiner(name)
-    if not (Path(folder) / "gallery.sqlite").exists():
+    if gallery_kind(folder) is None:
         return own  # whoever creates the gallery is its first administrator
     with Gallery(folder, read_only=True) as gallery:
+        if gallery.genesis_event() is None:
+            return own  # an agency gallery set up, not opened yet: the same
         registered = gallery.examiner_by_fingerprint(own.key().fingerprint)
         if registered is not None and examiner_key(registered.name) == examiner_key(name):
             return own

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from workstation import CAVEAT, __version__
 from workstation.commands.access import cmd_permissions
+from workstation.commands.agency import cmd_agency
 from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, AppHooks, CliContext, shown
 from workstation.commands.examiners import cmd_cases, cmd_examiners
 from workstation.commands.maintenance import (
@@ -463,6 +464,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace files that already exist (without it, an existing file is refused)",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "agency",
+        help="an agency gallery shared by many workstations (records in PostgreSQL, vectors in "
+        "Milvus): set it up, see what this workstation connects to",
+    )
+    gsub = p.add_subparsers(dest="agency_action", metavar="ACTION", required=True)
+    g = gsub.add_parser(
+        "init",
+        help="create (or upgrade) an agency gallery and write DIR/gallery.toml (run by the "
+        "database's owner)",
+    )
+    g.add_argument("folder", metavar="DIR", help="the gallery folder examiners open")
+    g.add_argument(
+        "--database",
+        required=True,
+        metavar="URL",
+        help="PostgreSQL connection URL, e.g. postgresql://dbhost/gallery or "
+        "postgresql:///gallery?host=/socket/dir (its user, if any, runs the setup)",
+    )
+    g.add_argument(
+        "--vectors",
+        required=True,
+        metavar="URI",
+        help="Milvus: http://host:19530, or a local path ending in .db for Milvus Lite",
+    )
+    g.add_argument("--collection", default="faces", help="Milvus collection (default faces)")
+    g.add_argument(
+        "--index",
+        default="HNSW",
+        choices=("HNSW", "IVF_FLAT", "IVF_SQ8", "DISKANN", "FLAT"),
+        help="Milvus index type (default HNSW)",
+    )
+    g.add_argument(
+        "--dim",
+        type=int,
+        help="create the collection now for this vector size (else at first enrolment)",
+    )
+    g = gsub.add_parser("info", help="the --gallery's servers and counts")
+    g.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_agency)
     return parser
 
 

@@ -61,7 +61,8 @@ def test_a_mistyped_gallery_is_reported_and_nothing_is_created(
     before = sorted(p.name for p in tmp_path.iterdir())
     code, _, err = run("--gallery", str(typo), *argv)
     assert code == 1
-    assert err == f"error: {typo}: no gallery here (no gallery.sqlite); check the folder " + (
+    assert err == (
+        f"error: {typo}: no gallery here (no gallery.sqlite, no gallery.toml); check the folder "
         "given with --gallery or in the settings. Only enrolment creates a new gallery\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == before

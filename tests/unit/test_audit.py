@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 
 import pytest
-from sqlite_file import edit_database
+from gallery_storage import RefusedEdit, edit_database
 
 from workstation.audit.log import GENESIS_HASH, canonical_json
+
+# Every test taking `gallery` runs on both kinds of gallery (tests/conftest.py).
+GALLERY_KINDS = ("embedded", "agency")
 
 
 def _append(gallery, action: str, **details) -> None:  # type: ignore[no-untyped-def]
@@ -43,9 +45,9 @@ def test_a_new_gallery_holds_only_its_genesis_event(gallery) -> None:  # type: i
 
 def test_triggers_reject_update_and_delete(gallery) -> None:  # type: ignore[no-untyped-def]
     _append(gallery, "search")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        edit_database(gallery.folder, "UPDATE audit SET user = 'mallory'", drop_guards=False)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(RefusedEdit, match="append-only"):
+        edit_database(gallery.folder, "UPDATE audit SET \"user\" = 'mallory'", drop_guards=False)
+    with pytest.raises(RefusedEdit, match="append-only"):
         edit_database(gallery.folder, "DELETE FROM audit", drop_guards=False)
     assert gallery.verify_audit().intact
 
@@ -84,7 +86,7 @@ def test_rewritten_tail_breaks_the_link(gallery) -> None:  # type: ignore[no-unt
     forged_hash = hashlib.sha256(
         (event.prev_hash + canonical_json(forged_body)).encode()
     ).hexdigest()
-    _force(gallery, f"UPDATE audit SET user = 'mallory', hash = '{forged_hash}' WHERE seq = 3")
+    _force(gallery, f"UPDATE audit SET \"user\" = 'mallory', hash = '{forged_hash}' WHERE seq = 3")
     report = gallery.verify_audit()
     assert not report.intact and report.first_bad_seq == 3
     assert "signature" in (report.problem or "")

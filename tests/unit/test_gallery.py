@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from examiners import open_as
+from gallery_storage import INDEX_DAMAGES, damage_index, saved_index_state
 from PIL import Image
 from sqlite_file import read_database
 
@@ -18,12 +18,14 @@ from workstation.errors import CaseRequiredError, GalleryError, ModelMismatchErr
 from workstation.gallery.admin import delete_subject, reembed
 from workstation.gallery.decisions import confirm_lead, decisions_for, record_decision
 from workstation.gallery.enroll import FAILED, SKIPPED, enroll, items_for_subject, read_manifest
-from workstation.gallery.index import INDEX_NAME, MANIFEST_NAME
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
 from workstation.progress import CancelToken, drain
 from workstation.vision.images import load_image
+
+# Every test taking `gallery` runs on both kinds of gallery (tests/conftest.py).
+GALLERY_KINDS = ("embedded", "agency")
 
 
 def _enrol_fixture_people(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
@@ -72,7 +74,7 @@ def test_enrolment_is_idempotent_and_keeps_a_copy(gallery, engine, photo_paths) 
     assert gallery.face_count() == 2 and gallery.subject("OTHER") is None
     face = gallery.faces_of("P-OBAMA")[0]
     stored = gallery.image_file(face)
-    assert stored.is_relative_to(gallery.folder)
+    assert stored.resolve() != photo_paths["obama"].resolve()  # the gallery's own copy
     assert stored.read_bytes() == photo_paths["obama"].read_bytes()
 
 
@@ -189,30 +191,16 @@ def test_other_model_is_refused(gallery, engine, photo_paths) -> None:  # type: 
         drain(enroll(gallery, engine, items_for_subject("X", [photo_paths["obama2"]])))
 
 
-@pytest.mark.parametrize("damage", ["missing", "stale", "corrupt", "manifest"])
+@pytest.mark.parametrize("damage", INDEX_DAMAGES)
 def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, damage) -> None:  # type: ignore[no-untyped-def]
     _enrol_fixture_people(gallery, engine, photo_paths)
     folder = gallery.folder
-    if damage == "missing":
-        (folder / INDEX_NAME).unlink()
-    elif damage == "stale":
-        # A face changed behind the index (as re-embedding does) and the generation moved on.
-        # (A generation bump alone, or faces only added, is caught up without a rebuild.)
-        face = next(gallery.all_faces())
-        changed = gallery.face_vectors([face.id])[face.id] * np.float32(0.999)
-        with gallery.change(AuditAction.REEMBED, {"test": "one face changed"}) as change:
-            change.set_embeddings([(face.id, changed)], face.model_id)
-    elif damage == "corrupt":
-        data = bytearray((folder / INDEX_NAME).read_bytes())
-        data[-20] ^= 0xFF
-        (folder / INDEX_NAME).write_bytes(bytes(data))
-    else:
-        (folder / MANIFEST_NAME).write_text("{ not json")
+    damage_index(gallery, damage)
     messages: list[str] = []
     with open_as(folder, "examiner2") as reopened:
         index = reopened.index(on_message=messages.append)
         assert index.count == 2
-        assert len(messages) == 1 and "rebuilding it from the database" in messages[0]
+        assert len(messages) == 1 and "from the database" in messages[0]
         result = search_image(reopened, engine, load_image(photo_paths["obama2"]), "C", "p")
         assert result.candidates[0].subject_id == "P-OBAMA"
         assert reopened.audit_events()[-2].action == "index_rebuild"
@@ -283,8 +271,7 @@ def test_index_rebuild_is_audited_and_matches(gallery, engine, photo_paths) -> N
     index = drain(rebuild_index(gallery, reason="test"))
     after = index.search(engine.analyze(load_image(photo_paths["obama"]).bgr)[0].embedding, 2)
     assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
-    manifest = json.loads((gallery.folder / MANIFEST_NAME).read_text())
-    assert manifest["count"] == 2 and manifest["generation"] == gallery.generation
+    assert saved_index_state(gallery) == (2, gallery.generation)
     assert gallery.audit_events()[-1].details["reason"] == "test"
 
 

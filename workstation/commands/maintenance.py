@@ -25,7 +25,8 @@ def cmd_index(ctx: CliContext) -> int:
         index = drain(rebuild_index(gallery, reason="requested by user"))
         if index is None:  # only a cancel token stops a rebuild, and the CLI passes none
             raise WorkstationError(f"{gallery.folder}: the index rebuild was cancelled")
-        ctx.say(f"index rebuilt: {index.count} faces, sha256 {index.file_sha256}")
+        checksum = f", sha256 {index.file_sha256}" if index.file_sha256 else ""
+        ctx.say(f"index rebuilt: {index.count} faces, {shown(index.kind)}{checksum}")
         return EXIT_OK
     index = gallery.index(on_message=ctx.warn)
     info = index.info().to_dict()

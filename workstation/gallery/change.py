@@ -107,6 +107,8 @@ class GalleryChange:
         try:
             if self._faces_changed:
                 generation = self.gallery._bump_generation()
+                if self._added or self._removed:
+                    self.gallery._before_commit(self._added, self._removed)
             # A crash between the commit and the unlinks leaves copies no row names: the marker
             # tells the next opening to look for them.
             busy = mark_busy(self.gallery.folder) if self._files else None

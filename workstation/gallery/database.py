@@ -54,6 +54,8 @@ class Database:
     Error: type[Exception] = Exception
     IntegrityError: type[Exception] = Exception
     OperationalError: type[Exception] = Exception
+    # The LIKE that ignores ASCII case, as SQLite's LIKE does.
+    like = "LIKE"
 
     # ------------------------------------------------------------------ statements
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:

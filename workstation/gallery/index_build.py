@@ -400,8 +400,12 @@ def rebuild_index(
 ) -> Work[VectorIndex | None]:
     """Rebuild the index from SQLite embeddings; yields progress, returns the new VectorIndex.
 
-    The rebuild is audited. Cancelling leaves the previous index files untouched.
+    The rebuild is audited. Cancelling leaves the previous index files untouched. An agency
+    gallery rebuilds its Milvus collection instead (workstation.gallery.milvus).
     """
+    vectors = getattr(gallery, "vectors", None)
+    if vectors is not None:
+        return (yield from vectors.rebuild(gallery, reason, cancel))
     total = gallery.face_count()
     index = yield from build_index(
         gallery.folder,

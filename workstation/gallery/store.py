@@ -92,10 +92,14 @@ from workstation.vision.images import LoadedImage
 
 if TYPE_CHECKING:
     from workstation.gallery.index import VectorIndex
+    from workstation.gallery.milvus import MilvusVectors
 
 DB_NAME = "gallery.sqlite"
 # The kinds of gallery (`gallery_kind`): SQLite and FAISS files in the folder.
 EMBEDDED = "embedded"
+# Records in PostgreSQL, vectors in Milvus: a folder with gallery.toml (workstation.gallery.agency).
+AGENCY = "agency"
+AGENCY_CONFIG = "gallery.toml"
 # The gallery setting naming the agency witness folder (a network share or write-once store).
 WITNESS_FOLDER_SETTING = "witness_folder"
 # Every file of the vector index (vectors, ids, codes, manifest) is named faces.*.
@@ -273,8 +277,19 @@ class Gallery:
         # command line and the app show them.
         self.witness_problems: list[str] = []
         db_path = self.folder / DB_NAME
-        self._index: VectorIndex | None = None
+        self._index: Any = None
         self.read_only = read_only
+        # An agency gallery's vectors (a Milvus collection); None: FAISS files in the folder.
+        self.vectors: MilvusVectors | None = None
+        self.kind = gallery_kind(self.folder) or EMBEDDED
+        if self.kind == AGENCY:
+            from workstation.gallery.agency import open_agency
+
+            self._conn, self.vectors = open_agency(self.folder, read_only, self.examiner.name)
+            if not read_only:
+                restrict_process()
+                self._start()
+            return
         if read_only:
             if not db_path.is_file():
                 raise GalleryError(no_gallery_message(self.folder))
@@ -303,7 +318,12 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         self._conn = conn
-        if self.genesis_event() is None and audit_store.chain_head(conn)[0] == 0:
+        self._start()
+
+    def _start(self) -> None:
+        """What a write-enabled opening does once connected: the genesis event of a new
+        gallery, the clean-up of photo copies a crash left."""
+        if self.genesis_event() is None and audit_store.chain_head(self._conn)[0] == 0:
             # A new gallery (or one that never recorded anything): its creator is its first
             # administrator. An older gallery with unsigned events is adopted explicitly.
             self._genesis(adopting=False)
@@ -328,6 +348,12 @@ class Gallery:
     def conn(self) -> Database:
         """The database connection, for code not yet moved behind named methods (issue 14)."""
         return self._conn
+
+    @property
+    def database_source(self) -> str:
+        """The database as messages name it: the SQLite file, or the agency's server and
+        database (never a password)."""
+        return self._conn.source
 
     @property
     def in_transaction(self) -> bool:
@@ -425,9 +451,15 @@ class Gallery:
         """Copy the WAL into the database and truncate it to zero bytes, so that pages of rows
         just deleted (older versions of them included) are not left in the -wal file. Waits
         at most a few seconds for other connections' reads; False when one kept it from
-        completing (the next deletion or checkpoint finishes it)."""
+        completing (the next deletion or checkpoint finishes it).
+
+        An agency gallery has no WAL file of its own: PostgreSQL reuses a deleted row's pages
+        after (auto)vacuum and recycles its WAL segments itself (what an agency's DBA must
+        bound: docs/DEPLOYMENT.md, "Deleted means deleted, on the servers")."""
         if self._conn.in_transaction:
             raise RuntimeError("checkpoint outside a transaction")
+        if self.kind == AGENCY:
+            return True
         self._conn.execute("PRAGMA busy_timeout = 5000")
         try:
             busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -625,12 +657,12 @@ class Gallery:
         A gallery that cannot be read here gives None too: opening it for the act itself names
         the problem, in one place.
         """
-        if not (Path(folder).expanduser() / DB_NAME).is_file():
+        if gallery_kind(folder) is None:
             return None
         try:
             with Gallery(folder, user="-", read_only=True) as gallery:
                 return gallery.model_id
-        except (GalleryError, sqlite3.Error):
+        except (GalleryError, sqlite3.Error, OSError):
             return None
 
     @property
@@ -684,7 +716,7 @@ class Gallery:
         )
         params: list[Any] = []
         if query:
-            sql += " WHERE s.id LIKE ? OR s.name LIKE ?"
+            sql += f" WHERE s.id {self._conn.like} ? OR s.name {self._conn.like} ?"
             params = [f"%{query}%", f"%{query}%"]
         sql += " GROUP BY s.id ORDER BY s.id"
         return [
@@ -721,13 +753,13 @@ class Gallery:
             for row in self._conn.execute(sql, (cutoff,))
         ]
 
-    @staticmethod
-    def _subject_filter(query: str | None) -> tuple[str, list[Any]]:
+    def _subject_filter(self, query: str | None) -> tuple[str, list[Any]]:
         if not query:
             return "", []
         # Typed text is matched literally: "_" and "%" in a subject id are not wildcards.
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return " WHERE id LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'", [pattern, pattern]
+        like = self._conn.like
+        return f" WHERE id {like} ? ESCAPE '\\' OR name {like} ? ESCAPE '\\'", [pattern, pattern]
 
     def subject_page(self, query: str | None, offset: int, limit: int) -> list[SubjectInfo]:
         """One page of the subjects matching `query` (in id or name), ordered by id.
@@ -746,7 +778,8 @@ class Gallery:
             "SELECT p.id, p.name, p.attributes, p.created_at, COUNT(f.id), MIN(f.id) FROM ("
             "SELECT id, name, attributes, created_at FROM subjects"
             f"{where} ORDER BY id LIMIT ? OFFSET ?"
-            ") p LEFT JOIN faces f ON f.subject_id = p.id GROUP BY p.id ORDER BY p.id"
+            ") p LEFT JOIN faces f ON f.subject_id = p.id "
+            "GROUP BY p.id, p.name, p.attributes, p.created_at ORDER BY p.id"
         )
         rows = self._conn.execute(sql, [*params, max(0, limit), max(0, offset)])
         return [
@@ -1312,6 +1345,9 @@ class Gallery:
         """The vector index, loaded once and rebuilt from SQLite if missing, stale or damaged."""
         from workstation.gallery.index_build import open_index
 
+        if self.vectors is not None:
+            self._index = self.vectors.index(self, self._index, on_message)
+            return self._index
         if self._index is None or self._index.generation != self.generation:
             self._index = open_index(self, on_message=on_message)
         return self._index
@@ -1325,8 +1361,9 @@ class Gallery:
 
     def save_index(self) -> None:
         """Write the loaded index's changes to its files (no-op when none is loaded)."""
-        if self._index is not None and (self._index.count or self._index.path.exists()):
-            self._index.save()
+        index = self._index
+        if self.vectors is None and index is not None and (index.count or index.path.exists()):
+            index.save()
 
     def _sync_index(
         self,
@@ -1340,7 +1377,12 @@ class Gallery:
         """After a unit of work committed: apply its face changes to the index, if the index
         (in memory, else on disk) was in step with the gallery before it. Otherwise leave it
         (removed faces are still overwritten in its files at once): `index()` catches a behind
-        index up, or rebuilds it, on its next use."""
+        index up, or rebuilds it, on its next use.
+
+        An agency gallery's collection was written before the commit (`_before_commit`)."""
+        if self.vectors is not None:
+            self._index = None if rebuild else self._index
+            return
         index = None if rebuild else self._index
         if index is not None and index.generation != before:
             index = None
@@ -1376,6 +1418,24 @@ class Gallery:
                     self.drop_index_files()
                 except OSError as exc:
                     log.error("%s: index files holding deleted faces: %s", self.folder, exc)
+
+    def _before_commit(
+        self, added: list[tuple[np.ndarray, np.ndarray]], removed: list[int]
+    ) -> None:
+        """A change that added or removed faces is about to commit, the write lock held: an
+        agency gallery's vectors are written to its shared collection now (deleted faces leave
+        searches in the act itself; an interrupted write is repaired on the next open)."""
+        if self.vectors is not None:
+            self.vectors.before_commit(self, added, removed)
+
+    def face_ids(self) -> np.ndarray:
+        """Every face id, ascending (what a derived vector store must hold)."""
+        rows = self._conn.execute("SELECT id FROM faces ORDER BY id").fetchall()
+        return np.asarray([int(r[0]) for r in rows], dtype=np.int64)
+
+    def newest_face_id(self) -> int | None:
+        row = self._conn.execute("SELECT MAX(id) FROM faces").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def _index_at(
         self, generation: int, added: list[tuple[np.ndarray, np.ndarray]], removed: list[int]
@@ -1522,16 +1582,19 @@ def open_gallery(
 
 
 def gallery_kind(folder: Path | str) -> str | None:
-    """EMBEDDED for a folder that holds a gallery, None for one that holds none."""
-    if (Path(folder).expanduser() / DB_NAME).exists():
+    """EMBEDDED or AGENCY for a folder that holds a gallery, None for one that holds none."""
+    folder = Path(folder).expanduser()
+    if (folder / DB_NAME).exists():
         return EMBEDDED
+    if (folder / AGENCY_CONFIG).is_file():
+        return AGENCY
     return None
 
 
 def no_gallery_message(folder: Path) -> str:
     return (
-        f"{folder}: no gallery here (no {DB_NAME}); check the folder given with --gallery or in "
-        "the settings. Only enrolment creates a new gallery"
+        f"{folder}: no gallery here (no {DB_NAME}, no {AGENCY_CONFIG}); check the folder given "
+        "with --gallery or in the settings. Only enrolment creates a new gallery"
     )
 
 

@@ -193,3 +193,15 @@ def test_two_workstations_enrol_at_once_and_nothing_is_lost(agency_folder) -> No
         assert _collection_ids(agency_folder) == {int(i) for i in gallery.face_ids()}
         report = gallery.verify_audit()
         assert report.intact and report.events == 1 + 1 + 8
+
+
+def test_a_released_collection_is_loaded_on_open(agency_folder) -> None:  # type: ignore[no-untyped-def]
+    """Milvus Lite in a new process (or a Milvus that was restarted) holds the collection as
+    'released': opening the gallery loads it instead of failing every search."""
+    with open_gallery(agency_folder, user="examiner1") as gallery:
+        ids = _enrol(gallery, ["P-1", "P-2"])
+    vectors = MilvusVectors(read_config(agency_folder).vectors)
+    vectors.client.release_collection(read_config(agency_folder).vectors.collection)
+    with open_gallery(agency_folder, user="examiner1") as reopened:
+        _, found = reopened.index().search(_vectors(2, 1)[1], 2)
+        assert int(found[0]) == ids[1]

@@ -132,6 +132,7 @@ class MilvusVectors:
         self.settings = settings
         self.description = settings.where
         self._client: Any = None
+        self._loaded = False
 
     @property
     def client(self) -> Any:
@@ -171,11 +172,26 @@ class MilvusVectors:
         client.create_collection(
             name, schema=schema, index_params=index_params, consistency_level="Strong"
         )
+        self._loaded = True  # made with its index: Milvus loads it
 
     def ensure_collection(self, dim: int) -> None:
         existing = self.collection_dim()
         if existing != dim:
             self.create_collection(dim)
+        else:
+            self.ensure_loaded()
+
+    def ensure_loaded(self) -> None:
+        """Load the collection into memory if it is not (a restarted Milvus, or Milvus Lite
+        in a new process, holds collections it already had as 'released': measured, a search
+        or query then fails until it is loaded). Checked once per store."""
+        if self._loaded:
+            return
+        name = self.settings.collection
+        state = str(self.client.get_load_state(name).get("state", ""))
+        if "Loaded" not in state:
+            self.client.load_collection(name)
+        self._loaded = True
 
     def count(self) -> int:
         rows = self.client.query(self.settings.collection, filter="", output_fields=["count(*)"])
@@ -238,6 +254,8 @@ class MilvusVectors:
             rebuilt = drain(self.rebuild(gallery, reason=f"automatic: {reason}"))
             assert isinstance(rebuilt, MilvusIndex)
             return rebuilt
+        if dim and self.collection_dim() is not None:
+            self.ensure_loaded()
         if dim and not gallery.read_only:
             self.repair(gallery, on_message)
         return MilvusIndex(self, gallery)

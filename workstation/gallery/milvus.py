@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -251,7 +251,9 @@ class MilvusVectors:
                 on_message(f"{self.description}: {reason}; rebuilding it from the database")
             from workstation.progress import drain
 
-            rebuilt = drain(self.rebuild(gallery, reason=f"automatic: {reason}"))
+            rebuilt: MilvusIndex | None = drain(
+                self.rebuild(gallery, reason=f"automatic: {reason}")
+            )
             assert isinstance(rebuilt, MilvusIndex)
             return rebuilt
         if dim and self.collection_dim() is not None:
@@ -273,7 +275,7 @@ class MilvusVectors:
 
     def rebuild(
         self, gallery: Gallery, reason: str = "requested", cancel: CancelToken | None = None
-    ) -> Iterator[Progress]:
+    ) -> Generator[Progress, None, MilvusIndex | None]:
         """Drop and refill the collection from the stored embeddings, under the write lock (no
         writer can add a face the refill would miss), audited in the same change; yields
         progress, returns the new index (None when cancelled: the next open completes it)."""
@@ -311,7 +313,9 @@ class MilvusVectors:
         return f"milvus-{self.settings.index_type.lower()}+exact-rescore"
 
     # ------------------------------------------------------------------ repair
-    def repair(self, gallery: Gallery, on_message: Callable[[str], None] | None) -> dict | None:  # type: ignore[type-arg]
+    def repair(
+        self, gallery: Gallery, on_message: Callable[[str], None] | None
+    ) -> dict[str, Any] | None:
         """Compare the collection with the database and mend it (see the module docstring).
 
         Returns the repair's audit details, or None when nothing needed mending.

@@ -278,6 +278,7 @@ class Gallery:
         self.witness_problems: list[str] = []
         db_path = self.folder / DB_NAME
         self._index: Any = None
+        self._conn: Database
         self.read_only = read_only
         # An agency gallery's vectors (a Milvus collection); None: FAISS files in the folder.
         self.vectors: MilvusVectors | None = None
@@ -1352,7 +1353,7 @@ class Gallery:
             self._index = open_index(self, on_message=on_message)
         return self._index
 
-    def use_index(self, index: VectorIndex | None) -> None:
+    def use_index(self, index: Any) -> None:
         """Keep `index` as this gallery's loaded index (after building or rebuilding it)."""
         self._index = index
 

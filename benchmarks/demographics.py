@@ -269,9 +269,9 @@ def main() -> None:
                 print(
                     f"    spread (highest / lowest non-zero group): {max(rates) / min(rates):.1f}x"
                 )
-        report["configurations"][key] = {"label": configuration(key).label, "groups": rows}  # type: ignore[index]
+        report["configurations"][key] = {"label": configuration(key).label, "groups": rows}
         if args.check_calibration:
-            report["configurations"][key]["calibration_check"] = check_calibration(  # type: ignore[index]
+            report["configurations"][key]["calibration_check"] = check_calibration(
                 key, vectors, groups
             )
     if args.json_out:

@@ -43,7 +43,7 @@ def items_of(faces: Path) -> list[EnrollItem]:
         ]
 
 
-def run(engine, items: list[EnrollItem], workers: int, batch: int, label: str) -> dict:  # type: ignore[no-untyped-def]
+def run(engine, items: list[EnrollItem], workers: int, batch: int, label: str) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="ws-enroll-speed-"))
     try:
         with Gallery(folder / "gallery", user="bench") as gallery:
@@ -71,7 +71,7 @@ def run(engine, items: list[EnrollItem], workers: int, batch: int, label: str) -
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def stages(engine, items: list[EnrollItem]) -> dict:  # type: ignore[no-untyped-def]
+def stages(engine, items: list[EnrollItem]) -> dict:
     """Per-photo stage times, one photo at a time (no overlap), in milliseconds."""
     times: dict[str, list[float]] = {
         k: [] for k in ("decode", "detect", "align", "embed", "quality")

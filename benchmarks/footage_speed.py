@@ -42,7 +42,7 @@ def photos() -> list[Path]:
     return [fixtures / n for n in ("obama.jpg", "biden.jpg", "obama2.jpg", "biden.jpg")]
 
 
-def make_clip(engine, path: Path, seconds: float) -> int:  # type: ignore[no-untyped-def]
+def make_clip(engine, path: Path, seconds: float) -> int:
     from workstation.vision.cvcompat import cv2_module
     from workstation.vision.images import load_image
 

@@ -67,7 +67,7 @@ def make_photos(faces: Path, out: Path, copies: int) -> tuple[Path, list[Path]]:
     return manifest, probes
 
 
-def fill_synthetic(folder: Path, count: int, model) -> None:  # type: ignore[no-untyped-def]
+def fill_synthetic(folder: Path, count: int, model) -> None:
     """Synthetic faces through the gallery's bulk API (one audited unit of work), then the
     index rebuilt as an enrolment of that size would leave it."""
     from workstation.audit.actions import AuditAction
@@ -136,7 +136,7 @@ def main() -> None:
         window = MainWindowWidget(context)
         window.show()
         context.set_case(CaseInfo("BENCH-1", "GUI latency benchmark"))
-        enrol = window.panels["Gallery"].enrol_widget  # type: ignore[attr-defined]
+        enrol = window.panels["Gallery"].enrol_widget
         search_page = window.search_page
 
         gaps: list[float] = []

@@ -24,7 +24,7 @@ from workstation.vision.images import load_image  # noqa: E402
 RUNS = 15
 
 
-def median_ms(work) -> float:  # type: ignore[no-untyped-def]
+def median_ms(work) -> float:
     times = []
     for _ in range(RUNS):
         start = time.perf_counter()

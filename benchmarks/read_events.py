@@ -107,7 +107,7 @@ def gui_run(folder: Path, seconds: float, record: bool) -> dict[str, Any]:
 
     real = manager_module.record_read_once
     if not record:
-        manager_module.record_read_once = lambda *a, **k: None  # type: ignore[assignment]
+        manager_module.record_read_once = lambda *a, **k: None
     try:
         app = QApplication.instance() or QApplication([])
         with Gallery(folder, user="bench", read_only=True) as gallery:

@@ -187,7 +187,7 @@ def make_data(folder: Path, size: int, dim: int, params: dict[str, float], queri
     np.save(folder / "truth.npy", truth)
 
 
-def data_blocks(folder: Path, size: int, dim: int):  # type: ignore[no-untyped-def]
+def data_blocks(folder: Path, size: int, dim: int):
     for start in range(0, size, CHUNK):
         count = min(CHUNK, size - start)
         yield np.fromfile(

@@ -42,15 +42,15 @@ def unsigned() -> Iterator[None]:
         change_module.GalleryChange._row_entries,
         Gallery.witness_head,
     )
-    SigningKey.sign = lambda self, message: ""  # type: ignore[method-assign]
-    change_module.GalleryChange._row_entries = lambda self: []  # type: ignore[method-assign]
-    Gallery.witness_head = lambda self: None  # type: ignore[method-assign]
+    SigningKey.sign = lambda self, message: ""
+    change_module.GalleryChange._row_entries = lambda self: []
+    Gallery.witness_head = lambda self: None
     try:
         yield
     finally:
-        SigningKey.sign = sign  # type: ignore[method-assign]
-        change_module.GalleryChange._row_entries = entries  # type: ignore[method-assign]
-        Gallery.witness_head = witness  # type: ignore[method-assign]
+        SigningKey.sign = sign
+        change_module.GalleryChange._row_entries = entries
+        Gallery.witness_head = witness
 
 
 def events_per_second(folder: Path, examiner: Examiner, count: int) -> float:

@@ -48,7 +48,7 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine():  # type: ignore[no-untyped-def]
+def engine():
     """The real default engine (the registry's default configuration), loaded once per session."""
     from workstation.vision.registry import create_engine
 
@@ -76,7 +76,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def agency_servers():  # type: ignore[no-untyped-def]
+def agency_servers():
     """PostgreSQL (pgserver) and Milvus Lite for the session. Without them installed the agency
     tests are skipped, unless WORKSTATION_REQUIRE_AGENCY=1 (CI) makes that a failure."""
     from agency_servers import AgencyServers, agency_available
@@ -92,7 +92,7 @@ def agency_servers():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def new_gallery_folder(gallery_kind: str, tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def new_gallery_folder(gallery_kind: str, tmp_path: Path, request: pytest.FixtureRequest):
     """A factory of empty gallery folders of this test's kind: `new_gallery_folder("name")`.
 
     Embedded: a folder path where the first opening creates the gallery. Agency: a folder with
@@ -114,12 +114,12 @@ def new_gallery_folder(gallery_kind: str, tmp_path: Path, request: pytest.Fixtur
 
 
 @pytest.fixture
-def gallery_folder(new_gallery_folder):  # type: ignore[no-untyped-def]
+def gallery_folder(new_gallery_folder):
     return new_gallery_folder("gallery")
 
 
 @pytest.fixture
-def gallery(gallery_folder: Path):  # type: ignore[no-untyped-def]
+def gallery(gallery_folder: Path):
     from workstation.gallery.store import Gallery
 
     with Gallery(gallery_folder, user="examiner1") as opened:

@@ -97,7 +97,7 @@ class profile_env:
         self._before.append((os.environ["WORKSTATION_CONFIG_DIR"], identity.os_login))
         os.environ["WORKSTATION_CONFIG_DIR"] = str(self.examiner.profile)
         name = self.examiner.name
-        identity.os_login = lambda: name  # type: ignore[assignment]
+        identity.os_login = lambda: name
         return self.examiner
 
     def __exit__(self, *exc_info: object) -> None:

@@ -27,7 +27,7 @@ class Appearance:
     width: int = 150  # pasted crop width (the face is about 55% of it)
 
 
-def face_crop(engine, photo: Path, width: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def face_crop(engine, photo: Path, width: int) -> np.ndarray:
     """The photo cropped around its largest face (box grown by 40% per side), `width` wide."""
     cv2 = cv2_module()
     bgr = load_image(photo).bgr
@@ -40,7 +40,7 @@ def face_crop(engine, photo: Path, width: int) -> np.ndarray:  # type: ignore[no
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def make_clip(  # type: ignore[no-untyped-def]
+def make_clip(
     engine,
     path: Path,
     appearances: list[Appearance],

@@ -21,7 +21,7 @@ WAIT_MS = 60_000
 CASE = CaseInfo("2026-0415", "identify the man in the bank lobby photo")
 
 
-def enrol_gallery(folder: Path, engine, photo_paths: dict[str, Path], extra: list[Path] = ()):  # type: ignore[no-untyped-def]
+def enrol_gallery(folder: Path, engine, photo_paths: dict[str, Path], extra: list[Path] = ()):
     """obama (obama.jpg), biden (biden.jpg), plus any extra photos each as their own subject."""
     items = [
         EnrollItem("obama", photo_paths["obama"], "test", "Barack Obama"),
@@ -36,7 +36,7 @@ def enrol_gallery(folder: Path, engine, photo_paths: dict[str, Path], extra: lis
     return folder
 
 
-def make_context(folder: Path, engine, user: str = "examiner1") -> AppContext:  # type: ignore[no-untyped-def]
+def make_context(folder: Path, engine, user: str = "examiner1") -> AppContext:
     # Each examiner from their own profile (registered in the gallery by its administrator).
     context = AppContext(folder, examiner=as_examiner(folder, user))
     context._engine = engine  # share the session's models instead of loading them again

@@ -22,7 +22,7 @@ ALTERED = "does not match its recorded SHA-256: altered or replaced"
 
 
 @pytest.fixture
-def altered(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+def altered(tmp_path: Path, qtbot, engine, photo_paths):
     """obama and biden enrolled, a search recorded, then obama's stored copy swapped for
     biden's photo (as someone with file access could)."""
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
@@ -45,7 +45,7 @@ def altered(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-unty
     context.pool.wait()
 
 
-def test_candidate_table_and_compare_say_so(qtbot, altered) -> None:  # type: ignore[no-untyped-def]
+def test_candidate_table_and_compare_say_so(qtbot, altered) -> None:
     context, obama = altered
     candidates = CandidatesWidget(context)
     qtbot.addWidget(candidates)
@@ -73,7 +73,7 @@ def test_candidate_table_and_compare_say_so(qtbot, altered) -> None:  # type: ig
     assert ALTERED in dialog.error_label.text() and not dialog.error_label.isHidden()
 
 
-def test_gallery_manager_says_so(qtbot, altered) -> None:  # type: ignore[no-untyped-def]
+def test_gallery_manager_says_so(qtbot, altered) -> None:
     context, obama = altered
     manager = GalleryManagerWidget(context)
     qtbot.addWidget(manager)
@@ -95,7 +95,7 @@ def test_gallery_manager_says_so(qtbot, altered) -> None:  # type: ignore[no-unt
     assert shown.cacheKey() == manager.thumbnails._altered.cacheKey()
 
 
-def test_report_says_so_in_place_of_the_photo(altered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_report_says_so_in_place_of_the_photo(altered, tmp_path: Path) -> None:
     context, obama = altered
     pdf = tmp_path / "report.pdf"
     code, _, err = run_cli(

@@ -22,7 +22,7 @@ from workstation.gui.main_window import MainWindowWidget
 
 
 @pytest.fixture
-def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+def window(tmp_path: Path, qtbot, engine, photo_paths):
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
     context = make_context(folder, engine)
     win = MainWindowWidget(context)
@@ -33,13 +33,13 @@ def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyp
     context.pool.wait()
 
 
-def load_by_drop(qtbot, win: MainWindowWidget, path: Path) -> None:  # type: ignore[no-untyped-def]
+def load_by_drop(qtbot, win: MainWindowWidget, path: Path) -> None:
     probe = win.search_page.probe
     with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
         drop_files(win, [path])
 
 
-def test_drop_photo_shows_its_faces(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_drop_photo_shows_its_faces(qtbot, window, photo_paths) -> None:
     load_by_drop(qtbot, window, photo_paths["obama2"])
     probe = window.search_page.probe
     assert probe.image is not None and probe.image.path == photo_paths["obama2"]
@@ -52,7 +52,7 @@ def test_drop_photo_shows_its_faces(qtbot, window, photo_paths) -> None:  # type
     assert str(photo_paths["obama2"]) in (window.context.history.recent_files)
 
 
-def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_path) -> None:
     window.context.set_case(CASE)
     load_by_drop(qtbot, window, photo_paths["obama2"])
     page = window.search_page
@@ -78,7 +78,7 @@ def test_search_records_and_lists_candidates(qtbot, window, photo_paths, tmp_pat
     assert events[0].details["probe_sha256"] == page.probe.image.sha256
 
 
-def test_draw_box_makes_a_manual_face_and_searches_it(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_draw_box_makes_a_manual_face_and_searches_it(qtbot, window, photo_paths) -> None:
     from PySide6.QtCore import QPoint, Qt
 
     window.context.set_case(CASE)
@@ -115,7 +115,7 @@ def test_draw_box_makes_a_manual_face_and_searches_it(qtbot, window, photo_paths
     assert page.candidates.model.candidate(0).subject_id == "obama"
 
 
-def test_each_face_in_turn(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_each_face_in_turn(qtbot, window, photo_paths, tmp_path) -> None:
     window.context.set_case(CASE)
     load_by_drop(qtbot, window, two_face_photo(tmp_path, photo_paths))
     page = window.search_page
@@ -132,7 +132,7 @@ def test_each_face_in_turn(qtbot, window, photo_paths, tmp_path) -> None:  # typ
     assert progress, "the progress bar moved"
 
 
-def test_poor_probe_needs_a_note(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_poor_probe_needs_a_note(qtbot, window, photo_paths) -> None:
     from workstation.domain import BBox
 
     window.context.set_case(CASE)
@@ -159,7 +159,7 @@ def test_poor_probe_needs_a_note(qtbot, window, photo_paths) -> None:  # type: i
     assert page.candidates.current_search.note.startswith("only image")
 
 
-def test_unreadable_file_is_reported_and_app_keeps_running(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_file_is_reported_and_app_keeps_running(qtbot, window, tmp_path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not really a jpeg")
     probe = window.search_page.probe
@@ -170,7 +170,7 @@ def test_unreadable_file_is_reported_and_app_keeps_running(qtbot, window, tmp_pa
     assert probe.image is None
 
 
-def test_folder_drop_queues_its_photos(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_folder_drop_queues_its_photos(qtbot, window, photo_paths, tmp_path) -> None:
     from tests.gui.analyst_support import copy_photo
 
     folder = tmp_path / "stills"
@@ -186,7 +186,7 @@ def test_folder_drop_queues_its_photos(qtbot, window, photo_paths, tmp_path) -> 
     assert probe.image.path.name == "obama.jpg"
 
 
-def test_zoom_fit_and_actual_size(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_zoom_fit_and_actual_size(qtbot, window, photo_paths) -> None:
     load_by_drop(qtbot, window, photo_paths["obama"])
     canvas = window.search_page.probe.canvas
     window.actions["actual"].trigger()
@@ -199,7 +199,7 @@ def test_zoom_fit_and_actual_size(qtbot, window, photo_paths) -> None:  # type: 
     assert shown[1].x() - shown[0].x() <= canvas.viewport().width() + 2
 
 
-def test_window_layout_is_saved_in_the_config_dir(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_window_layout_is_saved_in_the_config_dir(qtbot, window, tmp_path) -> None:
     window.close()
     stored = tmp_path / "user-config" / "window.ini"
     text = stored.read_text()
@@ -213,12 +213,12 @@ def test_window_layout_is_saved_in_the_config_dir(qtbot, window, tmp_path) -> No
     assert again.restoreGeometry(saved)
 
 
-def test_every_action_has_a_shortcut(window) -> None:  # type: ignore[no-untyped-def]
+def test_every_action_has_a_shortcut(window) -> None:
     missing = [k for k, a in window.actions.items() if not a.shortcuts() and k != "close_case"]
     assert missing == []
 
 
-def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:
     from workstation.vision.images import load_image
 
     footage = window.footage_panel
@@ -231,7 +231,7 @@ def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:  #
     assert str(frame.path) not in (window.context.history.recent_files)
 
 
-def test_switching_gallery_folder_in_settings(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_switching_gallery_folder_in_settings(qtbot, window, tmp_path) -> None:
     other = tmp_path / "other-gallery"
     with qtbot.waitSignal(window.context.gallery_changed, timeout=WAIT_MS):
         window._on_gallery_folder_changed(str(other))
@@ -239,7 +239,7 @@ def test_switching_gallery_folder_in_settings(qtbot, window, tmp_path) -> None: 
     assert str(other) in window.gallery_label.text()
 
 
-def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_path) -> None:
     window.context.set_case(CASE)
     load_by_drop(qtbot, window, two_face_photo(tmp_path, photo_paths))
     page = window.search_page
@@ -257,7 +257,7 @@ def test_cancel_stops_search_each_between_faces(qtbot, window, photo_paths, tmp_
     assert not page.searching and not page.cancel_button.isEnabled()
 
 
-def test_recent_files_menu_reopens_a_photo(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_recent_files_menu_reopens_a_photo(qtbot, window, photo_paths) -> None:
     load_by_drop(qtbot, window, photo_paths["biden"])
     load_by_drop(qtbot, window, photo_paths["obama"])
     window.recent_menu.aboutToShow.emit()
@@ -269,7 +269,7 @@ def test_recent_files_menu_reopens_a_photo(qtbot, window, photo_paths) -> None: 
     assert probe.image.path == photo_paths["biden"]
 
 
-def test_search_on_an_empty_gallery_says_so(qtbot, tmp_path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_search_on_an_empty_gallery_says_so(qtbot, tmp_path, engine, photo_paths) -> None:
     context = make_context(tmp_path / "empty-gallery", engine)
     win = MainWindowWidget(context)
     qtbot.addWidget(win)
@@ -284,14 +284,14 @@ def test_search_on_an_empty_gallery_says_so(qtbot, tmp_path, engine, photo_paths
     context.pool.wait()
 
 
-def test_search_without_a_case_asks_for_one_first(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_search_without_a_case_asks_for_one_first(qtbot, window, photo_paths) -> None:
     from PySide6.QtCore import QTimer
 
     assert window.context.case is None
     load_by_drop(qtbot, window, photo_paths["obama2"])
     asked = []
 
-    def answer(dialog) -> None:  # type: ignore[no-untyped-def]
+    def answer(dialog) -> None:
         asked.append(dialog)
 
         def fill_and_accept() -> None:
@@ -310,7 +310,7 @@ def test_search_without_a_case_asks_for_one_first(qtbot, window, photo_paths) ->
     assert CASE.case_id in window.case_bar.case_label.text()
 
 
-def test_cancelled_case_dialog_means_no_search(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_cancelled_case_dialog_means_no_search(qtbot, window, photo_paths) -> None:
     from PySide6.QtCore import QTimer
 
     load_by_drop(qtbot, window, photo_paths["obama2"])

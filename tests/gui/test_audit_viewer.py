@@ -23,7 +23,7 @@ READING = CaseInfo("C-AUD-7", "internal audit review")
 
 
 @pytest.fixture
-def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  # type: ignore[no-untyped-def]
+def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:
     """A gallery with two enrolments and a search in each of two cases, all by the real core."""
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
@@ -38,14 +38,14 @@ def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  
 
 
 @pytest.fixture
-def context(gallery_dir: Path, qtbot):  # type: ignore[no-untyped-def]
+def context(gallery_dir: Path, qtbot):
     ctx = AppContext(gallery_dir, user="examiner1")
     ctx.set_case(READING)  # reading the log is recorded against a case
     yield ctx
     ctx.pool.wait()
 
 
-def _viewer(qtbot, context: AppContext) -> AuditViewerWidget:  # type: ignore[no-untyped-def]
+def _viewer(qtbot, context: AppContext) -> AuditViewerWidget:
     viewer = AuditViewerWidget(context)
     qtbot.addWidget(viewer)
     viewer.show()  # the log is read when the tab is in view
@@ -54,7 +54,7 @@ def _viewer(qtbot, context: AppContext) -> AuditViewerWidget:  # type: ignore[no
     return viewer
 
 
-def _verify(qtbot, viewer: AuditViewerWidget) -> None:  # type: ignore[no-untyped-def]
+def _verify(qtbot, viewer: AuditViewerWidget) -> None:
     qtbot.mouseClick(viewer.verify_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not viewer.verifying, timeout=WAIT_MS)
 
@@ -171,7 +171,7 @@ def test_model_passes_qtmodeltester(qtbot, qtmodeltester, context: AppContext) -
     qtmodeltester.check(model, force_py=True)
 
 
-def _readings(gallery_dir: Path) -> list:  # type: ignore[type-arg]
+def _readings(gallery_dir: Path) -> list:
     with Gallery(gallery_dir, read_only=True) as gallery:
         return [e for e in gallery.audit_events() if e.action == "view"]
 

@@ -22,7 +22,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def searched(tmp_path: Path, engine, photo_paths, shared_faces):  # type: ignore[no-untyped-def]
+def searched(tmp_path: Path, engine, photo_paths, shared_faces):
     """A gallery of 6 subjects and one recorded search of obama2.jpg in CASE."""
     folder = enrol_gallery(
         tmp_path / "gallery", engine, photo_paths, shared_extras(shared_faces, 4)
@@ -36,7 +36,7 @@ def searched(tmp_path: Path, engine, photo_paths, shared_faces):  # type: ignore
     return folder, result
 
 
-def test_model_passes_qtmodeltester(qtmodeltester, searched) -> None:  # type: ignore[no-untyped-def]
+def test_model_passes_qtmodeltester(qtmodeltester, searched) -> None:
     folder, _ = searched
     with open_as(folder, "examiner1") as gallery:
         searches = load_case_searches(gallery, CASE.case_id)
@@ -52,7 +52,7 @@ def test_model_passes_qtmodeltester(qtmodeltester, searched) -> None:  # type: i
     qtmodeltester.check(model, force_py=True)
 
 
-def test_false_match_columns_show_the_stored_words_or_na(searched) -> None:  # type: ignore[no-untyped-def]
+def test_false_match_columns_show_the_stored_words_or_na(searched) -> None:
     """The FMR cell shows the words the calibration wrote, as they are (a bound stays a bound);
     n/a, with the reason as its tooltip, when the search was not calibrated."""
     from PySide6.QtCore import Qt
@@ -101,7 +101,7 @@ def test_columns_come_from_the_one_spec() -> None:
     assert headers == [c.header for c in spec]
 
 
-def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searched, engine):  # type: ignore[no-untyped-def]
+def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searched, engine):
     folder, result = searched
     context = make_context(folder, engine)
     context.set_case(CASE)
@@ -151,7 +151,7 @@ def test_blind_review_hides_scores_until_every_candidate_is_decided(qtbot, searc
     assert "excluded (examiner1)" in model.data(model.index(0, model.COL_DECISION))
 
 
-def test_thumbnails_arrive_from_the_worker(qtbot, searched, engine) -> None:  # type: ignore[no-untyped-def]
+def test_thumbnails_arrive_from_the_worker(qtbot, searched, engine) -> None:
     from PySide6.QtCore import Qt
 
     folder, _ = searched

@@ -13,7 +13,7 @@ from workstation.gui.context import AppContext, CaseInfo
 from workstation.settings import load_history
 
 
-def test_dialog_needs_case_number_and_purpose(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_dialog_needs_case_number_and_purpose(qtbot) -> None:
     dialog = CaseDialog(["2026-0001"], {"2026-0001": "find the driver"})
     qtbot.addWidget(dialog)
     ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
@@ -25,7 +25,7 @@ def test_dialog_needs_case_number_and_purpose(qtbot) -> None:  # type: ignore[no
     assert dialog.case_info() == CaseInfo("2026-0999", "identify the person in still 4")
 
 
-def test_recent_case_fills_in_its_purpose(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_recent_case_fills_in_its_purpose(qtbot) -> None:
     dialog = CaseDialog(["2026-0001", "2026-0002"], {"2026-0002": "find the driver"})
     qtbot.addWidget(dialog)
     assert dialog.case_combo.count() == 2
@@ -33,7 +33,7 @@ def test_recent_case_fills_in_its_purpose(qtbot) -> None:  # type: ignore[no-unt
     assert dialog.purpose_edit.text() == "find the driver"
 
 
-def test_bar_shows_case_and_remembers_it(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bar_shows_case_and_remembers_it(qtbot, tmp_path: Path) -> None:
     context = AppContext(tmp_path / "gallery", user="examiner7")
     bar = CaseBarWidget(context)
     qtbot.addWidget(bar)
@@ -53,7 +53,7 @@ def test_bar_shows_case_and_remembers_it(qtbot, tmp_path: Path) -> None:  # type
     context.pool.wait()
 
 
-def test_create_application_removes_cv2_qt_variables(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_create_application_removes_cv2_qt_variables(qtbot, monkeypatch) -> None:
     from workstation.gui.application import create_application
 
     app = create_application()
@@ -65,7 +65,7 @@ def test_create_application_removes_cv2_qt_variables(qtbot, monkeypatch) -> None
         assert not os.environ.get(name, "").startswith(cv2_dir)
 
 
-def test_run_app_opens_the_window_and_returns_an_exit_code(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_run_app_opens_the_window_and_returns_an_exit_code(qtbot, tmp_path: Path) -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -87,7 +87,7 @@ def test_run_app_opens_the_window_and_returns_an_exit_code(qtbot, tmp_path: Path
     assert str(tmp_path / "g") in seen
 
 
-def test_unexpected_error_is_logged_and_reported_in_words(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_error_is_logged_and_reported_in_words(qtbot, tmp_path: Path) -> None:
     import sys
 
     from workstation.gui.app import install_error_hook
@@ -110,7 +110,7 @@ def test_unexpected_error_is_logged_and_reported_in_words(qtbot, tmp_path: Path)
     window.context.pool.wait()
 
 
-def test_first_start_on_a_new_gallery_registers_its_creator(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_first_start_on_a_new_gallery_registers_its_creator(qtbot, tmp_path: Path) -> None:
     """At first start every tab's worker opens the new gallery at once; the examiner must come
     out as its first administrator, not "not registered here" because one opening found the
     database busy while another was creating it."""

@@ -21,7 +21,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+def window(tmp_path: Path, qtbot, engine, photo_paths):
     """Two cases searched by examiner1: C-1 (obama2, a lead on obama) and C-2 (biden)."""
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
     with open_as(folder, "examiner1") as gallery:
@@ -38,12 +38,12 @@ def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyp
     context.pool.wait()
 
 
-def _reload(qtbot, panel) -> None:  # type: ignore[no-untyped-def]
+def _reload(qtbot, panel) -> None:
     with qtbot.waitSignal(panel.cases_loaded, timeout=WAIT_MS):
         panel.reload()
 
 
-def test_the_list_shows_each_case_and_enter_opens_it_in_search(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_the_list_shows_each_case_and_enter_opens_it_in_search(qtbot, window) -> None:
     panel = window.cases_panel
     window.tabs.setCurrentWidget(panel)
     model = panel.model
@@ -73,7 +73,7 @@ def test_the_list_shows_each_case_and_enter_opens_it_in_search(qtbot, window) ->
     assert "C-1" in window.context.history.recent_cases
 
 
-def test_closing_and_archiving_through_the_dialog_are_audited(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_closing_and_archiving_through_the_dialog_are_audited(qtbot, window) -> None:
     panel = window.cases_panel
     panel.select_case("C-2")
     assert panel.close_button.isEnabled() and not panel.reopen_button.isEnabled()
@@ -118,7 +118,7 @@ def test_closing_and_archiving_through_the_dialog_are_audited(qtbot, window) -> 
         assert gallery.verify_audit().intact
 
 
-def test_an_archived_case_refuses_a_search_in_the_app(qtbot, window, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_an_archived_case_refuses_a_search_in_the_app(qtbot, window, photo_paths) -> None:
     folder = window.context.gallery_dir
     with open_as(folder, "examiner1") as gallery:
         archive_case(gallery, "C-1", "court case concluded")

@@ -17,7 +17,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):  # type: ignore[no-untyped-def]
+def setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):
     folder = enrol_gallery(
         tmp_path / "gallery", engine, photo_paths, shared_extras(shared_faces, 2)
     )
@@ -36,7 +36,7 @@ def setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):  # type: ig
     context.pool.wait()
 
 
-def open_dialog(qtbot, context, candidates, image) -> CompareDialog:  # type: ignore[no-untyped-def]
+def open_dialog(qtbot, context, candidates, image) -> CompareDialog:
     dialog = CompareDialog(context, candidates, image)
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.candidate_shown, timeout=WAIT_MS):
@@ -48,7 +48,7 @@ def metadata(dialog: CompareDialog, row_name: str, column: int) -> str:
     return dialog.table.item(METADATA_ROWS.index(row_name), column).text()
 
 
-def test_both_sides_and_metadata(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_both_sides_and_metadata(qtbot, setup) -> None:
     context, candidates, image = setup
     dialog = open_dialog(qtbot, context, candidates, image)
     assert "Candidate 1 of 4: obama" in dialog.header.text()
@@ -61,7 +61,7 @@ def test_both_sides_and_metadata(qtbot, setup) -> None:  # type: ignore[no-untyp
     assert dialog.probe_crop.scene().items() and dialog.cand_photo.scene().items()
 
 
-def test_step_through_candidates_with_keys(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_step_through_candidates_with_keys(qtbot, setup) -> None:
     from PySide6.QtCore import Qt
 
     context, candidates, image = setup
@@ -79,7 +79,7 @@ def test_step_through_candidates_with_keys(qtbot, setup) -> None:  # type: ignor
     assert candidates.current_candidate().subject_id == seen[2]
 
 
-def test_linked_zoom_pan_landmarks_overlay_and_flicker(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_linked_zoom_pan_landmarks_overlay_and_flicker(qtbot, setup) -> None:
     context, candidates, image = setup
     dialog = open_dialog(qtbot, context, candidates, image)
     dialog.probe_photo.zoom_by(2.0)
@@ -107,7 +107,7 @@ def test_linked_zoom_pan_landmarks_overlay_and_flicker(qtbot, setup) -> None:  #
     assert not dialog.overlay.timer.isActive() and dialog.overlay.over.isVisible()
 
 
-def test_decision_from_the_compare_view_updates_the_list(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_decision_from_the_compare_view_updates_the_list(qtbot, setup) -> None:
     context, candidates, image = setup
     dialog = open_dialog(qtbot, context, candidates, image)
     dialog.decisions.note_edit.setText("eyebrows and ears differ")
@@ -117,7 +117,7 @@ def test_decision_from_the_compare_view_updates_the_list(qtbot, setup) -> None: 
     assert model.data(model.index(0, model.COL_DECISION)) == "excluded (examiner1)"
 
 
-def test_probe_file_changed_since_search_is_reported(qtbot, setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_probe_file_changed_since_search_is_reported(qtbot, setup, tmp_path) -> None:
     context, candidates, _image = setup
     search = candidates.current_search
     moved = tmp_path / "gone.jpg"
@@ -132,7 +132,7 @@ def test_probe_file_changed_since_search_is_reported(qtbot, setup, tmp_path) -> 
     assert dialog.error_label.isVisibleTo(dialog)
 
 
-def _compare_views(context) -> list:  # type: ignore[no-untyped-def,type-arg]
+def _compare_views(context) -> list:
     from workstation.gallery.store import Gallery
 
     with Gallery(context.gallery_dir, read_only=True) as gallery:
@@ -143,7 +143,7 @@ def _compare_views(context) -> list:  # type: ignore[no-untyped-def,type-arg]
         ]
 
 
-def test_each_candidate_opened_is_recorded_once_per_opening(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_each_candidate_opened_is_recorded_once_per_opening(qtbot, setup) -> None:
     from PySide6.QtCore import Qt
 
     context, candidates, image = setup
@@ -171,7 +171,7 @@ def test_each_candidate_opened_is_recorded_once_per_opening(qtbot, setup) -> Non
     assert [e.details["subject_id"] for e in _compare_views(context)][2:] == [first.subject_id]
 
 
-def test_score_plot_marks_this_candidate_and_hides_in_blind_review(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_score_plot_marks_this_candidate_and_hides_in_blind_review(qtbot, setup) -> None:
     from PySide6.QtGui import QColor
 
     from workstation.reports.columns import cell

@@ -20,7 +20,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def searched(tmp_path: Path, engine, photo_paths):  # type: ignore[no-untyped-def]
+def searched(tmp_path: Path, engine, photo_paths):
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
     image = load_image(photo_paths["obama2"])
     face = engine.analyze(image.bgr)[0]
@@ -29,7 +29,7 @@ def searched(tmp_path: Path, engine, photo_paths):  # type: ignore[no-untyped-de
     return folder, image
 
 
-def open_compare(qtbot, folder, engine, image, user):  # type: ignore[no-untyped-def]
+def open_compare(qtbot, folder, engine, image, user):
     context = make_context(folder, engine, user)
     context.set_case(CASE)
     candidates = CandidatesWidget(context)
@@ -56,13 +56,13 @@ def fill(dialog: CompareDialog, conclusion: Conclusion, ears: Finding) -> None:
     sheet.conclusion_note.setText("ears weigh most")
 
 
-def record(qtbot, dialog: CompareDialog):  # type: ignore[no-untyped-def]
+def record(qtbot, dialog: CompareDialog):
     with qtbot.waitSignal(dialog.sheet.sheet_recorded, timeout=WAIT_MS) as blocker:
         dialog.sheet.record_button.click()
     return blocker.args[0]
 
 
-def test_sheet_with_a_drawn_annotation_saves_and_reloads(qtbot, searched, engine) -> None:  # type: ignore[no-untyped-def]
+def test_sheet_with_a_drawn_annotation_saves_and_reloads(qtbot, searched, engine) -> None:
     folder, image = searched
     context, dialog = open_compare(qtbot, folder, engine, image, "examiner1")
     assert "not recorded a sheet" in dialog.sheet.status.text()
@@ -96,7 +96,7 @@ def test_sheet_with_a_drawn_annotation_saves_and_reloads(qtbot, searched, engine
     assert actions.count("comparison_sheet") == 1
 
 
-def test_verification_is_blind_until_the_verifier_records(qtbot, searched, engine) -> None:  # type: ignore[no-untyped-def]
+def test_verification_is_blind_until_the_verifier_records(qtbot, searched, engine) -> None:
     folder, image = searched
     context, first = open_compare(qtbot, folder, engine, image, "examiner1")
     fill(first, Conclusion.STRONG_SAME, Finding.SIMILAR)
@@ -127,7 +127,7 @@ def test_verification_is_blind_until_the_verifier_records(qtbot, searched, engin
     assert "strong support for same source" in texts
 
 
-def test_the_pdf_prints_the_sheet_and_its_scale(qtbot, searched, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_pdf_prints_the_sheet_and_its_scale(qtbot, searched, engine, tmp_path) -> None:
     import shutil
     import subprocess
     import unicodedata

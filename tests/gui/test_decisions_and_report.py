@@ -18,7 +18,7 @@ OPENED: list[MainWindowWidget] = []
 
 
 @pytest.fixture(autouse=True)
-def finish_workers():  # type: ignore[no-untyped-def]
+def finish_workers():
     """Let every window's background work finish before its widgets are deleted."""
     yield
     while OPENED:
@@ -27,7 +27,7 @@ def finish_workers():  # type: ignore[no-untyped-def]
         context.pool.wait()
 
 
-def open_window(qtbot, folder: Path, engine, user: str) -> MainWindowWidget:  # type: ignore[no-untyped-def]
+def open_window(qtbot, folder: Path, engine, user: str) -> MainWindowWidget:
     win = MainWindowWidget(make_context(folder, engine, user))
     qtbot.addWidget(win)
     OPENED.append(win)
@@ -35,7 +35,7 @@ def open_window(qtbot, folder: Path, engine, user: str) -> MainWindowWidget:  # 
     return win
 
 
-def searched_window(qtbot, tmp_path, engine, photo_paths) -> MainWindowWidget:  # type: ignore[no-untyped-def]
+def searched_window(qtbot, tmp_path, engine, photo_paths) -> MainWindowWidget:
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
     win = open_window(qtbot, folder, engine, "examiner1")
     win.context.set_case(CASE)
@@ -48,7 +48,7 @@ def searched_window(qtbot, tmp_path, engine, photo_paths) -> MainWindowWidget:  
     return win
 
 
-def record(qtbot, panel: DecisionPanelWidget, decision: str, note: str) -> list:  # type: ignore[no-untyped-def]
+def record(qtbot, panel: DecisionPanelWidget, decision: str, note: str) -> list:
     qtbot.waitUntil(panel.buttons[decision].isEnabled, timeout=WAIT_MS)  # earlier work done
     panel.note_edit.setText(note)
     outcome: list = []
@@ -60,7 +60,7 @@ def record(qtbot, panel: DecisionPanelWidget, decision: str, note: str) -> list:
     return outcome[0]
 
 
-def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, photo_paths) -> None:
     first = searched_window(qtbot, tmp_path, engine, photo_paths)
     page = first.search_page
     panel = page.decisions
@@ -106,7 +106,7 @@ def test_decisions_and_second_examiner_confirmation(qtbot, tmp_path, engine, pho
     ]
 
 
-def test_export_writes_pdf_and_bundle_with_the_case(qtbot, tmp_path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_export_writes_pdf_and_bundle_with_the_case(qtbot, tmp_path, engine, photo_paths) -> None:
     win = searched_window(qtbot, tmp_path, engine, photo_paths)
     page = win.search_page
     page.candidates.select_candidate_row(0)
@@ -141,7 +141,7 @@ def test_export_writes_pdf_and_bundle_with_the_case(qtbot, tmp_path, engine, pho
 
 def test_export_dialog_asks_before_replacing_the_report_or_its_bundle(
     qtbot, tmp_path, engine, photo_paths, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from PySide6.QtWidgets import QFileDialog, QMessageBox
 
     win = searched_window(qtbot, tmp_path, engine, photo_paths)
@@ -150,7 +150,7 @@ def test_export_dialog_asks_before_replacing_the_report_or_its_bundle(
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(pdf), "PDF (*.pdf)"))
     asked: list[str] = []
 
-    def answer(reply: QMessageBox.StandardButton):  # type: ignore[no-untyped-def]
+    def answer(reply: QMessageBox.StandardButton):
         def exec_(box: QMessageBox) -> int:
             asked.append(box.text())
             return reply

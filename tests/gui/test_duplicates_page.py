@@ -20,7 +20,7 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture
-def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  # type: ignore[no-untyped-def]
+def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:
     """Obama enrolled twice under different ids (two different photos), and Biden once."""
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
@@ -32,7 +32,7 @@ def gallery_dir(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  
 
 
 @pytest.fixture
-def context(gallery_dir: Path, qtbot):  # type: ignore[no-untyped-def]
+def context(gallery_dir: Path, qtbot):
     ctx = AppContext(gallery_dir, user="examiner1")
     ctx.set_case(CaseInfo("C-DUP", "gallery maintenance"))  # the list is recorded against it
     yield ctx
@@ -40,7 +40,7 @@ def context(gallery_dir: Path, qtbot):  # type: ignore[no-untyped-def]
     ctx.pool.wait()
 
 
-def _scan(qtbot, widget: DuplicatesWidget) -> None:  # type: ignore[no-untyped-def]
+def _scan(qtbot, widget: DuplicatesWidget) -> None:
     qtbot.mouseClick(widget.scan_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not widget.scanning, timeout=WAIT_MS)
 
@@ -139,7 +139,7 @@ def test_list_says_when_the_gallery_changed_since(
     assert "The gallery changed" not in widget.status_label.text()
 
 
-def _duplicate_reads(context: AppContext) -> list:  # type: ignore[type-arg]
+def _duplicate_reads(context: AppContext) -> list:
     with Gallery(context.gallery_dir, read_only=True) as gallery:
         return [
             e

@@ -23,7 +23,7 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def clip(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+def clip(engine, photo_paths, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clips") / "lobby.avi"
     make_clip(
         engine,
@@ -39,7 +39,7 @@ def clip(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[no-unty
 
 
 @pytest.fixture
-def context(tmp_path: Path, engine, photo_paths, qtbot):  # type: ignore[no-untyped-def]
+def context(tmp_path: Path, engine, photo_paths, qtbot):
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
         items = items_for_subject("S-OBAMA", [photo_paths["obama"]], "B. Obama")
@@ -52,12 +52,12 @@ def context(tmp_path: Path, engine, photo_paths, qtbot):  # type: ignore[no-unty
     ctx.pool.wait()
 
 
-def _settle(qtbot, panel: FootagePanelWidget) -> None:  # type: ignore[no-untyped-def]
+def _settle(qtbot, panel: FootagePanelWidget) -> None:
     """Wait until the player shows the frame last asked for (frames decode on a worker)."""
     qtbot.waitUntil(lambda: panel.player.settled, timeout=WAIT_MS)
 
 
-def _scanned_panel(qtbot, context: AppContext, clip: Path) -> FootagePanelWidget:  # type: ignore[no-untyped-def]
+def _scanned_panel(qtbot, context: AppContext, clip: Path) -> FootagePanelWidget:
     panel = FootagePanelWidget(context)
     qtbot.addWidget(panel)
     panel.resize(1100, 650)
@@ -72,7 +72,7 @@ def _scanned_panel(qtbot, context: AppContext, clip: Path) -> FootagePanelWidget
     return panel
 
 
-def test_scan_shows_tracks_thumbnails_and_timeline(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
+def test_scan_shows_tracks_thumbnails_and_timeline(qtbot, context, clip) -> None:
     panel = _scanned_panel(qtbot, context, clip)
     assert panel.info is not None and panel.info.frame_count == 30
     tracks = panel.tracks
@@ -89,7 +89,7 @@ def test_scan_shows_tracks_thumbnails_and_timeline(qtbot, context, clip) -> None
         assert gallery.audit_events()[-1].action == "footage_scan"
 
 
-def test_step_frames_seek_and_click_the_timeline(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
+def test_step_frames_seek_and_click_the_timeline(qtbot, context, clip) -> None:
     panel = _scanned_panel(qtbot, context, clip)
     player = panel.player
     player.seek(0)
@@ -132,7 +132,7 @@ def test_step_frames_seek_and_click_the_timeline(qtbot, context, clip) -> None: 
     assert 10 <= player.frame_index <= 24
 
 
-def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
+def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context, clip) -> None:
     panel = _scanned_panel(qtbot, context, clip)
     context.set_case(None)  # the case closed after the scan
     tracks = panel.tracks
@@ -155,7 +155,7 @@ def test_search_a_track_needs_a_case_then_finds_the_right_person(qtbot, context,
     assert event.details["probe_frame"]["video_sha256"] == panel.info.sha256
 
 
-def test_use_this_frame_as_probe_emits_the_frame_with_lineage(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
+def test_use_this_frame_as_probe_emits_the_frame_with_lineage(qtbot, context, clip) -> None:
     panel = _scanned_panel(qtbot, context, clip)
     panel.player.seek(12)
     _settle(qtbot, panel)
@@ -173,7 +173,7 @@ def test_use_this_frame_as_probe_emits_the_frame_with_lineage(qtbot, context, cl
     assert len(context.engine().detect(image.bgr)) == 2
 
 
-def test_cancel_keeps_the_partial_scan_and_bad_files_show_an_error(  # type: ignore[no-untyped-def]
+def test_cancel_keeps_the_partial_scan_and_bad_files_show_an_error(
     qtbot, context, clip, tmp_path
 ) -> None:
     panel = FootagePanelWidget(context)
@@ -206,7 +206,7 @@ def test_cancel_keeps_the_partial_scan_and_bad_files_show_an_error(  # type: ign
     assert "cancelled" in panel.status_label.text().lower()
 
 
-def test_a_scan_asks_for_a_case_first_and_is_recorded_against_it(qtbot, context, clip) -> None:  # type: ignore[no-untyped-def]
+def test_a_scan_asks_for_a_case_first_and_is_recorded_against_it(qtbot, context, clip) -> None:
     context.set_case(None)
     panel = FootagePanelWidget(context)
     qtbot.addWidget(panel)

@@ -33,7 +33,7 @@ WAIT_MS = 120_000
 
 
 @pytest.fixture
-def context(tmp_path: Path, qtbot):  # type: ignore[no-untyped-def]
+def context(tmp_path: Path, qtbot):
     ctx = AppContext(tmp_path / "gallery", user="examiner1")
     ctx.set_case(CaseInfo("C-G", "gallery maintenance"))  # browsing is recorded against it
     yield ctx
@@ -337,7 +337,7 @@ def _ids(numbers: range) -> list[str]:
     return [f"SYN-{i:05d}" for i in numbers]
 
 
-def _loaded_widget(qtbot, context: AppContext) -> GalleryManagerWidget:  # type: ignore[no-untyped-def]
+def _loaded_widget(qtbot, context: AppContext) -> GalleryManagerWidget:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
     widget.reload_subjects()  # as the tab does when it comes into view (never painted here)
@@ -345,7 +345,7 @@ def _loaded_widget(qtbot, context: AppContext) -> GalleryManagerWidget:  # type:
     return widget
 
 
-def _fetch_all(qtbot, model: SubjectListModel) -> None:  # type: ignore[no-untyped-def]
+def _fetch_all(qtbot, model: SubjectListModel) -> None:
     """Ask for pages, as a view scrolling to the end would, until there are no more."""
     while True:
         qtbot.waitUntil(lambda: not model.loading, timeout=WAIT_MS)
@@ -497,7 +497,7 @@ def test_paged_model_passes_qtmodeltester(qtbot, qtmodeltester, many_subjects: A
 
 
 # ---------------------------------------------------------------------- reads are recorded
-def _views(context: AppContext, read: str) -> list:  # type: ignore[type-arg]
+def _views(context: AppContext, read: str) -> list:
     with Gallery(context.gallery_dir, read_only=True) as gallery:
         return [
             e

@@ -18,7 +18,7 @@ class _Emitter(QObject):
     carrying = Signal(object)
 
 
-def test_signal_emission_keeps_reference_counts(qapp) -> None:  # type: ignore[no-untyped-def]
+def test_signal_emission_keeps_reference_counts(qapp) -> None:
     emitter = _Emitter()
     received: list[object] = []
     emitter.carrying.connect(received.append)

@@ -18,7 +18,7 @@ WAIT_MS = 120_000
 
 
 @pytest.fixture
-def context(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+def context(tmp_path: Path, qtbot, engine, photo_paths):
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
     # obama was enrolled 400 days ago (the row's time set from outside; the log is untouched).
     edit_database(
@@ -37,7 +37,7 @@ def _subject_ids(widget: GalleryManagerWidget) -> list[str]:
     return [row.subject.id for row in widget.subjects_model.rows()]
 
 
-def test_retention_lists_then_deletes_with_a_reason(qtbot, context) -> None:  # type: ignore[no-untyped-def]
+def test_retention_lists_then_deletes_with_a_reason(qtbot, context) -> None:
     widget = GalleryManagerWidget(context)
     qtbot.addWidget(widget)
     widget.show()
@@ -71,7 +71,7 @@ def test_retention_lists_then_deletes_with_a_reason(qtbot, context) -> None:  # 
         assert gallery.verify_audit().intact
 
 
-def test_retention_is_an_administrators_act(qtbot, tmp_path: Path, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_retention_is_an_administrators_act(qtbot, tmp_path: Path, engine, photo_paths) -> None:
     """An analyst sees the button disabled, with the reason; the core refuses them anyway."""
     from examiners import examiner, register
 

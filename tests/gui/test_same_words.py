@@ -29,7 +29,7 @@ from workstation.gui.footage_tracks import FOOTAGE_COLUMNS
 CASE = CaseInfo("2026-0501", "same words on every surface")
 
 
-def _cli(folder: Path, *args: str, hooks=None) -> str:  # type: ignore[no-untyped-def]
+def _cli(folder: Path, *args: str, hooks=None) -> str:
     out, err = io.StringIO(), io.StringIO()
     code = cli_main(["--gallery", str(folder), "--user", "examiner1", *args], out, err, hooks)
     assert code == 0, err.getvalue()
@@ -40,7 +40,7 @@ def _squeeze(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def test_a_below_floor_candidate_reads_the_same_everywhere(  # type: ignore[no-untyped-def]
+def test_a_below_floor_candidate_reads_the_same_everywhere(
     qtbot, tmp_path, engine, photo_paths
 ) -> None:
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
@@ -87,7 +87,7 @@ def test_a_below_floor_candidate_reads_the_same_everywhere(  # type: ignore[no-u
     # renderer (offscreen); the HTML the PDF is drawn from is kept to check it too.
     drawn: list[str] = []
 
-    def keep_html(html, pdf_path, images, page):  # type: ignore[no-untyped-def]
+    def keep_html(html, pdf_path, images, page):
         drawn.append(html)
         return HOOKS.render_pdf(html, pdf_path, images, page)
 

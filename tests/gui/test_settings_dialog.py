@@ -18,7 +18,7 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture
-def context(tmp_path: Path, qtbot):  # type: ignore[no-untyped-def]
+def context(tmp_path: Path, qtbot):
     ctx = AppContext(tmp_path / "gallery", user="examiner1", settings=load_settings())
     yield ctx
     ctx.pool.wait()
@@ -35,12 +35,12 @@ def insightface_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _save(qtbot, dialog: SettingsDialog) -> None:  # type: ignore[no-untyped-def]
+def _save(qtbot, dialog: SettingsDialog) -> None:
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT_MS):
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
 
 
-def _settings_events(gallery_dir: Path) -> list:  # type: ignore[type-arg]
+def _settings_events(gallery_dir: Path) -> list:
     with Gallery(gallery_dir) as gallery:
         assert gallery.verify_audit().intact
         return [e for e in gallery.audit_events() if e.action == "settings_change"]

@@ -17,7 +17,7 @@ from workstation.progress import CancelToken, Progress
 WAIT_MS = 10_000
 
 
-def _panel(qtbot, pool: WorkerPool, **options) -> tuple[QWidget, TaskWidget, QPushButton, list]:  # type: ignore[no-untyped-def]
+def _panel(qtbot, pool: WorkerPool, **options) -> tuple[QWidget, TaskWidget, QPushButton, list]:
     panel = QWidget()
     qtbot.addWidget(panel)
     start_button = QPushButton("Start", panel)
@@ -26,7 +26,7 @@ def _panel(qtbot, pool: WorkerPool, **options) -> tuple[QWidget, TaskWidget, QPu
     return panel, task, start_button, said
 
 
-def test_progress_result_and_held_controls(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_progress_result_and_held_controls(qtbot) -> None:
     pool = WorkerPool()
     _panel_widget, task, start_button, _said = _panel(qtbot, pool, idle_text="not started")
     assert task.progress_bar.format() == "not started" and not task.cancel_button.isEnabled()
@@ -63,7 +63,7 @@ def test_progress_result_and_held_controls(qtbot) -> None:  # type: ignore[no-un
     assert task.progress_bar.value() == 3 and task.progress_bar.text() == "last: 3 of 3"
 
 
-def test_cancel_stops_the_work_and_says_what_is_kept(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_stops_the_work_and_says_what_is_kept(qtbot) -> None:
     pool = WorkerPool()
     _panel_widget, task, start_button, said = _panel(qtbot, pool)
     started = threading.Event()
@@ -95,7 +95,7 @@ def test_cancel_stops_the_work_and_says_what_is_kept(qtbot) -> None:  # type: ig
     assert start_button.isEnabled() and not task.cancel_button.isEnabled()
 
 
-def test_errors_arrive_in_words_and_the_bar_goes_idle(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_errors_arrive_in_words_and_the_bar_goes_idle(qtbot) -> None:
     pool = WorkerPool()
     _panel_widget, task, _start_button, _said = _panel(qtbot, pool, idle_text="ready")
     errors: list[str] = []
@@ -117,7 +117,7 @@ def test_errors_arrive_in_words_and_the_bar_goes_idle(qtbot) -> None:  # type: i
     assert errors[-1].startswith("unexpected error: KeyError")
 
 
-def test_hidden_when_idle(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_hidden_when_idle(qtbot) -> None:
     pool = WorkerPool()
     panel, task, _start_button, _said = _panel(qtbot, pool, hide_when_idle=True, with_cancel=False)
     panel.show()
@@ -131,7 +131,7 @@ def test_hidden_when_idle(qtbot) -> None:  # type: ignore[no-untyped-def]
     assert not task.isVisible()
 
 
-def test_closing_the_panel_cancels_its_work_and_drops_the_result(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_closing_the_panel_cancels_its_work_and_drops_the_result(qtbot) -> None:
     pool = WorkerPool()
     panel = QWidget()
     task = TaskWidget(pool, panel)
@@ -161,7 +161,7 @@ def test_closing_the_panel_cancels_its_work_and_drops_the_result(qtbot) -> None:
     assert delivered == []
 
 
-def test_a_bar_that_does_not_keep_its_count_goes_back_to_idle(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_a_bar_that_does_not_keep_its_count_goes_back_to_idle(qtbot) -> None:
     pool = WorkerPool()
     _panel_widget, task, _start_button, _said = _panel(
         qtbot, pool, idle_text="ready", keep_count=False

@@ -118,7 +118,7 @@ def assert_shown_literally(texts: list[tuple[str, str]], *expected: str) -> None
 
 
 # ---------------------------------------------------------------------- the helpers themselves
-def test_helpers_show_markup_as_text(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_helpers_show_markup_as_text(qtbot) -> None:
     label = plain_label(NAME_BOLD)
     qtbot.addWidget(label)
     assert rendered(label.text(), label.textFormat()) == NAME_BOLD
@@ -134,7 +134,7 @@ def test_helpers_show_markup_as_text(qtbot) -> None:  # type: ignore[no-untyped-
 
 # ---------------------------------------------------------------------- every panel
 @pytest.fixture
-def hostile_gallery(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:  # type: ignore[no-untyped-def]
+def hostile_gallery(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Path:
     """Names, ids, a file name and an attribute with markup; a search with a marked-up case,
     purpose and note; a decision by an examiner whose name is markup."""
     folder = tmp_path / "gallery"
@@ -159,7 +159,7 @@ def hostile_gallery(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Pat
 
 
 @pytest.fixture
-def window(hostile_gallery: Path, qtbot, engine):  # type: ignore[no-untyped-def]
+def window(hostile_gallery: Path, qtbot, engine):
     context = make_context(hostile_gallery, engine, user=EXAMINER)
     win = MainWindowWidget(context)
     qtbot.addWidget(win)
@@ -178,7 +178,7 @@ def _tab(window: MainWindowWidget, kind: type) -> QWidget:
     raise AssertionError(f"no {kind.__name__} tab")
 
 
-def test_search_page_case_bar_decisions_and_compare(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_search_page_case_bar_decisions_and_compare(qtbot, window) -> None:
     page = window.search_page
     candidates = page.candidates
     with qtbot.waitSignal(candidates.searches_loaded, timeout=WAIT_MS):
@@ -222,7 +222,7 @@ def test_search_page_case_bar_decisions_and_compare(qtbot, window) -> None:  # t
     assert_shown_literally(shown_texts(dialog), NAME_BOLD, PHOTO_NAME)
 
 
-def test_gallery_manager_and_its_delete_dialog(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_gallery_manager_and_its_delete_dialog(qtbot, window) -> None:
     manager = _tab(window, GalleryManagerWidget)
     manager.reload_subjects()
     qtbot.waitUntil(lambda: manager.subjects_model.rowCount() == 3, timeout=WAIT_MS)
@@ -243,7 +243,7 @@ def test_gallery_manager_and_its_delete_dialog(qtbot, window) -> None:  # type: 
     assert_shown_literally(shown_texts(dialog), NAME_BOLD)
 
 
-def test_audit_viewer(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_audit_viewer(qtbot, window) -> None:
     viewer = _tab(window, AuditViewerWidget)
     window.tabs.setCurrentWidget(viewer)  # the log is read when its tab is in view
     qtbot.waitUntil(lambda: viewer.model.rowCount() >= 5, timeout=WAIT_MS)
@@ -259,7 +259,7 @@ def test_audit_viewer(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_duplicates_page_and_merge_dialog(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_duplicates_page_and_merge_dialog(qtbot, window) -> None:
     page = _tab(window, DuplicatesWidget)
     page.scan()
     qtbot.waitUntil(lambda: not page.scanning and page.last_scan is not None, timeout=WAIT_MS)
@@ -270,7 +270,7 @@ def test_duplicates_page_and_merge_dialog(qtbot, window) -> None:  # type: ignor
     assert_shown_literally(shown_texts(dialog), NAME_BOLD, NAME_STRUCK)
 
 
-def test_footage_panel_file_names(qtbot, window, engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_footage_panel_file_names(qtbot, window, engine, tmp_path: Path) -> None:
     panel = _tab(window, FootagePanelWidget)
     clip = tmp_path / "<b>camera 3<b>.mp4"
     make_clip(engine, clip, [], seconds=1.0)
@@ -289,7 +289,7 @@ def test_footage_panel_file_names(qtbot, window, engine, tmp_path: Path) -> None
     assert not any("carjacker" in text and "<s>carjacker" not in text for text in texts)
 
 
-def test_status_bar_and_message_boxes_are_plain(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_status_bar_and_message_boxes_are_plain(qtbot, window) -> None:
     from PySide6.QtWidgets import QMessageBox
 
     window.context.status_message.emit(f"Case {CASE.case_id}: {CASE.purpose}")

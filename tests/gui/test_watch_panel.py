@@ -22,7 +22,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyped-def]
+def window(tmp_path: Path, qtbot, engine, photo_paths):
     """Biden enrolled; obama2 searched in case C-1 by examiner1 (no match there)."""
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
@@ -39,7 +39,7 @@ def window(tmp_path: Path, qtbot, engine, photo_paths):  # type: ignore[no-untyp
 
 def test_leave_a_probe_on_watch_and_get_the_notice_when_he_is_enrolled(
     qtbot, window, engine, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     page = window.search_page
     with qtbot.waitSignal(page.candidates.searches_loaded, timeout=WAIT_MS):
         window.context.set_case(CaseInfo("C-1", "robbery"))

@@ -27,14 +27,14 @@ WORKSTATION = str(Path(sys.executable).with_name("workstation"))
 
 
 @pytest.fixture(scope="module")
-def milvus_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+def milvus_server(tmp_path_factory):
     server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
     yield server
     server.stop()
 
 
 @pytest.fixture
-def shared(agency_servers, milvus_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+def shared(agency_servers, milvus_server, tmp_path: Path):
     """An agency gallery on the shared Milvus server, made by examiner1 (its first
     administrator); ines enrols and analyses, rex enrols and reviews, vic reviews."""
     folder = agency_servers.new_gallery(tmp_path / "shared", vectors_uri=milvus_server.uri)

@@ -46,7 +46,7 @@ def enrolled(tmp_path: Path, photo_paths: dict[str, Path]) -> Path:
     return gallery
 
 
-def test_search_json_contract(enrolled: Path, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_search_json_contract(enrolled: Path, photo_paths, tmp_path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_text("nope")
     with profile_env(enrolled, "det.smith"):  # another examiner, from their own profile
@@ -83,14 +83,14 @@ def test_search_json_contract(enrolled: Path, photo_paths, tmp_path) -> None:  #
     )
 
 
-def test_search_refuses_without_case_or_purpose(enrolled: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_search_refuses_without_case_or_purpose(enrolled: Path, photo_paths) -> None:
     code, out, err = run(
         "--gallery", str(enrolled), "search", "--case", "C1", str(photo_paths["obama"])
     )
     assert code == 1 and "needs a case number and a purpose" in err and "Traceback" not in err + out
 
 
-def test_search_by_face_number_and_box(enrolled: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_search_by_face_number_and_box(enrolled: Path, photo_paths) -> None:
     code, out, _ = run(
         "--gallery",
         str(enrolled),
@@ -135,7 +135,7 @@ def test_search_by_face_number_and_box(enrolled: Path, photo_paths) -> None:  # 
     assert code == 2 and "X,Y,W,H" in err
 
 
-def test_human_readable_search_shows_the_caveat(enrolled: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_human_readable_search_shows_the_caveat(enrolled: Path, photo_paths) -> None:
     code, out, _ = run(
         "--gallery",
         str(enrolled),
@@ -149,7 +149,7 @@ def test_human_readable_search_shows_the_caveat(enrolled: Path, photo_paths) -> 
     assert code == 0 and "investigative leads, not identifications" in out and "P-OBAMA" in out
 
 
-def test_compare_and_pairs(enrolled: Path, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_compare_and_pairs(enrolled: Path, photo_paths, tmp_path) -> None:
     code, out, _ = run(
         "--gallery",
         str(enrolled),
@@ -188,7 +188,7 @@ def test_compare_and_pairs(enrolled: Path, photo_paths, tmp_path) -> None:  # ty
     assert rows[1]["score"] is None and "missing.jpg: file not found" in rows[1]["error"]
 
 
-def test_enroll_manifest_reports_bad_rows(tmp_path: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_enroll_manifest_reports_bad_rows(tmp_path: Path, photo_paths) -> None:
     shutil.copy(photo_paths["obama"], tmp_path / "o.jpg")
     manifest = tmp_path / "list.csv"
     manifest.write_text("subject_id,image,name\nA,o.jpg,Alpha\n,o.jpg,\nB,gone.jpg,\n")
@@ -215,7 +215,7 @@ def test_subjects_list_and_delete(enrolled: Path) -> None:
     assert "P-BIDEN" not in out and "1 subject(s)" in out
 
 
-def test_audit_verify_show_and_tamper(enrolled: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_audit_verify_show_and_tamper(enrolled: Path, photo_paths) -> None:
     run(
         "--gallery",
         str(enrolled),
@@ -264,7 +264,7 @@ def test_index_info_rebuild_and_models(enrolled: Path) -> None:
     assert code == 0 and all(m["status"].startswith("ok") for m in models)
 
 
-def test_altered_model_fails_in_one_line(tmp_path: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_altered_model_fails_in_one_line(tmp_path: Path, photo_paths) -> None:
     from workstation.vision.models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER, locate_model
 
     folder = tmp_path / "models"
@@ -285,7 +285,7 @@ def test_altered_model_fails_in_one_line(tmp_path: Path, photo_paths) -> None:  
     assert code == 1 and err.count("\n") == 1 and "altered or replaced" in err
 
 
-def test_decide_and_export_bundle(enrolled: Path, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_decide_and_export_bundle(enrolled: Path, photo_paths, tmp_path) -> None:
     ana = profile_env(enrolled, "ana")  # two more examiners, each from their own profile
     ben = profile_env(enrolled, "ben")
     with ana:
@@ -384,7 +384,7 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     )
 
 
-def test_settings_are_used_and_changes_audited(enrolled: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_settings_are_used_and_changes_audited(enrolled: Path, photo_paths) -> None:
     code, out, _ = run("--gallery", str(enrolled), "settings", "set", "top_k", "1")
     assert code == 0 and "top_k = 1" in out
     code, out, _ = run(

@@ -16,7 +16,7 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_cases_list_close_archive_and_refusals(tmp_path: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_cases_list_close_archive_and_refusals(tmp_path: Path, photo_paths) -> None:
     g = ["--gallery", str(tmp_path / "g")]
     code, _, err = run(*g, "enroll", "--subject", "P-OBAMA", str(photo_paths["obama"]))
     assert code == 0, err

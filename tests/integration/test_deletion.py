@@ -34,7 +34,7 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _enrol_search_decide_export(tmp_path: Path, photo_paths: dict[str, Path]) -> dict:  # type: ignore[type-arg]
+def _enrol_search_decide_export(tmp_path: Path, photo_paths: dict[str, Path]) -> dict:
     """The subject's life in the gallery up to the deletion; returns what must vanish."""
     source = tmp_path / "seized phone of zebulon" / "zebulon-mugshot-4711.jpg"
     source.parent.mkdir()
@@ -78,7 +78,7 @@ def _enrol_search_decide_export(tmp_path: Path, photo_paths: dict[str, Path]) ->
     }
 
 
-def _needles(facts: dict) -> dict[str, bytes]:  # type: ignore[type-arg]
+def _needles(facts: dict) -> dict[str, bytes]:
     needles = {
         "name": NAME.encode("utf-8"),
         "name (UTF-16)": NAME.encode("utf-16-le"),
@@ -236,7 +236,7 @@ def test_retention_deletes_what_is_past_its_period_in_one_audited_act(
 
 
 @pytest.mark.parametrize("days", ["-1"])
-def test_retention_refuses_a_negative_period(tmp_path: Path, photo_paths, days: str) -> None:  # type: ignore[no-untyped-def]
+def test_retention_refuses_a_negative_period(tmp_path: Path, photo_paths, days: str) -> None:
     gallery = tmp_path / "g"
     code, _, err = run(
         "--gallery", str(gallery), "enroll", "--subject", "S", str(photo_paths["obama"])
@@ -248,7 +248,7 @@ def test_retention_refuses_a_negative_period(tmp_path: Path, photo_paths, days: 
     assert code == 1 and "0 or more" in err
 
 
-def _gallery_with_named_search_rows(folder: Path, engine, photo: Path) -> None:  # type: ignore[no-untyped-def]
+def _gallery_with_named_search_rows(folder: Path, engine, photo: Path) -> None:
     """A gallery as schema 2 left it, its searches keeping each candidate's name in the row (as
     they did before names were looked up at read time): P-1 (NAME) and P-2 enrolled, two
     searches naming both, unsigned events. The current code writes no such rows."""
@@ -301,7 +301,7 @@ def _gallery_with_named_search_rows(folder: Path, engine, photo: Path) -> None: 
 
 def test_a_name_kept_by_an_older_search_row_is_scrubbed_and_the_scrub_is_audited(
     tmp_path: Path, engine, photo_paths: dict[str, Path]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Row hashes and scrubbing (docs/ACCOUNTABILITY.md): the deletion event re-records the
     scrubbed search rows' new hashes, so `audit verify` passes, honestly; a row edited outside
     the program before the deletion is scrubbed too but stays named by `audit verify`."""
@@ -344,7 +344,7 @@ def test_a_name_kept_by_an_older_search_row_is_scrubbed_and_the_scrub_is_audited
 
 def test_scrubbed_search_rows_verify_after_the_deletion(
     tmp_path: Path, engine, photo_paths: dict[str, Path]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     folder = tmp_path / "g"
     _gallery_with_named_search_rows(folder, engine, photo_paths["obama"])
     with Gallery(folder) as gallery:

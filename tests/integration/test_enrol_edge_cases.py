@@ -91,7 +91,7 @@ def test_pipes_and_devices_are_refused_by_name_and_the_rest_is_enrolled(
 
 def test_the_write_lock_is_free_whenever_enrolment_waits_or_reports(
     gallery: Gallery, engine, photo_paths: dict[str, Path]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     items = [
         EnrollItem(f"S-{key}", path, key) for key, path in sorted(photo_paths.items())
     ] * 2  # the repeats are skipped: same SHA-256

@@ -34,7 +34,7 @@ def test_the_gallery_s_configuration_wins_over_the_setting() -> None:
 
 def test_an_older_gallery_is_searched_with_its_own_configuration(
     tmp_path: Path, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gallery = str(tmp_path / "g")
     code, _, err = run(
         "--gallery",

@@ -101,7 +101,7 @@ def test_sqlite_side_files_get_the_database_mode(tmp_path: Path) -> None:
     assert names["gallery.sqlite"] == 0o600 and mode(tmp_path / "g") == 0o700
 
 
-def test_error_log_is_private(tmp_path: Path, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_error_log_is_private(tmp_path: Path, qtbot) -> None:
     from PySide6.QtWidgets import QMainWindow
 
     from workstation.gui.app import install_error_hook

@@ -46,12 +46,12 @@ def enrolled(tmp_path: Path, photo_paths: dict[str, Path]) -> Path:
     return gallery
 
 
-def events(folder: Path) -> list:  # type: ignore[type-arg]
+def events(folder: Path) -> list:
     with Gallery(folder, read_only=True) as gallery:
         return gallery.audit_events()
 
 
-def new_events(folder: Path, before: int) -> list:  # type: ignore[type-arg]
+def new_events(folder: Path, before: int) -> list:
     return [e for e in events(folder) if e.seq > before]
 
 
@@ -59,7 +59,7 @@ def head(folder: Path) -> int:
     return events(folder)[-1].seq
 
 
-def the_one_view(folder: Path, before: int, read: Read) -> dict:  # type: ignore[type-arg]
+def the_one_view(folder: Path, before: int, read: Read) -> dict:
     written = new_events(folder, before)
     assert [e.action for e in written] == [AuditAction.VIEW.value], written
     event = written[0]
@@ -155,7 +155,7 @@ def test_audit_show_records_the_filter_and_the_range_it_showed(enrolled: Path) -
     assert code == 0  # read events are signed and chained like every other
 
 
-def test_compare_is_recorded_against_its_case(enrolled: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_compare_is_recorded_against_its_case(enrolled: Path, photo_paths) -> None:
     before = head(enrolled)
     code, out, err = run(
         "--gallery",

@@ -29,7 +29,7 @@ def box_text(box: BBox) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_people(engine, photo_paths, tmp_path_factory):  # type: ignore[no-untyped-def]
+def two_people(engine, photo_paths, tmp_path_factory):
     """obama2 (left, the larger face) and biden (right) side by side; and biden's face box."""
     cv2 = cv2_module()
     left, right = (load_image(photo_paths[n]).bgr for n in ("obama2", "biden"))
@@ -49,7 +49,7 @@ def two_people(engine, photo_paths, tmp_path_factory):  # type: ignore[no-untype
 
 
 @pytest.fixture
-def gallery(photo_paths, tmp_path) -> str:  # type: ignore[no-untyped-def]
+def gallery(photo_paths, tmp_path) -> str:
     """A gallery for `compare` to record its comparisons in (its audit log, its calibration),
     made by this test's examiner (each test has its own profile and key)."""
     folder = str(tmp_path / "g")
@@ -58,7 +58,7 @@ def gallery(photo_paths, tmp_path) -> str:  # type: ignore[no-untyped-def]
     return folder
 
 
-def compare_json(gallery: str, *argv: str) -> list[dict]:  # type: ignore[type-arg]
+def compare_json(gallery: str, *argv: str) -> list[dict]:
     code, out, err = run(
         "--gallery", gallery, "compare", "--case", "C-1", "--purpose", "test", "--json", *argv
     )
@@ -66,7 +66,7 @@ def compare_json(gallery: str, *argv: str) -> list[dict]:  # type: ignore[type-a
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_compare_uses_the_face_it_is_told(two_people, photo_paths, gallery) -> None:  # type: ignore[no-untyped-def]
+def test_compare_uses_the_face_it_is_told(two_people, photo_paths, gallery) -> None:
     path, biden_box = two_people
     biden = str(photo_paths["biden"])
     (largest,) = compare_json(gallery, str(path), biden)
@@ -86,7 +86,7 @@ def test_compare_uses_the_face_it_is_told(two_people, photo_paths, gallery) -> N
 
 def test_a_box_around_no_face_is_compared_unaligned_and_says_so(
     two_people, photo_paths, gallery
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     path, _ = two_people
     code, out, err = run(
         "--gallery",
@@ -109,7 +109,7 @@ def test_a_box_around_no_face_is_compared_unaligned_and_says_so(
 
 def test_face_choices_are_refused_when_they_cannot_mean_one_face(
     two_people, photo_paths, gallery
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     path, box = two_people
     biden = str(photo_paths["biden"])
     with pytest.raises(SystemExit):  # argparse: one or the other
@@ -181,7 +181,7 @@ def test_face_choice_parsing() -> None:
             FaceChoice.parse(box, index)
 
 
-def test_pairs_file_box_and_face_columns(two_people, photo_paths, gallery, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pairs_file_box_and_face_columns(two_people, photo_paths, gallery, tmp_path) -> None:
     path, biden_box = two_people
     biden = str(photo_paths["biden"])
     pairs = tmp_path / "pairs.csv"
@@ -213,7 +213,7 @@ def test_pairs_file_box_and_face_columns(two_people, photo_paths, gallery, tmp_p
     assert "line 5" in rows[3]["error"] and "X,Y,W,H" in rows[3]["error"]
 
 
-def test_manifest_box_column_enrols_the_face_in_the_box(two_people, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_box_column_enrols_the_face_in_the_box(two_people, photo_paths, tmp_path) -> None:
     path, biden_box = two_people
     manifest = tmp_path / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as handle:

@@ -33,7 +33,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> tuple[Gallery, int]:  # type: ignore[no-untyped-def]
+def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> tuple[Gallery, int]:
     """Two people enrolled by the gallery's administrator, and one search by analyst alice."""
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
@@ -178,7 +178,7 @@ def test_a_revoked_key_signs_nothing(gallery: Gallery) -> None:
     assert gallery.verify_audit().intact
 
 
-def test_a_role_refuses_an_act_naming_examiner_role_and_act(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_role_refuses_an_act_naming_examiner_role_and_act(searched) -> None:
     gallery, _ = searched
     with open_as(gallery.folder, "alice") as alice, pytest.raises(NotPermittedError) as err:
         delete_subject(alice, "P-BIDEN", "tidy up")  # alice is an analyst only
@@ -188,7 +188,7 @@ def test_a_role_refuses_an_act_naming_examiner_role_and_act(searched) -> None:  
     assert gallery.subject("P-BIDEN") is not None
 
 
-def test_an_analyst_cannot_confirm_a_lead_without_the_reviewer_role(searched) -> None:  # type: ignore[no-untyped-def]
+def test_an_analyst_cannot_confirm_a_lead_without_the_reviewer_role(searched) -> None:
     gallery, search_id = searched
     with open_as(gallery.folder, "alice") as alice:
         lead = record_decision(alice, search_id, "P-OBAMA", Decision.POSSIBLE_LEAD, "scar")
@@ -216,7 +216,7 @@ def test_an_examiner_cannot_be_registered_twice_nor_a_key_for_two_names(gallery:
 
 
 # ---------------------------------------------------------------------- the chain
-def test_a_rewritten_event_with_recomputed_hashes_fails_on_its_signature(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_rewritten_event_with_recomputed_hashes_fails_on_its_signature(searched) -> None:
     gallery, _ = searched
     search_event = next(e for e in gallery.audit_events() if e.action == "search")
     _rewrite_from(gallery.folder, search_event.seq, {"user": "examiner1"}, signer=None)
@@ -225,7 +225,7 @@ def test_a_rewritten_event_with_recomputed_hashes_fails_on_its_signature(searche
     assert f"event {search_event.seq}: its signature is not" in (report.problem or "")
 
 
-def test_a_rewrite_re_signed_with_the_insiders_own_key_fails(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_rewrite_re_signed_with_the_insiders_own_key_fails(searched) -> None:
     """The insider holds a key of their own (registered or not): the rewritten event names
     alice but is signed by another key, or is signed by a key the chain never registered."""
     gallery, _ = searched
@@ -237,7 +237,7 @@ def test_a_rewrite_re_signed_with_the_insiders_own_key_fails(searched) -> None: 
     assert "which is not registered in this gallery" in (report.problem or "")
 
 
-def test_an_event_signed_by_a_registered_key_under_another_name_fails(searched) -> None:  # type: ignore[no-untyped-def]
+def test_an_event_signed_by_a_registered_key_under_another_name_fails(searched) -> None:
     gallery, _ = searched
     search_event = next(e for e in gallery.audit_events() if e.action == "search")
     administrator_key = gallery.examiner.key()
@@ -250,7 +250,7 @@ def test_an_event_signed_by_a_registered_key_under_another_name_fails(searched) 
 
 
 # ---------------------------------------------------------------------- every record covered
-def test_an_edited_decision_row_is_named_with_its_event(searched) -> None:  # type: ignore[no-untyped-def]
+def test_an_edited_decision_row_is_named_with_its_event(searched) -> None:
     gallery, search_id = searched
     with open_as(gallery.folder, "alice") as alice:
         excluded = record_decision(alice, search_id, "P-BIDEN", Decision.EXCLUDED, "not him")
@@ -286,7 +286,7 @@ def test_an_edited_decision_row_is_named_with_its_event(searched) -> None:  # ty
 )
 def test_rows_edited_added_or_removed_outside_the_program_are_named(
     searched, sql: str, words: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gallery, search_id = searched
     with open_as(gallery.folder, "alice") as alice:
         record_decision(alice, search_id, "P-BIDEN", Decision.EXCLUDED, "not him")
@@ -296,7 +296,7 @@ def test_rows_edited_added_or_removed_outside_the_program_are_named(
     assert not report.intact and words in (report.problem or ""), report.problem
 
 
-def test_a_row_removed_by_an_audited_deletion_verifies_as_removed(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_row_removed_by_an_audited_deletion_verifies_as_removed(searched) -> None:
     """The convention for deletion, merge and retention: the deleting event lists each row it
     removed with no hash; verify then expects the row to be gone."""
     gallery, _ = searched
@@ -317,7 +317,7 @@ def test_a_row_removed_by_an_audited_deletion_verifies_as_removed(searched) -> N
     assert f"event {event.seq} removed it" in (report.problem or "")
 
 
-def test_edited_row_hashes_break_the_event(searched) -> None:  # type: ignore[no-untyped-def]
+def test_edited_row_hashes_break_the_event(searched) -> None:
     gallery, _ = searched
     search_event = next(e for e in gallery.audit_events() if e.action == "search")
     edit_database(
@@ -337,7 +337,7 @@ def _export(folder: Path, examiner_obj: Examiner | None = None, n: int = 0) -> N
         gallery.audit(AuditAction.EXPORT, {"file": f"r{n}.pdf"}, case_id="C-1", purpose="p")
 
 
-def _verify(folder: Path, head: tuple[int, str] | None = None):  # type: ignore[no-untyped-def]
+def _verify(folder: Path, head: tuple[int, str] | None = None):
     with Gallery(folder, read_only=True) as gallery:
         return gallery.verify_audit(head=head)
 
@@ -464,7 +464,7 @@ def test_the_agency_witness_folder_catches_a_rollback_of_another_examiners_acts(
 # ---------------------------------------------------------------------- EU AI Act log, reports
 def test_a_search_records_what_the_eu_ai_act_asks_and_the_case_its_authorisation(
     gallery: Gallery, engine, photo_paths: dict[str, Path]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from workstation.domain import CaseAuthorisation
     from workstation.gallery.cases import authorise_case
 
@@ -500,7 +500,7 @@ def test_a_search_records_what_the_eu_ai_act_asks_and_the_case_its_authorisation
     assert gallery.verify_audit().intact
 
 
-def test_a_bundle_is_built_only_from_records_that_verify_and_says_so(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_bundle_is_built_only_from_records_that_verify_and_says_so(searched) -> None:
     from workstation.reports.bundle import RECORDS_LEFT_OUT, RECORDS_VERIFIED, build_case_bundle
 
     gallery, search_id = searched

@@ -33,7 +33,7 @@ MODEL = ModelId("synthetic-agency-test", "2" * 64, DIM)
 
 
 @pytest.fixture
-def agency_folder(agency_servers, tmp_path: Path):  # type: ignore[no-untyped-def]
+def agency_folder(agency_servers, tmp_path: Path):
     folder = agency_servers.new_gallery(tmp_path / "agency")
     yield folder
     agency_servers.drop_gallery(folder)
@@ -73,7 +73,7 @@ def _collection_ids(folder: Path) -> set[int]:
 
 
 # ---------------------------------------------------------------------- init and gallery.toml
-def test_init_writes_a_shareable_gallery_toml_and_is_repeatable(agency_servers, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_init_writes_a_shareable_gallery_toml_and_is_repeatable(agency_servers, tmp_path) -> None:
     with agency_servers.admin() as conn:
         conn.execute("CREATE DATABASE init_test")
     try:
@@ -104,7 +104,7 @@ def test_init_writes_a_shareable_gallery_toml_and_is_repeatable(agency_servers, 
             conn.execute("DROP ROLE IF EXISTS examiner1")
 
 
-def test_a_gallery_named_in_a_broken_toml_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_gallery_named_in_a_broken_toml_says_so(tmp_path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / CONFIG_NAME).write_text("[database]\nurl = 'postgresql:///x'\n")
@@ -115,7 +115,7 @@ def test_a_gallery_named_in_a_broken_toml_says_so(tmp_path) -> None:  # type: ig
         open_gallery(folder)
 
 
-def test_the_agency_extra_is_optional(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_agency_extra_is_optional(tmp_path) -> None:
     """An embedded gallery never imports the PostgreSQL or Milvus client libraries."""
     code = (
         "import sys; from workstation.gallery.store import Gallery; "
@@ -126,7 +126,7 @@ def test_the_agency_extra_is_optional(tmp_path) -> None:  # type: ignore[no-unty
 
 
 # ---------------------------------------------------------------------- the vector collection
-def test_a_deleted_subject_leaves_the_collection_in_the_act(agency_folder) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_subject_leaves_the_collection_in_the_act(agency_folder) -> None:
     with open_gallery(agency_folder, user="examiner1") as gallery:
         kept = _enrol(gallery, ["P-1", "P-1"], seed=1)
         gone = _enrol(gallery, ["P-2", "P-2"], seed=2)
@@ -137,7 +137,7 @@ def test_a_deleted_subject_leaves_the_collection_in_the_act(agency_folder) -> No
         assert gallery.verify_audit().intact
 
 
-def test_an_interrupted_vector_write_is_repaired_on_the_next_open(agency_folder) -> None:  # type: ignore[no-untyped-def]
+def test_an_interrupted_vector_write_is_repaired_on_the_next_open(agency_folder) -> None:
     with open_gallery(agency_folder, user="examiner1") as gallery:
         ids = _enrol(gallery, ["P-1", "P-2", "P-3"])
     vectors = MilvusVectors(read_config(agency_folder).vectors)
@@ -162,7 +162,7 @@ def test_an_interrupted_vector_write_is_repaired_on_the_next_open(agency_folder)
 
 
 # ---------------------------------------------------------------------- concurrency
-def test_two_workstations_enrol_at_once_and_nothing_is_lost(agency_folder) -> None:  # type: ignore[no-untyped-def]
+def test_two_workstations_enrol_at_once_and_nothing_is_lost(agency_folder) -> None:
     """Two connections (as two workstations would) enrol at once: the advisory write lock
     serialises them, so ids are unique, every face has its vector and the chain holds."""
     with open_gallery(agency_folder, user="examiner1") as first:
@@ -195,7 +195,7 @@ def test_two_workstations_enrol_at_once_and_nothing_is_lost(agency_folder) -> No
         assert report.intact and report.events == 1 + 1 + 8
 
 
-def test_a_released_collection_is_loaded_on_open(agency_folder) -> None:  # type: ignore[no-untyped-def]
+def test_a_released_collection_is_loaded_on_open(agency_folder) -> None:
     """Milvus Lite in a new process (or a Milvus that was restarted) holds the collection as
     'released': opening the gallery loads it instead of failing every search."""
     with open_gallery(agency_folder, user="examiner1") as gallery:

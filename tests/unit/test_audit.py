@@ -13,7 +13,7 @@ from workstation.audit.log import GENESIS_HASH, canonical_json
 GALLERY_KINDS = ("embedded", "agency")
 
 
-def _append(gallery, action: str, **details) -> None:  # type: ignore[no-untyped-def]
+def _append(gallery, action: str, **details) -> None:
     with gallery.transaction():
         gallery.audit(action, details, case_id="C-1", purpose="test")
 
@@ -24,7 +24,7 @@ def test_canonical_json_is_stable() -> None:
         canonical_json({"x": float("nan")})
 
 
-def test_chain_links_and_verifies(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_chain_links_and_verifies(gallery) -> None:
     for i in range(3):
         _append(gallery, "search", n=i)
     events = gallery.audit_events()
@@ -37,13 +37,13 @@ def test_chain_links_and_verifies(gallery) -> None:  # type: ignore[no-untyped-d
     assert report.intact and report.events == 4 and report.head_hash == events[3].hash
 
 
-def test_a_new_gallery_holds_only_its_genesis_event(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_gallery_holds_only_its_genesis_event(gallery) -> None:
     report = gallery.verify_audit()
     assert report.intact and report.events == 1 and report.genesis_seq == 1
     assert gallery.audit_events()[0].prev_hash == GENESIS_HASH
 
 
-def test_triggers_reject_update_and_delete(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_triggers_reject_update_and_delete(gallery) -> None:
     _append(gallery, "search")
     with pytest.raises(RefusedEdit, match="append-only"):
         edit_database(gallery.folder, "UPDATE audit SET \"user\" = 'mallory'", drop_guards=False)
@@ -52,12 +52,12 @@ def test_triggers_reject_update_and_delete(gallery) -> None:  # type: ignore[no-
     assert gallery.verify_audit().intact
 
 
-def _force(gallery, sql: str) -> None:  # type: ignore[no-untyped-def]
+def _force(gallery, sql: str) -> None:
     """What someone with the file and a SQLite shell could do: drop the guard and edit."""
     edit_database(gallery.folder, sql)
 
 
-def test_edited_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_edited_event_is_named(gallery) -> None:
     for i in range(4):
         _append(gallery, "search", n=i)
     _force(gallery, "UPDATE audit SET details = '{\"n\":99}' WHERE seq = 3")
@@ -67,7 +67,7 @@ def test_edited_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def]
     assert report.head_seq == 2
 
 
-def test_removed_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_removed_event_is_named(gallery) -> None:
     for i in range(4):
         _append(gallery, "search", n=i)
     _force(gallery, "DELETE FROM audit WHERE seq = 2")
@@ -76,7 +76,7 @@ def test_removed_event_is_named(gallery) -> None:  # type: ignore[no-untyped-def
     assert "missing" in (report.problem or "")
 
 
-def test_rewritten_tail_breaks_the_link(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_rewritten_tail_breaks_the_link(gallery) -> None:
     """Re-hashing an edited event is not enough: its signature no longer matches (and the next
     event's link would not either)."""
     for i in range(3):
@@ -92,12 +92,12 @@ def test_rewritten_tail_breaks_the_link(gallery) -> None:  # type: ignore[no-unt
     assert "signature" in (report.problem or "")
 
 
-def test_event_needs_a_transaction(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_event_needs_a_transaction(gallery) -> None:
     with pytest.raises(RuntimeError, match="inside the transaction"):
         gallery.audit("search", {})
 
 
-def test_failed_act_leaves_no_event(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_failed_act_leaves_no_event(gallery) -> None:
     with pytest.raises(ZeroDivisionError), gallery.transaction():
         gallery.audit("delete", {"subject_id": "x"})
         raise ZeroDivisionError

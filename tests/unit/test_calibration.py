@@ -55,9 +55,9 @@ def test_fmr_is_the_share_of_impostors_at_or_above_the_score() -> None:
     assert at_half is not None
     assert (at_half.exceed, at_half.fmr, at_half.below_floor) == (10, 0.1, False)
     assert at_half.text == "1 in 10"
-    assert histogram.fmr(0.3).fmr == 0.1  # type: ignore[union-attr]
-    assert histogram.fmr(0.05).fmr == 1.0  # type: ignore[union-attr]
-    assert histogram.fmr(-1.0).exceed == 100  # type: ignore[union-attr]
+    assert histogram.fmr(0.3).fmr == 0.1
+    assert histogram.fmr(0.05).fmr == 1.0
+    assert histogram.fmr(-1.0).exceed == 100
 
 
 def test_a_score_no_impostor_reached_gets_a_floor_never_zero() -> None:
@@ -154,7 +154,7 @@ def test_shipped_reference_table_loads_for_its_model_only() -> None:
     table = load_reference(SFACE)
     assert table is not None
     assert table.histogram.pairs >= 3000 and table.photos > 100 and table.identities > 20
-    assert table.sha256 == configuration("opencv").reference.sha256  # type: ignore[union-attr]
+    assert table.sha256 == configuration("opencv").reference.sha256
     assert load_reference("some-other-model@" + "0" * 64) is None
     only = reference_only("some-other-model@" + "0" * 64)
     assert only.impostor_pairs == 0 and not only.usable
@@ -177,7 +177,7 @@ def test_a_reference_table_not_matching_its_pinned_hash_is_refused(
 
 
 # ---------------------------------------------------------------------- gallery calibration
-def _enrol(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
+def _enrol(gallery: Gallery, engine, photo_paths: dict[str, Path]):
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     return drain(enroll(gallery, engine, items))
@@ -185,7 +185,7 @@ def _enrol(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ign
 
 def test_calibrate_counts_different_subject_pairs_stores_and_audits(
     gallery, engine, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _enrol(gallery, engine, photo_paths)
     drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [photo_paths["obama2"]])))
     stored = drain(calibrate(gallery, reason="monthly check"))
@@ -215,7 +215,7 @@ def test_calibrate_counts_different_subject_pairs_stores_and_audits(
     assert latest is not None and latest.stale
 
 
-def test_a_tampered_stored_calibration_is_refused(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_a_tampered_stored_calibration_is_refused(gallery, engine, photo_paths) -> None:
     _enrol(gallery, engine, photo_paths)
     stored = drain(calibrate(gallery))
     row = gallery.calibration_row(stored.calibration_id)
@@ -235,7 +235,7 @@ def test_a_tampered_stored_calibration_is_refused(gallery, engine, photo_paths) 
 
 def test_calibration_samples_big_galleries_and_can_be_cancelled(
     gallery, engine, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _enrol(gallery, engine, photo_paths)
     drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [photo_paths["obama2"]])))
     sampled = drain(calibrate(gallery, max_faces=2))
@@ -248,7 +248,7 @@ def test_calibration_samples_big_galleries_and_can_be_cancelled(
     assert gallery.counts()["calibrations"] == before
 
 
-def test_search_reports_fmr_and_records_the_calibration(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_search_reports_fmr_and_records_the_calibration(gallery, engine, photo_paths) -> None:
     _enrol(gallery, engine, photo_paths)
     result = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-1", "lead")
     obama, biden = result.candidates
@@ -274,17 +274,17 @@ def test_search_reports_fmr_and_records_the_calibration(gallery, engine, photo_p
     assert events[-1].details["candidates"][1]["fmr"] == biden.fmr
     # A second search with no change reuses the stored calibration.
     second = search_image(gallery, engine, load_image(photo_paths["biden"]), "C-1", "lead")
-    assert second.calibration["id"] == calibration["id"]  # type: ignore[index]
+    assert second.calibration["id"] == calibration["id"]
     assert gallery.counts()["calibrations"] == 1
 
 
-def test_calibration_for_uses_the_reference_alone_for_an_empty_gallery(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_calibration_for_uses_the_reference_alone_for_an_empty_gallery(gallery) -> None:
     calibration = calibration_for(gallery, SFACE)
     assert calibration.gallery_pairs == 0 and calibration.calibration_id is None
     assert calibration.usable and calibration.label == "reference table only"
 
 
-def test_cli_calibrate_and_compare_fmr(tmp_path: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_cli_calibrate_and_compare_fmr(tmp_path: Path, photo_paths) -> None:
     folder = str(tmp_path / "g")
 
     def run(*argv: str) -> tuple[int, str, str]:
@@ -324,7 +324,7 @@ def test_cli_calibrate_and_compare_fmr(tmp_path: Path, photo_paths) -> None:  # 
 
 def test_gallery_changing_during_calibration_does_not_fail_the_search(
     tmp_path, engine, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """An enrolment on another connection between calibrating and storing (as when an analyst
     searches while a colleague enrols) must not make the search fail."""
     from workstation.gallery.calibration import compute_calibration, store_calibration

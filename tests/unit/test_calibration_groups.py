@@ -47,13 +47,13 @@ from workstation.vision.images import load_image
         (None, None),
     ],
 )
-def test_group_of_normalises_sex_and_takes_race_as_given(attributes, group) -> None:  # type: ignore[no-untyped-def]
+def test_group_of_normalises_sex_and_takes_race_as_given(attributes, group) -> None:
     assert group_of(attributes) == group
 
 
 # ---------------------------------------------------------------------- real embeddings
 @pytest.fixture(scope="module")
-def shared_embeddings(shared_faces: Path, engine):  # type: ignore[no-untyped-def]
+def shared_embeddings(shared_faces: Path, engine):
     """Largest face of each labelled shared photo: (vectors, identities)."""
     with open(shared_faces / "labels.csv", newline="", encoding="utf-8") as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("identity")]
@@ -78,7 +78,7 @@ def synthetic_groups(identities: list[str]) -> dict[str, str | None]:
     return assigned
 
 
-def brute_force(vectors: np.ndarray, identities: list[str], groups: list[str | None], name: str):  # type: ignore[no-untyped-def]
+def brute_force(vectors: np.ndarray, identities: list[str], groups: list[str | None], name: str):
     rows = [i for i, g in enumerate(groups) if g == name]
     scores = [
         float(vectors[i] @ vectors[j])
@@ -89,7 +89,7 @@ def brute_force(vectors: np.ndarray, identities: list[str], groups: list[str | N
     return ImpostorHistogram.from_scores(scores)
 
 
-def test_within_group_pairs_are_counted_on_real_embeddings(shared_embeddings) -> None:  # type: ignore[no-untyped-def]
+def test_within_group_pairs_are_counted_on_real_embeddings(shared_embeddings) -> None:
     vectors, identities = shared_embeddings
     assert len(vectors) >= 130
     assigned = synthetic_groups(identities)
@@ -105,7 +105,7 @@ def test_within_group_pairs_are_counted_on_real_embeddings(shared_embeddings) ->
     assert tables["a"].pairs >= MIN_GROUP_PAIRS and tables["b"].pairs >= MIN_GROUP_PAIRS
 
 
-def test_a_candidate_gets_its_group_rate_else_the_highest(shared_embeddings) -> None:  # type: ignore[no-untyped-def]
+def test_a_candidate_gets_its_group_rate_else_the_highest(shared_embeddings) -> None:
     vectors, identities = shared_embeddings
     assigned = synthetic_groups(identities)
     groups = [assigned[i] for i in identities]
@@ -125,8 +125,8 @@ def test_a_candidate_gets_its_group_rate_else_the_highest(shared_embeddings) -> 
         assert rate is not None and rate.group == name
         assert rate.estimate == tables[name].fmr(score)
         assert f"among {name} strangers" in rate.basis
-    highest = max(("a", "b"), key=lambda g: tables[g].fmr(score).fmr)  # type: ignore[union-attr]
-    cautious = max(tables[highest].fmr(score).fmr, pooled.fmr(score).fmr)  # type: ignore[union-attr]
+    highest = max(("a", "b"), key=lambda g: tables[g].fmr(score).fmr)
+    cautious = max(tables[highest].fmr(score).fmr, pooled.fmr(score).fmr)
     unrecorded = choose_rate(pooled, tables, score, None)
     too_few = choose_rate(pooled, tables, score, "c")
     never_seen = choose_rate(pooled, tables, score, "z")
@@ -147,7 +147,7 @@ def test_a_candidate_gets_its_group_rate_else_the_highest(shared_embeddings) -> 
     assert "pooled" in POOLED_WORDS and "differ by group" in POOLED_WORDS
 
 
-def test_group_tables_are_kept_in_the_stored_calibration(shared_embeddings) -> None:  # type: ignore[no-untyped-def]
+def test_group_tables_are_kept_in_the_stored_calibration(shared_embeddings) -> None:
     vectors, identities = shared_embeddings
     assigned = synthetic_groups(identities)
     tables = drain(group_histograms(vectors, identities, [assigned[i] for i in identities]))
@@ -167,7 +167,7 @@ def test_group_tables_are_kept_in_the_stored_calibration(shared_embeddings) -> N
 
 
 # ---------------------------------------------------------------------- a real gallery
-def test_gallery_with_sex_and_race_reports_rates_by_group(  # type: ignore[no-untyped-def]
+def test_gallery_with_sex_and_race_reports_rates_by_group(
     gallery, engine, shared_faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Subjects enrolled from a manifest with sex and race columns (values written as agencies

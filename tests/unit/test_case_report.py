@@ -39,7 +39,7 @@ HOSTILE_EXAMINER = "<u>mallory</u>"
 
 
 @pytest.fixture
-def hostile_case(tmp_path: Path, engine, photo_paths) -> Path:  # type: ignore[no-untyped-def]
+def hostile_case(tmp_path: Path, engine, photo_paths) -> Path:
     """A real search whose every free-text field is markup."""
     folder = tmp_path / "gallery"
     with open_as(folder, HOSTILE_EXAMINER) as gallery:
@@ -90,10 +90,10 @@ def test_images_are_png_made_by_the_core(hostile_case: Path) -> None:
     assert "src='data:image/png;base64," in inline and "src='face-" not in inline
 
 
-def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, tmp_path) -> None:
     drawn: dict[str, object] = {}
 
-    def renderer(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:  # type: ignore[no-untyped-def]
+    def renderer(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:
         drawn.update(html=html_text, images=dict(images), page=page)
         pdf_path.write_bytes(b"%PDF-1.4 drawn by the test renderer\n")
         return 3
@@ -114,7 +114,7 @@ def test_export_hands_the_html_to_the_renderer_it_is_given(hostile_case: Path, t
         export_case_report(gallery, HOSTILE_CASE, tmp_path / "x.json", renderer)
 
 
-def test_cli_without_the_program_entry_cannot_draw_a_pdf(hostile_case: Path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_without_the_program_entry_cannot_draw_a_pdf(hostile_case: Path, tmp_path) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = cli_main(
         [

@@ -34,7 +34,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def two_cases(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> Gallery:  # type: ignore[no-untyped-def]
+def two_cases(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> Gallery:
     """Two people enrolled; case C-1 searched by alice (a lead, confirmed by bob), case C-2
     searched by the administrator with no decision."""
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
@@ -79,7 +79,7 @@ def test_a_lead_superseded_by_an_exclusion_is_no_longer_counted(two_cases: Galle
 
 def test_closing_is_audited_refuses_new_work_and_reopening_allows_it_again(
     two_cases: Gallery, engine, photo_paths: dict[str, Path]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     until = close_case(two_cases, "C-1", "suspect charged", "2030-01-31")
     assert until == "2030-01-31"
     event = two_cases.audit_events(case_id="C-1")[-1]
@@ -105,7 +105,7 @@ def test_closing_is_audited_refuses_new_work_and_reopening_allows_it_again(
 
 def test_an_archived_case_is_read_only_in_the_core_and_export_is_a_read(
     two_cases: Gallery, engine, photo_paths: dict[str, Path], tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     search_id = two_cases.searches_of_case("C-1")[0]["id"]
     a, b = load_image(photo_paths["obama"]), load_image(photo_paths["obama2"])
     comparison = compare_images(engine, a, b, "obama.jpg", "obama2.jpg")

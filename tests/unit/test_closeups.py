@@ -69,7 +69,7 @@ def closeup(
 
 
 @pytest.fixture(scope="module")
-def obama(engine, photo_paths):  # type: ignore[no-untyped-def]
+def obama(engine, photo_paths):
     """The obama.jpg photo and its face found at the photo's own size."""
     bgr = load_image(photo_paths["obama"]).bgr
     return bgr, engine.analyze(bgr)[0]
@@ -147,7 +147,7 @@ def test_a_weak_face_only_a_smaller_copy_saw_is_a_phantom() -> None:
     assert merge_detections([left, again]) == [left.detection]
 
 
-def test_two_portraits_side_by_side_are_two_faces(engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_two_portraits_side_by_side_are_two_faces(engine, photo_paths) -> None:
     cv2 = cv2_module()
     left, right = (load_image(photo_paths[name]).bgr for name in ("obama2", "biden"))
     height = min(left.shape[0], right.shape[0])
@@ -163,7 +163,7 @@ def test_two_portraits_side_by_side_are_two_faces(engine, photo_paths) -> None: 
 
 # ------------------------------------------------------------------ close-ups, real models
 @pytest.mark.parametrize("side", [*CLOSEUP_SIDES, PORTRAIT])
-def test_closeup_is_found_whole_at_every_size(engine, obama, side) -> None:  # type: ignore[no-untyped-def]
+def test_closeup_is_found_whole_at_every_size(engine, obama, side) -> None:
     bgr, reference = obama
     image, truth = closeup(bgr, reference.box, side)
     faces = engine.analyze(image)
@@ -176,7 +176,7 @@ def test_closeup_is_found_whole_at_every_size(engine, obama, side) -> None:  # t
 
 
 @pytest.mark.parametrize("side", [1800, 4000, PORTRAIT])
-def test_enrolment_of_a_closeup_gets_the_whole_face(engine, obama, side) -> None:  # type: ignore[no-untyped-def]
+def test_enrolment_of_a_closeup_gets_the_whole_face(engine, obama, side) -> None:
     bgr, reference = obama
     image, truth = closeup(bgr, reference.box, side)
     faces = engine.analyze(image, max_side=ENROL_DETECTION_SIDE)
@@ -184,7 +184,7 @@ def test_enrolment_of_a_closeup_gets_the_whole_face(engine, obama, side) -> None
     assert float(faces[0].embedding @ reference.embedding) >= SAME_FACE_MIN_COSINE
 
 
-def test_small_face_in_a_4k_frame_is_found(engine, obama) -> None:  # type: ignore[no-untyped-def]
+def test_small_face_in_a_4k_frame_is_found(engine, obama) -> None:
     cv2 = cv2_module()
     bgr, reference = obama
     rng = np.random.default_rng(5)
@@ -216,7 +216,7 @@ HARD_DRAWN_BOXES = (
 )
 
 
-def _assert_drawn_box_aligned(engine, bgr: np.ndarray, reference) -> None:  # type: ignore[no-untyped-def]
+def _assert_drawn_box_aligned(engine, bgr: np.ndarray, reference) -> None:
     image, truth = closeup(bgr, reference.box, PORTRAIT, margin=0.0)  # the face fills the photo
     # An examiner's box around the whole face, a little loose.
     drawn = BBox(truth.x - 0.05 * truth.w, truth.y - 0.08 * truth.h, truth.w * 1.1, truth.h * 1.15)
@@ -230,17 +230,17 @@ def _assert_drawn_box_aligned(engine, bgr: np.ndarray, reference) -> None:  # ty
     assert truth.contains(left_eye) and truth.contains(right_eye)
 
 
-def test_drawn_box_around_a_whole_closeup_is_aligned(engine, obama) -> None:  # type: ignore[no-untyped-def]
+def test_drawn_box_around_a_whole_closeup_is_aligned(engine, obama) -> None:
     _assert_drawn_box_aligned(engine, *obama)
 
 
 @pytest.mark.parametrize("photo", HARD_DRAWN_BOXES)
-def test_drawn_box_around_development_closeups_is_aligned(engine, shared_faces, photo) -> None:  # type: ignore[no-untyped-def]
+def test_drawn_box_around_development_closeups_is_aligned(engine, shared_faces, photo) -> None:
     bgr = load_image(shared_faces / photo).bgr
     _assert_drawn_box_aligned(engine, bgr, engine.analyze(bgr)[0])
 
 
-def test_footage_scan_finds_a_closeup_filling_the_frame(engine, obama, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_footage_scan_finds_a_closeup_filling_the_frame(engine, obama, tmp_path) -> None:
     from workstation.footage import ScanOptions, scan_video
 
     cv2 = cv2_module()
@@ -282,7 +282,7 @@ MATE_PROBES = {
 
 
 @pytest.fixture(scope="module")
-def development_gallery(engine, shared_faces, tmp_path_factory):  # type: ignore[no-untyped-def]
+def development_gallery(engine, shared_faces, tmp_path_factory):
     people = _labelled(shared_faces)
     probes = {shared_faces / path for path in MATE_PROBES.values()}
     assert all(shared_faces / MATE_PROBES[i] in people[i] for i in MATE_PROBES)
@@ -298,7 +298,7 @@ def development_gallery(engine, shared_faces, tmp_path_factory):  # type: ignore
 
 
 @pytest.mark.parametrize("identity", sorted(MATE_PROBES))
-def test_closeup_searches_rank_the_mate_first(  # type: ignore[no-untyped-def]
+def test_closeup_searches_rank_the_mate_first(
     engine, shared_faces, development_gallery, tmp_path, identity
 ) -> None:
     """Close-ups of a photo the gallery does not hold, at every size, find the person's other

@@ -37,7 +37,7 @@ CASE = "2026-0777"
 
 
 @pytest.fixture
-def searched(tmp_path: Path, engine, photo_paths):  # type: ignore[no-untyped-def]
+def searched(tmp_path: Path, engine, photo_paths):
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
         items = items_for_subject("obama", [photo_paths["obama"]], "Barack Obama")
@@ -49,7 +49,7 @@ def searched(tmp_path: Path, engine, photo_paths):  # type: ignore[no-untyped-de
     return folder, record.search_id
 
 
-def sheet(finding: Finding = Finding.SIMILAR, **changes) -> SheetInput:  # type: ignore[no-untyped-def]
+def sheet(finding: Finding = Finding.SIMILAR, **changes) -> SheetInput:
     features = {key: finding for key, _ in FEATURES}
     features.update(changes.pop("features", {}))
     values = dict(
@@ -66,10 +66,10 @@ def sheet(finding: Finding = Finding.SIMILAR, **changes) -> SheetInput:  # type:
         ),
     )
     values.update(changes)
-    return SheetInput(**values)  # type: ignore[arg-type]
+    return SheetInput(**values)
 
 
-def test_sheet_saves_and_reloads_with_annotations_and_is_audited(searched) -> None:  # type: ignore[no-untyped-def]
+def test_sheet_saves_and_reloads_with_annotations_and_is_audited(searched) -> None:
     folder, search_id = searched
     with open_as(folder, "examiner1") as gallery:
         stored = record_sheet(gallery, search_id, "obama", sheet())
@@ -96,7 +96,7 @@ def test_sheet_saves_and_reloads_with_annotations_and_is_audited(searched) -> No
     assert "ears and nose" not in json.dumps(event.details)
 
 
-def test_blind_verification_is_enforced_by_the_core(searched) -> None:  # type: ignore[no-untyped-def]
+def test_blind_verification_is_enforced_by_the_core(searched) -> None:
     folder, search_id = searched
     with open_as(folder, "examiner1") as gallery:
         first = record_sheet(gallery, search_id, "obama", sheet())
@@ -128,7 +128,7 @@ def test_blind_verification_is_enforced_by_the_core(searched) -> None:  # type: 
     assert AuditAction.VERIFICATION_SHEET.value in events
 
 
-def test_a_verifier_needs_the_reviewer_role_and_a_sheet_needs_every_feature(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_verifier_needs_the_reviewer_role_and_a_sheet_needs_every_feature(searched) -> None:
     folder, search_id = searched
     with open_as(folder, "examiner1") as gallery:
         incomplete = sheet()
@@ -159,7 +159,7 @@ def test_a_verifier_needs_the_reviewer_role_and_a_sheet_needs_every_feature(sear
         assert sheets_for(gallery, search_id, "obama").blind
 
 
-def test_report_carries_the_sheets_scale_and_annotated_crops(searched) -> None:  # type: ignore[no-untyped-def]
+def test_report_carries_the_sheets_scale_and_annotated_crops(searched) -> None:
     import html as html_module
 
     import numpy as np

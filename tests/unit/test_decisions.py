@@ -29,7 +29,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> tuple[Gallery, int]:  # type: ignore[no-untyped-def]
+def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> tuple[Gallery, int]:
     """A gallery of two people (examiner "alice") and one search with both as candidates."""
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")

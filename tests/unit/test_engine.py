@@ -15,11 +15,11 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture(scope="module")
-def images(photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
+def images(photo_paths: dict[str, Path]):
     return {name: load_image(path) for name, path in photo_paths.items()}
 
 
-def test_same_person_scores_higher_than_different(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_same_person_scores_higher_than_different(engine, images) -> None:
     obama = engine.analyze(images["obama"].bgr)[0]
     obama2 = engine.analyze(images["obama2"].bgr)[0]
     biden = engine.analyze(images["biden"].bgr)[0]
@@ -30,7 +30,7 @@ def test_same_person_scores_higher_than_different(engine, images) -> None:  # ty
     assert obama.model == engine.model and engine.model.dim == 128
 
 
-def test_landmarks_are_in_template_order(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_landmarks_are_in_template_order(engine, images) -> None:
     face = engine.analyze(images["obama"].bgr)[0]
     assert face.landmarks is not None
     left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
@@ -39,7 +39,7 @@ def test_landmarks_are_in_template_order(engine, images) -> None:  # type: ignor
     assert face.box.contains(nose)
 
 
-def test_several_faces_are_all_returned_largest_first(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_several_faces_are_all_returned_largest_first(engine, images) -> None:
     cv2 = cv2_module()
     big = images["obama"].bgr
     small = cv2.resize(images["biden"].bgr, None, fx=0.4, fy=0.4)
@@ -58,7 +58,7 @@ def test_several_faces_are_all_returned_largest_first(engine, images) -> None:  
         select_face(engine, canvas, "composite", face_index=2)
 
 
-def test_manual_box_finds_landmarks_inside(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_manual_box_finds_landmarks_inside(engine, images) -> None:
     detected = engine.analyze(images["obama"].bgr)[0]
     b = detected.box
     drawn = BBox(b.x - 20, b.y - 10, b.w + 40, b.h + 30)  # a person's looser box
@@ -68,7 +68,7 @@ def test_manual_box_finds_landmarks_inside(engine, images) -> None:  # type: ign
     assert float(manual.embedding @ detected.embedding) > 0.95
 
 
-def test_manual_box_without_face_is_unaligned_and_poor(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_manual_box_without_face_is_unaligned_and_poor(engine, images) -> None:
     image = images["obama"]
     manual = engine.analyze_box(image.bgr, BBox(0, image.height - 150, 150, 150))
     assert not manual.aligned and manual.low_confidence
@@ -76,7 +76,7 @@ def test_manual_box_without_face_is_unaligned_and_poor(engine, images) -> None: 
     assert any("no face landmarks" in reason for reason in manual.quality.reasons)
 
 
-def test_manual_box_on_small_face_is_enlarged_and_found(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_manual_box_on_small_face_is_enlarged_and_found(engine, images) -> None:
     cv2 = cv2_module()
     small = cv2.resize(images["obama"].bgr, None, fx=0.12, fy=0.12, interpolation=cv2.INTER_AREA)
     face = engine.analyze(images["obama"].bgr)[0]
@@ -88,19 +88,19 @@ def test_manual_box_on_small_face_is_enlarged_and_found(engine, images) -> None:
     assert manual.quality.verdict is Verdict.POOR
 
 
-def test_box_outside_image_is_refused(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_box_outside_image_is_refused(engine, images) -> None:
     with pytest.raises(NoFaceError, match="outside"):
         engine.analyze_box(images["obama"].bgr, BBox(5000, 5000, 50, 50))
 
 
-def test_no_face_gives_a_clear_message(engine) -> None:  # type: ignore[no-untyped-def]
+def test_no_face_gives_a_clear_message(engine) -> None:
     blank = np.full((300, 300, 3), 90, np.uint8)
     assert engine.analyze(blank) == []
     with pytest.raises(NoFaceError, match=r"blank\.png: no face found; draw a box"):
         select_face(engine, blank, "blank.png")
 
 
-def test_quality_flags_blur_and_turned_heads(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_quality_flags_blur_and_turned_heads(engine, images) -> None:
     cv2 = cv2_module()
     sharp = engine.analyze(images["obama"].bgr)[0]
     assert sharp.quality.verdict is Verdict.GOOD and sharp.quality.reasons == ()
@@ -121,7 +121,7 @@ def test_pose_estimate_follows_landmarks() -> None:
     assert pose_from_landmarks(turned)[1] > 40
 
 
-def test_face_view_shows_the_face_as_the_model_saw_it(engine, images) -> None:  # type: ignore[no-untyped-def]
+def test_face_view_shows_the_face_as_the_model_saw_it(engine, images) -> None:
     """One crop for every display (compare view, thumbnails, report): aligned on the landmarks
     like the embedding's crop, the landmarks landing on the template; a face without landmarks
     (a drawn box) is the square crop of its box, said to be unaligned."""

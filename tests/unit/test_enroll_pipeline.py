@@ -50,7 +50,7 @@ def _assert_consistent(folder: Path) -> int:
         return faces
 
 
-def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> None:  # type: ignore[no-untyped-def]
+def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> None:
     items = _items(shared_faces, 24)
     report = drain(enroll(gallery, engine, items, workers=2, batch_size=5))
     assert report.enrolled + report.failed == 24 and report.enrolled >= 20
@@ -70,7 +70,7 @@ def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> No
         assert top[0].score > 0.85  # mated pairs of different photos score 0.75 on average
 
 
-def test_cancelled_batched_enrolment_resumes_consistently(gallery, engine, shared_faces) -> None:  # type: ignore[no-untyped-def]
+def test_cancelled_batched_enrolment_resumes_consistently(gallery, engine, shared_faces) -> None:
     items = _items(shared_faces, 16)
     cancel = CancelToken()
     steps = enroll(gallery, engine, items, cancel=cancel, batch_size=4)
@@ -116,7 +116,7 @@ _KILLED_ENROLMENT = textwrap.dedent(
 @pytest.mark.slow
 def test_enrolment_killed_mid_batch_leaves_a_consistent_gallery(
     tmp_path, engine, shared_faces
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     folder = tmp_path / "killed"
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_ENROLMENT, str(folder), str(shared_faces)],

@@ -27,7 +27,7 @@ CASE = "C-EXPORT-1"
 
 
 @pytest.fixture
-def case_gallery(tmp_path: Path, engine, photo_paths) -> Path:  # type: ignore[no-untyped-def]
+def case_gallery(tmp_path: Path, engine, photo_paths) -> Path:
     folder = tmp_path / "gallery"
     with Gallery(folder, user="examiner1") as gallery:
         items = items_for_subject("P-1", [photo_paths["obama"]], "Barack Obama")
@@ -37,12 +37,12 @@ def case_gallery(tmp_path: Path, engine, photo_paths) -> Path:  # type: ignore[n
     return folder
 
 
-def _renderer(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:  # type: ignore[no-untyped-def]
+def _renderer(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:
     pdf_path.write_bytes(b"%PDF-1.4 drawn by the test renderer\n" + html_text.encode()[:200])
     return 2
 
 
-def _exports(folder: Path) -> list:  # type: ignore[type-arg]
+def _exports(folder: Path) -> list:
     with Gallery(folder, create=False, read_only=True) as gallery:
         return [e for e in gallery.audit_events() if e.action == AuditAction.EXPORT]
 
@@ -119,7 +119,7 @@ def test_a_report_and_its_bundle_are_never_one_file(case_gallery: Path, tmp_path
 
 
 def test_a_failed_export_leaves_no_file_and_no_event(case_gallery: Path, tmp_path: Path) -> None:
-    def broken(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:  # type: ignore[no-untyped-def]
+    def broken(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:
         pdf_path.write_bytes(b"%PDF-1.4 half")
         raise OSError(28, "No space left on device")
 
@@ -142,7 +142,7 @@ def test_a_file_that_appears_while_the_export_is_written_is_not_replaced(
 ) -> None:
     pdf = tmp_path / "report.pdf"
 
-    def racing(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:  # type: ignore[no-untyped-def]
+    def racing(html_text: str, pdf_path: Path, images, page: PageSetup) -> int:
         pdf.write_bytes(b"someone else's file")  # the name is taken meanwhile
         pdf_path.write_bytes(b"%PDF-1.4 ours")
         return 1

@@ -14,7 +14,7 @@ from workstation.progress import CancelToken, drain
 
 
 @pytest.fixture(scope="module")
-def two_people(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+def two_people(engine, photo_paths, tmp_path_factory) -> Path:
     """Obama 0.0-2.0 s walking right on the left; Biden 1.0-3.0 s standing on the right."""
     path = tmp_path_factory.mktemp("clips") / "two_people.mp4"
     make_clip(
@@ -29,7 +29,7 @@ def two_people(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[n
     return path
 
 
-def test_two_people_give_two_tracks_with_correct_timecodes(engine, two_people) -> None:  # type: ignore[no-untyped-def]
+def test_two_people_give_two_tracks_with_correct_timecodes(engine, two_people) -> None:
     steps = []
     result = drain(scan_video(engine, two_people), steps.append)
     assert result.damage is None and not result.cancelled
@@ -57,7 +57,7 @@ def test_two_people_give_two_tracks_with_correct_timecodes(engine, two_people) -
     assert steps[-1].done == 39 and steps[-1].total == 40
 
 
-def test_gap_longer_than_max_gap_splits_a_track_and_short_gap_does_not(  # type: ignore[no-untyped-def]
+def test_gap_longer_than_max_gap_splits_a_track_and_short_gap_does_not(
     engine, photo_paths, tmp_path
 ) -> None:
     photo = photo_paths["biden"]
@@ -81,7 +81,7 @@ def test_gap_longer_than_max_gap_splits_a_track_and_short_gap_does_not(  # type:
     assert runs == [(0.0, 0.8), (1.4, 2.2)]
 
 
-def test_face_moving_fast_across_the_frame_stays_one_track(engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_face_moving_fast_across_the_frame_stays_one_track(engine, photo_paths, tmp_path) -> None:
     clip = tmp_path / "pan.mp4"
     # 400 px/s at 10 fps sampled every 0.2 s: 80 px between samples, more than half a face.
     make_clip(
@@ -96,14 +96,14 @@ def test_face_moving_fast_across_the_frame_stays_one_track(engine, photo_paths, 
     assert result.tracks[0].frame_count == 10
 
 
-def test_sampling_interval_is_configurable(engine, two_people) -> None:  # type: ignore[no-untyped-def]
+def test_sampling_interval_is_configurable(engine, two_people) -> None:
     result = drain(scan_video(engine, two_people, ScanOptions(every_s=0.5)))
     assert result.step_frames == 5
     assert result.samples == 8
     assert [(t.start_s, t.end_s) for t in result.tracks] == [(0.0, 1.5), (1.0, 2.5)]
 
 
-def test_truncated_clip_keeps_what_was_scanned(engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_clip_keeps_what_was_scanned(engine, photo_paths, tmp_path) -> None:
     whole = tmp_path / "whole.avi"
     make_clip(
         engine,
@@ -125,10 +125,10 @@ def test_truncated_clip_keeps_what_was_scanned(engine, photo_paths, tmp_path) ->
     assert track.template is not None
 
 
-def test_cancel_returns_the_partial_scan(engine, two_people) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_returns_the_partial_scan(engine, two_people) -> None:
     token = CancelToken()
 
-    def stop_early(step) -> None:  # type: ignore[no-untyped-def]
+    def stop_early(step) -> None:
         if step.done >= 8:
             token.cancel()
 

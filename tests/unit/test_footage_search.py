@@ -30,7 +30,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture(scope="module")
-def clip(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+def clip(engine, photo_paths, tmp_path_factory) -> Path:
     """Obama (a different photo from the enrolled one) 0.0-1.6 s and again 3.0-4.0 s; Biden
     1.0-2.4 s."""
     path = tmp_path_factory.mktemp("clips") / "street.mp4"
@@ -48,12 +48,12 @@ def clip(engine, photo_paths, tmp_path_factory) -> Path:  # type: ignore[no-unty
 
 
 @pytest.fixture(scope="module")
-def scanned(engine, clip):  # type: ignore[no-untyped-def]
+def scanned(engine, clip):
     return drain(scan_video(engine, clip))
 
 
 @pytest.fixture
-def enrolled(gallery, engine, photo_paths):  # type: ignore[no-untyped-def]
+def enrolled(gallery, engine, photo_paths):
     items = items_for_subject("S-OBAMA", [photo_paths["obama"]], "Obama") + items_for_subject(
         "S-BIDEN", [photo_paths["biden"]], "Biden"
     )
@@ -62,7 +62,7 @@ def enrolled(gallery, engine, photo_paths):  # type: ignore[no-untyped-def]
     return gallery
 
 
-def test_each_track_finds_the_right_person_first_with_lineage(enrolled, scanned) -> None:  # type: ignore[no-untyped-def]
+def test_each_track_finds_the_right_person_first_with_lineage(enrolled, scanned) -> None:
     assert [(t.start_s, t.end_s) for t in scanned.tracks] == [(0.0, 1.4), (1.0, 2.2), (3.0, 3.8)]
     expected = ["S-OBAMA", "S-BIDEN", "S-OBAMA"]
     for track, subject in zip(scanned.tracks, expected, strict=True):
@@ -86,7 +86,7 @@ def test_each_track_finds_the_right_person_first_with_lineage(enrolled, scanned)
     assert enrolled.verify_audit().intact
 
 
-def test_scan_is_recorded_in_the_audit_log(enrolled, scanned) -> None:  # type: ignore[no-untyped-def]
+def test_scan_is_recorded_in_the_audit_log(enrolled, scanned) -> None:
     record_scan(enrolled, scanned, "CASE-7", "robbery lead")
     event = enrolled.audit_events(case_id="CASE-7")[-1]
     assert event.action == "footage_scan"
@@ -94,7 +94,7 @@ def test_scan_is_recorded_in_the_audit_log(enrolled, scanned) -> None:  # type: 
     assert [t["track"] for t in event.details["tracks"]] == [1, 2, 3]
 
 
-def test_one_chosen_frame_and_face_is_searched_with_its_frame_lineage(  # type: ignore[no-untyped-def]
+def test_one_chosen_frame_and_face_is_searched_with_its_frame_lineage(
     enrolled, engine, clip
 ) -> None:
     info = probe_video(clip)
@@ -116,7 +116,7 @@ def test_one_chosen_frame_and_face_is_searched_with_its_frame_lineage(  # type: 
 
 def test_find_a_person_from_a_probe_photo_marks_their_segments(
     engine, scanned, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     face, _ = select_face(engine, load_image(photo_paths["obama"]).bgr, "obama.jpg")
     segments = find_person(scanned, face.embedding)
     assert [(s.start_s, s.end_s) for s in segments] == [(0.0, 1.4), (3.0, 3.8)]
@@ -125,7 +125,7 @@ def test_find_a_person_from_a_probe_photo_marks_their_segments(
     assert all(s.score >= find_threshold(engine.model)[0] for s in segments)
 
 
-def test_find_a_gallery_subject_in_footage(enrolled, scanned) -> None:  # type: ignore[no-untyped-def]
+def test_find_a_gallery_subject_in_footage(enrolled, scanned) -> None:
     with pytest.raises(CaseRequiredError):
         find_subject(enrolled, scanned, "S-BIDEN", None, None)
     segments = find_subject(enrolled, scanned, "S-BIDEN", "CASE-9", "where was he")
@@ -145,7 +145,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_footage_command_prints_one_json_object_per_track(enrolled, clip) -> None:  # type: ignore[no-untyped-def]
+def test_footage_command_prints_one_json_object_per_track(enrolled, clip) -> None:
     folder = str(enrolled.folder)
     enrolled.close()
     code, out, err = _run(
@@ -173,7 +173,7 @@ def test_footage_command_prints_one_json_object_per_track(enrolled, clip) -> Non
     assert rows[1]["best_frame"] % 2 == 0
 
 
-def test_footage_command_errors_are_one_line_naming_the_file(tmp_path, enrolled) -> None:  # type: ignore[no-untyped-def]
+def test_footage_command_errors_are_one_line_naming_the_file(tmp_path, enrolled) -> None:
     folder = str(enrolled.folder)
     enrolled.close()
     bad = tmp_path / "evidence.mov"
@@ -186,7 +186,7 @@ def test_footage_command_errors_are_one_line_naming_the_file(tmp_path, enrolled)
     assert "Traceback" not in err and out == ""
 
 
-def test_footage_command_finds_a_gallery_subject(enrolled, clip) -> None:  # type: ignore[no-untyped-def]
+def test_footage_command_finds_a_gallery_subject(enrolled, clip) -> None:
     folder = str(enrolled.folder)
     enrolled.close()
     argv = ["--gallery", folder, "footage", "--case", "C9", "--purpose", "p", "--json"]

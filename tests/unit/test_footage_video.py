@@ -72,7 +72,7 @@ def test_not_a_video_names_the_file_and_reason(tmp_path: Path) -> None:
         probe_video(text)
 
 
-def test_empty_missing_and_photo_files_are_refused_clearly(tmp_path: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_empty_missing_and_photo_files_are_refused_clearly(tmp_path: Path, photo_paths) -> None:
     empty = tmp_path / "empty.avi"
     empty.touch()
     with pytest.raises(VideoError, match=r"empty\.avi: file is empty"):

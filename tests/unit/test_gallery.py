@@ -28,13 +28,13 @@ from workstation.vision.images import load_image
 GALLERY_KINDS = ("embedded", "agency")
 
 
-def _enrol_fixture_people(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
+def _enrol_fixture_people(gallery: Gallery, engine, photo_paths: dict[str, Path]):
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     return drain(enroll(gallery, engine, items))
 
 
-def test_enrol_then_search_finds_the_right_person(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_enrol_then_search_finds_the_right_person(gallery, engine, photo_paths) -> None:
     report = _enrol_fixture_people(gallery, engine, photo_paths)
     assert report.enrolled == 2 and report.failed == 0
     assert gallery.face_count() == 2 and gallery.subject_count() == 2
@@ -56,7 +56,7 @@ def test_enrol_then_search_finds_the_right_person(gallery, engine, photo_paths) 
     assert gallery.verify_audit().intact
 
 
-def test_one_row_per_subject_with_its_best_face(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_one_row_per_subject_with_its_best_face(gallery, engine, photo_paths) -> None:
     items = items_for_subject("P-OBAMA", [photo_paths["obama"], photo_paths["obama2"]])
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]])
     drain(enroll(gallery, engine, items))
@@ -67,7 +67,7 @@ def test_one_row_per_subject_with_its_best_face(gallery, engine, photo_paths) ->
     assert len(top1.candidates) == 1
 
 
-def test_enrolment_is_idempotent_and_keeps_a_copy(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_enrolment_is_idempotent_and_keeps_a_copy(gallery, engine, photo_paths) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     again = drain(enroll(gallery, engine, items_for_subject("OTHER", [photo_paths["obama"]])))
     assert again.count(SKIPPED) == 1 and "already enrolled" in again.outcomes[0].message
@@ -80,7 +80,7 @@ def test_enrolment_is_idempotent_and_keeps_a_copy(gallery, engine, photo_paths) 
 
 def test_bad_photos_are_reported_and_the_rest_goes_on(
     gallery, engine, photo_paths, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
     shutil.copy(photo_paths["obama"], folder / "a.jpg")
@@ -97,7 +97,7 @@ def test_bad_photos_are_reported_and_the_rest_goes_on(
     assert gallery.face_count() == 1
 
 
-def test_group_photo_enrols_the_largest_face(gallery, engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_group_photo_enrols_the_largest_face(gallery, engine, photo_paths, tmp_path) -> None:
     big = Image.open(photo_paths["obama"])
     small = Image.open(photo_paths["biden"]).resize((300, 680))
     group = Image.new("RGB", (big.width + small.width, big.height), (120, 120, 120))
@@ -112,7 +112,7 @@ def test_group_photo_enrols_the_largest_face(gallery, engine, photo_paths, tmp_p
     assert result.candidates[0].subject_id == "G" and result.candidates[0].score > 0.5
 
 
-def test_manifest_rows_attributes_and_bad_rows(gallery, engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_rows_attributes_and_bad_rows(gallery, engine, photo_paths, tmp_path) -> None:
     folder = tmp_path / "mugshots"
     folder.mkdir()
     shutil.copy(photo_paths["obama"], folder / "o.jpg")
@@ -138,14 +138,14 @@ def test_manifest_rows_attributes_and_bad_rows(gallery, engine, photo_paths, tmp
     assert subject.attributes == {"booking_no": "B-77"}
 
 
-def test_manifest_without_required_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_without_required_columns(tmp_path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,photo\n1,a.jpg\n")
     with pytest.raises(WorkstationError, match=r"m\.csv: the manifest needs the columns"):
         read_manifest(manifest)
 
 
-def test_cancel_stops_between_photos(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_stops_between_photos(gallery, engine, photo_paths) -> None:
     cancel = CancelToken()
     items = items_for_subject("A", [photo_paths["obama"]]) + items_for_subject(
         "B", [photo_paths["biden"]]
@@ -161,7 +161,7 @@ def test_cancel_stops_between_photos(gallery, engine, photo_paths) -> None:  # t
     assert gallery.face_count() == 1 and gallery.index().count == 1
 
 
-def test_search_needs_case_and_purpose(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_search_needs_case_and_purpose(gallery, engine, photo_paths) -> None:
     image = load_image(photo_paths["obama"])
     for case, purpose in (("", "p"), ("C", " "), (None, None)):
         with pytest.raises(CaseRequiredError):
@@ -169,7 +169,7 @@ def test_search_needs_case_and_purpose(gallery, engine, photo_paths) -> None:  #
     assert [e.action for e in gallery.audit_events()] == ["genesis"]
 
 
-def test_drawn_box_search_is_recorded_as_manual(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_drawn_box_search_is_recorded_as_manual(gallery, engine, photo_paths) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     image = load_image(photo_paths["obama2"])
     face = engine.analyze(image.bgr)[0]
@@ -181,7 +181,7 @@ def test_drawn_box_search_is_recorded_as_manual(gallery, engine, photo_paths) ->
     assert details["face_source"] == "manual" and details["box"] == box.as_list()
 
 
-def test_other_model_is_refused(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_other_model_is_refused(gallery, engine, photo_paths) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     with gallery.change(AuditAction.REEMBED, {"test": "another model bound"}) as change:
         change.set_model(ModelId("other-model", "ab" * 32, 128))
@@ -192,7 +192,7 @@ def test_other_model_is_refused(gallery, engine, photo_paths) -> None:  # type: 
 
 
 @pytest.mark.parametrize("damage", INDEX_DAMAGES)
-def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, damage) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, damage) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     folder = gallery.folder
     damage_index(gallery, damage)
@@ -209,7 +209,7 @@ def test_damaged_index_is_rebuilt_from_sqlite(gallery, engine, photo_paths, dama
         assert third.index(on_message=quiet.append).count == 2 and quiet == []
 
 
-def test_delete_subject_needs_a_reason_and_is_audited(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_delete_subject_needs_a_reason_and_is_audited(gallery, engine, photo_paths) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     stored = gallery.image_file(gallery.faces_of("P-BIDEN")[0])
     with pytest.raises(WorkstationError, match="needs a reason"):
@@ -225,7 +225,7 @@ def test_delete_subject_needs_a_reason_and_is_audited(gallery, engine, photo_pat
     assert [c.subject_id for c in result.candidates] == ["P-OBAMA"]
 
 
-def test_decisions_and_second_examiner(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_decisions_and_second_examiner(gallery, engine, photo_paths) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     result = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-9", "lead")
     lead = record_decision(gallery, result.search_id, "P-OBAMA", "possible_lead", "same scar")
@@ -245,7 +245,7 @@ def test_decisions_and_second_examiner(gallery, engine, photo_paths) -> None:  #
 
 def test_reembed_switches_model_and_keeps_search_working(
     gallery, engine, photo_paths, tiny_insightface_pack
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from workstation.vision.registry import create_engine
 
     _enrol_fixture_people(gallery, engine, photo_paths)
@@ -263,7 +263,7 @@ def test_reembed_switches_model_and_keeps_search_working(
         search_image(gallery, engine, load_image(photo_paths["obama"]), "C", "p")
 
 
-def test_index_rebuild_is_audited_and_matches(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_index_rebuild_is_audited_and_matches(gallery, engine, photo_paths) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     before = gallery.index().search(
         engine.analyze(load_image(photo_paths["obama"]).bgr)[0].embedding, 2
@@ -275,7 +275,7 @@ def test_index_rebuild_is_audited_and_matches(gallery, engine, photo_paths) -> N
     assert gallery.audit_events()[-1].details["reason"] == "test"
 
 
-def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:
     import sqlite3
 
     from workstation.gallery.schema import SCHEMA_VERSION
@@ -295,7 +295,7 @@ def test_schema_is_migrated_and_newer_is_refused(tmp_path) -> None:  # type: ign
 
 def test_delete_from_a_fresh_connection_updates_the_index_in_place(
     gallery, engine, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _enrol_fixture_people(gallery, engine, photo_paths)
     with open_as(gallery.folder, "examiner2") as fresh:  # as a GUI worker opens it
         delete_subject(fresh, "P-BIDEN", "duplicate record")

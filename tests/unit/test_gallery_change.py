@@ -27,7 +27,7 @@ def _face(vector: np.ndarray) -> Face:
     return Face(0, BBox(0, 0, 10, 10), None, FaceSource.DETECTED, True, quality, vector, MODEL)
 
 
-def _add(gallery: Gallery, subjects: list[str], vectors: np.ndarray, **kwargs) -> list[int]:  # type: ignore[no-untyped-def]
+def _add(gallery: Gallery, subjects: list[str], vectors: np.ndarray, **kwargs) -> list[int]:
     with gallery.change(AuditAction.ENROL, {"faces": len(subjects)}, **kwargs) as change:
         change.bind_model(MODEL)
         for subject in dict.fromkeys(subjects):
@@ -80,7 +80,7 @@ def test_a_change_that_writes_must_record_its_audit_event(gallery: Gallery) -> N
 def test_an_unknown_action_is_refused(gallery: Gallery) -> None:
     with pytest.raises(ValueError, match="not an audited act"), gallery.change() as change:
         change.add_subject("X")
-        change.record("renamed", {})  # type: ignore[arg-type]
+        change.record("renamed", {})
     assert gallery.subject("X") is None and len(gallery.audit_events()) == 1  # the genesis
 
 
@@ -106,7 +106,7 @@ def test_a_failed_change_leaves_database_index_and_photos_alone(gallery: Gallery
     assert gallery.index() is index and index.count == 1
 
 
-def test_removed_faces_take_their_photos_only_after_the_commit(gallery: Gallery, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_removed_faces_take_their_photos_only_after_the_commit(gallery: Gallery, tmp_path) -> None:
     source = tmp_path / "photo.jpg"
     source.write_bytes(b"\xff\xd8 test bytes")
     stored = gallery.store_image_copy(source, "ab" * 32)

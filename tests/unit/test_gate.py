@@ -38,14 +38,14 @@ def tiny_probe(tmp_path: Path, photo_paths: dict[str, Path]) -> Path:
 
 
 @pytest.fixture
-def enrolled_gallery(gallery, engine, photo_paths):  # type: ignore[no-untyped-def]
+def enrolled_gallery(gallery, engine, photo_paths):
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     drain(enroll(gallery, engine, items))
     return gallery
 
 
-def test_the_tiny_probe_really_is_poor(engine, tiny_probe: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_the_tiny_probe_really_is_poor(engine, tiny_probe: Path, photo_paths) -> None:
     faces = engine.analyze(load_image(tiny_probe).bgr)
     assert faces, "the detector should still find the shrunk face"
     assert faces[0].quality.verdict == Verdict.POOR
@@ -55,7 +55,7 @@ def test_the_tiny_probe_really_is_poor(engine, tiny_probe: Path, photo_paths) ->
     assert not needs_note(good)
 
 
-def test_poor_probe_is_refused_without_a_note(enrolled_gallery, engine, tiny_probe: Path) -> None:  # type: ignore[no-untyped-def]
+def test_poor_probe_is_refused_without_a_note(enrolled_gallery, engine, tiny_probe: Path) -> None:
     events_before = len(enrolled_gallery.audit_events())
     for note in (None, "", "   "):
         with pytest.raises(QualityGateError) as caught:
@@ -70,7 +70,7 @@ def test_poor_probe_is_refused_without_a_note(enrolled_gallery, engine, tiny_pro
 
 def test_poor_probe_with_a_note_is_searched_audited_and_reported(
     enrolled_gallery, engine, tiny_probe: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     note = "only image of the suspect; CCTV still from the bank"
     result = search_image(
         enrolled_gallery, engine, load_image(tiny_probe), "C-9", "lead", note=note
@@ -88,10 +88,10 @@ def test_poor_probe_with_a_note_is_searched_audited_and_reported(
     (search,) = bundle["searches"]
     assert search["note"] == note and search["quality_gate"] == GATE_OVERRIDDEN
     assert search["face"]["quality"]["verdict"] == "poor"
-    assert search["calibration"]["sha256"] == result.calibration["sha256"]  # type: ignore[index]
+    assert search["calibration"]["sha256"] == result.calibration["sha256"]
 
 
-def test_good_probe_passes_the_gate_without_a_note(enrolled_gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_good_probe_passes_the_gate_without_a_note(enrolled_gallery, engine, photo_paths) -> None:
     result = search_image(
         enrolled_gallery, engine, load_image(photo_paths["obama2"]), "C-9", "lead"
     )
@@ -100,7 +100,7 @@ def test_good_probe_passes_the_gate_without_a_note(enrolled_gallery, engine, pho
 
 def test_cli_search_needs_note_for_a_poor_probe(
     enrolled_gallery, tiny_probe: Path, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     folder = str(enrolled_gallery.folder)
     enrolled_gallery.close()
 
@@ -121,7 +121,7 @@ def test_cli_search_needs_note_for_a_poor_probe(
     assert line["quality_gate"] == GATE_OVERRIDDEN and line["face"]["quality"]["verdict"] == "poor"
 
 
-def test_the_gui_asks_the_core_what_to_say(engine, tiny_probe: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_the_gui_asks_the_core_what_to_say(engine, tiny_probe: Path, photo_paths) -> None:
     poor = engine.analyze(load_image(tiny_probe).bgr)[0]
     good = engine.analyze(load_image(photo_paths["obama2"]).bgr)[0]
     assert faces_needing_note([good, poor]) == [poor]
@@ -132,4 +132,4 @@ def test_the_gui_asks_the_core_what_to_say(engine, tiny_probe: Path, photo_paths
     assert note_request([("2", poor)], "  ") == request  # a blank note is no note
     assert note_request([("2", poor)], "only image of the suspect") is None
     assert note_request([("1", good)], None) is None
-    assert note_request([("4", poor)], None, kind="Track").startswith("Track 4 is poor")  # type: ignore[union-attr]
+    assert note_request([("4", poor)], None, kind="Track").startswith("Track 4 is poor")

@@ -25,7 +25,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def twice_enrolled(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> Gallery:  # type: ignore[no-untyped-def]
+def twice_enrolled(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> Gallery:
     """Obama under P-1 and again (another photo) under P-7; Biden under P-2."""
     items = [
         EnrollItem("P-1", photo_paths["obama"], "test", "Barack Obama", {"dob": "1961-08-04"}),
@@ -72,7 +72,7 @@ def test_small_gallery_uses_the_fixed_strict_threshold(twice_enrolled: Gallery) 
 
 def test_merge_moves_faces_merges_attributes_and_is_audited(
     twice_enrolled: Gallery, engine, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     moved_face = twice_enrolled.faces_of("P-7")[0].id
     twice_enrolled.index()  # loaded, so the merge must keep it consistent
     details = merge_subjects(twice_enrolled, "P-1", "P-7", "same man: passport check")

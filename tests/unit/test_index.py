@@ -77,7 +77,7 @@ def _remove_faces(gallery: Gallery, face_ids: list[int], save_index: bool = True
 
 
 @pytest.fixture
-def big_gallery(gallery: Gallery, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def big_gallery(gallery: Gallery, monkeypatch: pytest.MonkeyPatch):
     """3,000 identities, and the size threshold forced down so the approximate kind is used."""
     monkeypatch.setattr(index_module, "FLAT_MAX_FACES", 1000)
     rng = np.random.default_rng(3)
@@ -112,7 +112,7 @@ def test_small_gallery_is_searched_exactly(gallery: Gallery) -> None:
     np.testing.assert_allclose(scores, exact_scores, rtol=1e-5)
 
 
-def test_approximate_index_keeps_mates_and_exact_scores(big_gallery) -> None:  # type: ignore[no-untyped-def]
+def test_approximate_index_keeps_mates_and_exact_scores(big_gallery) -> None:
     gallery, centres, face_ids, rng = big_gallery
     index = gallery.index()
     assert index.kind == APPROX_KIND
@@ -140,11 +140,11 @@ def _id_vectors(gallery: Gallery, ids: np.ndarray) -> tuple[list[int], list[np.n
     return list(stored), list(stored.values())
 
 
-def _rebuilds(gallery: Gallery) -> list[dict]:  # type: ignore[type-arg]
+def _rebuilds(gallery: Gallery) -> list[dict]:
     return [e.details for e in gallery.audit_events() if e.action == AuditAction.INDEX_REBUILD]
 
 
-def test_measured_recall_is_in_the_manifest_and_index_info(big_gallery, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_measured_recall_is_in_the_manifest_and_index_info(big_gallery, capsys) -> None:
     gallery, *_ = big_gallery
     gallery.index()
     manifest = json.loads((gallery.folder / MANIFEST_NAME).read_text())
@@ -168,7 +168,7 @@ def test_measured_recall_is_in_the_manifest_and_index_info(big_gallery, capsys) 
     assert "recall: approximate short list, exact scores: mate recall" in out.getvalue()
 
 
-def test_adds_and_deletes_without_rebuild(big_gallery) -> None:  # type: ignore[no-untyped-def]
+def test_adds_and_deletes_without_rebuild(big_gallery) -> None:
     gallery, centres, face_ids, rng = big_gallery
     index = gallery.index()
     ann_before = (gallery.folder / ANN_NAME).stat()  # changed in place, never replaced
@@ -196,7 +196,7 @@ def test_adds_and_deletes_without_rebuild(big_gallery) -> None:  # type: ignore[
     assert len(_rebuilds(gallery)) == rebuilds
 
 
-def test_a_failed_change_leaves_the_index_untouched(big_gallery) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_change_leaves_the_index_untouched(big_gallery) -> None:
     gallery, centres, face_ids, rng = big_gallery
     index = gallery.index()
     generation, count = gallery.generation, index.count
@@ -208,7 +208,7 @@ def test_a_failed_change_leaves_the_index_untouched(big_gallery) -> None:  # typ
     assert face_ids[0] in index.search(_photo(centres[:1], rng)[0], 20)[1].tolist()
 
 
-def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  # type: ignore[no-untyped-def]
+def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:
     gallery, centres, face_ids, rng = big_gallery
     gallery.index()
     gallery.forget_index()
@@ -263,7 +263,7 @@ def test_stale_or_damaged_index_is_rebuilt_with_a_reason(big_gallery) -> None:  
     assert len(reasons) == 4 and all(r.startswith("automatic") for r in reasons[1:])
 
 
-def test_kind_follows_size_and_rebuild_is_advised(gallery: Gallery, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_kind_follows_size_and_rebuild_is_advised(gallery: Gallery, monkeypatch) -> None:
     rng = np.random.default_rng(5)
     _add_faces(gallery, [f"S{i}" for i in range(300)], _photo(_identities(300, rng), rng))
     index = drain(rebuild_index(gallery, flat_max=1000))

@@ -44,7 +44,7 @@ def _photo(centres: np.ndarray, rng: np.random.Generator, noise: float = 0.55) -
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _chunks(vectors: np.ndarray, size: int):  # type: ignore[no-untyped-def]
+def _chunks(vectors: np.ndarray, size: int):
     for start in range(0, len(vectors), size):
         stop = min(len(vectors), start + size)
         yield np.arange(start + 1, stop + 1, dtype=np.int64), vectors[start:stop]
@@ -59,7 +59,7 @@ def synthetic() -> tuple[np.ndarray, np.ndarray]:
 
 def test_streamed_build_equals_one_shot_build(
     tmp_path: Path, synthetic, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _, gallery = synthetic
     one_shot = drain(
         build_index(tmp_path / "one", _chunks(gallery, FACES), FACES, DIM, 3, "m", 1000)
@@ -82,7 +82,7 @@ def test_streamed_build_equals_one_shot_build(
     assert not (tmp_path / "many" / index_build.STAGING_NAME).exists()
 
 
-def test_cold_started_short_list_against_exact_search(tmp_path: Path, synthetic) -> None:  # type: ignore[no-untyped-def]
+def test_cold_started_short_list_against_exact_search(tmp_path: Path, synthetic) -> None:
     centres, gallery = synthetic
     built = drain(build_index(tmp_path, _chunks(gallery, 1000), FACES, DIM, 0, "m", 1000))
     assert built.kind == APPROX_KIND and 0 < built.rerank <= built.shortlist
@@ -148,7 +148,7 @@ def test_dimension_is_not_assumed(tmp_path: Path) -> None:
         assert index.search(query, 5)[1][0] == 8
 
 
-def test_small_build_is_exact_and_has_no_approximate_files(tmp_path: Path, synthetic) -> None:  # type: ignore[no-untyped-def]
+def test_small_build_is_exact_and_has_no_approximate_files(tmp_path: Path, synthetic) -> None:
     _, gallery = synthetic
     drain(build_index(tmp_path, _chunks(gallery, 1000), FACES, DIM, 0, "m", 1000))
     index = drain(build_index(tmp_path, _chunks(gallery[:900], 1000), 900, DIM, 1, "m", 1000))
@@ -162,7 +162,7 @@ def _occurrences(folder: Path, needle: bytes) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", [FLAT_KIND, APPROX_KIND])
-def test_removal_overwrites_every_copy_in_the_files(tmp_path: Path, synthetic, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_removal_overwrites_every_copy_in_the_files(tmp_path: Path, synthetic, kind: str) -> None:
     _, gallery = synthetic
     flat_max = 10_000 if kind == FLAT_KIND else 1000
     index = drain(build_index(tmp_path, _chunks(gallery, 1000), FACES, DIM, 0, "m", flat_max))

@@ -14,7 +14,7 @@ from workstation.vision.insightface_backend import list_packs, resolve_pack
 from workstation.vision.registry import create_engine
 
 
-def test_pack_by_folder_loads_and_embeds(tiny_insightface_pack: Path, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_pack_by_folder_loads_and_embeds(tiny_insightface_pack: Path, photo_paths) -> None:
     engine = create_engine("insightface", insightface_pack=tiny_insightface_pack)
     model_file = tiny_insightface_pack / "w600k_tiny.onnx"
     assert engine.model.name == "insightface:tinypack/w600k_tiny.onnx"

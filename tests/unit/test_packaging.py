@@ -93,7 +93,7 @@ def test_entry_point_runs_the_program_entry() -> None:
 
 def test_desktop_file_has_the_required_keys() -> None:
     parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    parser.optionxform = str  # keys are case-sensitive
     parser.read(PACKAGING / "linux" / "workstation.desktop", encoding="utf-8")
     entry = parser["Desktop Entry"]
     for key in ("Type", "Name", "Exec", "Icon", "Categories", "Terminal"):

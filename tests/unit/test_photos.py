@@ -18,7 +18,7 @@ ALTERED = "stored photo of face 1 does not match its recorded SHA-256: altered o
 
 
 @pytest.fixture
-def enrolled(gallery: Gallery, engine, photo_paths: dict[str, Path], tmp_path: Path):  # type: ignore[no-untyped-def]
+def enrolled(gallery: Gallery, engine, photo_paths: dict[str, Path], tmp_path: Path):
     original = tmp_path / "originals" / "obama.jpg"
     original.parent.mkdir()
     original.write_bytes(photo_paths["obama"].read_bytes())
@@ -28,14 +28,14 @@ def enrolled(gallery: Gallery, engine, photo_paths: dict[str, Path], tmp_path: P
     return gallery, record, gallery.folder / record.stored_path, original
 
 
-def test_the_enrolled_photo_loads(enrolled) -> None:  # type: ignore[no-untyped-def]
+def test_the_enrolled_photo_loads(enrolled) -> None:
     gallery, record, _stored, _original = enrolled
     image = gallery.load_photo(record)
     assert image.sha256 == record.image_sha256
 
 
 @pytest.mark.parametrize("how", ["replaced", "one byte added", "re-encoded"])
-def test_an_altered_copy_is_refused_in_words(enrolled, photo_paths, how: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_altered_copy_is_refused_in_words(enrolled, photo_paths, how: str) -> None:
     gallery, record, stored, _original = enrolled
     if how == "replaced":
         stored.write_bytes(photo_paths["biden"].read_bytes())
@@ -49,7 +49,7 @@ def test_an_altered_copy_is_refused_in_words(enrolled, photo_paths, how: str) ->
     assert raised.value.altered
 
 
-def test_a_missing_copy_falls_back_to_the_unchanged_original_only(enrolled, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_copy_falls_back_to_the_unchanged_original_only(enrolled, photo_paths) -> None:
     gallery, record, stored, original = enrolled
     stored.unlink()
     assert gallery.load_photo(record).sha256 == record.image_sha256
@@ -63,7 +63,7 @@ def test_a_missing_copy_falls_back_to_the_unchanged_original_only(enrolled, phot
         gallery.load_photo(record)
 
 
-def test_reembedding_refuses_an_altered_photo(enrolled, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_reembedding_refuses_an_altered_photo(enrolled, engine, photo_paths) -> None:
     gallery, _record, stored, _original = enrolled
     stored.write_bytes(photo_paths["biden"].read_bytes())
     before = gallery.conn.execute("SELECT embedding FROM faces WHERE id = 1").fetchone()[0]

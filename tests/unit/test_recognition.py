@@ -55,7 +55,7 @@ def _more_photos(limit: int = 6) -> list[np.ndarray]:
     return [load_image(p).bgr for p in paths]
 
 
-def test_dlib_alone_tells_people_apart_on_real_photos(photos) -> None:  # type: ignore[no-untyped-def]
+def test_dlib_alone_tells_people_apart_on_real_photos(photos) -> None:
     dlib = create_engine("dlib")
     obama, obama2, biden = (dlib.analyze(photos[n])[0] for n in ("obama", "obama2", "biden"))
     same, different = obama.embedding @ obama2.embedding, obama.embedding @ biden.embedding
@@ -70,7 +70,7 @@ def test_dlib_alone_tells_people_apart_on_real_photos(photos) -> None:  # type: 
     assert dlib.model.name.endswith(landmarks_hash[:12])
 
 
-def test_dlib_gets_its_own_150px_chip(photos) -> None:  # type: ignore[no-untyped-def]
+def test_dlib_gets_its_own_150px_chip(photos) -> None:
     dlib = create_engine("dlib")
     face = dlib.detect(photos["obama"])[0]
     (chip,) = dlib.prepare(photos["obama"], face.box, face.landmarks)
@@ -104,7 +104,7 @@ def test_altered_dlib_model_is_refused(tmp_path: Path) -> None:
         )
 
 
-def test_mirror_averaging_adds_the_mirror_image(engine, photos) -> None:  # type: ignore[no-untyped-def]
+def test_mirror_averaging_adds_the_mirror_image(engine, photos) -> None:
     plain = create_engine("opencv")
     assert isinstance(engine.embedder, MirrorAveraged)  # the shipped default mirrors
     face = plain.detect(photos["obama"])[0]
@@ -121,7 +121,7 @@ def test_mirror_averaging_adds_the_mirror_image(engine, photos) -> None:  # type
     assert engine.model.sha256 == plain.model.sha256 and str(engine.model) != str(plain.model)
 
 
-def test_fused_inner_product_is_the_weighted_z_normalised_cosine_sum(accurate, photos) -> None:  # type: ignore[no-untyped-def]
+def test_fused_inner_product_is_the_weighted_z_normalised_cosine_sum(accurate, photos) -> None:
     fused = accurate.embedder
     assert isinstance(fused, FusedEmbedder)
     images = [photos["obama"], photos["obama2"], photos["biden"], *_more_photos()]
@@ -148,7 +148,7 @@ def test_fused_inner_product_is_the_weighted_z_normalised_cosine_sum(accurate, p
     assert same > float(vectors[0] @ vectors[2]) and same > float(vectors[1] @ vectors[2])
 
 
-def test_fused_model_id_names_every_member(accurate) -> None:  # type: ignore[no-untyped-def]
+def test_fused_model_id_names_every_member(accurate) -> None:
     name = accurate.model.name
     manifest = load_manifest()["models"]
     for key in ("sface-2021dec-int8bq", DLIB_RESNET):
@@ -184,7 +184,7 @@ def test_same_person_score_follows_the_model_scale() -> None:
 
 def test_a_gallery_of_one_configuration_refuses_another_until_reembedded(
     gallery, engine, accurate, photo_paths
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     drain(enroll(gallery, engine, items))
@@ -195,6 +195,6 @@ def test_a_gallery_of_one_configuration_refuses_another_until_reembedded(
     assert summary["new_model_id"] == str(accurate.model) and gallery.model_dim == 256
     result = search_image(gallery, accurate, probe, "C-1", "test")
     assert [c.subject_id for c in result.candidates] == ["P-OBAMA", "P-BIDEN"]
-    assert result.calibration["reference_sha256"] == configuration("accurate").reference.sha256  # type: ignore[union-attr]
+    assert result.calibration["reference_sha256"] == configuration("accurate").reference.sha256
     with pytest.raises(ModelMismatchError):
         search_image(gallery, engine, probe, "C-1", "test")

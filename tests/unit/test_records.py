@@ -24,14 +24,14 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> SearchRecord:  # type: ignore[no-untyped-def]
+def searched(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> SearchRecord:
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     drain(enroll(gallery, engine, items))
     return search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-7", "lead")
 
 
-def test_a_fresh_search_and_the_reloaded_one_are_the_same_record(gallery, searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_fresh_search_and_the_reloaded_one_are_the_same_record(gallery, searched) -> None:
     reloaded = gallery.search_record(searched.search_id)
     assert reloaded == searched
     assert gallery.case_search_records("C-7") == [searched]
@@ -44,7 +44,7 @@ def test_a_fresh_search_and_the_reloaded_one_are_the_same_record(gallery, search
         gallery.search_record(999)
 
 
-def test_the_record_carries_the_calibrations_words_and_the_bound_flag(searched) -> None:  # type: ignore[no-untyped-def]
+def test_the_record_carries_the_calibrations_words_and_the_bound_flag(searched) -> None:
     top, other = searched.candidates
     # No stranger pair of the calibration scores as high as obama2 vs obama.
     assert top.subject_id == "P-OBAMA" and top.fmr_upper_bound
@@ -56,7 +56,7 @@ def test_the_record_carries_the_calibrations_words_and_the_bound_flag(searched) 
     assert top.fmr_text in line and "Barack Obama" in line
 
 
-def test_json_keeps_the_documented_search_keys(searched) -> None:  # type: ignore[no-untyped-def]
+def test_json_keeps_the_documented_search_keys(searched) -> None:
     line = searched.to_dict()
     documented = {"probe", "sha256", "face", "candidates", "calibration", "error"}
     assert documented <= set(line) and line["error"] is None
@@ -68,7 +68,7 @@ def test_json_keeps_the_documented_search_keys(searched) -> None:  # type: ignor
     json.dumps(line)  # plain JSON
 
 
-def test_names_are_not_stored_and_a_deleted_subject_is_named_as_such(gallery, searched) -> None:  # type: ignore[no-untyped-def]
+def test_names_are_not_stored_and_a_deleted_subject_is_named_as_such(gallery, searched) -> None:
     (stored,) = gallery.conn.execute(
         "SELECT candidates FROM searches WHERE id = ?", (searched.search_id,)
     ).fetchone()
@@ -86,7 +86,7 @@ def test_names_are_not_stored_and_a_deleted_subject_is_named_as_such(gallery, se
     assert bundle.records == (record,)
 
 
-def test_rows_written_before_the_record_still_read(gallery, searched) -> None:  # type: ignore[no-untyped-def]
+def test_rows_written_before_the_record_still_read(gallery, searched) -> None:
     """Old rows stored names, no FMR words, no bound flag and no record facts."""
     top, other = searched.candidates
     old_candidates = [

@@ -41,7 +41,7 @@ def test_cli_and_settings_offer_exactly_the_registry() -> None:
         create_engine("nope")
 
 
-def test_a_new_configuration_is_one_entry(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_configuration_is_one_entry(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     fast = configuration("fast")
     added = dataclasses.replace(fast, key="fast-copy", label="Fast again", summary="A copy.")
     monkeypatch.setattr(registry, "CONFIGURATIONS", (*CONFIGURATIONS, added))

@@ -46,7 +46,7 @@ def _schema(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def _enrol(gallery: Gallery, engine, subject: str, photo: Path) -> int:  # type: ignore[no-untyped-def]
+def _enrol(gallery: Gallery, engine, subject: str, photo: Path) -> int:
     report = drain(enroll(gallery, engine, items_for_subject(subject, [photo])))
     assert report.enrolled == 1, report.summary()
     face_id = report.outcomes[-1].face_id
@@ -54,7 +54,7 @@ def _enrol(gallery: Gallery, engine, subject: str, photo: Path) -> int:  # type:
     return face_id
 
 
-def _previous_version_gallery(folder: Path, engine, photo: Path) -> None:  # type: ignore[no-untyped-def]
+def _previous_version_gallery(folder: Path, engine, photo: Path) -> None:
     """A gallery as the previous program version (schema 2) left it, written as that version's
     enrolment, search, decision and deletion wrote their rows and (unsigned) events: P-1 and P-2
     enrolled (faces 1 and 2), one search, P-2 excluded, then P-2 deleted. The current code cannot
@@ -129,7 +129,7 @@ def _kept(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 def test_a_gallery_of_the_previous_version_never_reuses_deleted_ids(
     tmp_path: Path, engine, photo_paths: dict[str, Path]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     folder = tmp_path / "gallery"
     _previous_version_gallery(folder, engine, photo_paths["obama"])
     conn = sqlite3.connect(folder / "gallery.sqlite")
@@ -178,7 +178,7 @@ def test_a_gallery_of_the_previous_version_never_reuses_deleted_ids(
         assert later.search_id == 2
 
 
-def test_ids_deleted_after_the_upgrade_are_not_reused(gallery, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_ids_deleted_after_the_upgrade_are_not_reused(gallery, engine, photo_paths) -> None:
     first = _enrol(gallery, engine, "P-1", photo_paths["obama"])
     second = _enrol(gallery, engine, "P-2", photo_paths["biden"])
     delete_subject(gallery, "P-2", "court order")
@@ -206,7 +206,7 @@ def test_sequence_starts_above_ids_only_the_audit_log_remembers(tmp_path: Path) 
     assert sequence == {"images": 0, "faces": 41, "searches": 7, "decisions": 3, "calibrations": 0}
 
 
-def test_bulk_added_faces_never_take_a_deleted_id(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_added_faces_never_take_a_deleted_id(gallery) -> None:
     from workstation.audit.actions import AuditAction
 
     def add(subject: str, count: int) -> list[int]:

@@ -27,7 +27,7 @@ CASE = "2026-0601"
 
 
 @pytest.fixture
-def searched(tmp_path: Path, engine, photo_paths, shared_faces):  # type: ignore[no-untyped-def]
+def searched(tmp_path: Path, engine, photo_paths, shared_faces):
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
         items = items_for_subject("obama", [photo_paths["obama"]], "Barack Obama")
@@ -58,7 +58,7 @@ def test_every_shipped_configuration_has_a_pinned_mated_table() -> None:
         assert table.histogram.mean_and_sd()[0] > strangers.histogram.mean_and_sd()[0] + 0.2
 
 
-def test_plot_data_comes_from_the_search_and_its_calibration(searched) -> None:  # type: ignore[no-untyped-def]
+def test_plot_data_comes_from_the_search_and_its_calibration(searched) -> None:
     folder, search_id = searched
     with open_as(folder, "examiner1") as gallery:
         record = gallery.search_record(search_id)
@@ -80,7 +80,7 @@ def test_plot_data_comes_from_the_search_and_its_calibration(searched) -> None: 
     assert ScorePlot.from_bytes(plot.to_bytes()) == plot
 
 
-def test_geometry_marks_the_candidate_and_shades_the_strangers_above_it(searched) -> None:  # type: ignore[no-untyped-def]
+def test_geometry_marks_the_candidate_and_shades_the_strangers_above_it(searched) -> None:
     folder, search_id = searched
     with open_as(folder, "examiner1") as gallery:
         record = gallery.search_record(search_id)
@@ -109,7 +109,7 @@ def test_geometry_marks_the_candidate_and_shades_the_strangers_above_it(searched
     assert any(s.role == plot_data.MATED for s in shapes)
 
 
-def test_the_report_hands_the_plot_to_the_renderer_for_the_lead(searched) -> None:  # type: ignore[no-untyped-def]
+def test_the_report_hands_the_plot_to_the_renderer_for_the_lead(searched) -> None:
     folder, search_id = searched
     with open_as(folder, "reviewer") as gallery:
         bundle = build_case_bundle(gallery, CASE)

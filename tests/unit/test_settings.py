@@ -28,7 +28,7 @@ from workstation.settings import (
 from workstation.vision.registry import offered_keys
 
 
-def _events(gallery: Gallery) -> list:  # type: ignore[type-arg]
+def _events(gallery: Gallery) -> list:
     return [e for e in gallery.audit_events() if e.action == AuditAction.SETTINGS_CHANGE]
 
 

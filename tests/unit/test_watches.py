@@ -31,7 +31,7 @@ from workstation.vision.images import load_image
 
 
 @pytest.fixture
-def watched(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ignore[no-untyped-def]
+def watched(gallery: Gallery, engine, photo_paths: dict[str, Path]):
     """Biden enrolled; obama2 searched in case C-1 (no match there) and left on watch."""
     drain(enroll(gallery, engine, items_for_subject("P-BIDEN", [photo_paths["biden"]])))
     search = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-1", "robbery")
@@ -41,7 +41,7 @@ def watched(gallery: Gallery, engine, photo_paths: dict[str, Path]):  # type: ig
 
 def test_a_watch_fires_on_the_same_person_only_and_searches_only_new_faces(
     watched, engine, photo_paths: dict[str, Path], shared_faces: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gallery, search, watch = watched
     assert watch.active and watch.fmr == 1e-4 and watch.threshold > 0
     assert watch.until == (date.today() + timedelta(days=DEFAULT_WATCH_DAYS)).isoformat()
@@ -88,7 +88,7 @@ def test_a_watch_fires_on_the_same_person_only_and_searches_only_new_faces(
     assert gallery.verify_audit().intact
 
 
-def test_a_watch_expires_and_ends_deleting_its_embedding(watched, engine, photo_paths) -> None:  # type: ignore[no-untyped-def]
+def test_a_watch_expires_and_ends_deleting_its_embedding(watched, engine, photo_paths) -> None:
     gallery, search, watch = watched
     assert expire_watches(gallery, today=date.fromisoformat(watch.until)) == []  # its last day
     after = date.fromisoformat(watch.until) + timedelta(days=1)
@@ -113,7 +113,7 @@ def test_a_watch_expires_and_ends_deleting_its_embedding(watched, engine, photo_
 
 def test_watches_of_a_closed_case_end_with_it_and_an_archived_case_refuses_one(
     watched, engine
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gallery, search, watch = watched
     archive_case(gallery, "C-1", "concluded")
     (row,) = gallery.watch_rows(watch_id=watch.id)
@@ -123,7 +123,7 @@ def test_watches_of_a_closed_case_end_with_it_and_an_archived_case_refuses_one(
         add_watch(gallery, engine, search.search_id, "again")
 
 
-def test_bad_watch_requests_are_refused_in_words(watched, engine, photo_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_watch_requests_are_refused_in_words(watched, engine, photo_paths, tmp_path) -> None:
     gallery, search, _ = watched
     with pytest.raises(WorkstationError, match="past"):
         add_watch(gallery, engine, search.search_id, "x", until="2000-01-01")

@@ -427,6 +427,32 @@ def test_a_forged_history_reusing_the_gallery_id_fails_on_the_pinned_administrat
     assert "another genesis event or first administrator key" in (report.problem or "")
 
 
+def test_an_act_committed_while_verify_runs_is_not_a_rollback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another examiner's act (or a read the app records) may commit while `audit verify` runs.
+    Its head is witnessed after its commit, so verify reads the witnesses before the chain: the
+    act lands between the two reads here, and the chain read afterwards holds it."""
+    import workstation.gallery.store as store
+
+    folder = tmp_path / "g"
+    _export(folder, n=1)
+    original = store.read_witnesses
+
+    def witnesses_then_another_act(folders: list[Path]) -> tuple[list, list[str]]:
+        lines = original(folders)
+        _export(folder, n=2)  # commits and witnesses event 2 before the chain is read
+        return lines
+
+    monkeypatch.setattr(store, "read_witnesses", witnesses_then_another_act)
+    with Gallery(folder) as gallery:
+        report = gallery.verify_audit()
+    assert report.intact, report.problem
+    assert report.head_seq == max(
+        line.entry.seq for line in original([gallery.examiner.witness_dir])[0]
+    )
+
+
 def test_a_head_from_a_report_is_checked(tmp_path: Path) -> None:
     folder = tmp_path / "g"
     _export(folder, n=1)

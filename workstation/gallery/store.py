@@ -49,6 +49,7 @@ from workstation.audit.rows import RowEntry, row_sha256, row_word
 from workstation.audit.verify import ChainReport, check_rows, verify_events
 from workstation.audit.witness import (
     GalleryHead,
+    WitnessLine,
     append_entry,
     check_head,
     check_witnesses,
@@ -1189,6 +1190,13 @@ class Gallery:
         the last event that wrote it; when `witnesses`, hold the chain to every witness of its
         head it can read (workstation.audit.witness); and to `head` (SEQ, HASH) when given (a
         head printed in a report). See workstation.audit.verify."""
+        # Witnesses are read before the chain: a head is witnessed only after its act commits,
+        # so every head read here is in the chain read next. Read after the chain, an act
+        # committing in between would look like a rollback (seen with reads recorded by the app
+        # while a verify ran).
+        witness_lines: tuple[list[WitnessLine], list[str]] = (
+            read_witnesses(self.witness_folders()) if witnesses else ([], [])
+        )
         with self.read_snapshot():
             report = verify_events(
                 audit_store.iter_events(self._conn), audit_store.iter_row_entries(self._conn)
@@ -1207,7 +1215,7 @@ class Gallery:
                     report.intact = False
                     report.problem = problem
             if report.intact and witnesses and report.genesis_seq is not None:
-                self._check_witnesses(report)
+                self._check_witnesses(report, *witness_lines)
         return report
 
     def row_problems(self, table: str, row_ids: Iterable[Any]) -> dict[str, str]:
@@ -1236,7 +1244,9 @@ class Gallery:
         row = self._conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _check_witnesses(self, report: ChainReport) -> None:
+    def _check_witnesses(
+        self, report: ChainReport, lines: list[WitnessLine], unreadable: list[str]
+    ) -> None:
         assert report.genesis_hash is not None and report.first_administrator_key is not None
         head = GalleryHead(
             gallery_id=str(report.gallery_id),
@@ -1246,7 +1256,6 @@ class Gallery:
             genesis_hash=report.genesis_hash,
             first_administrator_key=report.first_administrator_key,
         )
-        lines, unreadable = read_witnesses(self.witness_folders())
         check = check_witnesses(head, self._hash_at, lines)
         report.witness_entries, report.witness_files = check.entries, check.files
         report.witnessed_elsewhere = check.later_elsewhere

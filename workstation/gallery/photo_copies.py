@@ -157,16 +157,25 @@ def _host() -> str:
 
 
 def _marker_is_dead(entry: os.DirEntry[str], me: str, now: float) -> bool:
+    """A busy marker (BUSY_PREFIX + HOST.PID.N) whose writer is gone."""
     parts = entry.name[len(BUSY_PREFIX) :].rsplit(".", 2)
+    host, pid = (parts[0], parts[1]) if len(parts) == 3 else ("", "")
+    return _left_by_dead_writer(entry, host, pid, me, now)
+
+
+def _left_by_dead_writer(entry: os.DirEntry[str], host: str, pid: str, me: str, now: float) -> bool:
+    """A file written by process `pid` on `host` is dead when it is older than any enrolment
+    batch can be, or when its writer ran on this host and is no longer alive (a file from
+    another host is left to age: its process cannot be asked)."""
     try:
         age = now - entry.stat(follow_symlinks=False).st_mtime
     except FileNotFoundError:
         return False
     if age > PENDING_MAX_AGE_SECONDS:
         return True
-    if len(parts) != 3 or parts[0] != me or not parts[1].isdigit():
+    if host != me or not pid.isdigit():
         return False
-    return not _process_alive(int(parts[1]))
+    return not _process_alive(int(pid))
 
 
 @dataclass
@@ -220,16 +229,10 @@ def remove_orphans(folder: Path, stored: set[str]) -> OrphanReport:
 
 
 def _pending_is_dead(entry: os.DirEntry[str], me: str, now: float) -> bool:
+    """A pending copy (NAME.HOST.PID + PENDING_SUFFIX) whose writer is gone."""
     parts = entry.name[: -len(PENDING_SUFFIX)].rsplit(".", 2)
-    try:
-        age = now - entry.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return False
-    if age > PENDING_MAX_AGE_SECONDS:
-        return True
-    if len(parts) != 3 or parts[1] != me or not parts[2].isdigit():
-        return False
-    return not _process_alive(int(parts[2]))
+    host, pid = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+    return _left_by_dead_writer(entry, host, pid, me, now)
 
 
 def _process_alive(pid: int) -> bool:

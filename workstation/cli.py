@@ -26,6 +26,7 @@ from workstation.commands.maintenance import (
     cmd_retention,
     cmd_settings,
 )
+from workstation.commands.moving import cmd_gallery
 from workstation.commands.probes import cmd_compare, cmd_enroll, cmd_footage, cmd_search
 from workstation.commands.records import cmd_audit, cmd_decide, cmd_export, cmd_subjects
 from workstation.commands.watches import cmd_watch
@@ -320,6 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
     shown_events.add_argument("--all", action="store_true", help="show every event")
     s.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("gallery", help="move a gallery (embedded <-> agency)")
+    gallery_sub = p.add_subparsers(dest="gallery_action", metavar="ACTION", required=True)
+    g = gallery_sub.add_parser(
+        "copy",
+        help="move the gallery SRC into DEST (a new folder, or an agency gallery just made by "
+        "`agency init`): every record with its id, photos checked, vectors rebuilt, the audit "
+        "chain kept; SRC records nothing afterwards (administrator)",
+    )
+    g.add_argument("source", metavar="SRC", help="the gallery folder to move")
+    g.add_argument("destination", metavar="DEST", help="where it goes")
+    p.set_defaults(func=cmd_gallery)
 
     p = sub.add_parser("index", help="the FAISS index (derived from the database)")
     isub = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)

@@ -49,6 +49,11 @@ class AuditAction(str, Enum):
     WATCH_ADD = "watch_add"  # a searched probe left on watch (case, reason, FMR, expiry)
     WATCH_SEARCH = "watch_search"  # a watched probe searched against newly enrolled faces
     WATCH_END = "watch_end"  # a watch ended (with a reason) or expired; its embedding deleted
+    # `gallery copy` (issue 13 item 4) is a move: the source's last event names the gallery it
+    # moved to and the head copied (it records nothing after it); the destination's first new
+    # event, right after that one in the same chain, names where it came from.
+    GALLERY_COPIED_OUT = "gallery_copied_out"
+    GALLERY_COPIED_IN = "gallery_copied_in"
 
     def __str__(self) -> str:
         return self.value

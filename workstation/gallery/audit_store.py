@@ -65,6 +65,12 @@ def chain_head(conn: Database) -> tuple[int, str]:
     return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
 
 
+def last_event(conn: Database) -> AuditEvent | None:
+    """The chain's last event (None for an empty log)."""
+    seq, _ = chain_head(conn)
+    return event_at(conn, seq) if seq else None
+
+
 def insert_event(conn: Database, event: AuditEvent, entries: list[RowEntry]) -> None:
     """Store an event and its row hashes (inside the act's transaction)."""
     marks = ", ".join("?" * 12)

@@ -75,6 +75,7 @@ from workstation.gallery.examiners import (
     new_gallery_id,
     normalised_name,
 )
+from workstation.gallery.moving import moved_refusal, unfinished_copy_refusal
 from workstation.gallery.photo_copies import (
     IMAGES_DIR,
     OrphanReport,
@@ -288,6 +289,7 @@ class Gallery:
             from workstation.gallery.agency import open_agency
 
             self._conn, self.vectors = open_agency(self.folder, read_only, self.examiner.name)
+            self._refuse_unfinished_copy()
             if not read_only:
                 restrict_process()
                 self._start()
@@ -296,6 +298,7 @@ class Gallery:
             if not db_path.is_file():
                 raise GalleryError(no_gallery_message(self.folder))
             self._conn = _connect_read_only(db_path)
+            self._refuse_unfinished_copy()
             return
         # Everything this process writes into the gallery from now on (photo copies, index
         # files, SQLite's -wal and -shm) is for the owner (and the examiners' group) only.
@@ -320,7 +323,15 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
         self._conn = conn
+        self._refuse_unfinished_copy()
         self._start()
+
+    def _refuse_unfinished_copy(self) -> None:
+        """A copy interrupted before it was whole never opens as a gallery (gallery.moving)."""
+        problem = unfinished_copy_refusal(self._conn, self.folder)
+        if problem is not None:
+            self._conn.close()
+            raise GalleryError(problem)
 
     def _start(self) -> None:
         """What a write-enabled opening does once connected: the genesis event of a new
@@ -393,6 +404,10 @@ class Gallery:
         self._begin_write()
         try:
             acting = self._resolve_acting()
+            # A gallery moved elsewhere records nothing more: its chain goes on there.
+            moved = moved_refusal(self._conn, self.folder)
+            if moved is not None:
+                raise GalleryError(moved)
         except BaseException:
             self._conn.rollback()
             raise
@@ -1589,6 +1604,30 @@ def open_gallery(
     enrolment and the app's first start pass True).
     """
     return Gallery(folder, user=user, create=create, read_only=read_only, examiner=examiner)
+
+
+def open_database(folder: Path | str, login: str) -> tuple[Database, str]:
+    """The database of the gallery in `folder` as it is, and its kind (EMBEDDED or AGENCY),
+    without opening it as a gallery (no genesis event, no clean-up): for `gallery copy`, which
+    fills an empty one. A folder holding no gallery gets a new, empty embedded database."""
+    folder = Path(folder).expanduser()
+    if gallery_kind(folder) == AGENCY:
+        from workstation.gallery.agency import open_agency
+
+        db, _ = open_agency(folder, read_only=False, login=login)
+        return db, AGENCY
+    restrict_process()
+    db_path = folder / DB_NAME
+    if not db_path.exists():
+        try:
+            make_private_dir(folder)
+            create_private_file(db_path)
+        except OSError as exc:
+            raise GalleryError(f"{folder}: cannot create the gallery folder ({exc})") from exc
+    try:
+        return _open_sqlite(db_path), EMBEDDED
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{db_path}: not a usable gallery database ({exc})") from exc
 
 
 def gallery_kind(folder: Path | str) -> str | None:

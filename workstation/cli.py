@@ -332,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("source", metavar="SRC", help="the gallery folder to move")
     g.add_argument("destination", metavar="DEST", help="where it goes")
+    g.add_argument(
+        "--database-role",
+        metavar="ROLE",
+        help="an agency DEST: the PostgreSQL role that writes the copied rows (its owner; "
+        "default: your login's role)",
+    )
     p.set_defaults(func=cmd_gallery)
 
     p = sub.add_parser("index", help="the FAISS index (derived from the database)")

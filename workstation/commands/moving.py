@@ -27,7 +27,10 @@ def cmd_gallery(ctx: CliContext) -> int:
             ctx.say(step.message)
 
     with open_gallery(source_folder, examiner=ctx.examiner) as source:
-        summary = drain(copy_gallery(source, Path(ctx.args.destination)), show)
+        summary = drain(
+            copy_gallery(source, Path(ctx.args.destination), database_role=ctx.args.database_role),
+            show,
+        )
         for problem in source.witness_problems:
             ctx.warn(f"warning: {problem}")
     if summary is None:  # only a cancel token stops it, and the command line passes none

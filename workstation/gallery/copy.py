@@ -101,8 +101,10 @@ NUMBERED_TABLES = (
     "watches",
     "watch_hits",
 )
-# The database's own bookkeeping, not the gallery's (the schema version is checked instead).
-NOT_COPIED = frozenset({"workstation_schema"})
+# Not the gallery's rows: the database's schema version (checked instead), and an agency
+# database's own witness of each event as it arrived (`audit_witness`, written by the server
+# itself): an agency destination's server witnesses the copied events as they are inserted.
+NOT_COPIED = frozenset({"workstation_schema", "audit_witness"})
 BATCH = 2_000
 
 
@@ -122,10 +124,20 @@ class CopySummary:
 
 
 def copy_gallery(
-    source: Gallery, destination: Path | str, cancel: CancelToken | None = None
+    source: Gallery,
+    destination: Path | str,
+    cancel: CancelToken | None = None,
+    database_role: str | None = None,
 ) -> Work[CopySummary | None]:
     """Move the gallery `source` into `destination` (see the module docstring); yields
-    progress, returns the summary (None when cancelled: the destination stays marked)."""
+    progress, returns the summary (None when cancelled: the destination stays marked).
+
+    Args:
+        database_role: the PostgreSQL role that writes the copied rows into an agency
+            destination whose gallery.toml names no user (default: the examiner's login). The
+            rows keep the examiners who wrote them, which the agency's guards let only the
+            database's owner (or a member of its owner role) write.
+    """
     dest_folder = Path(destination).expanduser()
     if source.read_only:
         raise GalleryError(f"{source.folder}: opened read-only; a copy freezes the source")
@@ -137,7 +149,7 @@ def copy_gallery(
             "folder (an embedded gallery) or one `workstation agency init` made"
         )
     created = not dest_folder.exists()
-    dest_db, kind = open_database(dest_folder, source.examiner.name)
+    dest_db, kind = open_database(dest_folder, database_role or source.examiner.name)
     try:
         copied = yield from _copy_rows(source, dest_db, dest_folder, kind, cancel)
     except BaseException:

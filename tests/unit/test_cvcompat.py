@@ -45,3 +45,18 @@ def test_user_qt_variables_are_kept() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert result.stdout.strip() == "/usr/share/fonts/mine"
+
+
+def test_serial_inference_is_one_thread_until_its_last_user_leaves() -> None:
+    from workstation.vision.cvcompat import cv2_module, serial_inference
+
+    cv2 = cv2_module()
+    default = cv2.getNumThreads()
+    with serial_inference():
+        assert cv2.getNumThreads() == 1
+        with serial_inference():  # two enrolments at once
+            assert cv2.getNumThreads() == 1
+        assert cv2.getNumThreads() == 1  # the other is still running
+        with serial_inference(active=False):
+            assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == default

@@ -52,7 +52,11 @@ def _assert_consistent(folder: Path) -> int:
 
 def test_pipelined_enrolment_of_real_photos(gallery, engine, shared_faces) -> None:
     items = _items(shared_faces, 24)
+    from workstation.vision.cvcompat import cv2_module
+
+    threads = cv2_module().getNumThreads()
     report = drain(enroll(gallery, engine, items, workers=2, batch_size=5))
+    assert cv2_module().getNumThreads() == threads  # one thread per worker only while enrolling
     assert report.enrolled + report.failed == 24 and report.enrolled >= 20
     # Outcomes come back in the order the photos were given.
     assert [o.source for o in report.outcomes] == [i.source for i in items]

@@ -41,6 +41,28 @@ def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
     assert image.exif_rotated
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8, None])
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_pixels_are_pillows_upright_rgb_in_bgr_order(
+    tmp_path: Path, photo_paths: dict[str, Path], orientation: int | None, mode: str
+) -> None:
+    # The decoder skips Pillow's copies where it can (issue 10 part 5): the pixels must stay
+    # exactly those of the plain recipe, EXIF orientation applied, for every orientation.
+    from PIL import ImageOps
+
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    Image.open(photo_paths["obama"]).convert(mode).save(path, exif=exif.tobytes(), quality=90)
+    with Image.open(path) as plain:
+        expected = np.asarray(ImageOps.exif_transpose(plain).convert("RGB"))[:, :, ::-1]
+    image = load_image(path)
+    assert image.exif_rotated == (orientation not in (None, 1))
+    assert image.bgr.flags.c_contiguous
+    assert np.array_equal(image.bgr, expected)
+
+
 def test_png_with_transparency_becomes_white(tmp_path: Path) -> None:
     path = tmp_path / "alpha.png"
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(path)

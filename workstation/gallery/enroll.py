@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from workstation.hashing import sha256_bytes
 from workstation.paths import path_text, text_of
 from workstation.progress import CancelToken, Progress, Work
 from workstation.tabular import DELIMITERS, read_table
+from workstation.vision.cvcompat import serial_inference
 from workstation.vision.engine import FaceEngine
 from workstation.vision.images import decode_image, iter_image_files, read_input_file
 
@@ -269,7 +271,11 @@ def enroll(
     # Until the end, a crash may leave pending or placed copies without rows: the marker makes
     # the next opening of the gallery look for them (gallery.photo_copies).
     busy = mark_busy(folder)
+    inference = ExitStack()
     try:
+        # Each worker runs its own engine on one core (see serial_inference); a lone worker
+        # keeps OpenCV's threads.
+        inference.enter_context(serial_inference(len(engines) > 1 and workers > 1))
         while True:
             while len(pending) < window:
                 item = next(queue, None)
@@ -322,6 +328,7 @@ def enroll(
         unwritten = list(batch)
         unwritten += [f.result() for f in pending if f.done() and not f.cancelled()]
         unlink_durably(p.pending for p in unwritten if p.pending is not None)
+        inference.close()
         clear_busy(busy)
         gallery.save_index()
     advice = gallery.index().rebuild_advice() if finished else None

@@ -10,6 +10,9 @@ variables are removed before any QApplication can exist.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +38,44 @@ def cv2_module() -> ModuleType:
                 else:
                     os.environ[name] = saved[name]  # type: ignore[assignment]
         # Two threads: inference is the bottleneck and the target PCs have few cores.
-        cv2.setNumThreads(max(1, min(os.cpu_count() or 1, 4)))
+        cv2.setNumThreads(_default_threads())
         _cv2 = cv2
     return _cv2
+
+
+def _default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+_serial_lock = threading.Lock()
+_serial_users = 0
+
+
+@contextmanager
+def serial_inference(active: bool = True) -> Iterator[None]:
+    """OpenCV runs each call on one thread while this is open (when `active`), then goes back
+    to its default thread count once no one holds it any more.
+
+    For work that already runs one inference per core on threads of its own (the enrolment
+    pipeline): OpenCV's pool is one for the whole process, and its threads spin while they wait
+    for work, so two inference threads each asking it for two cores burnt CPU the other could
+    use. Measured on the 140 development photos, 2 cores (benchmarks/enroll_speed.py
+    --baseline, issue 10 part 5): 8% less process CPU per photo with one OpenCV thread each,
+    same embeddings. A search made meanwhile (the GUI) runs on one thread too, on cores the
+    enrolment keeps busy anyway.
+    """
+    global _serial_users
+    if not active:
+        yield
+        return
+    cv2 = cv2_module()
+    with _serial_lock:
+        _serial_users += 1
+        cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        with _serial_lock:
+            _serial_users -= 1
+            if _serial_users == 0:
+                cv2.setNumThreads(_default_threads())

@@ -521,8 +521,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="create the collection now for this vector size (else at first enrolment)",
     )
+    g.add_argument(
+        "--administrator",
+        metavar="LOGIN",
+        help="the login role of the first administrator (created if new, member of every "
+        "role); they should be the first to open the gallery",
+    )
     g = gsub.add_parser("info", help="the --gallery's servers and counts")
     g.add_argument("--json", action="store_true")
+    g = gsub.add_parser(
+        "add-examiner",
+        help="give an examiner's PostgreSQL login role the gallery's roles and, with --key, "
+        "register their key in the same audited act (administrator)",
+    )
+    g.add_argument("folder", metavar="DIR", help="the agency gallery folder (gallery.toml)")
+    g.add_argument("login", metavar="LOGIN", help="their login: the PostgreSQL role they use")
+    g.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        metavar="ROLE",
+        help="administrator, enroller, analyst or reviewer (repeat, or separate with commas)",
+    )
+    g.add_argument(
+        "--key",
+        metavar="FILE",
+        help="their public key file (`workstation examiners key --out FILE`), registered in "
+        "the same act",
+    )
     p.set_defaults(func=cmd_agency)
     return parser
 

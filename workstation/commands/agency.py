@@ -13,11 +13,14 @@ from workstation.errors import WorkstationError
 def cmd_agency(ctx: CliContext) -> int:
     if ctx.args.agency_action == "init":
         return _init(ctx)
+    if ctx.args.agency_action == "add-examiner":
+        return _add_examiner(ctx)
     return _info(ctx)
 
 
 def _init(ctx: CliContext) -> int:
     from workstation.gallery.agency import init_agency
+    from workstation.gallery.agency_roles import APP_ROLES
 
     args = ctx.args
     folder = Path(args.folder)
@@ -28,14 +31,57 @@ def _init(ctx: CliContext) -> int:
         collection=args.collection,
         index_type=args.index,
         dim=args.dim,
+        administrator=args.administrator,
     )
     ctx.say(f"agency gallery ready: {shown(folder / 'gallery.toml')}")
     ctx.say(f"records: {shown(config.database_url)}")
     ctx.say(f"vectors: {shown(config.vectors.where)} ({config.vectors.index_type})")
     ctx.say(
-        "next: the first examiner to open it (`workstation --gallery "
-        f"{shown(folder)} examiners whoami`) becomes its first administrator"
+        "roles: "
+        + ", ".join(f"{config.role_prefix}{r}" for r in APP_ROLES)
+        + f" (grants and guards applied; witness table owned by {config.role_prefix}audit)"
     )
+    first = shown(args.administrator) if args.administrator else "the first examiner"
+    ctx.say(
+        f"next: {first} adds each examiner (`workstation agency add-examiner {shown(folder)} "
+        "LOGIN --role ROLE --key FILE`); whoever opens the gallery first becomes its first "
+        "registered administrator"
+    )
+    return EXIT_OK
+
+
+def _add_examiner(ctx: CliContext) -> int:
+    from workstation.audit.roles import Role
+    from workstation.commands.examiners import read_key
+    from workstation.gallery.agency_roles import add_examiner
+
+    args = ctx.args
+    ctx.gallery_dir = Path(args.folder)
+    try:
+        roles = Role.parse(args.role)
+    except ValueError as exc:
+        raise WorkstationError(f"--role: {exc}") from None
+    key_text = read_key(Path(args.key)) if args.key else None
+    added = add_examiner(ctx.gallery(), args.login, roles, key_text)
+    login = shown(added.login)
+    made = "created PostgreSQL login role" if added.created else "PostgreSQL role"
+    ctx.say(f"{made} {login}: member of {', '.join(shown(g) for g in added.granted)}")
+    if added.registered is not None:
+        ctx.say(
+            f"registered {shown(added.registered.name)} ({added.registered.roles_text}); "
+            "recorded in the audit log"
+        )
+    else:
+        ctx.say(
+            f"no key registered yet: {login} runs `workstation examiners key --out FILE` and an "
+            f"administrator runs `workstation examiners add {login} --key FILE --role ...`"
+        )
+    if added.created:
+        ctx.say(
+            f"the DBA must still let {login} log in: set a password (ALTER ROLE ... PASSWORD, "
+            "kept by the examiner in ~/.pgpass) or map their Kerberos/AD principal or "
+            "certificate to this role in pg_hba.conf / pg_ident.conf"
+        )
     return EXIT_OK
 
 

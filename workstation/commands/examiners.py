@@ -30,7 +30,7 @@ def cmd_examiners(ctx: CliContext) -> int:
     roles = Role.parse(args.role or []) if action in ("add", "roles") else frozenset()
     gallery = ctx.gallery()
     if action == "add":
-        key_text = _read_key(Path(args.key))
+        key_text = read_key(Path(args.key))
         registered = register_examiner(gallery, args.name, key_text, roles)
         ctx.say(
             f"registered {shown(registered.name)} ({registered.roles_text}), key "
@@ -54,7 +54,7 @@ def _short(fingerprint: str) -> str:
     return short_fingerprint(fingerprint)
 
 
-def _read_key(path: Path) -> str:
+def read_key(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.errors import GalleryError, WorkstationError
+from workstation.gallery.agency_roles import setup_database
 from workstation.gallery.milvus import DEFAULT_INDEX, MilvusSettings, MilvusVectors
 from workstation.gallery.postgres import PostgresDatabase, psycopg_module
 from workstation.gallery.schema import SCHEMA_VERSION, check_schema_version, migrate
@@ -212,16 +213,21 @@ def init_agency(
     index_type: str = DEFAULT_INDEX,
     role_prefix: str = DEFAULT_PREFIX,
     dim: int | None = None,
+    administrator: str | None = None,
 ) -> AgencyConfig:
     """Create (or upgrade) an agency gallery and write its gallery.toml; see the module docstring.
 
     Run by the database's owner: the connection is whoever libpq resolves from `database_url`
     (its user, PGUSER, or the OS login). Idempotent: on an existing agency gallery it migrates
-    the schema; the collection is kept when it fits.
+    the schema and applies the roles, grants and guards again (gallery.agency_roles); the
+    collection is kept when it fits.
 
     Args:
         dim: the vector dimension to create the collection with now (the model's); without it
             the collection is made at the first enrolment.
+        administrator: the login role of the gallery's first administrator (created if new,
+            member of every app role); the first examiner to open the gallery is registered as
+            its first administrator, so this should be who opens it first.
     """
     folder = Path(folder).expanduser()
     if (folder / "gallery.sqlite").exists():
@@ -239,6 +245,13 @@ def init_agency(
     db = PostgresDatabase.connect(database_url)
     try:
         migrate(db)
+        db.begin_write()
+        try:
+            setup_database(db, config, administrator)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
     finally:
         db.close()
     if dim:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,9 +104,17 @@ def key_entry(name: str, public_key: str, roles: frozenset[Role]) -> dict[str, A
 
 
 def register_examiner(
-    gallery: Gallery, name: str, public_key: str, roles: frozenset[Role]
+    gallery: Gallery,
+    name: str,
+    public_key: str,
+    roles: frozenset[Role],
+    also: Callable[[], None] | None = None,
 ) -> RegisteredExaminer:
-    """An administrator registers another examiner's public key with their roles (audited)."""
+    """An administrator registers another examiner's public key with their roles (audited).
+
+    `also` runs inside the same transaction, after the checks (an agency gallery grants the
+    examiner's database roles there: gallery.agency_roles), so both happen or neither.
+    """
     name = normalised_name(name)
     if not name:
         raise WorkstationError("an examiner needs a name (their login on their workstation)")
@@ -129,6 +138,8 @@ def register_examiner(
                     f"{existing.name} is already registered (key "
                     f"{short_fingerprint(existing.fingerprint)}); revoke that key first"
                 )
+        if also is not None:
+            also()
         change.add_examiner(entry["fingerprint"], name, entry["public_key"], roles)
     return _require(gallery, entry["fingerprint"])
 

@@ -1231,6 +1231,15 @@ class Gallery:
                     report.problem = problem
             if report.intact and witnesses and report.genesis_seq is not None:
                 self._check_witnesses(report, *witness_lines)
+            if report.intact and witnesses and self.kind == AGENCY:
+                # The agency database's own witness of every event (gallery.agency_roles): read
+                # in the same snapshot, as it is written in the same transaction as its event.
+                from workstation.gallery.agency_roles import witness_problem
+
+                found = witness_problem(self._conn, report.head_seq)
+                if found is not None:
+                    report.intact = False
+                    report.first_bad_seq, report.problem = found
         return report
 
     def row_problems(self, table: str, row_ids: Iterable[Any]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 PostgreSQL server (pgserver): every table of the schema is granted for every app role, nobody
 but the owner may change or delete an audit event, its row hashes, a decision or a witness, and
 the chain is held to the database's own witness of every event. (Examiners connecting as their
-own roles and raw-SQL attacks as each: tests/integration/test_agency_roles.py.)"""
+own roles and raw-SQL attacks as each: tests/integration/test_agency_role_attacks.py.)"""
 
 from __future__ import annotations
 

@@ -121,3 +121,26 @@ def test_the_chain_is_held_to_the_databases_witness(agency_servers, agency_folde
         assert found is not None and found[0] == head - 1 and "never witnessed" in found[1]
         report = gallery.verify_audit(witnesses=True)
         assert not report.intact
+
+
+def test_an_agency_gallery_from_before_the_witness_is_witnessed_when_upgraded(
+    agency_servers, agency_folder, tmp_path: Path
+) -> None:
+    from workstation.gallery.agency import init_agency
+
+    with open_gallery(agency_folder, user="examiner1") as gallery:
+        _record(gallery, 2)
+    config = read_config(agency_folder)
+    dbname = config.database_url.split("?", 1)[0].rsplit("/", 1)[-1]
+    with _superuser(agency_servers, agency_folder) as conn:
+        conn.execute("DROP TABLE audit_witness")  # as a gallery made before it existed
+        events = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+    # The owner upgrades it: the chain as it stands is witnessed once, then every new event.
+    init_agency(tmp_path / "upgrade", agency_servers.url(dbname), config.vectors.uri,
+                collection=config.vectors.collection)  # fmt: skip
+    with open_gallery(agency_folder, user="examiner1") as gallery:
+        _record(gallery, 1)
+        report = gallery.verify_audit()
+        assert report.intact, report.problem
+    with _superuser(agency_servers, agency_folder) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_witness").fetchone()[0] == events + 1

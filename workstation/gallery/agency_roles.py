@@ -199,10 +199,20 @@ def setup_database(db: Database, config: AgencyConfig, administrator: str | None
         # Handing the witness to the audit role needs membership of it (ALTER ... OWNER TO);
         # the owner role lets the DBA pass the guards (migrations, `gallery copy`).
         db.execute(f"GRANT {quote_ident(owner)}, {quote_ident(auditor)} TO CURRENT_USER")
+    new_witness = not db.table_exists(WITNESS_TABLE)
     db.execute(
         f"CREATE TABLE IF NOT EXISTS {WITNESS_TABLE} (seq BIGINT PRIMARY KEY, "
         "hash TEXT NOT NULL, witnessed_at TIMESTAMPTZ NOT NULL, witnessed_by TEXT NOT NULL)"
     )
+    if new_witness:
+        # A gallery made before the witness existed: its chain as it is now is witnessed
+        # now, by whoever upgrades it (the time and role say so); from then on each event as
+        # it is written. Only when the table is new: filling gaps later would hide events
+        # written with the witness switched off.
+        db.execute(
+            f"INSERT INTO {WITNESS_TABLE} (seq, hash, witnessed_at, witnessed_by) "
+            "SELECT seq, hash, clock_timestamp(), session_user FROM audit ORDER BY seq"
+        )
     db.execute(f"ALTER TABLE {WITNESS_TABLE} OWNER TO {quote_ident(auditor)}")
     _install_guards(db, config)
     _grant(db, config)

@@ -216,6 +216,12 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
         "VALUES (1000, %s, %s, 'search', '{}', %s, %s)", (now, ANALYST, "1" * 64, "2" * 64),
     )  # fmt: skip
     assert "does not follow the chain head" in message
+    message = refused(
+        agency_servers, dbname, ANALYST,
+        "INSERT INTO audit_rows (seq, tbl, row_id, sha256) VALUES (2, 'subjects', 'P-X', %s)",
+        ("3" * 64,),
+    )  # fmt: skip
+    assert "written with it, by its examiner" in message
     assert "permission denied" in refused(
         agency_servers, dbname, ANALYST,
         "INSERT INTO audit_witness (seq, hash, witnessed_at, witnessed_by) "

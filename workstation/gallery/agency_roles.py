@@ -19,6 +19,7 @@ decisions, searches, comparison sheets or the witness; TRUNCATE is granted to no
 
 - examiner columns = the connected role's registered examiner (`EXAMINER_COLUMNS`);
 - an audit event follows the chain head (seq + 1, the head's hash), so the chain cannot fork;
+  its row hashes are written with it, by its examiner, never added to an older event;
 - a decision is recorded by an analyst; a confirmation by a reviewer who is not the lead's
   examiner (another name and another key), of the latest decision on the candidate, a possible
   lead, once; a 'confirmed' decision always names the lead it confirms;
@@ -338,6 +339,29 @@ def _chain_guard(db: Database) -> None:
         END $$"""
     )
     _trigger(db, "audit_chain_guard", "audit", "BEFORE INSERT", "workstation_audit_chain_guard()")
+    # An event's row hashes are written with it, right after it (audit_store.insert_event):
+    # none is added later to an older event, whose digest would then no longer match.
+    db.execute(
+        """CREATE OR REPLACE FUNCTION workstation_audit_rows_guard() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        DECLARE head audit%ROWTYPE;
+        BEGIN
+            IF workstation_is_owner() THEN
+                RETURN NEW;
+            END IF;
+            SELECT * INTO head FROM audit ORDER BY seq DESC LIMIT 1;
+            IF head.seq IS DISTINCT FROM NEW.seq
+               OR workstation_name_key(head."user") <> workstation_name_key(session_user) THEN
+                RAISE EXCEPTION 'row hashes for event % refused: an event''s row hashes are '
+                    'written with it, by its examiner', NEW.seq
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            RETURN NEW;
+        END $$"""
+    )
+    _trigger(
+        db, "audit_rows_guard", "audit_rows", "BEFORE INSERT", "workstation_audit_rows_guard()"
+    )
 
 
 def _witness(db: Database, config: AgencyConfig) -> None:

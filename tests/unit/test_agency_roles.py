@@ -144,3 +144,35 @@ def test_an_agency_gallery_from_before_the_witness_is_witnessed_when_upgraded(
         assert report.intact, report.problem
     with _superuser(agency_servers, agency_folder) as conn:
         assert conn.execute("SELECT count(*) FROM audit_witness").fetchone()[0] == events + 1
+
+
+def test_an_administrator_grants_the_roles_it_does_not_hold(agency_servers, agency_folder) -> None:
+    """An administrator added with the administrator role only may give others any role, but
+    holds (for the guards) only its own."""
+    import psycopg
+
+    from workstation.gallery.agency_roles import database_roles, grant_app_roles
+    from workstation.gallery.postgres import PostgresDatabase
+
+    config = read_config(agency_folder)
+    dbname = config.database_url.split("?", 1)[0].rsplit("/", 1)[-1]
+    admin, other = "adm_only_r", "granted_r"
+    with agency_servers.admin() as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {other}, {admin}")
+    db = PostgresDatabase.connect(agency_servers.url(dbname))
+    try:
+        grant_app_roles(db, config, admin, ["administrator"])
+        assert database_roles(db, config, admin) == ["administrator"]
+        with psycopg.connect(
+            f"postgresql:///{dbname}?host={agency_servers.socket_dir}", user=admin, autocommit=True
+        ) as conn:
+            conn.execute(f"CREATE ROLE {other} LOGIN")
+            conn.execute(f"GRANT {group_role(config, 'analyst')} TO {other}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SET ROLE {group_role(config, 'analyst')}")
+        assert database_roles(db, config, other) == ["analyst"]
+    finally:
+        db.close()
+        with agency_servers.admin() as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {other}")
+            conn.execute(f"DROP ROLE IF EXISTS {admin}")

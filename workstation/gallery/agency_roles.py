@@ -253,12 +253,12 @@ def _install_guards(db: Database, config: AgencyConfig) -> None:
     db.execute(
         "CREATE OR REPLACE FUNCTION workstation_is_owner() RETURNS boolean LANGUAGE sql "
         f"STABLE AS $$ SELECT pg_has_role(session_user, {_literal(owner_role(config))}, "
-        "'MEMBER') $$"
+        "'USAGE') $$"
     )
     db.execute(
         "CREATE OR REPLACE FUNCTION workstation_has_role(app_role text) RETURNS boolean "
         "LANGUAGE sql STABLE AS $$ SELECT workstation_is_owner() OR pg_has_role(session_user, "
-        f"{_literal(config.role_prefix)} || app_role, 'MEMBER') $$"
+        f"{_literal(config.role_prefix)} || app_role, 'USAGE') $$"
     )
     _examiner_guard(db)
     _chain_guard(db)
@@ -567,13 +567,22 @@ def grant_app_roles(
         raise WorkstationError(f"PostgreSQL role {login!r} cannot log in: it is not an examiner")
     granted = [group_role(config, r) for r in roles]
     groups = ", ".join(quote_ident(g) for g in granted)
-    if "administrator" in roles:
-        if not (row is not None and row[1]):
-            db.execute(f"ALTER ROLE {role} CREATEROLE")
-        every = ", ".join(quote_ident(group_role(config, r)) for r in APP_ROLES)
-        db.execute(f"GRANT {every} TO {role} WITH ADMIN OPTION")
-    else:
+    if "administrator" not in roles:
         db.execute(f"GRANT {groups} TO {role}")
+        return granted
+    if not (row is not None and row[1]):
+        db.execute(f"ALTER ROLE {role} CREATEROLE")
+    db.execute(f"GRANT {groups} TO {role} WITH ADMIN OPTION")
+    others = [quote_ident(group_role(config, r)) for r in APP_ROLES if r not in roles]
+    if others:
+        # An administrator grants every app role to others, but holds only their own: the
+        # right to grant without the role's privileges (PostgreSQL 16's INHERIT FALSE, SET
+        # FALSE), so the guards, which ask whether the role's privileges are the examiner's
+        # (pg_has_role USAGE), do not take them for an analyst or reviewer. Before 16 the
+        # right to grant came with membership itself.
+        version = int(db.execute("SHOW server_version_num").fetchone()[0])
+        options = "ADMIN TRUE, INHERIT FALSE, SET FALSE" if version >= 160000 else "ADMIN OPTION"
+        db.execute(f"GRANT {', '.join(others)} TO {role} WITH {options}")
     return granted
 
 
@@ -582,7 +591,7 @@ def database_roles(db: Database, config: AgencyConfig, login: str) -> list[str]:
     held = []
     for app_role in APP_ROLES:
         row = db.execute(
-            "SELECT pg_has_role(?, rolname, 'MEMBER') FROM pg_roles WHERE rolname = ?",
+            "SELECT pg_has_role(?, rolname, 'USAGE') FROM pg_roles WHERE rolname = ?",
             (login, group_role(config, app_role)),
         ).fetchone()
         if row is not None and row[0]:

@@ -15,6 +15,7 @@ from workstation import CAVEAT, __version__
 from workstation.commands.access import cmd_permissions
 from workstation.commands.agency import cmd_agency
 from workstation.commands.context import EXIT_FAILED, EXIT_USAGE, AppHooks, CliContext, shown
+from workstation.commands.enhance import cmd_enhance
 from workstation.commands.examiners import cmd_cases, cmd_examiners
 from workstation.commands.maintenance import (
     cmd_calibrate,
@@ -141,10 +142,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="examiner's note kept with the search (required to search a poor-quality face)",
     )
+    p.add_argument(
+        "--enhance",
+        metavar="STEPS",
+        help="search a working copy made by these enhancement steps (a JSON list such as "
+        '\'[{"step": "gamma", "gamma": 1.5}]\', or a file holding one; `workstation enhance '
+        "steps` lists them); the original is never changed and the steps are recorded",
+    )
     _authorisation_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "enhance",
+        help="probe enhancement: list the steps, or replay a search's recorded steps on its "
+        "original and check the working copy's SHA-256",
+    )
+    esub = p.add_subparsers(dest="enhance_action", metavar="ACTION", required=True)
+    esub.add_parser("steps", help="the enhancement steps, their parameters and bounds")
+    e = esub.add_parser(
+        "replay",
+        help="recompute a search's working copy from the original (photo, or the video for a "
+        "frame) and say whether its SHA-256 is the recorded one",
+    )
+    e.add_argument("--search", type=int, required=True, metavar="ID", help="the search")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("original", metavar="ORIGINAL_FILE")
+    p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser(
         "cases",

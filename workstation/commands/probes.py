@@ -74,11 +74,13 @@ def cmd_search(ctx: CliContext) -> int:
     from workstation.domain import BBox
     from workstation.gallery.cases import case_authorisation, require_case_open_for
     from workstation.gallery.search import require_case, search_image
+    from workstation.vision.enhancement import load_steps
 
     args = ctx.args
     case_id, purpose = require_case(args.case, args.purpose)
     authorisation = case_authorisation(args.authorised_by, args.authorised_at, args.authorisation)
     box = BBox.parse(args.box) if args.box else None
+    steps = load_steps(args.enhance) if args.enhance else ()  # refused before any work
     gallery = ctx.gallery()
     require_case_open_for(gallery, case_id, AuditAction.SEARCH)  # before loading the model
     engine = ctx.engine()
@@ -102,6 +104,7 @@ def cmd_search(ctx: CliContext) -> int:
                 path_as_given=given,
                 note=args.note,
                 authorisation=authorisation,
+                steps=steps,
             )
         except WorkstationError as exc:
             failures += 1
@@ -138,6 +141,16 @@ def _print_search(ctx: CliContext, record: SearchRecord, model: str) -> None:
         f"{face.quality.verdict.value}"
         + (f": {'; '.join(face.quality.reasons)}" if face.quality.reasons else "")
     )
+    enhancement = record.probe.enhancement
+    if enhancement is not None:
+        ctx.say(
+            f"searched an enhanced working copy ({len(enhancement.steps)} step(s), OpenCV "
+            f"{enhancement.opencv}; the box is in its pixels): SHA-256 "
+            f"{enhancement.working_sha256[:16]}…, {enhancement.working_width}x"
+            f"{enhancement.working_height}"
+        )
+        for line in enhancement.step_lines:
+            ctx.say(f"  {line}")
     ctx.say(f"gallery: {record.gallery_faces} faces; model {model}")
     if record.note:
         ctx.say(f"examiner's note ({record.quality_gate}): {shown(record.note)}")

@@ -14,6 +14,7 @@ segment is a lead for human review, not an identification.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from workstation.gallery.search import (
 )
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, l2_normalise, select_face
+from workstation.vision.enhancement import Enhancement, Step, enhance, pixels_sha256
 
 
 def find_threshold(model: ModelId | str | None) -> tuple[float, str]:
@@ -85,13 +87,16 @@ def record_scan(
         )
 
 
-def _probe_info(video: VideoInfo, lineage: dict[str, Any]) -> ProbeInfo:
+def _probe_info(
+    video: VideoInfo, lineage: dict[str, Any], enhancement: Enhancement | None = None
+) -> ProbeInfo:
     return ProbeInfo(
         path=f"{video.path}#frame={lineage['frame_index']}",
         sha256=video.sha256,
         width=video.width,
         height=video.height,
         frame=lineage,
+        enhancement=enhancement,
     )
 
 
@@ -131,17 +136,26 @@ def search_frame(
     box: BBox | None = None,
     face_index: int | None = None,
     note: str | None = None,
+    steps: Sequence[Step] = (),
 ) -> SearchRecord:
-    """Search one chosen face (largest, face N, or a drawn box) in one frame of a video."""
+    """Search one chosen face (largest, face N, or a drawn box) in one frame of a video.
+
+    With enhancement `steps`, the frame is the original (named by its pixels' SHA-256 beside the
+    video's SHA-256 and the frame index) and the face is searched on the working copy.
+    """
     gallery.check_model(engine.model)
     lineage = video.lineage(frame_index)
+    enhancement = None
+    if steps:
+        working = enhance(bgr, steps, pixels_sha256(bgr), original_kind="video frame")
+        bgr, enhancement = working.bgr, working.lineage
     face, faces = select_face(
         engine, bgr, f"{video.path} frame {frame_index}", box=box, face_index=face_index
     )
     return search_face(
         gallery,
         face,
-        _probe_info(video, lineage),
+        _probe_info(video, lineage, enhancement),
         case_id,
         purpose,
         top_k,

@@ -32,6 +32,7 @@ from workstation.domain import (
     face_fields,
 )
 from workstation.gallery.sheets import SheetsView
+from workstation.vision.enhancement import Enhancement
 
 if TYPE_CHECKING:
     from workstation.vision.images import LoadedImage
@@ -53,10 +54,31 @@ class ProbeInfo:
     width: int | None = None
     height: int | None = None
     frame: dict[str, Any] | None = None  # video lineage (frame index, timecode) when from footage
+    # When the face was searched on an enhanced working copy: the original's SHA-256 (the file's,
+    # as `sha256` above, or a video frame's pixels), the ordered steps, the working copy's
+    # SHA-256 and the OpenCV version (workstation.vision.enhancement). The box is then in the
+    # working copy's pixels; width and height above stay the original's.
+    enhancement: Enhancement | None = None
 
     @classmethod
-    def from_image(cls, image: LoadedImage, path_as_given: str | None = None) -> ProbeInfo:
-        return cls(path_as_given or str(image.path), image.sha256, image.width, image.height)
+    def from_image(
+        cls,
+        image: LoadedImage,
+        path_as_given: str | None = None,
+        enhancement: Enhancement | None = None,
+    ) -> ProbeInfo:
+        return cls(
+            path_as_given or str(image.path),
+            image.sha256,
+            image.width,
+            image.height,
+            enhancement=enhancement,
+        )
+
+    @property
+    def enhancement_dict(self) -> dict[str, Any] | None:
+        """The lineage as JSON (None: searched as it was, "no enhancement")."""
+        return self.enhancement.to_dict() if self.enhancement else None
 
     @property
     def file_name(self) -> str:
@@ -243,6 +265,7 @@ class SearchRecord:
             "probe_width": self.probe.width,
             "probe_height": self.probe.height,
             "probe_frame": self.probe.frame,
+            "probe_enhancement": self.probe.enhancement_dict,  # None: no enhancement
             "search_id": self.search_id,
             "case": self.case_id,
             "purpose": self.purpose,
@@ -282,6 +305,16 @@ class SearchRecord:
                 "width": self.probe.width,
                 "height": self.probe.height,
                 "frame": self.probe.frame,
+                # The working copy's lineage and how to redo it, or "no enhancement".
+                "enhancement": (
+                    {
+                        "enhanced": True,
+                        **self.probe.enhancement.to_dict(),
+                        "how_to_redo": self.probe.enhancement.redo_sentence,
+                    }
+                    if self.probe.enhancement
+                    else {"enhanced": False, "text": "no enhancement"}
+                ),
             },
             "face": self.face.to_dict(),
             "model_id": self.model_id,
@@ -318,6 +351,8 @@ def facts_for(
         "probe_width": probe.width,
         "probe_height": probe.height,
         "probe_frame": probe.frame,
+        # Kept only for an enhanced probe, so rows of plain searches are as they always were.
+        **({"probe_enhancement": probe.enhancement_dict} if probe.enhancement else {}),
     }
 
 
@@ -342,6 +377,7 @@ def record_from_row(
     params = dict(json.loads(row["params"]))
     facts = params.pop(FACTS_KEY, None) or {}
     frame = facts.get("probe_frame")
+    enhancement = facts.get("probe_enhancement")
     if frame is None and "frame_index" in params and "video_sha256" in params:
         frame = {k: params[k] for k in _LINEAGE_KEYS if k in params}
     return SearchRecord(
@@ -357,6 +393,7 @@ def record_from_row(
             width=facts.get("probe_width"),
             height=facts.get("probe_height"),
             frame=frame,
+            enhancement=Enhancement.from_dict(enhancement) if enhancement else None,
         ),
         face=SearchedFace.from_dict(json.loads(row["face"])),
         model_id=row["model_id"],

@@ -7,6 +7,7 @@ identifications.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from workstation.gallery.records import (
 )
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, select_face
+from workstation.vision.enhancement import Step, enhance
 from workstation.vision.images import LoadedImage
 
 __all__ = [
@@ -176,6 +178,9 @@ def search_face(
                 "probe_path": probe.path,
                 "probe_sha256": probe.sha256,
                 "probe_frame": probe.frame,
+                # The working copy's lineage (original and working SHA-256, steps, OpenCV
+                # version) or None: the audit chain covers it as it covers the row.
+                "probe_enhancement": probe.enhancement_dict,
                 "face_source": face.source.value,
                 "box": face.box.as_list(),
                 "aligned": face.aligned,
@@ -219,17 +224,26 @@ def search_image(
     path_as_given: str | None = None,
     note: str | None = None,
     authorisation: CaseAuthorisation | None = None,
+    steps: Sequence[Step] = (),
 ) -> SearchRecord:
-    """Pick the probe face in a photo (drawn box, face number, or the largest) and search."""
+    """Pick the probe face in a photo (drawn box, face number, or the largest) and search.
+
+    With enhancement `steps`, the face is found and searched on the working copy they make
+    (a drawn `box` is in the working copy's pixels) and the search records the lineage.
+    """
     case_id, purpose = require_case(case_id, purpose)
     require_case_open_for(gallery, case_id, AuditAction.SEARCH)  # before detection's work
     gallery.check_model(engine.model)
-    face, faces = select_face(engine, image.bgr, path_as_given or str(image.path), box, face_index)
+    bgr, lineage = image.bgr, None
+    if steps:
+        working = enhance(image.bgr, steps, image.sha256)
+        bgr, lineage = working.bgr, working.lineage
+    face, faces = select_face(engine, bgr, path_as_given or str(image.path), box, face_index)
     params = {"face_index": face_index if box is None else None}
     return search_face(
         gallery,
         face,
-        ProbeInfo.from_image(image, path_as_given),
+        ProbeInfo.from_image(image, path_as_given, lineage),
         case_id,
         purpose,
         top_k,

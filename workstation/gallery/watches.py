@@ -169,6 +169,7 @@ def probe_embedding(gallery: Gallery, engine: FaceEngine, search_id: int) -> np.
     Refused (in words) when the photo is gone or no longer the file searched (SHA-256), when the
     probe was a video frame, or when the engine is not the search's model.
     """
+    from workstation.vision.enhancement import working_copy_of
     from workstation.vision.images import load_image
 
     record = gallery.search_record(search_id)
@@ -190,9 +191,12 @@ def probe_embedding(gallery: Gallery, engine: FaceEngine, search_id: int) -> np.
             "the probe cannot be watched"
         )
     face = record.face
-    # As searched: aligned on its landmarks, or the box unaligned (a drawn box without them).
+    # As searched: aligned on its landmarks, or the box unaligned (a drawn box without them);
+    # an enhanced search's face is in its working copy, made again and checked by SHA-256.
+    lineage = record.probe.enhancement
+    bgr = working_copy_of(image.bgr, lineage) if lineage else image.bgr
     landmarks = face.landmarks if face.aligned else None
-    return engine.embed_faces(image.bgr, [(face.box, landmarks)])[0]
+    return engine.embed_faces(bgr, [(face.box, landmarks)])[0]
 
 
 def add_watch(

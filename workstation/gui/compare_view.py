@@ -51,6 +51,7 @@ from workstation.progress import CancelToken
 from workstation.reports.columns import cell, name_words
 from workstation.reports.score_plot import ScorePlot, score_plot
 from workstation.vision.alignment import face_view
+from workstation.vision.enhancement import working_copy_of
 from workstation.vision.images import LoadedImage, load_image
 
 # Aligned crops are rendered larger than the model's 112 px for viewing; the ACE-V sheet's
@@ -107,19 +108,29 @@ def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
             )
     face = search.face
     box = face.box.as_list()
-    view = face_view(image.bgr, box, face.landmarks, size=CROP_SIDE)
+    # An enhanced search's box is in its working copy: made again from the original, checked.
+    lineage = probe.enhancement
+    bgr = working_copy_of(image.bgr, lineage) if lineage else image.bgr
+    view = face_view(bgr, box, face.landmarks, size=CROP_SIDE)
     how = "drawn by hand" if face.source is FaceSource.MANUAL else "found by the detector"
     metadata = {
         "Source file": probe.path,
-        "SHA-256": probe.sha256,
+        "SHA-256": probe.sha256
+        + (f" (original); working copy {lineage.working_sha256}" if lineage else ""),
         "Date": _file_date(probe.path),
-        "Face": f"{how}, box {box}, {face.faces_found} face(s) in photo",
+        "Face": f"{how}, box {box}, {face.faces_found} face(s) in photo"
+        + (
+            f"; searched on an enhanced working copy ({lineage.summary}, OpenCV "
+            f"{lineage.opencv}: " + "; ".join(lineage.step_lines) + "); the box is in its pixels"
+            if lineage
+            else ""
+        ),
         **_quality_rows(face.quality.to_dict()),
         "Subject": "(probe)",
     }
     return FaceSide(
         "Probe",
-        bgr_to_qimage(image.bgr),
+        bgr_to_qimage(bgr),
         bgr_to_qimage(view.bgr),
         box,
         [(float(x), float(y)) for x, y in face.landmarks] if face.landmarks else None,

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +29,7 @@ from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
 from workstation.gui.text import make_plain
 from workstation.progress import CancelToken, Progress, Work
+from workstation.vision.enhancement import Enhancement, Step, enhance, pixels_sha256
 from workstation.vision.images import (
     IMAGE_FORMATS_TEXT,
     LoadedImage,
@@ -44,6 +46,16 @@ class LoadedProbe:
     faces: list[Face]
     qimage: Any  # QImage, built off the GUI thread
     from_file: bool = True  # False for a decoded video frame (not a file to reopen)
+
+
+@dataclasses.dataclass
+class EnhancedProbe:
+    """A working copy of the probe, its lineage and the faces found in it (built on a worker)."""
+
+    bgr: Any  # np.ndarray: the working copy's pixels
+    lineage: Enhancement
+    faces: list[Face]
+    qimage: Any
 
 
 def describe_quality(face: Face) -> str:
@@ -68,6 +80,8 @@ class ProbePanelWidget(QWidget):
     face_selected = Signal(object)  # Face | None
     busy_changed = Signal(bool)
     file_opened = Signal(str)  # a photo the examiner opened (for recent files)
+    enhancement_changed = Signal(object)  # Enhancement | None (None: the original is searched)
+    enhance_dialog_opened = Signal(object)  # the EnhanceDialog, before exec (tests, tours)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,12 +100,32 @@ class ProbePanelWidget(QWidget):
         self.file_label = QLabel(self)
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.queue_label = QLabel(self)
+        self.enhance_button = QPushButton("Enhance…", self)
+        self.enhance_button.setToolTip(
+            "Make a working copy of the probe (crop, rotate, brightness, equalise, denoise, "
+            "sharpen, upscale...): the original is never changed and every step is recorded"
+        )
+        self.enhance_button.setEnabled(False)
+        # Says, whenever a working copy is shown, that it is what will be searched.
+        self.enhancement_label = QLabel(self)
+        self.enhancement_label.setStyleSheet(
+            "background: #fff3cd; color: #5c3c00; font-weight: bold; padding: 2px 6px;"
+        )
+        self.enhancement_label.hide()
         # File names and messages naming them are shown as typed, never as markup.
-        make_plain(self.quality_label, self.error_label, self.file_label, self.queue_label)
+        make_plain(
+            self.quality_label,
+            self.error_label,
+            self.file_label,
+            self.queue_label,
+            self.enhancement_label,
+        )
 
         top = QHBoxLayout()
         top.addWidget(self.file_label, 1)
+        top.addWidget(self.enhancement_label)
         top.addWidget(self.queue_label)
+        top.addWidget(self.enhance_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -105,6 +139,9 @@ class ProbePanelWidget(QWidget):
         self._next_lineage: dict[str, Any] | None = None
         self.faces: list[Face] = []
         self.detected_count = 0
+        # The working copy searched instead of the original, when the examiner enhanced it.
+        self.enhanced: EnhancedProbe | None = None
+        self._original: LoadedProbe | None = None
         self._queue: list[Path] = []
         self._queue_pos = -1
         self._busy = 0
@@ -112,6 +149,7 @@ class ProbePanelWidget(QWidget):
         self.canvas.face_clicked.connect(self._on_canvas_face_clicked)
         self.canvas.box_drawn.connect(self._on_box_drawn)
         self.face_list.currentRowChanged.connect(self._on_face_row_changed)
+        self.enhance_button.clicked.connect(self.ask_enhancement)
 
     # ------------------------------------------------------------------ state
     @property
@@ -219,6 +257,8 @@ class ProbePanelWidget(QWidget):
     def _on_probe_ready(self, probe: LoadedProbe) -> None:
         self.image = probe.image
         self.lineage = self._next_lineage
+        self._original = probe
+        self._show_enhancement(None)
         self.faces = list(probe.faces)
         self.detected_count = len(self.faces)
         self.canvas.set_image(probe.qimage)
@@ -300,8 +340,10 @@ class ProbePanelWidget(QWidget):
             return
         context = self.context
 
+        bgr = self.searched_bgr  # the box is drawn on the working copy when there is one
+
         def work(cancel: CancelToken) -> Face:
-            return context.engine().analyze_box(image.bgr, box)
+            return context.engine().analyze_box(bgr, box)
 
         self._start(work, self._on_manual_face_ready, self.show_error)
 
@@ -317,3 +359,109 @@ class ProbePanelWidget(QWidget):
                 else ""
             )
         )
+
+    # ------------------------------------------------------------------ enhancement
+    @property
+    def enhancement(self) -> Enhancement | None:
+        """The lineage of the working copy searched, or None (the original is searched)."""
+        return self.enhanced.lineage if self.enhanced else None
+
+    @property
+    def searched_bgr(self) -> Any:
+        """The pixels faces are found in and searched on: the working copy, else the original."""
+        if self.enhanced is not None:
+            return self.enhanced.bgr
+        return self.image.bgr if self.image is not None else None
+
+    def make_enhance_dialog(self) -> Any:
+        """The Enhance… dialog on the original, holding the current steps (None: no photo)."""
+        from workstation.gui.enhance_dialog import EnhanceDialog
+
+        if self.image is None:
+            return None
+        steps = self.enhancement.steps if self.enhancement else ()
+        engine = self.context.engine
+
+        def find_eyes(bgr: Any) -> Any:
+            faces = engine().detect(bgr)
+            if not faces or faces[0].landmarks is None:
+                return None
+            return faces[0].landmarks[0], faces[0].landmarks[1]
+
+        return EnhanceDialog(self.context, self.image.bgr, steps, find_eyes, self)
+
+    def ask_enhancement(self) -> None:
+        dialog = self.make_enhance_dialog()
+        if dialog is None:
+            self.show_error("Open a photo first, then enhance it.")
+            return
+        self.enhance_dialog_opened.emit(dialog)
+        if dialog.exec():
+            self.set_enhancement(dialog.steps)
+
+    def set_enhancement(self, steps: tuple[Step, ...]) -> None:
+        """Search a working copy made by `steps` (none: the original again). The copy is made
+        and its faces found on a worker; a footage frame is named by its pixels' SHA-256."""
+        image = self.image
+        if image is None:
+            return
+        if not steps:
+            self._restore_original()
+            return
+        self.show_error("")
+        context, from_frame = self.context, self.lineage is not None
+        original_sha256 = pixels_sha256(image.bgr) if from_frame else image.sha256
+        kind = "video frame" if from_frame else "file"
+
+        def work(cancel: CancelToken) -> Work[EnhancedProbe]:
+            yield Progress(0, 2, "making the working copy")
+            working = enhance(image.bgr, steps, original_sha256, kind)
+            yield Progress(1, 2, "finding faces in the working copy")
+            faces = context.engine().analyze(working.bgr)
+            return EnhancedProbe(working.bgr, working.lineage, faces, bgr_to_qimage(working.bgr))
+
+        def done(enhanced: EnhancedProbe) -> None:
+            if self.image is not image:
+                return  # another photo was opened meanwhile
+            self._show_enhancement(enhanced)
+            self._show_faces(enhanced.faces, enhanced.qimage)
+
+        self._start(work, done, self.show_error)
+
+    def _restore_original(self) -> None:
+        original = self._original
+        if original is None:
+            return
+        self._show_enhancement(None)
+        self._show_faces(original.faces, original.qimage)
+
+    def _show_faces(self, faces: list[Face], qimage: Any) -> None:
+        self.faces = list(faces)
+        self.detected_count = len(self.faces)
+        self.canvas.set_image(qimage)
+        self._refresh_faces(0 if self.faces else None)
+        if not self.faces:
+            self.show_error("No face found in the working copy. Draw a box around the face.")
+
+    def _show_enhancement(self, enhanced: EnhancedProbe | None) -> None:
+        self.enhanced = enhanced
+        self.enhance_button.setEnabled(self.image is not None)
+        if enhanced is None:
+            self.enhancement_label.hide()
+        else:
+            lineage = enhanced.lineage
+            self.enhancement_label.setText(
+                f"{lineage.summary}: the working copy ({lineage.working_width}×"
+                f"{lineage.working_height}) is searched, the original is unchanged"
+            )
+            self.enhancement_label.setToolTip(
+                "\n".join(
+                    [
+                        *lineage.step_lines,
+                        f"working copy SHA-256 {lineage.working_sha256}",
+                        f"original SHA-256 {lineage.original_sha256}",
+                    ]
+                )
+            )
+            self.enhancement_label.show()
+        self.enhancement_changed.emit(self.enhancement)

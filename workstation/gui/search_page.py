@@ -8,6 +8,7 @@ them. A poor-quality probe needs a note saying why it is searched anyway.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,20 @@ from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import plain_label
 from workstation.gui.watch_panel import WatchDialog
 from workstation.progress import CancelToken, Progress, Work
+from workstation.vision.enhancement import Enhancement
 from workstation.vision.images import LoadedImage
 
 
-def probe_info_for(image: LoadedImage, lineage: dict[str, Any] | None = None) -> ProbeInfo:
-    """Where the probe came from; a footage frame carries its lineage (frame number, time)."""
-    info = ProbeInfo.from_image(image)
+def probe_info_for(
+    image: LoadedImage,
+    lineage: dict[str, Any] | None = None,
+    enhancement: Enhancement | None = None,
+) -> ProbeInfo:
+    """Where the probe came from; a footage frame carries its lineage (frame number, time); a
+    working copy its enhancement lineage."""
+    info = ProbeInfo.from_image(image, enhancement=enhancement)
     if lineage:
-        return ProbeInfo(info.path, info.sha256, info.width, info.height, frame=dict(lineage))
+        return dataclasses.replace(info, frame=dict(lineage))
     return info
 
 
@@ -258,7 +265,7 @@ class SearchPageWidget(QWidget):
         self.show_message("")
         context, top_k = self.context, int(self.context.settings.top_k)
         faces_found = self.probe.detected_count
-        probe = probe_info_for(image, self.probe.lineage)
+        probe = probe_info_for(image, self.probe.lineage, self.probe.enhancement)
 
         def work(cancel: CancelToken) -> Work[list[SearchRecord]]:
             results: list[SearchRecord] = []

@@ -36,6 +36,13 @@ from workstation.reports.bundle import (
     write_bundle_json,
 )
 from workstation.reports.columns import Align, Surface, columns_for, legend
+from workstation.reports.enhancement_report import (
+    enhancement_images,
+    enhancement_rows,
+    enhancement_view,
+    searched_pixels,
+    working_key,
+)
 from workstation.reports.export_files import check_targets, discard, stage
 from workstation.reports.score_plot import PLOT_KEY_PREFIX, ScorePlot, score_plot
 from workstation.reports.sheet_report import SCALE_WORDS, sheet_images, sheet_views
@@ -102,10 +109,15 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
         try:
             loaded = load_image(record.probe.path)
             if loaded.sha256 == record.probe.sha256:
-                probe_bgr = loaded.bgr
-                images[_probe_key(record)] = crop(
-                    loaded.bgr, record.face.box.as_list(), record.face.landmarks
-                )
+                # An enhanced search's box is in its working copy: made again and checked.
+                probe_bgr, problem = searched_pixels(record, loaded.bgr)
+                if probe_bgr is not None:
+                    images[_probe_key(record)] = crop(
+                        probe_bgr, record.face.box.as_list(), record.face.landmarks
+                    )
+                    images.update(enhancement_images(record, loaded.bgr, probe_bgr, png_bytes))
+                else:
+                    images[_problem_key(working_key(record))] = problem.encode("utf-8")
         except WorkstationError:
             pass  # the report says the probe file is not available
         # ACE-V sheets' annotations, drawn on the crops Compare showed (sheet_report.py).
@@ -224,6 +236,7 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
             if probe.frame
             else []
         ),
+        *[_row(label, value, mono=mono) for label, value, mono in enhancement_rows(record)],
         _row("How the face was chosen", face.how_chosen),
         _row("Probe quality", f"{face.quality.verdict.value.upper()}: {reasons}"),
         _row("Model", record.model_id, mono=True),
@@ -288,6 +301,10 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
         "plots": plots,
         "sheets": sheet_views(record, images),
         "probe_image": _probe_key(record),
+        "enhancement": {
+            **enhancement_view(record, images),
+            "problem": images.get(_problem_key(working_key(record)), b"").decode("utf-8"),
+        },
         "candidates": candidates,
         "decisions": decisions,
         "photo_problems": list(problems),

@@ -1,0 +1,611 @@
+"""Probe enhancement with lineage: a working copy of a probe, made by recorded steps.
+
+An examiner may improve a poor probe (a dark CCTV still, a tilted face, a small face) before it is
+searched; a court then asks what was done to it. The original is never changed: the steps make a
+*working copy*, and the search records the original's SHA-256, the ordered steps with their
+parameters, the working copy's SHA-256 and the OpenCV version, so anyone holding the original can
+redo the steps and check they get the same pixels (`workstation enhance replay`).
+
+A step is a small typed value: its name and its parameters, every one checked against fixed
+bounds here (the core), whichever surface asks; a bad step is refused with a message naming the
+step (its number and name) and the parameter. Only OpenCV's own functions are used (no learned
+super-resolution: a network invents detail that was never in the photo, and an examiner could
+not say which pixels came from where).
+
+`apply(image, steps)` is pure and deterministic: the same original pixels and steps give the same
+bytes. The working copy's SHA-256 is over a canonical encoding of its pixels, not over a file
+(PNG and JPEG encoders differ between library versions): the ASCII header
+``"BGR8 <height> <width> <channels>\\n"`` followed by the raw 8-bit BGR array in row-major
+order (`pixels_sha256`). Interpolation, denoising and colour conversion may differ between OpenCV
+versions, so the version that made the copy is recorded with the steps; a replay under another
+version that does not match says so instead of calling the copy altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workstation.errors import WorkstationError
+
+# A working copy may not grow beyond this (an 8x upscale of a 12 MP photo would be 770 MP): 50 MP
+# is larger than any probe an examiner needs and 150 MB of pixels at most.
+MAX_WORKING_PIXELS = 50_000_000
+MAX_STEPS = 32  # far more than any examiner chains; bounds the work a pasted list can ask for
+# How the box of an enhanced search is given: in the pixels of the working copy.
+BOX_COORDINATES = "working copy"
+
+
+class EnhancementError(WorkstationError):
+    """A step or its parameters were refused (the message names the step and the parameter)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a step: its kind, bounds, default and meaning."""
+
+    name: str
+    kind: str  # "int", "float" or "choice"
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    odd: bool = False  # OpenCV's window sizes must be odd
+    help: str = ""
+
+    def bounds_text(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        word = "a whole number" if self.kind == "int" else "a number"
+        odd = " (odd)" if self.odd else ""
+        return f"{word}{odd} from {self.low:g} to {self.high:g}"
+
+    def check(self, value: Any, where: str) -> Any:
+        """The value, normalised (int or float or str), or EnhancementError naming it."""
+        bad = EnhancementError(
+            f"{where}: parameter '{self.name}' must be {self.bounds_text()} (got {value!r})"
+        )
+        if self.kind == "choice":
+            if not isinstance(value, str) or value.strip().lower() not in self.choices:
+                raise bad
+            return value.strip().lower()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        if not math.isfinite(float(value)):
+            raise bad
+        if self.kind == "int":
+            if float(value) != int(value):
+                raise bad
+            value = int(value)
+            if self.odd and value % 2 == 0:
+                raise bad
+        else:
+            value = float(value)
+        assert self.low is not None and self.high is not None
+        if not self.low <= value <= self.high:
+            raise bad
+        return value
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A kind of step: its name, what it does (in words for the report) and its parameters."""
+
+    name: str
+    label: str
+    does: str
+    params: tuple[Param, ...]
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+STEP_SPECS: dict[str, StepSpec] = {
+    spec.name: spec
+    for spec in (
+        StepSpec(
+            "crop",
+            "Crop",
+            "keeps the rectangle [x, y, width, height] (pixels of the image at this step)",
+            (
+                Param("x", "int", 0, 0, 100_000, help="left edge"),
+                Param("y", "int", 0, 0, 100_000, help="top edge"),
+                Param("width", "int", 256, 8, 100_000, help="width in pixels"),
+                Param("height", "int", 256, 8, 100_000, help="height in pixels"),
+            ),
+        ),
+        StepSpec(
+            "rotate",
+            "Rotate",
+            "rotates by the angle in degrees, counter-clockwise when positive (cv2.rotate for "
+            "multiples of 90 degrees, which is exact; otherwise cv2.warpAffine, bicubic, on a "
+            "canvas enlarged to hold the whole image, new corners black)",
+            (Param("angle", "float", 0.0, -360.0, 360.0, help="degrees, + = counter-clockwise"),),
+        ),
+        StepSpec(
+            "straighten",
+            "Straighten (eye line)",
+            "rotates about the eyes' midpoint so the line between the two eye points is "
+            "level (cv2.warpAffine, bicubic, canvas enlarged, new corners black)",
+            (
+                Param("eye1_x", "float", 0.0, 0.0, 100_000.0, help="one eye, x"),
+                Param("eye1_y", "float", 0.0, 0.0, 100_000.0, help="one eye, y"),
+                Param("eye2_x", "float", 1.0, 0.0, 100_000.0, help="other eye, x"),
+                Param("eye2_y", "float", 0.0, 0.0, 100_000.0, help="other eye, y"),
+            ),
+        ),
+        StepSpec(
+            "brightness_contrast",
+            "Brightness / contrast",
+            "multiplies every pixel by the contrast and adds the brightness, clipped to 0-255 "
+            "(cv2.addWeighted)",
+            (
+                Param("brightness", "float", 0.0, -127.0, 127.0, help="added to every pixel"),
+                Param("contrast", "float", 1.0, 0.1, 4.0, help="multiplies every pixel"),
+            ),
+        ),
+        StepSpec(
+            "gamma",
+            "Gamma",
+            "maps each value v to 255 * (v / 255) ^ (1 / gamma) (cv2.LUT): above 1 brightens "
+            "the shadows, below 1 darkens them",
+            (Param("gamma", "float", 1.0, 0.1, 5.0, help="above 1 brightens"),),
+        ),
+        StepSpec(
+            "equalise",
+            "Histogram equalisation",
+            "equalises the lightness channel (L of CIELAB; colours kept): 'clahe' is contrast-"
+            "limited adaptive equalisation (cv2.createCLAHE), 'global' is cv2.equalizeHist",
+            (
+                Param("method", "choice", "clahe", choices=("clahe", "global")),
+                Param("clip_limit", "float", 2.0, 0.1, 40.0, help="CLAHE only"),
+                Param("tiles", "int", 8, 1, 32, help="CLAHE grid, tiles per side"),
+            ),
+        ),
+        StepSpec(
+            "denoise",
+            "Denoise",
+            "non-local means denoising (cv2.fastNlMeansDenoisingColored)",
+            (
+                Param("h", "float", 5.0, 1.0, 30.0, help="strength on lightness"),
+                Param("h_color", "float", 5.0, 1.0, 30.0, help="strength on colour"),
+                Param("template_window", "int", 7, 3, 15, odd=True, help="patch size"),
+                Param("search_window", "int", 21, 5, 35, odd=True, help="search area"),
+            ),
+        ),
+        StepSpec(
+            "sharpen",
+            "Sharpen (unsharp mask)",
+            "adds back the difference from a Gaussian blur: (1 + amount) * image - amount * "
+            "blur (cv2.GaussianBlur, cv2.addWeighted)",
+            (
+                Param("sigma", "float", 1.5, 0.3, 20.0, help="blur radius (pixels)"),
+                Param("amount", "float", 1.0, 0.1, 5.0, help="strength"),
+            ),
+        ),
+        StepSpec(
+            "upscale",
+            "Upscale",
+            "enlarges by the factor (cv2.resize, bicubic or Lanczos-4 interpolation; no "
+            "learned super-resolution: nothing is invented, pixels are interpolated)",
+            (
+                Param("factor", "float", 2.0, 1.0, 8.0, help="size multiplier"),
+                Param("interpolation", "choice", "cubic", choices=("cubic", "lanczos4")),
+            ),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One enhancement step: its name and its checked parameters (every one, defaults filled)."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        return dict(self.params)[key]
+
+    @property
+    def spec(self) -> StepSpec:
+        return STEP_SPECS[self.name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as JSON: {"step": name, parameter: value, ...} (the CLI takes the same)."""
+        return {"step": self.name, **dict(self.params)}
+
+    @property
+    def values_text(self) -> str:
+        """ "gamma=1.4": the parameters in one line."""
+        return ", ".join(f"{k}={_value_text(v)}" for k, v in self.params)
+
+    def describe(self) -> str:
+        """ "gamma (gamma=1.4)": the step and its parameters in one line."""
+        return f"{self.name} ({self.values_text})" if self.params else self.name
+
+    @classmethod
+    def make(cls, name: str, number: int = 1, **params: Any) -> Step:
+        """A checked step (EnhancementError names step `number` and the parameter)."""
+        return parse_step({"step": name, **params}, number)
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_step(data: Mapping[str, Any], number: int = 1) -> Step:
+    """Check one step given as {"step": name, parameter: value, ...}; missing parameters take
+    their defaults, unknown ones are refused."""
+    if not isinstance(data, Mapping):
+        raise EnhancementError(f"step {number}: must be an object with a 'step' name")
+    name = data.get("step")
+    spec = STEP_SPECS.get(str(name).strip().lower()) if isinstance(name, str) else None
+    if spec is None:
+        raise EnhancementError(
+            f"step {number}: unknown step {name!r}; the steps are " + ", ".join(STEP_SPECS)
+        )
+    where = f"step {number} '{spec.name}'"
+    given = {k: v for k, v in data.items() if k != "step"}
+    for key in given:
+        if spec.param(key) is None:
+            names = ", ".join(p.name for p in spec.params)
+            raise EnhancementError(f"{where}: unknown parameter {key!r}; its parameters: {names}")
+    values = tuple((p.name, p.check(given.get(p.name, p.default), where)) for p in spec.params)
+    return Step(spec.name, values)
+
+
+def parse_steps(data: str | Iterable[Mapping[str, Any]]) -> tuple[Step, ...]:
+    """Steps from a JSON list (text, or already parsed), checked in order."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise EnhancementError(f"the steps are not valid JSON ({exc})") from exc
+    if not isinstance(data, list):
+        raise EnhancementError('the steps must be a JSON list, e.g. [{"step": "gamma"}]')
+    if len(data) > MAX_STEPS:
+        raise EnhancementError(f"{len(data)} steps given; at most {MAX_STEPS} are allowed")
+    return tuple(parse_step(item, number) for number, item in enumerate(data, start=1))
+
+
+def load_steps(argument: str) -> tuple[Step, ...]:
+    """Steps from the CLI: a JSON list given inline, or the name of a file holding one."""
+    text = argument.strip()
+    if not text.startswith("["):
+        path = Path(argument)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise EnhancementError(
+                f"{path}: the steps file cannot be read ({exc.strerror or exc}); give a JSON "
+                "list or a file holding one"
+            ) from exc
+        try:
+            return parse_steps(text)
+        except EnhancementError as exc:
+            raise EnhancementError(f"{path}: {exc}") from exc
+    return parse_steps(text)
+
+
+def steps_json(steps: Sequence[Step]) -> str:
+    """The steps as canonical JSON (sorted keys, no spaces): what is hashed and stored."""
+    return json.dumps(
+        [s.to_dict() for s in steps], sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+
+
+# ---------------------------------------------------------------------- pixels
+def pixels_sha256(bgr: np.ndarray) -> str:
+    """SHA-256 of an 8-bit image's canonical encoding (see the module docstring)."""
+    array = np.ascontiguousarray(bgr)
+    if array.dtype != np.uint8:
+        raise EnhancementError(f"an image to hash must be 8-bit (got {array.dtype})")
+    channels = array.shape[2] if array.ndim == 3 else 1
+    header = f"BGR8 {array.shape[0]} {array.shape[1]} {channels}\n".encode("ascii")
+    return hashlib.sha256(header + array.tobytes()).hexdigest()
+
+
+def opencv_version() -> str:
+    from workstation.vision.cvcompat import cv2_module
+
+    return str(cv2_module().__version__)
+
+
+def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
+    """The working copy: `steps` applied in order to an 8-bit BGR image (never changed).
+
+    Pure and deterministic. Raises EnhancementError naming the step when a step cannot apply to
+    this image (a crop beyond its edges, a result over MAX_WORKING_PIXELS).
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise EnhancementError("enhancement needs an 8-bit colour (BGR) image")
+    current = np.ascontiguousarray(image)
+    for number, step in enumerate(steps, start=1):
+        current = _apply_one(current, step, f"step {number} '{step.name}'")
+        if current.shape[0] * current.shape[1] > MAX_WORKING_PIXELS:
+            raise EnhancementError(
+                f"step {number} '{step.name}': the working copy would be "
+                f"{current.shape[1]}x{current.shape[0]} pixels, over the "
+                f"{MAX_WORKING_PIXELS // 1_000_000} megapixel limit"
+            )
+    return current if current is not image else current.copy()
+
+
+def _apply_one(bgr: np.ndarray, step: Step, where: str) -> np.ndarray:
+    from workstation.vision.cvcompat import cv2_module
+
+    cv2 = cv2_module()
+    p = dict(step.params)
+    height, width = bgr.shape[:2]
+    if step.name == "crop":
+        x, y, w, h = p["x"], p["y"], p["width"], p["height"]
+        if x + w > width or y + h > height:
+            raise EnhancementError(
+                f"{where}: the rectangle [{x}, {y}, {w}, {h}] reaches beyond the image "
+                f"({width}x{height} pixels at this step)"
+            )
+        return np.ascontiguousarray(bgr[y : y + h, x : x + w])
+    if step.name == "rotate":
+        return _rotate(bgr, float(p["angle"]), (width / 2.0, height / 2.0))
+    if step.name == "straighten":
+        eyes = sorted([(p["eye1_x"], p["eye1_y"]), (p["eye2_x"], p["eye2_y"])])
+        (x1, y1), (x2, y2) = eyes
+        if math.hypot(x2 - x1, y2 - y1) < 2.0:
+            raise EnhancementError(f"{where}: the two eye points are less than 2 pixels apart")
+        angle = math.degrees(math.atan2(y2 - y1, x2 - x1))
+        return _rotate(bgr, angle, ((x1 + x2) / 2.0, (y1 + y2) / 2.0))
+    if step.name == "brightness_contrast":
+        return cv2.addWeighted(bgr, p["contrast"], bgr, 0.0, p["brightness"])
+    if step.name == "gamma":
+        levels = np.arange(256, dtype=np.float64) / 255.0
+        table = np.clip(np.rint(255.0 * levels ** (1.0 / p["gamma"])), 0, 255).astype(np.uint8)
+        return cv2.LUT(bgr, table)
+    if step.name == "equalise":
+        lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+        lightness, a, b = cv2.split(lab)
+        if p["method"] == "clahe":
+            tiles = int(p["tiles"])
+            clahe = cv2.createCLAHE(clipLimit=p["clip_limit"], tileGridSize=(tiles, tiles))
+            lightness = clahe.apply(lightness)
+        else:
+            lightness = cv2.equalizeHist(lightness)
+        return cv2.cvtColor(cv2.merge((lightness, a, b)), cv2.COLOR_LAB2BGR)
+    if step.name == "denoise":
+        return cv2.fastNlMeansDenoisingColored(
+            bgr, None, p["h"], p["h_color"], p["template_window"], p["search_window"]
+        )
+    if step.name == "sharpen":
+        blurred = cv2.GaussianBlur(bgr, (0, 0), p["sigma"])
+        return cv2.addWeighted(bgr, 1.0 + p["amount"], blurred, -p["amount"], 0.0)
+    if step.name == "upscale":
+        size = (round(width * p["factor"]), round(height * p["factor"]))
+        if size[0] * size[1] > MAX_WORKING_PIXELS:
+            raise EnhancementError(
+                f"{where}: parameter 'factor' {p['factor']:g} would make {size[0]}x{size[1]} "
+                f"pixels, over the {MAX_WORKING_PIXELS // 1_000_000} megapixel limit"
+            )
+        interpolation = cv2.INTER_LANCZOS4 if p["interpolation"] == "lanczos4" else cv2.INTER_CUBIC
+        return cv2.resize(bgr, size, interpolation=interpolation)
+    raise EnhancementError(f"{where}: unknown step")  # parse_step never lets one through
+
+
+def _rotate(bgr: np.ndarray, angle: float, centre: tuple[float, float]) -> np.ndarray:
+    """Rotate counter-clockwise by `angle` degrees about `centre`, on a canvas holding it all."""
+    from workstation.vision.cvcompat import cv2_module
+
+    cv2 = cv2_module()
+    turns = angle / 90.0
+    if turns == int(turns):  # exact: no interpolation for quarter turns
+        quarter = int(turns) % 4
+        codes = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+        return bgr.copy() if quarter == 0 else cv2.rotate(bgr, codes[quarter])
+    height, width = bgr.shape[:2]
+    matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], float)
+    moved = corners @ matrix.T
+    left, top = np.floor(moved.min(axis=0))
+    right, bottom = np.ceil(moved.max(axis=0))
+    matrix[0, 2] -= left
+    matrix[1, 2] -= top
+    size = (int(right - left), int(bottom - top))
+    return cv2.warpAffine(
+        bgr, matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+
+
+# ---------------------------------------------------------------------- lineage
+@dataclass(frozen=True)
+class Enhancement:
+    """The lineage of an enhanced probe, as the search records it.
+
+    `original_sha256` names the original as the search's probe does: the file's SHA-256 for a
+    photo; for a video frame, the decoded frame's pixels (`pixels_sha256`; the video's own
+    SHA-256 and the frame index are in the search's frame lineage). `original_pixels_sha256` is
+    the decoded original the steps started from, so a replay can tell a different decoder from
+    different steps.
+    """
+
+    original_sha256: str
+    original_pixels_sha256: str
+    steps: tuple[Step, ...]
+    working_sha256: str
+    working_width: int
+    working_height: int
+    opencv: str
+    original_kind: str = "file"  # "file" or "video frame"
+    box_coordinates: str = BOX_COORDINATES
+    encoding: str = "SHA-256 of 'BGR8 <height> <width> <channels>\\n' + raw BGR bytes"
+
+    @property
+    def step_lines(self) -> list[str]:
+        """ "1. gamma (gamma=1.4)", one per step in order."""
+        return [f"{n}. {s.describe()}" for n, s in enumerate(self.steps, start=1)]
+
+    @property
+    def summary(self) -> str:
+        """ "Enhanced: 3 steps" (the probe panel's words)."""
+        count = len(self.steps)
+        return f"Enhanced: {count} step{'s' if count != 1 else ''}"
+
+    @property
+    def redo_sentence(self) -> str:
+        """One sentence saying how to redo the steps and check the result."""
+        return (
+            "To redo: apply these steps in order to the original with OpenCV "
+            f"{self.opencv} (`workstation enhance replay --search ID ORIGINAL`), then compare "
+            "the SHA-256 of the result's raw BGR pixels (header 'BGR8 <height> <width> 3' and a "
+            "newline first) with the working copy's."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "original_sha256": self.original_sha256,
+            "original_kind": self.original_kind,
+            "original_pixels_sha256": self.original_pixels_sha256,
+            "steps": [s.to_dict() for s in self.steps],
+            "working_sha256": self.working_sha256,
+            "working_width": self.working_width,
+            "working_height": self.working_height,
+            "opencv": self.opencv,
+            "box_coordinates": self.box_coordinates,
+            "encoding": self.encoding,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Enhancement:
+        """Read a stored lineage. Its steps are re-checked; a stored step outside the bounds
+        (an edited row) is refused with the step's number and parameter."""
+        return cls(
+            original_sha256=str(data["original_sha256"]),
+            original_pixels_sha256=str(data["original_pixels_sha256"]),
+            steps=parse_steps(list(data["steps"])),
+            working_sha256=str(data["working_sha256"]),
+            working_width=int(data["working_width"]),
+            working_height=int(data["working_height"]),
+            opencv=str(data["opencv"]),
+            original_kind=str(data.get("original_kind", "file")),
+            box_coordinates=str(data.get("box_coordinates", BOX_COORDINATES)),
+            encoding=str(data.get("encoding", cls.encoding)),
+        )
+
+
+@dataclass(frozen=True)
+class WorkingCopy:
+    """A working copy's pixels with their lineage."""
+
+    bgr: np.ndarray = field(repr=False, compare=False)
+    lineage: Enhancement
+
+
+def enhance(
+    original: np.ndarray, steps: Sequence[Step], original_sha256: str, original_kind: str = "file"
+) -> WorkingCopy:
+    """Make the working copy of `original` (decoded BGR pixels) and its lineage."""
+    if not steps:
+        raise EnhancementError("no enhancement steps given")
+    working = apply(original, steps)
+    return WorkingCopy(
+        working,
+        Enhancement(
+            original_sha256=original_sha256,
+            original_pixels_sha256=pixels_sha256(original),
+            steps=tuple(steps),
+            working_sha256=pixels_sha256(working),
+            working_width=int(working.shape[1]),
+            working_height=int(working.shape[0]),
+            opencv=opencv_version(),
+            original_kind=original_kind,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What replaying a recorded lineage on an original gave."""
+
+    lineage: Enhancement
+    original_sha256: str  # of the original given (file bytes, or frame pixels)
+    original_pixels_sha256: str
+    working_sha256: str
+    opencv: str
+
+    @property
+    def original_matches(self) -> bool:
+        return self.original_sha256 == self.lineage.original_sha256
+
+    @property
+    def matches(self) -> bool:
+        return self.working_sha256 == self.lineage.working_sha256
+
+    @property
+    def verdict(self) -> str:
+        """The outcome in words (what `enhance replay` prints)."""
+        if not self.original_matches:
+            return (
+                f"NOT THE ORIGINAL: the file's SHA-256 {self.original_sha256} is not the "
+                f"recorded original's {self.lineage.original_sha256}"
+            )
+        if self.matches:
+            return (
+                f"MATCH: replaying the {len(self.lineage.steps)} recorded step(s) on the "
+                f"original gives the recorded working copy (SHA-256 {self.working_sha256})"
+            )
+        if self.original_pixels_sha256 != self.lineage.original_pixels_sha256:
+            return (
+                "DIFFERENT: the original file is the same but it decodes to other pixels here "
+                f"(pixels SHA-256 {self.original_pixels_sha256}, recorded "
+                f"{self.lineage.original_pixels_sha256}): another image decoder version"
+            )
+        if self.opencv != self.lineage.opencv:
+            return (
+                f"DIFFERENT: the working copy's SHA-256 is {self.working_sha256}, recorded "
+                f"{self.lineage.working_sha256}; the copy was made with OpenCV "
+                f"{self.lineage.opencv} and replayed with {self.opencv}: results may differ "
+                "between OpenCV versions; replay with the recorded version"
+            )
+        return (
+            f"DIFFERENT: the working copy's SHA-256 is {self.working_sha256}, recorded "
+            f"{self.lineage.working_sha256}, with the same OpenCV {self.opencv}"
+        )
+
+
+def replay(original: np.ndarray, original_sha256: str, lineage: Enhancement) -> Replay:
+    """Redo a recorded lineage on an original and compare the working copy's SHA-256."""
+    working = apply(original, lineage.steps)
+    return Replay(
+        lineage=lineage,
+        original_sha256=original_sha256,
+        original_pixels_sha256=pixels_sha256(original),
+        working_sha256=pixels_sha256(working),
+        opencv=opencv_version(),
+    )
+
+
+def working_copy_of(original: np.ndarray, lineage: Enhancement) -> np.ndarray:
+    """The recorded working copy, made again from the original's pixels and checked against its
+    recorded SHA-256 (what Compare and the report show: an enhanced search's box is in it).
+
+    Raises:
+        EnhancementError: in words, when the copy made again is not the one searched.
+    """
+    working = apply(original, lineage.steps)
+    if pixels_sha256(working) != lineage.working_sha256:
+        made = Replay(
+            lineage,
+            lineage.original_sha256,
+            pixels_sha256(original),
+            pixels_sha256(working),
+            opencv_version(),
+        )
+        raise EnhancementError(
+            f"the working copy made again is not the one searched ({made.verdict})"
+        )
+    return working

@@ -26,6 +26,7 @@ from workstation.vision.enhancement import (
     parse_steps,
     pixels_sha256,
     replay,
+    working_copy_of,
 )
 from workstation.vision.images import load_image
 
@@ -213,6 +214,15 @@ def test_a_search_on_the_working_copy_records_its_lineage(enrolled, engine, phot
     assert '"gamma": 1.2' in enrolled.search_row(record.search_id)["params"]
     report = enrolled.verify_audit()
     assert not report.intact and f"search {record.search_id}" in (report.problem or "")
+    # Edited out of bounds: the record still reads; making the copy again is refused in words.
+    edit_database(
+        enrolled.folder,
+        "UPDATE searches SET params = replace(params, '\"gamma\": 1.2', '\"gamma\": 50')",
+    )
+    tampered = enrolled.search_record(record.search_id).probe.enhancement
+    assert tampered is not None and tampered.steps[1].params == (("gamma", 50),)
+    with pytest.raises(EnhancementError, match="step 2 'gamma': parameter 'gamma'"):
+        working_copy_of(image.bgr, tampered)
 
 
 def test_an_unenhanced_search_says_no_enhancement(enrolled, engine, photo_paths) -> None:

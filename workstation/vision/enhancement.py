@@ -329,6 +329,7 @@ def apply(image: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
         raise EnhancementError("enhancement needs an 8-bit colour (BGR) image")
     current = np.ascontiguousarray(image)
     for number, step in enumerate(steps, start=1):
+        step = parse_step(step.to_dict(), number)  # a stored step read back is checked again
         current = _apply_one(current, step, f"step {number} '{step.name}'")
         if current.shape[0] * current.shape[1] > MAX_WORKING_PIXELS:
             raise EnhancementError(
@@ -481,12 +482,20 @@ class Enhancement:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Enhancement:
-        """Read a stored lineage. Its steps are re-checked; a stored step outside the bounds
-        (an edited row) is refused with the step's number and parameter."""
+        """Read a stored lineage. A step outside the bounds (a row edited outside the program:
+        `audit verify` names it) is kept as stored, so the record still reads; `apply` refuses
+        it with the step's number and parameter when the working copy is made again."""
+        try:
+            steps = parse_steps(list(data["steps"]))
+        except EnhancementError:
+            steps = tuple(
+                Step(str(s.get("step")), tuple((k, v) for k, v in s.items() if k != "step"))
+                for s in data["steps"]
+            )
         return cls(
             original_sha256=str(data["original_sha256"]),
             original_pixels_sha256=str(data["original_pixels_sha256"]),
-            steps=parse_steps(list(data["steps"])),
+            steps=steps,
             working_sha256=str(data["working_sha256"]),
             working_width=int(data["working_width"]),
             working_height=int(data["working_height"]),

@@ -11,7 +11,11 @@ GUI: the real Gallery tab, shown with a case, on a gallery of --subjects synthet
 250 ms (its photos are read on a worker), once with recording switched off (baseline) and once
 as the program runs. A 10 ms QTimer on the GUI thread records every gap between its ticks; a
 stall is a gap longer than the interval. Prints one JSON line per run: pages and subjects
-shown, events written, max stall and 99th-percentile gap.
+shown, events written, max stall and 99th-percentile gap. A third run, "idle", shows the same
+tab and only ticks (no scrolling, no choosing, no worker): the stalls the machine's load alone
+causes this process, so starvation can be told from the reads' cost. The runs alternate
+(idle, baseline, recorded, then again) and each line carries the 1-minute load average at its
+start and end, since the machine is shared.
 
 Run: python benchmarks/read_events.py [--subjects 300000] [--seconds 20] [--reads 200]
 (offscreen unless QT_QPA_PLATFORM is set; data is deleted at the end)
@@ -96,7 +100,7 @@ def core_cost(folder: Path, reads: int) -> dict[str, Any]:
     }
 
 
-def gui_run(folder: Path, seconds: float, record: bool) -> dict[str, Any]:
+def gui_run(folder: Path, seconds: float, record: bool, idle: bool = False) -> dict[str, Any]:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -140,7 +144,9 @@ def gui_run(folder: Path, seconds: float, record: bool) -> dict[str, Any]:
             view.setCurrentIndex(model.index(row, 0))
 
         timers = []
-        for interval, slot in ((TICK_MS, on_tick), (50, scroll), (250, choose)):
+        slots = ((TICK_MS, on_tick),) if idle else ((TICK_MS, on_tick), (50, scroll), (250, choose))
+        load_start = os.getloadavg()[0]
+        for interval, slot in slots:
             timer = QTimer()
             timer.setInterval(interval)
             timer.timeout.connect(slot)
@@ -160,8 +166,13 @@ def gui_run(folder: Path, seconds: float, record: bool) -> dict[str, Any]:
         with Gallery(folder, user="bench", read_only=True) as gallery:
             events = [e for e in gallery.audit_events() if e.seq > before]
         stalls = sorted(g - TICK_MS for g in gaps)
+        if idle:
+            run = "gui, idle (ticks only: the load's own stalls)"
+        else:
+            run = "gui, reads recorded" if record else "gui, baseline (no read events)"
         return {
-            "run": "gui, reads recorded" if record else "gui, baseline (no read events)",
+            "run": run,
+            "load_1min": [round(load_start, 1), round(os.getloadavg()[0], 1)],
             "seconds": seconds,
             "rows_shown": rows,
             "pages_shown": rows // model.page_size,
@@ -170,6 +181,8 @@ def gui_run(folder: Path, seconds: float, record: bool) -> dict[str, Any]:
             "events_per_s": round(len(events) / seconds, 2),
             "max_stall_ms": round(max(stalls), 1) if stalls else None,
             "p99_gap_ms": round(float(np.percentile(gaps, 99)), 1) if gaps else None,
+            "p999_gap_ms": round(float(np.percentile(gaps, 99.9)), 1) if gaps else None,
+            "gaps_over_100ms": sum(g > 100 for g in gaps),
         }
     finally:
         manager_module.record_read_once = real
@@ -180,6 +193,7 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=300_000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--reads", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2, help="idle/baseline/recorded rounds")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ws-read-events-"))
     os.environ["WORKSTATION_CONFIG_DIR"] = str(work / "config")
@@ -190,9 +204,12 @@ def main() -> None:
         print(
             json.dumps({"setup_s": round(time.perf_counter() - t0, 1), "subjects": args.subjects})
         )
-        print(json.dumps(core_cost(work / "gallery", args.reads)), flush=True)
-        for record in (False, True):
-            print(json.dumps(gui_run(work / "gallery", args.seconds, record)), flush=True)
+        core = core_cost(work / "gallery", args.reads)
+        print(json.dumps({**core, "load_1min": round(os.getloadavg()[0], 1)}), flush=True)
+        for _ in range(args.rounds):
+            for record, idle in ((False, True), (False, False), (True, False)):
+                line = gui_run(work / "gallery", args.seconds, record, idle)
+                print(json.dumps(line), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

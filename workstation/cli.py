@@ -187,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
             default=default,
             help="only the cases past their retention date",
         )
+        # Listing cases is a supervisory consultation, recorded against a case (a standing
+        # reference such as SUPERVISION-2026); dest differs from the acts' positional CASE.
+        parser.add_argument(
+            "--case",
+            dest="read_case",
+            metavar="ID",
+            default=None if default is False else default,
+            help="case number the listing serves (required: it is recorded in the audit log; "
+            "e.g. the agency's standing supervision reference)",
+        )
+        parser.add_argument(
+            "--purpose",
+            dest="read_purpose",
+            metavar="TEXT",
+            default=None if default is False else default,
+            help="purpose of the listing (required)",
+        )
 
     list_options(p, False)
     csub = p.add_subparsers(dest="cases_action", metavar="ACTION")
@@ -237,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = wsub.add_parser("list", help="the watches with their hits (active ones; --all: every one)")
     w.add_argument("--all", action="store_true", help="ended and expired watches too")
     w.add_argument("--json", action="store_true", help="one JSON object per watch per line")
+    _read_case_options(w, "the listing")
     w = wsub.add_parser("end", help="end a watch (its probe embedding is deleted)")
     w.add_argument("watch", type=int, metavar="ID")
     w.add_argument("--reason", required=True, metavar="TEXT", help="why (audited)")
@@ -442,7 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--older-than", required=True, type=int, metavar="DAYS")
     p.add_argument("--reason", required=True, metavar="TEXT", help="e.g. the rule that applies")
-    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would go; change nothing (the listing is recorded: --case, --purpose)",
+    )
+    _read_case_options(p, "the --dry-run listing")
     p.add_argument("--json", action="store_true", help="one JSON line per subject")
     p.set_defaults(func=cmd_retention)
 

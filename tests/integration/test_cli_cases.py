@@ -39,7 +39,10 @@ def test_cases_list_close_archive_and_refusals(tmp_path: Path, photo_paths) -> N
     )  # fmt: skip
     assert code == 0, err
 
+    sup = ["--case", "SUPERVISION-2026", "--purpose", "case supervision"]
     code, out, err = run(*g, "cases", "--json")
+    assert code == 1 and out == "" and "listing cases needs a case number" in err
+    code, out, err = run(*g, "cases", "--json", *sup)
     assert code == 0, err
     (line,) = [json.loads(text) for text in out.splitlines()]
     assert line["case_id"] == "C-9" and line["status"] == "open"
@@ -50,7 +53,7 @@ def test_cases_list_close_archive_and_refusals(tmp_path: Path, photo_paths) -> N
         "reference": "order 17/2026",
     }
     assert line["retain_until"] is None and line["past_retention"] is False
-    code, out, _ = run(*g, "cases", "list")
+    code, out, _ = run(*g, "cases", "list", *sup)
     assert code == 0 and "C-9\topen\tburglary" in out and "1 case(s)" in out
 
     code, out, err = run(*g, "cases", "close", "C-9", "--reason", "x", "--retain-until", "2020-1-1")
@@ -59,9 +62,9 @@ def test_cases_list_close_archive_and_refusals(tmp_path: Path, photo_paths) -> N
         *g, "cases", "close", "C-9", "--reason", "charged", "--retain-until", "2020-01-01"
     )
     assert code == 0 and "closed" in out, err
-    code, out, _ = run(*g, "cases", "list", "--past-retention", "--json")
+    code, out, _ = run(*g, "cases", "list", "--past-retention", "--json", *sup)
     assert json.loads(out)["past_retention"] is True and json.loads(out)["status"] == "closed"
-    code, out, _ = run(*g, "cases")
+    code, out, _ = run(*g, "cases", sup[0], sup[1], "list", *sup[2:])
     assert "PAST RETENTION" in out and "1 past their retention date" in out
 
     code, out, err = run(*g, "cases", "archive", "C-9", "--reason", "verdict given")

@@ -213,10 +213,19 @@ def test_retention_deletes_what_is_past_its_period_in_one_audited_act(
         events_before = len(opened.audit_events())
     code, out, err = run("--gallery", str(gallery), "retention", "--older-than", "365",
                          "--reason", "retention rule 7(2)", "--dry-run")  # fmt: skip
+    assert code == 1 and out == "" and "needs a case number" in err  # the list names subjects
+    code, out, err = run("--gallery", str(gallery), "retention", "--older-than", "365",
+                         "--reason", "retention rule 7(2)", "--dry-run",
+                         "--case", "MAINT-2026", "--purpose", "retention review")  # fmt: skip
     assert code == 0, err
     assert "would delete P-OLD" in out and "P-NEW" not in out and "dry run" in out
     with Gallery(gallery, create=False, read_only=True) as opened:
-        assert opened.subject_count() == 2 and len(opened.audit_events()) == events_before
+        # Nothing deleted; the listing is one read event naming the ids it showed.
+        assert opened.subject_count() == 2
+        (listed,) = opened.audit_events()[events_before:]
+        assert listed.action == AuditAction.VIEW and listed.case_id == "MAINT-2026"
+        assert listed.details["read"] == "retention_list"
+        assert listed.details["subjects"] == {"count": 1, "ids": ["P-OLD"]}
     code, out, err = run("--gallery", str(gallery), "retention", "--older-than", "365",
                          "--reason", "retention rule 7(2)")  # fmt: skip
     assert code == 0, err

@@ -165,17 +165,20 @@ def test_watch_command_line(tmp_path: Path, photo_paths: dict[str, Path]) -> Non
     assert code == 0 and "watch 1" in out, err
     assert run(*g, "enroll", "--subject", "P-NEW", str(photo_paths["obama"]))[0] == 0
     code, out, err = run(*g, "watch", "list", "--json")
+    assert code == 1 and "listing watches and their hits needs a case number" in err
+    sup = ["--case", "C-5", "--purpose", "p"]
+    code, out, err = run(*g, "watch", "list", "--json", *sup)
     assert code == 0, err
     (line,) = [json.loads(text) for text in out.splitlines()]
     assert line["case_id"] == "C-5" and line["active"] is True
     (hit,) = line["hits"]
     assert hit["subject_id"] == "P-NEW" and hit["score"] >= line["threshold"]
     assert {"fmr", "fmr_text", "found_at", "search_id", "face_id"} <= set(hit)
-    code, out, _ = run(*g, "watch", "list")
+    code, out, _ = run(*g, "watch", "list", *sup)
     assert "hit: subject P-NEW" in out and "1 watch(es)" in out
     code, out, err = run(*g, "watch", "end", "1", "--reason", "identified")
     assert code == 0 and "ended" in out, err
-    code, out, _ = run(*g, "watch", "list")
+    code, out, _ = run(*g, "watch", "list", *sup)
     assert "0 watch(es)" in out
-    code, out, _ = run(*g, "watch", "list", "--all", "--json")
+    code, out, _ = run(*g, "watch", "list", "--all", "--json", *sup)
     assert json.loads(out)["end_reason"] == "identified"

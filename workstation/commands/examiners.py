@@ -152,10 +152,17 @@ def cmd_cases(ctx: CliContext) -> int:
 def _list_cases(ctx: CliContext) -> int:
     """Every case, latest activity first; with --past-retention only those past their date."""
     from workstation.gallery.cases import case_summaries
+    from workstation.gallery.reads import Read, cases_consulted, record_read, require_read_case
 
-    summaries = case_summaries(ctx.gallery(read_only=True))
-    if ctx.args.past_retention:
+    args = ctx.args
+    case_id, purpose = require_read_case(args.read_case, args.read_purpose, Read.CASE_LIST)
+    gallery = ctx.gallery()
+    summaries = case_summaries(gallery)
+    if args.past_retention:
         summaries = [s for s in summaries if s.past_retention]
+    # Recorded before anything shows: the case numbers listed, under the case it serves.
+    consulted = cases_consulted((s.case_id for s in summaries), bool(args.past_retention))
+    record_read(gallery, Read.CASE_LIST, consulted, case_id, purpose)
     if ctx.args.json:
         for summary in summaries:
             ctx.json_line(summary.to_dict())

@@ -252,8 +252,22 @@ def cmd_retention(ctx: CliContext) -> int:
     from workstation.gallery.admin import apply_retention
 
     args = ctx.args
-    gallery = ctx.gallery(read_only=args.dry_run)
+    if args.dry_run:
+        from workstation.gallery.reads import (
+            Read,
+            record_read,
+            require_read_case,
+            retention_consulted,
+        )
+
+        case_id, purpose = require_read_case(args.case, args.purpose, Read.RETENTION_LIST)
+    gallery = ctx.gallery()
     going, details = apply_retention(gallery, args.older_than, args.reason, dry_run=args.dry_run)
+    if args.dry_run:
+        # The list names subjects: recorded (ids only) before it shows. A purge itself lists
+        # them in its own RETENTION event.
+        consulted = retention_consulted(args.older_than, going)
+        record_read(gallery, Read.RETENTION_LIST, consulted, case_id, purpose)
     verb = "would delete" if args.dry_run else "deleted"
     for subject in going:
         if args.json:

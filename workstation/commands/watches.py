@@ -29,9 +29,14 @@ def cmd_watch(ctx: CliContext) -> int:
             f"watch {watch.id} ended; its probe embedding is deleted; recorded in the audit log"
         )
         return EXIT_OK
+    from workstation.gallery.reads import Read, record_read, require_read_case, watches_consulted
+
+    case_id, purpose = require_read_case(args.case, args.purpose, Read.WATCHES)
     gallery = ctx.gallery()
     expire_watches(gallery)  # a watch past its date ends (audited) before it is listed
     watches = list_watches(gallery, active_only=not args.all)
+    # The hits name subjects and faces: recorded (ids only) before anything shows.
+    record_read(gallery, Read.WATCHES, watches_consulted(watches), case_id, purpose)
     if args.json:
         for watch in watches:
             ctx.json_line(watch.to_dict())

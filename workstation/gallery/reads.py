@@ -42,11 +42,16 @@ __all__ = [
     "READ_REPEAT_SECONDS",
     "Read",
     "ReadLedger",
+    "case_searches_consulted",
+    "cases_consulted",
     "duplicates_consulted",
     "id_list",
     "record_read",
     "record_read_once",
     "require_read_case",
+    "retention_consulted",
+    "watch_hits_consulted",
+    "watches_consulted",
 ]
 
 
@@ -59,6 +64,10 @@ class Read(str, Enum):
     DUPLICATES = "duplicates"  # the list of probable duplicate subjects
     AUDIT_LOG = "audit_log"  # audit events shown (the case filter, the sequence range)
     FOOTAGE = "footage"  # a video consulted (its SHA-256)
+    CASE_LIST = "case_list"  # the list of cases (ids shown), a supervisory consultation
+    CASE_SEARCHES = "case_searches"  # a case's recorded searches, candidates and decisions
+    WATCHES = "watches"  # watches and their hits (subjects and faces found)
+    RETENTION_LIST = "retention_list"  # the subjects a retention purge would delete
 
     def __str__(self) -> str:
         return self.value
@@ -72,6 +81,10 @@ _READ_WORDS: dict[Read, str] = {
     Read.DUPLICATES: "listing duplicate subjects",
     Read.AUDIT_LOG: "reading the audit log",
     Read.FOOTAGE: "scanning footage",
+    Read.CASE_LIST: "listing cases",
+    Read.CASE_SEARCHES: "reading a case's searches",
+    Read.WATCHES: "listing watches and their hits",
+    Read.RETENTION_LIST: "listing the subjects a retention purge would delete",
 }
 
 # Up to this many ids are listed in the event; a larger set (a whole 300,000-subject gallery
@@ -125,6 +138,69 @@ def duplicates_consulted(pairs: Iterable[Any], threshold: float) -> dict[str, An
         "pairs": len(pairs),
         "subjects": id_list(subjects),
         "face_ids": id_list(faces),
+    }
+
+
+def cases_consulted(case_ids: Iterable[str], past_retention_only: bool = False) -> dict[str, Any]:
+    """What a list of cases showed: the case numbers (their purposes, examiners and counts are
+    the gallery's own records, found from the ids)."""
+    return {"past_retention_only": past_retention_only, "cases": id_list(case_ids)}
+
+
+def case_searches_consulted(case_id: str, searches: Iterable[Any]) -> dict[str, Any]:
+    """What a case's searches showed (`SearchRecord`s): their ids, the candidates' subjects and
+    faces, the decisions and the comparison sheets shown with them."""
+    searches = list(searches)
+    candidates = [c for s in searches for c in s.candidates]
+    sheets = [
+        sheet.id
+        for s in searches
+        for view in s.sheets
+        for sheet in ((view.own,) if view.own else ()) + tuple(view.others)
+    ]
+    return {
+        "case_id": case_id,
+        "searches": id_list(s.search_id for s in searches),
+        "subjects": id_list(dict.fromkeys(c.subject_id for c in candidates)),
+        "face_ids": id_list(dict.fromkeys(c.face_id for c in candidates)),
+        "decisions": id_list(d.id for s in searches for d in s.decisions),
+        "sheets": id_list(sheets),
+    }
+
+
+def watches_consulted(watches: Iterable[Any]) -> dict[str, Any]:
+    """What a list of watches showed (`Watch`es with their hits): watch ids, and each hit's
+    search, subject and face."""
+    watches = list(watches)
+    hits = [h for w in watches for h in w.hits]
+    return {
+        "watches": id_list(w.id for w in watches),
+        "hits": len(hits),
+        "searches": id_list(dict.fromkeys(h.search_id for h in hits)),
+        "subjects": id_list(dict.fromkeys(h.subject_id for h in hits)),
+        "face_ids": id_list(dict.fromkeys(h.face_id for h in hits)),
+    }
+
+
+def watch_hits_consulted(hits: Iterable[Any]) -> dict[str, Any]:
+    """What a notice of watch hits showed (`WatchHit`s): as `watches_consulted`, hits alone."""
+    hits = list(hits)
+    return {
+        "watches": id_list(dict.fromkeys(h.watch_id for h in hits)),
+        "hits": len(hits),
+        "searches": id_list(dict.fromkeys(h.search_id for h in hits)),
+        "subjects": id_list(dict.fromkeys(h.subject_id for h in hits)),
+        "face_ids": id_list(dict.fromkeys(h.face_id for h in hits)),
+    }
+
+
+def retention_consulted(older_than_days: int, subjects: Iterable[Any]) -> dict[str, Any]:
+    """What a retention list showed (`SubjectInfo`s): the period, the subject ids, face count."""
+    subjects = list(subjects)
+    return {
+        "older_than_days": older_than_days,
+        "subjects": id_list(s.id for s in subjects),
+        "faces": sum(int(s.face_count) for s in subjects),
     }
 
 

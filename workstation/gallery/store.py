@@ -1045,11 +1045,14 @@ class Gallery:
             if case_id in cases and lead is not None and lead[0] == lead_id:
                 cases[case_id]["confirmations"] += 1
         # Whoever enrolled a face a watch then searched did not act on the case: their
-        # watch_search events count as activity, not as an examiner of the case.
+        # watch_search events count as activity, not as an examiner of the case. A read
+        # (`view`: listing the cases, opening one) is not an act on it either: a supervisor
+        # reading a case neither joins its examiners nor moves its last activity.
         for case_id, user, _first, last, only_watch in self._conn.execute(
             'SELECT case_id, "user", MIN(seq), MAX(time), '
             "MIN(CASE WHEN action = 'watch_search' THEN 1 ELSE 0 END) FROM audit "
-            'WHERE case_id IS NOT NULL GROUP BY case_id, "user" ORDER BY MIN(seq)'
+            "WHERE case_id IS NOT NULL AND action <> 'view' "
+            'GROUP BY case_id, "user" ORDER BY MIN(seq)'
         ):
             acted = cases.get(str(case_id))
             if acted is None:

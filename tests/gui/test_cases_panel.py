@@ -16,6 +16,7 @@ from workstation.gallery.cases import archive_case
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.search import search_image
 from workstation.gui.cases_panel import PAST_RETENTION, CaseStatusDialog
+from workstation.gui.context import CaseInfo
 from workstation.gui.main_window import MainWindowWidget
 from workstation.vision.images import load_image
 
@@ -32,6 +33,9 @@ def window(tmp_path: Path, qtbot, engine, photo_paths):
     win = MainWindowWidget(context)
     qtbot.addWidget(win)
     win.show()
+    # Listing the cases is a recorded read: under a standing supervision reference, in view.
+    context.set_case(CaseInfo("SUPERVISION-2026", "case supervision"))
+    win.tabs.setCurrentWidget(win.cases_panel)
     qtbot.waitUntil(lambda: win.cases_panel.model.rowCount() == 2, timeout=WAIT_MS)
     yield win
     context.pool.cancel_all()
@@ -136,7 +140,11 @@ def test_an_archived_case_refuses_a_search_in_the_app(qtbot, window, photo_paths
     assert "archived" in failed.args[0] and "read-only" in failed.args[0]
     with open_as(folder, "check") as gallery:
         assert len(gallery.searches_of_case("C-1")) == 1
-        assert gallery.audit_events(case_id="C-1")[-1].action == "case_archive"
+        acts = [e for e in gallery.audit_events(case_id="C-1") if e.action != "view"]
+        assert acts[-1].action == "case_archive"
+        # Opening it read its searches: one recorded read, against the case opened.
+        (read,) = [e for e in gallery.audit_events(case_id="C-1") if e.action == "view"]
+        assert read.details["read"] == "case_searches" and read.purpose == "robbery"
     # Its searches and decisions are still there to read, and no decision can be added.
     assert page.candidates.model.rowCount() == 2
     page.candidates.select_candidate_row(0)

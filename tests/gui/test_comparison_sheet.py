@@ -91,9 +91,23 @@ def test_sheet_with_a_drawn_annotation_saves_and_reloads(qtbot, searched, engine
     assert again.sheet.conclusion_box.currentData() == Conclusion.SAME.value
     assert again.sheet.note_edits["ears"].text() == "attached lobes"
     assert "examination sheet" in again.sheet.status.text()
+    _context.pool.wait()
     with open_as(folder, "check") as gallery:
-        actions = [e.action for e in gallery.audit_events(case_id=CASE.case_id)]
+        events = gallery.audit_events(case_id=CASE.case_id)
+    actions = [e.action for e in events]
     assert actions.count("comparison_sheet") == 1
+    # The sheet shown on reopening is a recorded read (its id, never its findings); the first
+    # opening showed none, so recorded none.
+    sheet_reads = [e.details for e in events if e.details.get("read") == "comparison_sheets"]
+    assert sheet_reads == [
+        {
+            "read": "comparison_sheets",
+            "search_id": stored.search_id,
+            "subject_id": stored.subject_id,
+            "sheets": {"count": 1, "ids": [stored.id]},
+            "withheld": 0,
+        }
+    ]
 
 
 def test_verification_is_blind_until_the_verifier_records(qtbot, searched, engine) -> None:

@@ -253,21 +253,18 @@ def cmd_retention(ctx: CliContext) -> int:
 
     args = ctx.args
     if args.dry_run:
-        from workstation.gallery.reads import (
-            Read,
-            record_read,
-            require_read_case,
-            retention_consulted,
-        )
+        from workstation.gallery.admin import retention_list
+        from workstation.gallery.reads import Read, require_read_case
 
-        case_id, purpose = require_read_case(args.case, args.purpose, Read.RETENTION_LIST)
-    gallery = ctx.gallery()
-    going, details = apply_retention(gallery, args.older_than, args.reason, dry_run=args.dry_run)
-    if args.dry_run:
-        # The list names subjects: recorded (ids only) before it shows. A purge itself lists
-        # them in its own RETENTION event.
-        consulted = retention_consulted(args.older_than, going)
-        record_read(gallery, Read.RETENTION_LIST, consulted, case_id, purpose)
+        # The list names subjects: recorded (ids only) before it shows; refused without a
+        # case before the gallery is opened. A purge lists them in its own RETENTION event.
+        require_read_case(args.case, args.purpose, Read.RETENTION_LIST)
+        if not (args.reason or "").strip():
+            raise WorkstationError("a retention purge needs a reason (it is kept in the audit log)")
+        going = retention_list(ctx.gallery(), args.older_than, args.case, args.purpose)
+        details = None
+    else:
+        going, details = apply_retention(ctx.gallery(), args.older_than, args.reason)
     verb = "would delete" if args.dry_run else "deleted"
     for subject in going:
         if args.json:

@@ -18,6 +18,7 @@ from workstation.audit.log import utc_now
 from workstation.domain import BBox
 from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.index_build import rebuild_index
+from workstation.gallery.reads import Read, record_read, require_read_case, retention_consulted
 from workstation.gallery.store import Gallery, SubjectInfo
 from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.engine import FaceEngine
@@ -98,6 +99,21 @@ def apply_retention(
         extra={"older_than_days": older_than_days, "enrolled_before": cutoff.isoformat()},
     )
     return going, details
+
+
+def retention_list(
+    gallery: Gallery, older_than_days: int, case_id: str | None, purpose: str | None
+) -> list[SubjectInfo]:
+    """The subjects a retention purge of `older_than_days` would delete, the listing recorded
+    first (it names subjects: a consultation, `Read.RETENTION_LIST`, with the period, the ids
+    and the face count) against `case_id` and `purpose`; CaseRequiredError without them. The
+    command line's `retention --dry-run` and the app's retention dialog both list through it."""
+    case_id, purpose = require_read_case(case_id, purpose, Read.RETENTION_LIST)
+    going, _ = apply_retention(gallery, older_than_days, "listing", dry_run=True)
+    record_read(
+        gallery, Read.RETENTION_LIST, retention_consulted(older_than_days, going), case_id, purpose
+    )
+    return going
 
 
 def reembed(

@@ -50,6 +50,7 @@ __all__ = [
     "record_read_once",
     "require_read_case",
     "retention_consulted",
+    "sheets_consulted",
     "watch_hits_consulted",
     "watches_consulted",
 ]
@@ -68,6 +69,7 @@ class Read(str, Enum):
     CASE_SEARCHES = "case_searches"  # a case's recorded searches, candidates and decisions
     WATCHES = "watches"  # watches and their hits (subjects and faces found)
     RETENTION_LIST = "retention_list"  # the subjects a retention purge would delete
+    SHEETS = "comparison_sheets"  # the ACE-V sheets shown on one candidate
 
     def __str__(self) -> str:
         return self.value
@@ -85,6 +87,7 @@ _READ_WORDS: dict[Read, str] = {
     Read.CASE_SEARCHES: "reading a case's searches",
     Read.WATCHES: "listing watches and their hits",
     Read.RETENTION_LIST: "listing the subjects a retention purge would delete",
+    Read.SHEETS: "reading comparison sheets",
 }
 
 # Up to this many ids are listed in the event; a larger set (a whole 300,000-subject gallery
@@ -165,6 +168,18 @@ def case_searches_consulted(case_id: str, searches: Iterable[Any]) -> dict[str, 
         "face_ids": id_list(dict.fromkeys(c.face_id for c in candidates)),
         "decisions": id_list(d.id for s in searches for d in s.decisions),
         "sheets": id_list(sheets),
+    }
+
+
+def sheets_consulted(view: Any, search_id: int) -> dict[str, Any]:
+    """What the sheets panel showed on one candidate (`SheetsView`): the sheet ids shown (the
+    examiner's own and the others' they may see) and how many were withheld."""
+    shown = ([view.own] if view.own is not None else []) + list(view.others)
+    return {
+        "search_id": search_id,
+        "subject_id": view.subject_id,
+        "sheets": id_list(sheet.id for sheet in shown),
+        "withheld": int(view.withheld),
     }
 
 

@@ -38,6 +38,7 @@ from workstation.gui.search_records import (
     blind_order_key,
     load_case_searches,
     load_thumbnails,
+    read_case_searches,
 )
 from workstation.gui.table_base import RowsTableModel
 from workstation.gui.text import tooltip as plain_tooltip
@@ -303,14 +304,19 @@ class CandidatesWidget(QWidget):
 
         def work(cancel: CancelToken) -> tuple[list[SearchRecord], int | None]:
             with context.open_gallery() as gallery:
-                return load_case_searches(gallery, case.case_id), select_search_id
+                # Recorded before they show (a read of the case's records); a failure to
+                # record (an examiner not registered here) shows nothing.
+                searches = read_case_searches(gallery, context.reads, case.case_id, case.purpose)
+                return searches, select_search_id
 
         context.pool.start(
             work, owner=self, on_result=self._on_searches_loaded, on_error=self._on_failed
         )
 
     def _on_failed(self, message: str) -> None:
-        self.context.status_message.emit(message)
+        # Nothing read could be recorded: nothing is shown (not even the previous case's list).
+        self._on_searches_loaded(([], None))
+        self.context.status_message.emit(f"The case's searches are not shown: {message}")
 
     def _on_searches_loaded(self, loaded: tuple[list[SearchRecord], int | None]) -> None:
         searches, wanted = loaded

@@ -4,6 +4,12 @@ archiving it (audited acts with a reason, refused by the core when the case's st
 
 The list is read on a worker; double-click or Enter on a row opens the case: it becomes the
 current case and the Search tab shows its searches, decisions and reports.
+
+Listing the cases is a consultation (their numbers, purposes, examiners and counts): it is
+recorded (`gallery.reads`, one event naming the case numbers shown) against the current case
+before it shows, and read only while the tab is in view. Without a case the list stays empty
+and offers *Set case…*: a supervisor browsing every case uses the agency's standing
+supervision reference (docs/ACCOUNTABILITY.md).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QDate, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,6 +43,7 @@ from workstation.gallery.cases import (
     close_case,
     reopen_case,
 )
+from workstation.gallery.reads import Read, cases_consulted, record_read_once
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.gui.table_base import Index, RowsTableModel
@@ -193,6 +200,12 @@ class CasesPanelWidget(QWidget):
         self.reopen_button = QPushButton("Reopen…", self)
         self.archive_button = QPushButton("Archive…", self)
         self.summary_label = plain_label("", self)
+        # Shown when no case is open: listing the cases is recorded against one.
+        self.case_button = QPushButton("Set case…", self)
+        self.case_button.setToolTip(
+            "Listing the cases is recorded against a case number and a purpose (Ctrl+K)"
+        )
+        self.case_button.hide()
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -213,6 +226,7 @@ class CasesPanelWidget(QWidget):
         buttons.addWidget(self.archive_button)
         buttons.addStretch(1)
         buttons.addWidget(self.summary_label)
+        buttons.addWidget(self.case_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
@@ -222,6 +236,7 @@ class CasesPanelWidget(QWidget):
         self.filter_combo.currentIndexChanged.connect(self._apply_filter)
         self.search_edit.textChanged.connect(self._apply_filter)
         self.refresh_button.clicked.connect(self.reload)
+        self.case_button.clicked.connect(context.ensure_case)
         self.open_button.clicked.connect(self.open_current)
         self.close_button.clicked.connect(lambda: self.ask_status("close"))
         self.reopen_button.clicked.connect(lambda: self.ask_status("reopen"))
@@ -230,21 +245,75 @@ class CasesPanelWidget(QWidget):
         self.table.activated.connect(lambda _index: self.open_current())
         self.table.selectionModel().currentRowChanged.connect(self._update_buttons)
         self.model.modelReset.connect(self._update_buttons)
-        context.audit_changed.connect(self.reload)
-        context.gallery_changed.connect(self.reload)
+        # Read (and the reading recorded) only while the tab is in view: changes elsewhere
+        # and a new case only mark it stale.
+        self._stale = True
+        context.audit_changed.connect(self._reload_when_seen)
+        context.gallery_changed.connect(self._reload_when_seen)
+        context.case_changed.connect(self._on_case_changed)
         self._update_buttons()
-        self.reload()
+
+    def _on_case_changed(self, case: CaseInfo | None) -> None:
+        # A list already on screen was recorded for the case it was read under; it is read
+        # again for the new case when next shown (opening a case from it sets the case and
+        # leaves the tab: no second reading). An empty list (no case until now) reads at once.
+        if case is not None and not self._all and self.isVisible():
+            self.reload()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.reload()
+
+    def _reload_when_seen(self, *_args: object) -> None:
+        if self.isVisible():
+            self.reload()
+        else:
+            self._stale = True
 
     # ------------------------------------------------------------------ list
     def reload(self) -> None:
-        """Read the list of cases on a worker."""
-        context = self.context
+        """Read the list of cases on a worker, the reading recorded against the current case
+        before it shows (once while the same cases are listed for it within minutes)."""
+        self._stale = False
+        context, served = self.context, self.context.case
+        if served is None:
+            self._all = []
+            self.model.set_rows([])
+            self.summary_label.setText(
+                "Set a case to list the cases: listing them is recorded against a case number "
+                "and a purpose (for supervision, the agency's standing reference)."
+            )
+            self.case_button.show()
+            return
+        self.case_button.hide()
 
         def work(cancel: CancelToken) -> list[CaseSummary]:
             with context.open_gallery() as gallery:
-                return case_summaries(gallery)
+                summaries = case_summaries(gallery)
+                ids = tuple(s.case_id for s in summaries)
+                record_read_once(
+                    gallery,
+                    context.reads,
+                    Read.CASE_LIST,
+                    cases_consulted(ids),
+                    served.case_id,
+                    served.purpose,
+                    what=ids,
+                )
+                return summaries
 
-        context.pool.start(work, owner=self, on_result=self._on_loaded, on_error=self._failed)
+        context.pool.start(
+            work, owner=self, on_result=self._on_loaded, on_error=self._on_load_failed
+        )
+
+    def _on_load_failed(self, message: str) -> None:
+        # The reading could not be recorded (or made): nothing is shown.
+        self._all = []
+        self.model.set_rows([])
+        self._failed(f"The cases are not listed: {message}")
 
     def _failed(self, message: str) -> None:
         self.summary_label.setText(message)

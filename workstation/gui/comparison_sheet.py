@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from workstation.domain import Candidate
 from workstation.gallery.comparisons import record_sheet, sheets_for
+from workstation.gallery.reads import Read, record_read_once, sheets_consulted
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.sheets import (
     CONCLUSION_SCALE_SOURCE,
@@ -202,10 +203,25 @@ class ComparisonSheetWidget(QWidget):
         self.status.setText(f"Loading the sheets on {candidate.subject_id}…")
         self.record_button.setEnabled(False)
         context, search_id, subject_id = self.context, search.search_id, candidate.subject_id
+        case_id, purpose = search.case_id, search.purpose
 
         def work(cancel: CancelToken) -> SheetsView:
             with context.open_gallery() as gallery:
-                return sheets_for(gallery, search_id, subject_id)
+                view = sheets_for(gallery, search_id, subject_id)
+                if view.own is not None or view.others:
+                    # Sheets shown are records consulted: recorded (ids only) against the
+                    # search's case before they show, once within minutes.
+                    consulted = sheets_consulted(view, search_id)
+                    record_read_once(
+                        gallery,
+                        context.reads,
+                        Read.SHEETS,
+                        consulted,
+                        case_id,
+                        purpose,
+                        what=(search_id, subject_id, tuple(consulted["sheets"].get("ids", ()))),
+                    )
+                return view
 
         context.pool.start(work, owner=self, on_result=self._on_loaded, on_error=self._on_failed)
 

@@ -2,7 +2,9 @@
 one audited act (workstation.gallery.admin.apply_retention), with a reason.
 
 The delete button stays disabled until the list for the period shown has been made (the dry
-run) and a reason written; changing the period clears the list.
+run) and a reason written; changing the period clears the list. The list names subjects, so
+making it is a recorded read (`retention_list`) against the current case (for maintenance, the
+agency's standing reference); without a case it asks for one (the case dialog).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.gallery.admin import apply_retention
+from workstation.gallery.admin import apply_retention, retention_list
 from workstation.gallery.store import SubjectInfo
 from workstation.gui.context import AppContext
 from workstation.gui.reason_dialog import ReasonRequiredDialog
@@ -80,12 +82,20 @@ class RetentionDialog(ReasonRequiredDialog):
 
     def _on_list_clicked(self) -> None:
         days, context = self.days, self._context
+        case = context.ensure_case()  # the case dialog when none is set
+        if case is None:
+            self.summary_label.setText(
+                "Set a case to make the list: it names subjects, so making it is recorded "
+                "against a case number and a purpose (for maintenance, the agency's standing "
+                "reference)."
+            )
+            return
         self.list_button.setEnabled(False)
         self.summary_label.setText("Listing…")
 
         def work(_cancel: CancelToken) -> tuple[int, list[SubjectInfo]]:
             with context.open_gallery() as gallery:
-                going, _ = apply_retention(gallery, days, "dry run", dry_run=True)
+                going = retention_list(gallery, days, case.case_id, case.purpose)
             return days, going
 
         context.pool.start(work, owner=self, on_result=self._on_listed, on_error=self._on_failed)

@@ -2,7 +2,8 @@
 worker thread) and the score-independent order of blind review.
 
 The searches themselves are `workstation.gallery.records.SearchRecord`s, read by the core
-(`Gallery.case_search_records`); their words come from `workstation.reports.columns`.
+(`Gallery.case_search_records`); their words come from `workstation.reports.columns`. Showing
+them is a consultation of the case's records, recorded against the case (`read_case_searches`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PySide6.QtGui import QImage
 
 from workstation.domain import Candidate
 from workstation.errors import ImageError
+from workstation.gallery.reads import Read, ReadLedger, case_searches_consulted, record_read_once
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.store import Gallery
 from workstation.gui.imaging import bgr_to_qimage
@@ -23,6 +25,27 @@ THUMB_SIDE = 56
 def load_case_searches(gallery: Gallery, case_id: str) -> list[SearchRecord]:
     """Every search of a case, oldest first, with its decisions (run on a worker)."""
     return gallery.case_search_records(case_id)
+
+
+def read_case_searches(
+    gallery: Gallery, ledger: ReadLedger, case_id: str, purpose: str
+) -> list[SearchRecord]:
+    """A case's searches as the Search tab shows them (worker side), the reading recorded
+    before they show: one event naming the searches, their candidates' subjects and faces, the
+    decisions and sheets, against the case and purpose; not again while the same searches are
+    shown for the same case within minutes. A case with no search shows nothing: no event."""
+    searches = load_case_searches(gallery, case_id)
+    if searches:
+        record_read_once(
+            gallery,
+            ledger,
+            Read.CASE_SEARCHES,
+            case_searches_consulted(case_id, searches),
+            case_id,
+            purpose,
+            what=tuple(s.search_id for s in searches),
+        )
+    return searches
 
 
 def blind_order_key(search_id: int, subject_id: str) -> str:

@@ -124,14 +124,38 @@ class WatchNoticeBar(QFrame):
         user = context.user
 
         def work(cancel: CancelToken) -> list[tuple[WatchHit, CaseInfo]]:
+            from workstation.gallery.reads import Read, record_read_once, watch_hits_consulted
             from workstation.gallery.watches import list_watches
 
             with context.open_gallery() as gallery:
                 hits = notices_for(gallery, user, str(since) if since else None)
                 cases = {w.id: CaseInfo(w.case_id, w.purpose) for w in list_watches(gallery)}
-            return [(hit, cases[hit.watch_id]) for hit in hits]
+                shown = [(hit, cases[hit.watch_id]) for hit in hits]
+                # The notice names subjects: recorded before it shows, one event per case
+                # against that case and its watch's purpose (as Compare records against the
+                # search's), once while the same hits are shown again within minutes.
+                by_case: dict[CaseInfo, list[WatchHit]] = {}
+                for hit, case in shown:
+                    by_case.setdefault(case, []).append(hit)
+                for case, case_hits in by_case.items():
+                    record_read_once(
+                        gallery,
+                        context.reads,
+                        Read.WATCHES,
+                        watch_hits_consulted(case_hits),
+                        case.case_id,
+                        case.purpose,
+                        what=tuple((h.watch_id, h.search_id, h.face_id) for h in case_hits),
+                    )
+            return shown
 
-        context.pool.start(work, owner=self, on_result=self._show)
+        context.pool.start(work, owner=self, on_result=self._show, on_error=self._on_failed)
+
+    def _on_failed(self, message: str) -> None:
+        # The hits could not be read, or the reading not recorded: no notice.
+        self.hits = []
+        self.hide()
+        self.context.status_message.emit(f"Watch hits not shown: {message}")
 
     def _show(self, hits: list[tuple[WatchHit, CaseInfo]]) -> None:
         self.hits = hits

@@ -15,7 +15,7 @@ from workstation.domain import CaseStatus, Decision
 from workstation.gallery.cases import archive_case
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.search import search_image
-from workstation.gui.cases_panel import PAST_RETENTION, CaseStatusDialog
+from workstation.gui.cases_panel import PAST_RETENTION, AuthorisationDialog, CaseStatusDialog
 from workstation.gui.context import CaseInfo
 from workstation.gui.main_window import MainWindowWidget
 from workstation.vision.images import load_image
@@ -154,3 +154,44 @@ def test_an_archived_case_refuses_a_search_in_the_app(qtbot, window, photo_paths
     # Another case, open, takes decisions again.
     window.context.set_case(None)
     qtbot.waitUntil(lambda: page.decisions._locked is None, timeout=WAIT_MS)
+
+
+def test_the_authorisation_is_recorded_from_the_cases_tab(qtbot, window) -> None:
+    panel = window.cases_panel
+    panel.select_case("C-1")
+    assert panel.authorise_button.isEnabled()
+    seen: list[AuthorisationDialog] = []
+
+    def answer(dialog: AuthorisationDialog) -> None:
+        seen.append(dialog)
+        assert not dialog.ok_button.isEnabled()  # who and the reference are required
+        dialog.by_edit.setText("J. Prosecutor")
+        dialog.at_edit.setDate(dialog.at_edit.date().fromString("2026-05-01", "yyyy-MM-dd"))
+        dialog.reference_edit.setText("order 17/2026")
+        assert dialog.ok_button.isEnabled()
+        QTimer.singleShot(0, dialog.accept)
+
+    panel.authorisation_dialog_opened.connect(answer)
+    with qtbot.waitSignal(panel.cases_loaded, timeout=WAIT_MS):
+        panel.authorise_button.click()
+    assert len(seen) == 1
+    summary = next(s for s in panel.summaries() if s.case_id == "C-1")
+    assert summary.authorisation is not None
+    assert summary.authorisation.to_dict() == {
+        "by": "J. Prosecutor",
+        "at": "2026-05-01",
+        "reference": "order 17/2026",
+    }
+    with open_as(window.context.gallery_dir, "check") as gallery:
+        (event,) = [e for e in gallery.audit_events(case_id="C-1") if e.action == "case_authorise"]
+        assert event.user == "examiner1" and event.details["previous"] is None
+        assert gallery.verify_audit().intact
+    # An archived case's authorisation cannot change: the button says so; the core refuses.
+    with open_as(window.context.gallery_dir, "examiner1") as gallery:
+        archive_case(gallery, "C-2", "court case concluded")
+    _reload(qtbot, panel)
+    panel.select_case("C-2")
+    assert not panel.authorise_button.isEnabled()
+    assert "not open" in panel.authorise_button.toolTip()
+    panel.apply_authorisation("C-2", "X", "2026-01-01", "r")
+    qtbot.waitUntil(lambda: "archived" in panel.summary_label.text(), timeout=WAIT_MS)

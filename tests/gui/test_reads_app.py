@@ -73,7 +73,7 @@ def test_the_cases_tab_lists_only_with_a_case_and_records_the_list(qtbot, contex
     panel.show()
     context.pool.wait()
     assert panel.model.rowCount() == 0 and panel.case_button.isVisible()
-    assert "Set a case to list the cases" in panel.summary_label.text()
+    assert panel.case_note.isVisible() and "Set a case to list the cases" in panel.case_note.text()
     assert views_since(folder, before) == []
 
     asked: list[bool] = []

@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDateEdit,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -35,10 +37,13 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.domain import CaseStatus
+from workstation.errors import WorkstationError
 from workstation.gallery.cases import (
     DEFAULT_RETENTION_DAYS,
     CaseSummary,
     archive_case,
+    authorise_case,
+    case_authorisation,
     case_summaries,
     close_case,
     reopen_case,
@@ -177,12 +182,84 @@ class CaseStatusDialog(ReasonRequiredDialog):
         return self.until_edit.date().toString("yyyy-MM-dd")
 
 
+class AuthorisationDialog(QDialog):
+    """Who approved a case's searches, when, and the approval's reference (all three needed:
+    the core's `case_authorisation` refuses a partial one). Recorded as an audited act on the
+    case (`authorise_case`, as `workstation cases authorise`); the report shows it."""
+
+    def __init__(self, summary: CaseSummary, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Authorisation of case {summary.case_id}")
+        self.case_id = summary.case_id
+        current = summary.authorisation
+        intro = plain_label(
+            f"Case {summary.case_id} ({summary.purpose}): who approved its searches (e.g. the "
+            "prosecutor or judge), on what date, and the approval's reference. Recorded in the "
+            "audit log and printed in the case report"
+            + (f"; it replaces {_authorisation_text(summary)}." if current else "."),
+            self,
+        )
+        intro.setWordWrap(True)
+        self.by_edit = QLineEdit(current.by if current else "", self)
+        self.by_edit.setPlaceholderText("e.g. J. Prosecutor")
+        start = date.fromisoformat(current.at) if current and _is_iso(current.at) else None
+        start = start or datetime.now(UTC).date()
+        self.at_edit = QDateEdit(QDate(start.year, start.month, start.day), self)
+        self.at_edit.setCalendarPopup(True)
+        self.at_edit.setDisplayFormat("yyyy-MM-dd")
+        self.reference_edit = QLineEdit(current.reference if current else "", self)
+        self.reference_edit.setPlaceholderText("e.g. order 17/2026")
+        form = QFormLayout()
+        form.addRow("Authorised by:", self.by_edit)
+        form.addRow("On:", self.at_edit)
+        form.addRow("Reference:", self.reference_edit)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Record authorisation")
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.by_edit.textChanged.connect(self._update)
+        self.reference_edit.textChanged.connect(self._update)
+        self.setMinimumWidth(480)
+        self._update()
+
+    @property
+    def authorised_by(self) -> str:
+        return self.by_edit.text().strip()
+
+    @property
+    def authorised_at(self) -> str:
+        return self.at_edit.date().toString("yyyy-MM-dd")
+
+    @property
+    def reference(self) -> str:
+        return self.reference_edit.text().strip()
+
+    def _update(self, *_args: object) -> None:
+        self.ok_button.setEnabled(bool(self.authorised_by and self.reference))
+
+
+def _is_iso(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 class CasesPanelWidget(QWidget):
     """The list of cases, a filter, and the acts on the chosen case."""
 
     case_opened = Signal(object)  # CaseInfo: the main window shows the Search tab
     cases_loaded = Signal(int)
     status_dialog_opened = Signal(object)  # the CaseStatusDialog, before exec (tests, tours)
+    authorisation_dialog_opened = Signal(object)  # the AuthorisationDialog, before exec
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,6 +276,7 @@ class CasesPanelWidget(QWidget):
         self.close_button = QPushButton("Close case…", self)
         self.reopen_button = QPushButton("Reopen…", self)
         self.archive_button = QPushButton("Archive…", self)
+        self.authorise_button = QPushButton("Authorisation…", self)
         self.summary_label = plain_label("", self)
         # Shown when no case is open: listing the cases is recorded against one.
         self.case_button = QPushButton("Set case…", self)
@@ -206,6 +284,13 @@ class CasesPanelWidget(QWidget):
             "Listing the cases is recorded against a case number and a purpose (Ctrl+K)"
         )
         self.case_button.hide()
+        self.case_note = plain_label(
+            "Set a case to list the cases: listing them is recorded against a case number and "
+            "a purpose (for supervision, the agency's standing reference).",
+            self,
+        )
+        self.case_note.setWordWrap(True)
+        self.case_note.hide()
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -224,11 +309,15 @@ class CasesPanelWidget(QWidget):
         for button in (self.open_button, self.close_button, self.reopen_button):
             buttons.addWidget(button)
         buttons.addWidget(self.archive_button)
+        buttons.addWidget(self.authorise_button)
         buttons.addStretch(1)
         buttons.addWidget(self.summary_label)
-        buttons.addWidget(self.case_button)
+        needs_case = QHBoxLayout()
+        needs_case.addWidget(self.case_note, 1)
+        needs_case.addWidget(self.case_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(needs_case)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
 
@@ -241,6 +330,7 @@ class CasesPanelWidget(QWidget):
         self.close_button.clicked.connect(lambda: self.ask_status("close"))
         self.reopen_button.clicked.connect(lambda: self.ask_status("reopen"))
         self.archive_button.clicked.connect(lambda: self.ask_status("archive"))
+        self.authorise_button.clicked.connect(self.ask_authorisation)
         # Enter or double-click on a row opens the case.
         self.table.activated.connect(lambda _index: self.open_current())
         self.table.selectionModel().currentRowChanged.connect(self._update_buttons)
@@ -282,12 +372,11 @@ class CasesPanelWidget(QWidget):
         if served is None:
             self._all = []
             self.model.set_rows([])
-            self.summary_label.setText(
-                "Set a case to list the cases: listing them is recorded against a case number "
-                "and a purpose (for supervision, the agency's standing reference)."
-            )
+            self.summary_label.setText("No case set: nothing listed")
+            self.case_note.show()
             self.case_button.show()
             return
+        self.case_note.hide()
         self.case_button.hide()
 
         def work(cancel: CancelToken) -> list[CaseSummary]:
@@ -368,6 +457,13 @@ class CasesPanelWidget(QWidget):
         self.close_button.setEnabled(status is CaseStatus.OPEN)
         self.reopen_button.setEnabled(status is CaseStatus.CLOSED)
         self.archive_button.setEnabled(status in (CaseStatus.OPEN, CaseStatus.CLOSED))
+        # The core refuses an authorisation change on a closed or archived case.
+        self.authorise_button.setEnabled(status is CaseStatus.OPEN)
+        self.authorise_button.setToolTip(
+            "Record who approved the case's searches, when, and the reference (audited)"
+            if status is not CaseStatus.ARCHIVED and status is not CaseStatus.CLOSED
+            else "The case is not open: its authorisation cannot change (reopen it first)"
+        )
         if status is CaseStatus.ARCHIVED:
             why = "Archived: the case is read-only; it can be opened, read and exported"
             for button in (self.close_button, self.reopen_button, self.archive_button):
@@ -405,6 +501,38 @@ class CasesPanelWidget(QWidget):
         if dialog.exec() != CaseStatusDialog.DialogCode.Accepted:
             return
         self.apply_status(action, dialog.case_id, dialog.reason, dialog.retain_until)
+
+    def ask_authorisation(self) -> None:
+        summary = self.current_summary()
+        if summary is None:
+            return
+        dialog = AuthorisationDialog(summary, self.window())
+        self.authorisation_dialog_opened.emit(dialog)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.apply_authorisation(
+            dialog.case_id, dialog.authorised_by, dialog.authorised_at, dialog.reference
+        )
+
+    def apply_authorisation(self, case_id: str, by: str, at: str, reference: str) -> None:
+        """Record who authorised `case_id`'s searches, on a worker (the core checks the role
+        and the case's status, and audits it, as `workstation cases authorise` does)."""
+        context = self.context
+
+        def work(cancel: CancelToken) -> str:
+            authorisation = case_authorisation(by, at, reference)
+            if authorisation is None:
+                raise WorkstationError(
+                    "give who authorised the searches, when, and the approval's reference"
+                )
+            with context.open_gallery() as gallery:
+                authorise_case(gallery, case_id, authorisation)
+            return (
+                f"Case {case_id}: authorised by {authorisation.by} on {authorisation.at} "
+                f"({authorisation.reference}); recorded in the audit log"
+            )
+
+        context.pool.start(work, owner=self, on_result=self._on_status_done, on_error=self._failed)
 
     def apply_status(
         self, action: str, case_id: str, reason: str, retain_until: str | None

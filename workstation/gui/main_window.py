@@ -31,6 +31,7 @@ from workstation.gui.cases_panel import CasesPanelWidget
 from workstation.gui.compare_view import CompareDialog
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.duplicates_page import DuplicatesWidget
+from workstation.gui.examiners_dialog import ExaminersDialog
 from workstation.gui.footage_panel import FootagePanelWidget
 from workstation.gui.gallery_manager import GalleryManagerWidget
 from workstation.gui.report_pdf import export_case_report_in_app
@@ -98,6 +99,7 @@ class MainWindowWidget(QMainWindow):
         self.setCentralWidget(central)
 
         self.compare_dialog: QDialog | None = None
+        self.examiners_dialog: ExaminersDialog | None = None
         # By key ("search", "draw"...); it hides QWidget.actions(), which nothing here calls.
         self.actions: dict[str, QAction] = {}  # type: ignore[assignment]
         self._build_actions()
@@ -171,6 +173,13 @@ class MainWindowWidget(QMainWindow):
             "Set no current case (closing a case for good is in the Cases tab)",
         )
         self._action(
+            "examiners",
+            "E&xaminers…",
+            [],
+            self.open_examiners,
+            "Who may act in this gallery; administrators register, change roles, revoke",
+        )
+        self._action(
             "draw",
             "&Draw box",
             ["D"],
@@ -233,7 +242,7 @@ class MainWindowWidget(QMainWindow):
         for key in ("next_photo", "previous_photo", None, "export", None, "settings", None, "quit"):
             file_menu.addSeparator() if key is None else file_menu.addAction(self.actions[key])
         menus = {
-            "&Case": ("case", "close_case"),
+            "&Case": ("case", "close_case", None, "examiners"),
             "F&ace": (
                 "draw",
                 "next_face",
@@ -439,6 +448,11 @@ class MainWindowWidget(QMainWindow):
 
     def _on_export_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"Export failed: {message}")
+
+    def open_examiners(self) -> None:
+        """The examiners of this gallery (administrators act on them there)."""
+        self.examiners_dialog = ExaminersDialog(self.context, self)
+        self.examiners_dialog.open()
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.context, self)

@@ -248,11 +248,16 @@ def test_audit_viewer(qtbot, window) -> None:
     window.tabs.setCurrentWidget(viewer)  # the log is read when its tab is in view
     qtbot.waitUntil(lambda: viewer.model.rowCount() >= 5, timeout=WAIT_MS)
     viewer.case_combo.setCurrentIndex(viewer.case_combo.findData(CASE.case_id))
-    # The case's search and decision, and the reading of the whole log just recorded.
-    qtbot.waitUntil(lambda: not viewer.loading and viewer.model.rowCount() == 3, timeout=WAIT_MS)
-    assert [e.action for e in viewer.model.events()][-1] == "view"
+    # The case's search and decision, the Search tab's reading of the case's searches, and
+    # the reading of the whole log just recorded.
+    qtbot.waitUntil(lambda: not viewer.loading and viewer.model.rowCount() == 4, timeout=WAIT_MS)
+    events = viewer.model.events()
+    assert [e.details.get("read") for e in events if e.action == "view"] == [
+        "case_searches",
+        "audit_log",
+    ]
     assert rendered(viewer.count_label.text(), viewer.count_label.textFormat()) == (
-        f"3 events for case {CASE.case_id}"
+        f"4 events for case {CASE.case_id}"
     )
     assert_shown_literally(
         shown_texts(viewer), EXAMINER, SECOND_EXAMINER, CASE.case_id, CASE.purpose, NOTE

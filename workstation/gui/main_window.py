@@ -175,7 +175,7 @@ class MainWindowWidget(QMainWindow):
         self._action(
             "examiners",
             "E&xaminers…",
-            [],
+            ["Ctrl+Shift+E"],
             self.open_examiners,
             "Who may act in this gallery; administrators register, change roles, revoke",
         )

@@ -21,7 +21,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
 
 from workstation.audit.actions import AuditAction
@@ -30,6 +29,7 @@ from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.milvus import MilvusVectors
 from workstation.gallery.store import Gallery, open_gallery
 from workstation.progress import drain
+from workstation.vision.cvcompat import cv2_module
 
 # The child: enrol the photos two per batch, and SIGKILL itself at `point` in the second batch.
 CHILD = r"""
@@ -95,6 +95,7 @@ def six_photos(tmp_path: Path, photo_paths: dict[str, Path]) -> list[Path]:
     for name, path in sorted(photo_paths.items()):
         photos.append(path)
         mirrored = tmp_path / f"{name}-mirrored.jpg"
+        cv2 = cv2_module()
         cv2.imwrite(str(mirrored), cv2.flip(cv2.imread(str(path)), 1))
         photos.append(mirrored)
     return photos

@@ -60,3 +60,18 @@ def test_serial_inference_is_one_thread_until_its_last_user_leaves() -> None:
         with serial_inference(active=False):
             assert cv2.getNumThreads() == 1
     assert cv2.getNumThreads() == default
+
+
+def test_qt_variables_are_undone_when_cv2_was_imported_before_the_guard(monkeypatch) -> None:
+    # A test module or a library that runs `import cv2` first leaves OpenCV's variables set by
+    # the time the guard imports it (found in the full suite: the GUI tests then saw them).
+    from workstation.vision import cvcompat
+
+    cv2 = cvcompat.cv2_module()
+    bundled = str(Path(cv2.__file__).resolve().parent / "qt" / "plugins")
+    monkeypatch.setattr(cvcompat, "_cv2", None)
+    monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", bundled)
+    monkeypatch.setenv("QT_QPA_FONTDIR", "/usr/share/fonts")
+    cvcompat.cv2_module()
+    assert "QT_QPA_PLATFORM_PLUGIN_PATH" not in os.environ
+    assert os.environ["QT_QPA_FONTDIR"] == "/usr/share/fonts"  # not OpenCV's: kept

@@ -30,13 +30,15 @@ def cv2_module() -> ModuleType:
         cv2_dir = Path(cv2.__file__).resolve().parent
         for name in _QT_VARIABLES_SET_BY_CV2:
             value = os.environ.get(name)
-            if value is None or value == saved[name]:
+            if value is None or not Path(value).resolve().is_relative_to(cv2_dir):
                 continue
-            if Path(value).resolve().is_relative_to(cv2_dir):
-                if saved[name] is None:
-                    del os.environ[name]
-                else:
-                    os.environ[name] = saved[name]  # type: ignore[assignment]
+            # Undone even when cv2 was imported before this guard (by a library or a script
+            # that imported it directly): nobody means Qt 6 to load OpenCV's bundled Qt 5.
+            previous = saved[name]
+            if previous is None or previous == value:
+                del os.environ[name]
+            else:
+                os.environ[name] = previous
         # Two threads: inference is the bottleneck and the target PCs have few cores.
         cv2.setNumThreads(_default_threads())
         _cv2 = cv2

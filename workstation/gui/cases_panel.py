@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -50,7 +49,7 @@ from workstation.gallery.cases import (
 )
 from workstation.gallery.reads import Read, cases_consulted, record_read_once
 from workstation.gui.context import AppContext, CaseInfo
-from workstation.gui.reason_dialog import ReasonRequiredDialog
+from workstation.gui.reason_dialog import ReasonRequiredDialog, ok_cancel_buttons
 from workstation.gui.table_base import Index, RowsTableModel
 from workstation.gui.text import plain_label, tooltip
 from workstation.progress import CancelToken
@@ -213,17 +212,11 @@ class AuthorisationDialog(QDialog):
         form.addRow("Authorised by:", self.by_edit)
         form.addRow("On:", self.at_edit)
         form.addRow("Reference:", self.reference_edit)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText("Record authorisation")
+        self.buttons, self.ok_button = ok_cancel_buttons(self, "Record authorisation")
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addWidget(self.buttons)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         self.by_edit.textChanged.connect(self._update)
         self.reference_edit.textChanged.connect(self._update)
         self.setMinimumWidth(480)

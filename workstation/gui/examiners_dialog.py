@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -47,7 +46,7 @@ from workstation.gallery.examiners import (
     set_roles,
 )
 from workstation.gui.context import AppContext
-from workstation.gui.reason_dialog import ReasonRequiredDialog
+from workstation.gui.reason_dialog import ReasonRequiredDialog, ok_cancel_buttons
 from workstation.gui.table_base import Index, RowsTableModel
 from workstation.gui.text import plain_label, tooltip
 from workstation.progress import CancelToken
@@ -160,17 +159,11 @@ class RegisterExaminerDialog(QDialog):
         form.addRow("Public key:", key_row)
         form.addRow("", self.fingerprint_label)
         form.addRow("Roles:", roles)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText("Register")
+        self.buttons, self.ok_button = ok_cancel_buttons(self, "Register")
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addWidget(self.buttons)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         self.file_button.clicked.connect(self._on_file_clicked)
         self.name_edit.textChanged.connect(self._update)
         self.key_edit.textChanged.connect(self._update)
@@ -225,19 +218,13 @@ class ExaminerRolesDialog(QDialog):
         )
         intro.setWordWrap(True)
         self.role_boxes = _role_boxes(self, examiner.roles)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText("Change roles")
+        self.buttons, self.ok_button = ok_cancel_buttons(self, "Change roles")
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         for box in self.role_boxes.values():
             layout.addWidget(box)
             box.toggled.connect(self._update)
         layout.addWidget(self.buttons)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         self._update()
 
     @property

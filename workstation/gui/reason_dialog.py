@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def ok_cancel_buttons(dialog: QDialog, ok_text: str) -> tuple[QDialogButtonBox, QPushButton]:
+    """OK, named for the act it confirms, and Cancel, wired to the dialog's accept and reject."""
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, dialog
+    )
+    ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+    ok_button.setText(ok_text)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons, ok_button
 
 
 class ReasonRequiredDialog(QDialog):
@@ -20,19 +39,13 @@ class ReasonRequiredDialog(QDialog):
         self.reason_edit = QPlainTextEdit()
         self.reason_edit.setPlaceholderText(placeholder)
         self.reason_edit.setMaximumHeight(90)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText(ok_text)
+        self.buttons, self.ok_button = ok_cancel_buttons(self, ok_text)
         self.ok_button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addLayout(self.body)
         layout.addWidget(self.reason_edit)
         layout.addWidget(self.buttons)
         self.reason_edit.textChanged.connect(self._on_reason_changed)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
 
     @property
     def reason(self) -> str:

@@ -152,5 +152,7 @@ def test_a_footage_frame_enhanced_records_the_frames_own_sha256(qtbot, window, p
         assert enhanced is not None and enhanced.original_kind == "video frame"
         assert enhanced.original_sha256 == pixels_sha256(bgr)
         assert record.probe.sha256 == "ab" * 32 and record.probe.frame["frame_index"] == 42
-        event = gallery.audit_events(case_id=CASE.case_id)[-1]
+        # The search event itself: the Search tab records its reading of the case's searches
+        # (a `view` event) after it.
+        event = [e for e in gallery.audit_events(case_id=CASE.case_id) if e.action == "search"][-1]
         assert event.details["probe_enhancement"]["original_kind"] == "video frame"

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from synthetic_gallery import CHUNK, add_synthetic_faces, random_unit_vectors
 
 from workstation.audit.actions import AuditAction
 from workstation.domain import ModelId
@@ -32,7 +33,6 @@ from workstation.gallery.admin import delete_subject
 from workstation.gallery.store import Gallery
 
 DIM = 128
-CHUNK = 50_000
 
 
 def build(folder: Path, faces: int) -> None:
@@ -42,21 +42,14 @@ def build(folder: Path, faces: int) -> None:
         for start in range(0, faces, CHUNK):
             n = min(CHUNK, faces - start)
             ids = [f"S{start + i:08d}" for i in range(n)]
-            vectors = rng.standard_normal((n, DIM)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            shas = [f"{start + i:064x}" for i in range(n)]
             with gallery.change(AuditAction.ENROL, {"bulk": n}, save_index=False) as change:
-                change.bind_model(model)
-                change.add_subjects((i, f"Name {i}", {}) for i in ids)
-                change.add_faces_bulk(
+                add_synthetic_faces(
+                    change,
                     ids,
-                    vectors,
-                    shas,
-                    model_id=str(model),
-                    original_path="synthetic",
-                    width=100,
-                    height=100,
-                    box=(10, 10, 50, 50),
+                    random_unit_vectors(rng, n, DIM),
+                    [f"{start + i:064x}" for i in range(n)],
+                    model,
+                    names=[f"Name {i}" for i in ids],
                 )
         gallery.forget_index()
         gallery.index()  # built from the database and saved

@@ -29,6 +29,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from synthetic_gallery import fill_random
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -75,28 +76,11 @@ def fill_synthetic(folder: Path, count: int, model) -> None:
     from workstation.gallery.store import Gallery
     from workstation.progress import drain
 
-    rng = np.random.default_rng(0)
     details = {"synthetic_faces": count, "purpose": "gui latency benchmark"}
     with Gallery(folder, user="bench") as gallery:
         # The index is rebuilt below from the database: not kept in step batch by batch.
         with gallery.change(AuditAction.ENROL, details, save_index=False) as change:
-            change.bind_model(model)
-            for start in range(0, count, 50_000):
-                n = min(50_000, count - start)
-                vectors = rng.standard_normal((n, model.dim)).astype(np.float32)
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                ids = range(start, start + n)
-                change.add_subjects((f"SYN-{i}", None, {}) for i in ids)
-                change.add_faces_bulk(
-                    [f"SYN-{i}" for i in ids],
-                    vectors,
-                    [f"synthetic-{i}" for i in ids],
-                    model_id=str(model),
-                    original_path="synthetic",
-                    width=112,
-                    height=112,
-                    box=(0, 0, 112, 112),
-                )
+            fill_random(change, count, model)
         gallery.forget_index()
         drain(rebuild_index(gallery, reason="benchmark set-up"))
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from synthetic_gallery import fill_random
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -46,29 +47,12 @@ def fill(folder: Path, count: int) -> None:
     from workstation.vision.registry import create_engine
 
     model = create_engine().model
-    rng = np.random.default_rng(0)
     details = {"synthetic_faces": count, "purpose": "read events benchmark"}
     with (
         Gallery(folder, user="bench") as gallery,
         gallery.change(AuditAction.ENROL, details, save_index=False) as change,
     ):
-        change.bind_model(model)
-        for start in range(0, count, 50_000):
-            n = min(50_000, count - start)
-            vectors = rng.standard_normal((n, model.dim)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            ids = range(start, start + n)
-            change.add_subjects((f"SYN-{i:07d}", None, {}) for i in ids)
-            change.add_faces_bulk(
-                [f"SYN-{i:07d}" for i in ids],
-                vectors,
-                [f"synthetic-{i}" for i in ids],
-                model_id=str(model),
-                original_path="synthetic",
-                width=112,
-                height=112,
-                box=(0, 0, 112, 112),
-            )
+        fill_random(change, count, model, subject_format="SYN-{:07d}")
 
 
 def core_cost(folder: Path, reads: int) -> dict[str, Any]:

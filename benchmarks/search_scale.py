@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from synthetic_gallery import add_synthetic_faces
 
 K = 20
 CHUNK = 250_000
@@ -214,17 +215,12 @@ def make_gallery(folder: Path, data: Path, size: int, dim: int) -> float:
             details = {"synthetic_faces": len(block), "purpose": "search_scale benchmark"}
             # The index is built by the benchmark's own steps, not kept in step here.
             with gallery.change(AuditAction.ENROL, details, save_index=False) as change:
-                change.bind_model(model)
-                change.add_subjects((f"S{i}", None, {}) for i in rows)
-                face_ids = change.add_faces_bulk(
+                face_ids = add_synthetic_faces(
+                    change,
                     [f"S{i}" for i in rows],
                     block,
                     [f"synthetic-{i}" for i in rows],
-                    model_id=str(model),
-                    original_path="synthetic",
-                    width=112,
-                    height=112,
-                    box=(0, 0, 112, 112),
+                    model,
                 )
             gallery.forget_index()
             if face_ids[0] != start + 1:

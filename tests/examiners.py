@@ -11,6 +11,8 @@ same audited act an administrator uses.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,33 @@ class profile_env:
 
     def __exit__(self, *exc_info: object) -> None:
         os.environ["WORKSTATION_CONFIG_DIR"], identity.os_login = self._before.pop()
+
+
+WORKSTATION = str(Path(sys.executable).with_name("workstation"))
+
+
+def start_as(folder: Path, user: str, *argv: str) -> subprocess.Popen[str]:
+    """One workstation as `user`: a CLI process of its own, with `user`'s own profile (their
+    key), as on another PC."""
+    env = {
+        **os.environ,
+        "WORKSTATION_CONFIG_DIR": str(profile_of(user)),
+        "WORKSTATION_DATA_DIR": str(profile_of(user) / "data"),
+    }
+    return subprocess.Popen(
+        [WORKSTATION, "--gallery", str(folder), "--user", user, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """Wait for a `start_as` process: its exit code, output and errors."""
+    out, err = process.communicate(timeout=900)
+    return process.returncode, out, err
+
+
+def run_as(folder: Path, user: str, *argv: str) -> tuple[int, str, str]:
+    return finish(start_as(folder, user, *argv))

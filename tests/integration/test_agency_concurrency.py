@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from agency_servers import MilvusServer
-from examiners import profile_of, register
+from examiners import finish, register, run_as, start_as
 
 from workstation.audit.roles import Role
 from workstation.gallery.agency import read_config
 from workstation.gallery.milvus import MilvusVectors
 from workstation.gallery.store import open_gallery
-
-WORKSTATION = str(Path(sys.executable).with_name("workstation"))
 
 
 @pytest.fixture(scope="module")
@@ -45,31 +40,6 @@ def shared(agency_servers, milvus_server, tmp_path: Path):
     register(folder, "vic", (Role.REVIEWER,))
     yield folder
     agency_servers.drop_gallery(folder)
-
-
-def start(folder: Path, user: str, *argv: str) -> subprocess.Popen[str]:
-    """One workstation: its own process, with `user`'s own profile (their key)."""
-    env = {
-        **os.environ,
-        "WORKSTATION_CONFIG_DIR": str(profile_of(user)),
-        "WORKSTATION_DATA_DIR": str(profile_of(user) / "data"),
-    }
-    return subprocess.Popen(
-        [WORKSTATION, "--gallery", str(folder), "--user", user, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=900)
-    return process.returncode, out, err
-
-
-def run(folder: Path, user: str, *argv: str) -> tuple[int, str, str]:
-    return finish(start(folder, user, *argv))
 
 
 def _manifest(path: Path, rows: list[tuple[str, Path]]) -> Path:
@@ -102,8 +72,8 @@ def test_two_workstations_enrol_at_once_and_nothing_is_lost(
     # Each workstation has its own photos, plus one photo (and its subject) both enrol.
     first = _manifest(tmp_path / "first.csv", photos[:12] + photos[23:])
     second = _manifest(tmp_path / "second.csv", photos[12:])
-    ines = start(shared, "ines", "enroll", "--manifest", str(first))
-    rex = start(shared, "rex", "enroll", "--manifest", str(second))
+    ines = start_as(shared, "ines", "enroll", "--manifest", str(first))
+    rex = start_as(shared, "rex", "enroll", "--manifest", str(second))
     (code_a, out_a, err_a), (code_b, out_b, err_b) = finish(ines), finish(rex)
     assert code_a == 0 and code_b == 0, (err_a, err_b)
     assert "already enrolled" in out_a + out_b + err_a + err_b  # the shared photo, once
@@ -119,9 +89,11 @@ def test_a_second_examiner_confirms_from_another_workstation(
     shared: Path, photo_paths: dict[str, Path]
 ) -> None:
     for subject, photo in (("P-OBAMA", "obama"), ("P-BIDEN", "biden")):
-        code, _, err = run(shared, "ines", "enroll", "--subject", subject, str(photo_paths[photo]))
+        code, _, err = run_as(
+            shared, "ines", "enroll", "--subject", subject, str(photo_paths[photo])
+        )
         assert code == 0, err
-    code, out, err = run(
+    code, out, err = run_as(
         shared, "ines", "search", "--case", "C-7", "--purpose", "robbery", "--json",
         str(photo_paths["obama2"]),
     )  # fmt: skip
@@ -131,25 +103,25 @@ def test_a_second_examiner_confirms_from_another_workstation(
     search_id = str(search["search_id"])
     leads = {}
     for subject in ("P-OBAMA", "P-BIDEN"):
-        code, out, err = run(
+        code, out, err = run_as(
             shared, "ines", "decide", "--search", search_id, "--subject", subject,
             "--decision", "possible-lead", "--note", "same scar", "--json",
         )  # fmt: skip
         assert code == 0, err
         leads[subject] = str(json.loads(out)["id"])
-    code, _, err = run(shared, "ines", "decide", "--confirm", leads["P-OBAMA"])
+    code, _, err = run_as(shared, "ines", "decide", "--confirm", leads["P-OBAMA"])
     assert code != 0 and "second examiner" in err
-    code, out, err = run(shared, "rex", "decide", "--confirm", leads["P-OBAMA"], "--json")
+    code, out, err = run_as(shared, "rex", "decide", "--confirm", leads["P-OBAMA"], "--json")
     assert code == 0, err
     assert json.loads(out)["user"] == "rex"
     # Two reviewers confirm the other lead at the same moment, from two workstations: once.
     racing = [
-        start(shared, user, "decide", "--confirm", leads["P-BIDEN"], "--json")
+        start_as(shared, user, "decide", "--confirm", leads["P-BIDEN"], "--json")
         for user in ("rex", "vic")
     ]
     results = [finish(p) for p in racing]
     assert sorted(code == 0 for code, _, _ in results) == [False, True], results
-    code, out, err = run(shared, "vic", "audit", "verify")
+    code, out, err = run_as(shared, "vic", "audit", "verify")
     assert code == 0, out + err
     with open_gallery(shared, user="examiner1") as gallery:
         decided = [(d.user, d.decision.value) for d in gallery.decisions_for(int(search_id))]

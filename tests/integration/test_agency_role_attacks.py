@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agency_servers import MilvusServer
-from examiners import examiner, profile_of
+from examiners import examiner, run_as
 
-WORKSTATION = str(Path(sys.executable).with_name("workstation"))
 # Login roles live in the whole PostgreSQL cluster: names no other test uses.
 CHIEF, ENROLLER, ANALYST, REVIEWER = "chief_r", "ena_r", "ana_r", "rev_r"
 LOGINS = (ENROLLER, ANALYST, REVIEWER, CHIEF)  # grantees before their grantor (dropping)
@@ -68,27 +65,6 @@ def agency(agency_servers, milvus_server, tmp_path: Path) -> Iterator[tuple[Path
     _drop_logins(agency_servers)
 
 
-def start(folder: Path, user: str, *argv: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "WORKSTATION_CONFIG_DIR": str(profile_of(user)),
-        "WORKSTATION_DATA_DIR": str(profile_of(user) / "data"),
-    }
-    return subprocess.Popen(
-        [WORKSTATION, "--gallery", str(folder), "--user", user, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def run(folder: Path, user: str, *argv: str) -> tuple[int, str, str]:
-    process = start(folder, user, *argv)
-    out, err = process.communicate(timeout=900)
-    return process.returncode, out, err
-
-
 def connect_as(servers: Any, dbname: str, login: str) -> Any:
     """A raw connection as `login` (the attacker's own credentials, no program in between)."""
     import psycopg
@@ -119,14 +95,14 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
         argv = ["agency", "add-examiner", str(folder), login, "--key", str(key_file)]
         for role in roles:
             argv += ["--role", role]
-        code, out, err = run(folder, CHIEF, *argv)
+        code, out, err = run_as(folder, CHIEF, *argv)
         assert code == 0, err
         assert "created PostgreSQL login role" in out and "recorded in the audit log" in out
         assert "the DBA must still let" in out  # no password, no Kerberos mapping yet
     # An enroller may not add examiners: the program says so, and so would the database.
     key_file = tmp_path / "x.pub"
     key_file.write_text(examiner("x_r").public_key_text())
-    code, _, err = run(folder, ENROLLER, "agency", "add-examiner", str(folder), "x_r",
+    code, _, err = run_as(folder, ENROLLER, "agency", "add-examiner", str(folder), "x_r",
                        "--role", "administrator", "--key", str(key_file))  # fmt: skip
     assert code != 0 and "may not register examiners" in err
     assert "permission denied" in refused(agency_servers, dbname, ENROLLER, "CREATE ROLE x_r")
@@ -134,11 +110,11 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
     # Enrol as the enroller, search and decide as the analyst, confirm as the reviewer, each
     # from their own process connected as their own role.
     for subject, photo in (("P-OBAMA", "obama"), ("P-BIDEN", "biden")):
-        code, _, err = run(
+        code, _, err = run_as(
             folder, ENROLLER, "enroll", "--subject", subject, str(photo_paths[photo])
         )
         assert code == 0, err
-    code, out, err = run(
+    code, out, err = run_as(
         folder, ANALYST, "search", "--case", "C-9", "--purpose", "robbery", "--json",
         str(photo_paths["obama2"]),
     )  # fmt: skip
@@ -146,16 +122,18 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
     search_id = int(json.loads(out)["search_id"])
     leads = {}
     for subject in ("P-OBAMA", "P-BIDEN"):
-        code, out, err = run(
+        code, out, err = run_as(
             folder, ANALYST, "decide", "--search", str(search_id), "--subject", subject,
             "--decision", "possible-lead", "--json",
         )  # fmt: skip
         assert code == 0, err
         leads[subject] = int(json.loads(out)["id"])
-    code, _, err = run(folder, ENROLLER, "search", "--case", "C-9", "--purpose", "robbery",
+    code, _, err = run_as(folder, ENROLLER, "search", "--case", "C-9", "--purpose", "robbery",
                        str(photo_paths["obama2"]))  # fmt: skip
     assert code != 0 and "may not search" in err
-    code, out, err = run(folder, REVIEWER, "decide", "--confirm", str(leads["P-OBAMA"]), "--json")
+    code, out, err = run_as(
+        folder, REVIEWER, "decide", "--confirm", str(leads["P-OBAMA"]), "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["user"] == REVIEWER
 
@@ -230,7 +208,7 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
 
     # The legitimate acts verify, from the reviewer's workstation; the database witnessed
     # every event, each by the role that wrote it.
-    code, out, err = run(folder, REVIEWER, "audit", "verify")
+    code, out, err = run_as(folder, REVIEWER, "audit", "verify")
     assert code == 0, out + err
     with agency_servers.admin(dbname) as conn:
         events = conn.execute('SELECT seq, hash, "user" FROM audit ORDER BY seq').fetchall()

@@ -78,7 +78,7 @@ def test_images_are_png_made_by_the_core(hostile_case: Path) -> None:
         bundle = build_case_bundle(gallery, HOSTILE_CASE)
         images = report_images(gallery, bundle)
     (record,) = bundle.records
-    expected = {STRUT, f"probe-{record.search_id}"} | {
+    expected = {STRUT, f"probe-{record.search_id}", f"probephoto-{record.search_id}"} | {
         f"face-{c.face_id}" for c in record.candidates
     }
     plots = {key for key in images if key.startswith(PLOT_KEY_PREFIX)}  # data, drawn by Qt

@@ -54,6 +54,10 @@ class AuditAction(str, Enum):
     # event, right after that one in the same chain, names where it came from.
     GALLERY_COPIED_OUT = "gallery_copied_out"
     GALLERY_COPIED_IN = "gallery_copied_in"
+    # Redaction on export (issue 15 item 5): a box the examiner adds to a probe image's
+    # redaction, and a box they un-redact (shown in exports) with a note.
+    REDACTION_BOX = "redaction_box"
+    UNREDACT = "unredact"
 
     def __str__(self) -> str:
         return self.value

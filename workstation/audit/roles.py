@@ -90,6 +90,9 @@ _REQUIRED: dict[AuditAction, frozenset[Role]] = {
     AuditAction.CASE_ARCHIVE: _ADMIN,
     AuditAction.WATCH_ADD: frozenset({Role.ANALYST}),
     AuditAction.WATCH_END: frozenset({Role.ANALYST, Role.ADMINISTRATOR}),
+    # Whoever may export a case prepares its redaction.
+    AuditAction.REDACTION_BOX: frozenset({Role.ANALYST, Role.REVIEWER}),
+    AuditAction.UNREDACT: frozenset({Role.ANALYST, Role.REVIEWER}),
     # The re-search an enrolment runs for each watch (whoever enrols): the watch's own analyst
     # authorised it when they set the watch.
     AuditAction.WATCH_SEARCH: ANY_ROLE,
@@ -130,6 +133,8 @@ _ACT_WORDS: dict[AuditAction, str] = {
     AuditAction.CASE_ARCHIVE: "archive a case",
     AuditAction.WATCH_ADD: "leave a probe on watch",
     AuditAction.WATCH_END: "end a watch",
+    AuditAction.REDACTION_BOX: "add a redaction box",
+    AuditAction.UNREDACT: "un-redact a face in an export",
     AuditAction.SETTINGS_CHANGE: "change the gallery's settings",
     AuditAction.VIEW: "consult the gallery's records",
 }

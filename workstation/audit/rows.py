@@ -39,6 +39,7 @@ COVERED_TABLES: dict[str, str] = {
     "decisions": "decision",
     "calibrations": "calibration",
     "comparison_sheets": "comparison sheet",
+    "redaction_marks": "redaction mark",
     "examiners": "examiner",
     "gallery_settings": "gallery setting",
     "meta": "gallery property",

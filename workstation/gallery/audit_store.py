@@ -31,13 +31,22 @@ ROW_KEYS: dict[str, str] = {
     "decisions": "id",
     "calibrations": "id",
     "comparison_sheets": "id",
+    "redaction_marks": "id",
     "examiners": "fingerprint",
     "gallery_settings": "key",
     "meta": "key",
 }
 assert set(ROW_KEYS) == set(COVERED_TABLES)
 INTEGER_KEYS = frozenset(
-    {"images", "faces", "searches", "decisions", "calibrations", "comparison_sheets"}
+    {
+        "images",
+        "faces",
+        "searches",
+        "decisions",
+        "calibrations",
+        "comparison_sheets",
+        "redaction_marks",
+    }
 )
 CHUNK = 500  # ids per IN (...): SQLite allows 999 parameters in older builds
 SCAN_CHUNK = 5_000  # rows per chunk when re-hashing a whole table

@@ -721,6 +721,39 @@ class GalleryChange:
         self._touch("comparison_sheets", [sheet_id])
         return sheet_id, created_at
 
+    def add_redaction_mark(
+        self,
+        search_id: int,
+        case_id: str,
+        image_ref: str,
+        kind: str,
+        box: tuple[float, float, float, float],
+        note: str | None,
+    ) -> tuple[int, str]:
+        """Store one redaction mark by this examiner; returns (its id, its time)."""
+        created_at = utc_now()
+        x, y, w, h = (float(v) for v in box)
+        mark_id = self._writing().insert(
+            "INSERT INTO redaction_marks (search_id, case_id, image_ref, kind, x, y, w, h, note, "
+            '"user", key_fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            (
+                search_id,
+                case_id,
+                image_ref,
+                kind,
+                x,
+                y,
+                w,
+                h,
+                note,
+                self.acting.name,
+                self.acting.fingerprint,
+                created_at,
+            ),
+        )
+        self._touch("redaction_marks", [mark_id])
+        return mark_id, created_at
+
     # ------------------------------------------------------------------ searches
     def add_search(
         self,

@@ -391,6 +391,37 @@ def _migration_7(db: Database) -> None:
     )
 
 
+def _migration_8(db: Database) -> None:
+    """Redaction on export (issue 15 item 5): the examiner's marks on a search's probe image.
+
+    - kind 'drawn': a box the examiner added to be redacted (a missed face, a tattoo, a badge);
+    - kind 'unredact': a box (a detected bystander or a drawn box) the examiner chose to show
+      unredacted in exports, with the note saying why (required).
+    `image_ref` names the image: the probe's SHA-256, with #frame=N for a video frame. Never
+    updated or deleted by the program: each mark is an audited act.
+    """
+    db.run_script(
+        """
+        CREATE TABLE redaction_marks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            search_id INTEGER NOT NULL REFERENCES searches(id),
+            case_id TEXT NOT NULL REFERENCES cases(id),
+            image_ref TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('drawn', 'unredact')),
+            x REAL NOT NULL,
+            y REAL NOT NULL,
+            w REAL NOT NULL,
+            h REAL NOT NULL,
+            note TEXT,
+            "user" TEXT NOT NULL,
+            key_fingerprint TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX redaction_marks_search ON redaction_marks(search_id);
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_1,
     _migration_2,
@@ -399,6 +430,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

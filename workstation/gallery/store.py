@@ -1122,6 +1122,21 @@ class Gallery:
             self.comparison_sheet_versions(search_id, subject_id), self.user, subject_id
         )
 
+    def redaction_mark_rows(self, search_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The redaction marks (gallery/redactions.py) on these searches' probes, oldest first."""
+        if not self._conn.table_exists("redaction_marks"):
+            return []  # a gallery read at an older schema (opened read-only) has none
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(list(search_ids)):
+            marks = ",".join("?" * len(chunk))
+            rows += _dict_rows(
+                self._conn.execute(
+                    f"SELECT * FROM redaction_marks WHERE search_id IN ({marks}) ORDER BY id",
+                    list(chunk),
+                )
+            )
+        return sorted(rows, key=lambda row: int(row["id"]))
+
     def comparison_sheet_versions(
         self, search_id: int, subject_id: str | None = None
     ) -> list[ComparisonSheet]:

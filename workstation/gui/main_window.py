@@ -34,6 +34,7 @@ from workstation.gui.duplicates_page import DuplicatesWidget
 from workstation.gui.examiners_dialog import ExaminersDialog
 from workstation.gui.footage_panel import FootagePanelWidget
 from workstation.gui.gallery_manager import GalleryManagerWidget
+from workstation.gui.redaction_dialog import RedactionDialog
 from workstation.gui.report_pdf import export_case_report_in_app
 from workstation.gui.search_page import SearchPageWidget
 from workstation.gui.settings_dialog import SettingsDialog
@@ -156,6 +157,13 @@ class MainWindowWidget(QMainWindow):
             self.export_dialog,
             "Write the case report (PDF) and the evidence bundle (JSON)",
         )
+        self._action(
+            "redaction",
+            "&Redaction before export…",
+            [],
+            self.redaction_dialog,
+            "Review which faces the exported report blurs; un-redact one with a note, or add a box",
+        )
         self._action("settings", "&Settings…", ["Ctrl+,"], self.open_settings)
         self._action("quit", "&Quit", ["Ctrl+Q"], self.close)
         self._action(
@@ -239,7 +247,17 @@ class MainWindowWidget(QMainWindow):
             file_menu.addAction(self.actions[opener])
         self.recent_menu = file_menu.addMenu("Recent files")
         self.recent_menu.aboutToShow.connect(self._on_recent_menu_shown)
-        for key in ("next_photo", "previous_photo", None, "export", None, "settings", None, "quit"):
+        for key in (
+            "next_photo",
+            "previous_photo",
+            None,
+            "redaction",
+            "export",
+            None,
+            "settings",
+            None,
+            "quit",
+        ):
             file_menu.addSeparator() if key is None else file_menu.addAction(self.actions[key])
         menus = {
             "&Case": ("case", "close_case", None, "examiners"),
@@ -378,6 +396,16 @@ class MainWindowWidget(QMainWindow):
         self.compare_dialog = dialog
         dialog.show()
 
+    def redaction_dialog(self) -> RedactionDialog | None:
+        """The Redaction step: what the export of the current case blurs (see the dialog)."""
+        case = self.context.case or self.case_bar.ask_case()
+        if case is None:
+            return None
+        dialog = RedactionDialog(self.context, case.case_id, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
     def export_dialog(self) -> None:
         case = self.context.case or self.case_bar.ask_case()
         if case is None:
@@ -483,6 +511,7 @@ class MainWindowWidget(QMainWindow):
 
     def _on_case_changed(self, case: CaseInfo | None) -> None:
         self.actions["export"].setEnabled(case is not None)
+        self.actions["redaction"].setEnabled(case is not None)
 
     def _update_gallery_label(self) -> None:
         self.gallery_label.setText(

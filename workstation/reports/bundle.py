@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from workstation.audit.log import AuditEvent, canonical_json, utc_now
 from workstation.domain import CaseAuthorisation
 from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
+from workstation.gallery.redactions import redaction_marks
 from workstation.gallery.store import Gallery
 from workstation.reports.export_files import (
     StagedFile,
@@ -36,6 +37,11 @@ from workstation.reports.export_files import (
     discard,
     publish,
     stage,
+)
+from workstation.reports.redaction import (
+    REDACTION_POLICY,
+    ProbeRedaction,
+    plan_case_redactions,
 )
 
 # What the bundle and the report say of the records they were built from (docs/ACCOUNTABILITY.md
@@ -80,6 +86,8 @@ class CaseBundle(Mapping[str, Any]):
 
     data: dict[str, Any]
     records: tuple[SearchRecord, ...]
+    # What the report redacts in each search's probe image, by search id (reports/redaction.py).
+    redactions: Mapping[int, ProbeRedaction] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -109,6 +117,10 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
         # Built only from rows that verify: a search whose row, decisions or case row were
         # changed outside the program is left out, and the bundle says which and why.
         records, left_out = _left_out(gallery, case, tuple(gallery.case_search_records(case_id)))
+        marks = redaction_marks(gallery, [r.search_id for r in records])
+    # Bystanders' faces in every probe image, found and listed here so that the report blurs
+    # exactly the boxes this bundle lists (reports/redaction.py); no export goes without it.
+    redactions = plan_case_redactions(records, marks)
     if left_out:
         statement = (
             RECORDS_LEFT_OUT
@@ -146,7 +158,17 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
             "faces": gallery.face_count(),
             "subjects": gallery.subject_count(),
         },
-        "searches": [record.to_bundle_dict() for record in records],
+        "searches": [
+            {**record.to_bundle_dict(), "redaction": redactions[record.search_id].to_bundle_dict()}
+            for record in records
+        ],
+        "redaction": {
+            "policy": REDACTION_POLICY,
+            "bystander_faces_redacted": sum(
+                r.bystander_faces_redacted for r in redactions.values()
+            ),
+            "boxes_unredacted": sum(r.unredacted_count for r in redactions.values()),
+        },
         "audit": {
             "events": events,
             "chain_intact": chain.intact,
@@ -169,7 +191,7 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
             ),
         },
     }
-    return CaseBundle(data, records)
+    return CaseBundle(data, records, redactions)
 
 
 def export_case_bundle(

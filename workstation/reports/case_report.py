@@ -31,6 +31,7 @@ from workstation.reports.bundle import (
     BUNDLE_KIND,
     REPORT_KIND,
     CaseBundle,
+    ProbeRedaction,
     build_case_bundle,
     record_export,
     write_bundle_json,
@@ -44,6 +45,12 @@ from workstation.reports.enhancement_report import (
     working_key,
 )
 from workstation.reports.export_files import check_targets, discard, stage
+from workstation.reports.redaction import (
+    REPORT_IMAGE_SIDE,
+    probe_pixels,
+    redacted_original,
+    redacted_searched,
+)
 from workstation.reports.score_plot import PLOT_KEY_PREFIX, ScorePlot, score_plot
 from workstation.reports.sheet_report import SCALE_WORDS, sheet_images, sheet_views
 
@@ -94,7 +101,6 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
     UTF-8 text instead (the report prints it; renderers skip `problem-` entries)."""
     from workstation.gallery.photos import StoredPhotoError
     from workstation.vision.alignment import face_view
-    from workstation.vision.images import load_image
 
     def crop(bgr: np.ndarray, box: list[float], landmarks: Any) -> bytes:
         return png_bytes(face_view(bgr, box, landmarks).bgr)
@@ -105,21 +111,25 @@ def report_images(gallery: Gallery, bundle: CaseBundle) -> dict[str, bytes]:
             plot = score_plot(gallery, record, candidate)
             if plot is not None:  # the renderer draws it (gui/score_plot.py), as in Compare
                 images[_plot_key(record, candidate)] = plot.to_bytes()
+        # The probe (a photo, or a video frame) checked against its recorded SHA-256, with the
+        # bystanders' faces the bundle lists obscured: no image of the report is drawn from the
+        # unredacted pixels (reports/redaction.py). An enhanced search's box is in its working
+        # copy, made again from the original and checked (enhancement_report.searched_pixels).
         probe_bgr = None
-        try:
-            loaded = load_image(record.probe.path)
-            if loaded.sha256 == record.probe.sha256:
-                # An enhanced search's box is in its working copy: made again and checked.
-                probe_bgr, problem = searched_pixels(record, loaded.bgr)
-                if probe_bgr is not None:
-                    images[_probe_key(record)] = crop(
-                        probe_bgr, record.face.box.as_list(), record.face.landmarks
-                    )
-                    images.update(enhancement_images(record, loaded.bgr, probe_bgr, png_bytes))
-                else:
-                    images[_problem_key(working_key(record))] = problem.encode("utf-8")
-        except WorkstationError:
-            pass  # the report says the probe file is not available
+        original_bgr, _, _ = probe_pixels(record)
+        redaction = bundle.redactions.get(record.search_id)
+        if original_bgr is not None and redaction is not None and redaction.problem is None:
+            searched_bgr, problem = searched_pixels(record, original_bgr)
+            if searched_bgr is None:
+                images[_problem_key(working_key(record))] = problem.encode("utf-8")
+            else:
+                shown_original = redacted_original(original_bgr, redaction)
+                probe_bgr = redacted_searched(searched_bgr, redaction)
+                images[_probe_key(record)] = crop(
+                    probe_bgr, record.face.box.as_list(), record.face.landmarks
+                )
+                images[_probe_photo_key(record)] = png_bytes(_report_sized(shown_original))
+                images.update(enhancement_images(record, shown_original, probe_bgr, png_bytes))
         # ACE-V sheets' annotations, drawn on the crops Compare showed (sheet_report.py).
         images.update(sheet_images(gallery, record, probe_bgr, png_bytes))
         for candidate in record.candidates:
@@ -162,8 +172,38 @@ def _probe_key(record: SearchRecord) -> str:
     return f"probe-{record.search_id}"
 
 
+def _probe_photo_key(record: SearchRecord) -> str:
+    return f"probephoto-{record.search_id}"
+
+
+def _report_sized(bgr: np.ndarray) -> np.ndarray:
+    """The whole (redacted) probe image at most REPORT_IMAGE_SIDE long, for the report."""
+    from workstation.vision.cvcompat import cv2_module
+
+    height, width = bgr.shape[:2]
+    scale = REPORT_IMAGE_SIDE / max(height, width)
+    if scale >= 1:
+        return bgr
+    cv2 = cv2_module()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+
+
 def _face_key(face_id: int) -> str:
     return f"face-{face_id}"
+
+
+PROBE_PHOTO_MAX_PX = 420  # the whole redacted probe image's width in the report (layout px)
+
+
+def _photo_width_px(png: bytes | None) -> int:
+    """The width the whole probe image is drawn at: its own, at most PROBE_PHOTO_MAX_PX."""
+    if not png or len(png) < 24:
+        return PROBE_PHOTO_MAX_PX
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    if height > width:  # a portrait image: keep it from filling the page's height
+        return max(1, min(PROBE_PHOTO_MAX_PX, round(PROBE_PHOTO_MAX_PX * width / height)))
+    return min(PROBE_PHOTO_MAX_PX, width)
 
 
 def data_uri(png: bytes) -> str:
@@ -209,7 +249,9 @@ def _time(text: str) -> str:
     return text[:19].replace("T", " ")
 
 
-def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str, Any]:
+def _search_view(
+    record: SearchRecord, images: Mapping[str, bytes], redaction: ProbeRedaction | None
+) -> dict[str, Any]:
     face, probe = record.face, record.probe
     reasons = "; ".join(face.quality.reasons) or "no concerns found"
     rows = [
@@ -305,6 +347,11 @@ def _search_view(record: SearchRecord, images: Mapping[str, bytes]) -> dict[str,
             **enhancement_view(record, images),
             "problem": images.get(_problem_key(working_key(record)), b"").decode("utf-8"),
         },
+        "probe_photo": _probe_photo_key(record),
+        "probe_photo_px": _photo_width_px(images.get(_probe_photo_key(record))),
+        "redaction_statement": (
+            redaction.statement() if redaction else "no redaction recorded for this search"
+        ),
         "candidates": candidates,
         "decisions": decisions,
         "photo_problems": list(problems),
@@ -387,7 +434,10 @@ def report_html(
         caveat=data["caveat"],
         case_rows=case_rows,
         gallery_rows=gallery_rows,
-        searches=[_search_view(record, images) for record in bundle.records],
+        searches=[
+            _search_view(record, images, bundle.redactions.get(record.search_id))
+            for record in bundle.records
+        ],
         columns=columns,
         # Shares of the table's width; scaled to 100%, so adding a column needs no arithmetic.
         column_widths=[round(c.report_width * 100 / total) for c in columns],

@@ -37,6 +37,9 @@ from workstation.reports.redaction import (
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.images import load_image
 
+# The marks' SQL runs on both kinds of gallery (the agency's PostgreSQL too).
+GALLERY_KINDS = ("embedded", "agency")
+
 
 @pytest.fixture
 def group_case(gallery, engine, photo_paths, tmp_path):

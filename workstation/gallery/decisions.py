@@ -133,8 +133,21 @@ def confirm_lead(gallery: Gallery, decision_id: int, note: str | None = None) ->
 
 
 def decisions_for(gallery: Gallery, search_id: int) -> list[DecisionRecord]:
-    """Every decision on a search's candidates, oldest first."""
-    return gallery.decisions_for(search_id)
+    """The decisions on a search's candidates its reader may see, oldest first: blind
+    verification withholds other examiners' decisions on a candidate until the reader has
+    recorded their own comparison sheet on it (`Gallery.visible_decisions`)."""
+    return gallery.visible_decisions(search_id)[0]
+
+
+def _blind_refusal(gallery: Gallery, lead: DecisionRecord, user: str) -> str | None:
+    """A lead withheld from `user` by blind verification cannot be confirmed by them: they would
+    confirm what they have not seen. They record their own comparison sheet first."""
+    if gallery.comparison_sheets(lead.search_id, lead.subject_id).blind:
+        return (
+            f"decision {lead.id} is withheld from {user} by blind verification: record your own "
+            f"comparison sheet on {lead.subject_id} first, then confirm"
+        )
+    return None
 
 
 def _search_row(gallery: Gallery, search_id: int) -> dict[str, Any]:
@@ -171,7 +184,7 @@ def _store(
                 raise WorkstationError(f"decision {confirms} does not exist")
             refusal = confirmation_refusal(
                 on_candidate, lead, change.acting.name, change.acting.fingerprint
-            )
+            ) or _blind_refusal(gallery, lead, change.acting.name)
             if refusal is not None:
                 raise WorkstationError(refusal)
         decision_id, created_at = change.add_decision(

@@ -168,6 +168,9 @@ class SearchRecord:
     # them (blind verification withholds others' sheets until they have recorded their own):
     # filled by the gallery's read, one view per candidate that has sheets.
     sheets: tuple[SheetsView, ...] = ()
+    # Other examiners' decisions withheld from the reader by blind verification (the same rule
+    # as the sheets', sheets.withhold_decisions), per subject: `decisions` holds the rest.
+    decisions_withheld: Mapping[str, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived facts
     @property
@@ -222,6 +225,12 @@ class SearchRecord:
     def with_decisions(self, decisions: Iterable[DecisionRecord]) -> SearchRecord:
         """The same search with its decisions as they are now."""
         return replace(self, decisions=tuple(decisions))
+
+    def with_blind_decisions(
+        self, decisions: Iterable[DecisionRecord], withheld: Mapping[str, int]
+    ) -> SearchRecord:
+        """The same search with the decisions its reader may see, and how many are withheld."""
+        return replace(self, decisions=tuple(decisions), decisions_withheld=dict(withheld))
 
     def with_sheets(self, sheets: Iterable[SheetsView]) -> SearchRecord:
         """The same search with the comparison sheets its reader may see."""
@@ -328,6 +337,9 @@ class SearchRecord:
             "calibration": self.calibration,
             "candidates": [c.to_dict() for c in self.candidates],
             "decisions": [d.to_dict() for d in self.decisions],
+            # Decisions by other examiners withheld from the exporting examiner (blind
+            # verification: they have not recorded their own sheet on that candidate).
+            "decisions_withheld": dict(self.decisions_withheld),
             # ACE-V sheets (issue 15): those the exporting examiner may see, per candidate,
             # with what blind verification withheld from them and where the sheets disagree.
             "comparison_sheets": [view.to_dict() for view in self.sheets],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from workstation.domain import same_examiner
+from workstation.domain import DecisionRecord, same_examiner
 from workstation.errors import WorkstationError
 
 # The components of the face, top to bottom as FISWG orders them (key, words).
@@ -351,6 +351,31 @@ def blind_view(sheets: Sequence[ComparisonSheet], viewer: str, subject_id: str) 
             f"{viewer} until they have recorded their own comparison (blind verification)",
         )
     return SheetsView(subject_id, viewer, own, others, 0, None)
+
+
+def withhold_decisions(
+    decisions: Iterable[DecisionRecord], blind_subjects: Iterable[str], viewer: str
+) -> tuple[list[DecisionRecord], dict[str, int]]:
+    """The blind rule applied to decisions: on a candidate where `viewer` is blind (other
+    examiners' sheets withheld until they record their own, `blind_view`), other examiners'
+    decisions and notes are withheld too, or the verifier would read the first examiner's lead
+    or exclusion before comparing. Returns the decisions `viewer` may see and, per subject, how
+    many were withheld."""
+    blind = set(blind_subjects)
+    shown: list[DecisionRecord] = []
+    withheld: dict[str, int] = {}
+    for decision in decisions:
+        if decision.subject_id in blind and not same_examiner(decision.user, viewer):
+            withheld[decision.subject_id] = withheld.get(decision.subject_id, 0) + 1
+        else:
+            shown.append(decision)
+    return shown, withheld
+
+
+DECISIONS_WITHHELD = (
+    "{count} decision(s) by other examiners withheld until you record your own comparison "
+    "sheet (blind verification)"
+)
 
 
 def differences(first: ComparisonSheet, second: ComparisonSheet) -> dict[str, Any]:

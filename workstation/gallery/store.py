@@ -87,7 +87,12 @@ from workstation.gallery.photo_copies import (
 from workstation.gallery.photos import load_verified_photo
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.schema import check_schema_version, migrate
-from workstation.gallery.sheets import ComparisonSheet, SheetsView, blind_view
+from workstation.gallery.sheets import (
+    ComparisonSheet,
+    SheetsView,
+    blind_view,
+    withhold_decisions,
+)
 from workstation.identity import Examiner
 from workstation.permissions import create_private_file, make_private_dir, restrict_process
 from workstation.vision.images import LoadedImage
@@ -1114,6 +1119,18 @@ class Gallery:
             params.append(subject_id)
         return [_decision(row) for row in self._conn.execute(sql + " ORDER BY id", params)]
 
+    def visible_decisions(self, search_id: int) -> tuple[list[DecisionRecord], dict[str, int]]:
+        """The decisions on a search's candidates that this gallery's examiner may see now, and
+        per subject how many blind verification withholds (`sheets.withhold_decisions`): the
+        read for display; `decisions_for` is the acts' own read."""
+        with self.read_snapshot():
+            decisions = self.decisions_for(search_id)
+            versions: dict[str, list[ComparisonSheet]] = {}
+            for sheet in self._comparison_sheet_rows([search_id]):
+                versions.setdefault(sheet.subject_id, []).append(sheet)
+        blind = [s for s, found in versions.items() if blind_view(found, self.user, s).blind]
+        return withhold_decisions(decisions, blind, self.user)
+
     def comparison_sheets(self, search_id: int, subject_id: str) -> SheetsView:
         """The ACE-V sheets on one candidate that this gallery's examiner may see now: blind
         verification (`sheets.blind_view`) withholds other examiners' sheets until they have
@@ -1564,12 +1581,15 @@ class Gallery:
         sheets: dict[int, list[SheetsView]] = {i: [] for i in ids}
         for (search_id, subject_id), found in sorted(versions.items()):
             sheets[search_id].append(blind_view(found, self.user, subject_id))
-        return [
-            record_from_row(row, decisions[int(row["id"])], names, quality).with_sheets(
-                sheets[int(row["id"])]
-            )
-            for row in rows
-        ]
+        records = []
+        for row in rows:
+            search_id = int(row["id"])
+            # Blind verification withholds other examiners' decisions with their sheets.
+            blind = [view.subject_id for view in sheets[search_id] if view.blind]
+            shown, withheld = withhold_decisions(decisions[search_id], blind, self.user)
+            record = record_from_row(row, shown, names, quality).with_sheets(sheets[search_id])
+            records.append(record.with_blind_decisions(shown, withheld))
+        return records
 
 
 def busy_message(db_path: Path) -> str:

@@ -29,6 +29,7 @@ from workstation.gallery.decisions import (
     why_no_lead_to_confirm,
 )
 from workstation.gallery.records import SearchRecord
+from workstation.gallery.sheets import DECISIONS_WITHHELD
 from workstation.gui.context import AppContext
 from workstation.gui.text import escaped, make_plain
 from workstation.progress import CancelToken
@@ -168,7 +169,11 @@ class DecisionPanelWidget(QGroupBox):
                 f"{d.created_at[:19].replace('T', ' ')}  {d.user}  "
                 f"{DECISION_LABELS.get(d.decision, d.decision)}{note}"
             )
-        if not decisions:
+        withheld = search.decisions_withheld.get(candidate.subject_id, 0)
+        if withheld:
+            # Blind verification (the core withholds them: gallery/sheets.py).
+            self.history.addItem(DECISIONS_WITHHELD.format(count=withheld))
+        elif not decisions:
             self.history.addItem("No decision recorded yet.")
         pending = pending_confirmation(decisions, self.context.user)
         self.confirm_button.setEnabled(enabled and pending is not None)

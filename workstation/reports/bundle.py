@@ -26,10 +26,11 @@ from typing import Any
 from workstation import CAVEAT, __version__
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import AuditEvent, canonical_json, utc_now
-from workstation.domain import CaseAuthorisation
+from workstation.domain import CaseAuthorisation, same_examiner
 from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.redactions import redaction_marks
+from workstation.gallery.sheets import ComparisonSheet
 from workstation.gallery.store import Gallery
 from workstation.reports.export_files import (
     StagedFile,
@@ -43,6 +44,7 @@ from workstation.reports.redaction import (
     ProbeRedaction,
     plan_case_redactions,
 )
+from workstation.reports.sheet_report import SHEET_VERIFIED
 
 # What the bundle and the report say of the records they were built from (docs/ACCOUNTABILITY.md
 # and README use the same words; tests/unit/test_readme.py compares them).
@@ -62,6 +64,10 @@ def _left_out(
     decision_problems = gallery.row_problems(
         "decisions", [d.id for r in records for d in r.decisions]
     )
+    # The ACE-V sheets the record carries (those its reader may see), checked like decisions.
+    sheet_problems = gallery.row_problems(
+        "comparison_sheets", [sheet.id for r in records for sheet in _shown_sheets(r)]
+    )
     kept: list[SearchRecord] = []
     left_out: list[dict[str, Any]] = []
     for record in records:
@@ -71,11 +77,52 @@ def _left_out(
         problems += [
             decision_problems[str(d.id)] for d in record.decisions if str(d.id) in decision_problems
         ]
+        problems += [
+            sheet_problems[str(sheet.id)]
+            for sheet in _shown_sheets(record)
+            if str(sheet.id) in sheet_problems
+        ]
         if problems:
             left_out.append({"search_id": record.search_id, "problems": problems})
         else:
             kept.append(record)
     return tuple(kept), left_out
+
+
+def _withhold_blind_events(
+    events: list[dict[str, Any]], records: tuple[SearchRecord, ...], reader: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The case's events without other examiners' decisions (with their notes) on candidates
+    withheld from `reader` by blind verification; and how many were left out."""
+    blind = {(r.search_id, subject) for r in records for subject in r.decisions_withheld}
+    kept = []
+    for event in events:
+        details = event.get("details") or {}
+        if (
+            event.get("action") == AuditAction.DECISION.value
+            and (details.get("search_id"), details.get("subject_id")) in blind
+            and not same_examiner(str(event.get("user")), reader)
+        ):
+            continue
+        kept.append(event)
+    return kept, len(events) - len(kept)
+
+
+def _shown_sheets(record: SearchRecord) -> list[ComparisonSheet]:
+    return [
+        sheet
+        for view in record.sheets
+        for sheet in ([view.own] if view.own is not None else []) + list(view.others)
+    ]
+
+
+def _mark_sheets_verified(search: dict[str, Any]) -> dict[str, Any]:
+    """Each comparison sheet of a search the bundle carries says it was checked: a search
+    whose sheet did not match its audit hash is left out (`_left_out`), with the reason."""
+    for view in search.get("comparison_sheets", []):
+        for sheet in view.get("sheets", []):
+            sheet["record_check"] = SHEET_VERIFIED
+    return search
 
 
 @dataclass(frozen=True)
@@ -118,6 +165,7 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
         # changed outside the program is left out, and the bundle says which and why.
         records, left_out = _left_out(gallery, case, tuple(gallery.case_search_records(case_id)))
         marks = redaction_marks(gallery, [r.search_id for r in records])
+    events, blind_events = _withhold_blind_events(events, records, gallery.user)
     # Bystanders' faces in every probe image, found and listed here so that the report blurs
     # exactly the boxes this bundle lists (reports/redaction.py); no export goes without it.
     redactions = plan_case_redactions(records, marks)
@@ -159,7 +207,12 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
             "subjects": gallery.subject_count(),
         },
         "searches": [
-            {**record.to_bundle_dict(), "redaction": redactions[record.search_id].to_bundle_dict()}
+            _mark_sheets_verified(
+                {
+                    **record.to_bundle_dict(),
+                    "redaction": redactions[record.search_id].to_bundle_dict(),
+                }
+            )
             for record in records
         ],
         "redaction": {
@@ -182,6 +235,9 @@ def build_case_bundle(gallery: Gallery, case_id: str) -> CaseBundle:
             "records_statement": statement,
             "records_left_out": left_out,
             "witness_entries": chain.witness_entries,
+            # Other examiners' decision events on candidates the exporting examiner has not yet
+            # compared (blind verification), left out of `events` like the decisions themselves.
+            "events_withheld_blind_verification": blind_events,
         },
         "export": {
             "audit_head_before_export": {"seq": chain.head_seq, "hash": chain.head_hash},

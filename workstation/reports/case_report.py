@@ -26,6 +26,7 @@ import numpy as np
 from workstation.domain import Candidate, Decision
 from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
+from workstation.gallery.sheets import DECISIONS_WITHHELD
 from workstation.gallery.store import Gallery
 from workstation.reports.bundle import (
     BUNDLE_KIND,
@@ -326,6 +327,9 @@ def _search_view(
             d.note or "",
         ]
         for d in record.decisions
+    ] + [
+        ["", "", subject, "withheld", DECISIONS_WITHHELD.format(count=count)]
+        for subject, count in sorted(record.decisions_withheld.items())
     ]
     problems = dict.fromkeys(
         images[_problem_key(_face_key(c.face_id))].decode("utf-8")

@@ -161,6 +161,9 @@ def sheet_views(record: SearchRecord, images: Mapping[str, bytes]) -> list[dict[
                 "differs": False,
             }
         )
+        # Reports and bundles carry only sheets whose rows matched their audit hashes at
+        # export (reports/bundle.py leaves out a search with an altered sheet, and says why).
+        rows.append({"label": "Record", "cells": [SHEET_VERIFIED for _ in shown], "differs": False})
         pictures = [
             {"key": sheet_image_key(s, image), "caption": f"{image}, {s.examiner}"}
             for s in shown
@@ -199,6 +202,8 @@ def _annotation_words(sheet: ComparisonSheet) -> str:
             parts.append(f"label “{a.text}” on the {a.image} at {where}")
     return "; ".join(parts) or "none"
 
+
+SHEET_VERIFIED = "verified: matches the hash its audit event recorded"
 
 SCALE_WORDS = (
     f"Conclusion scale: {'; '.join(CONCLUSION_SCALE)}. Source: {CONCLUSION_SCALE_SOURCE}. "

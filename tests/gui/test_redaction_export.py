@@ -92,6 +92,9 @@ def test_pdf_shows_the_searched_face_sharp_and_bystanders_redacted(
     assert "un-redacted by" in words and "witness; consented to be shown" in words
     listed = report.bundle.data["searches"][0]["redaction"]["boxes"]
     assert sum(1 for item in listed if not item["redacted"]) == 1
+    export = gallery.audit_events(case_id=CASE)[-1]
+    assert export.action == "export" and export.details["redaction"]["boxes_unredacted"] == 1
+    assert export.details["redaction"]["bystander_faces_redacted"] == count - 1
     assert cli_main(["--gallery", str(gallery.folder), "audit", "verify"]) == 0
 
 

@@ -299,6 +299,8 @@ def record_export(
                         str(item.target) for kind, item in files if kind != BUNDLE_KIND
                     ],
                     "files": [item.to_dict(kind) for kind, item in files],
+                    # What the exported report blurred and showed (reports/redaction.py).
+                    "redaction": bundle.data.get("redaction"),
                     "bundle_head_seq": bundle.data["audit"]["head_seq"],
                     "bundle_head_hash": bundle.head_hash,
                 },

@@ -20,6 +20,7 @@ instead of the search's merge, which drops weak detections seen only on a smalle
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -87,6 +88,9 @@ ENHANCED_NOT_MAPPED = (
 SOURCE_DRAWN = "drawn by examiner"
 
 
+_DETECTOR_LOCK = threading.Lock()
+
+
 @cache
 def redaction_detector() -> Any:
     """YuNet (the product's detector, verified against the manifest) with the redaction
@@ -111,10 +115,13 @@ def _union(a: BBox, b: BBox) -> BBox:
 def detect_faces_for_redaction(bgr: np.ndarray, detector: Any = None) -> list[Detection]:
     """Every face the redaction detector finds in the image, one box per face (the union of
     what each copy of the pyramid saw), highest score first."""
-    detector = detector or redaction_detector()
     found = []
-    for copy, scale in image_pyramid(bgr, REDACTION_DETECTION_SIDE):
-        found += scaled_detections(detector.detect(copy), scale)
+    # One shared detector per process: OpenCV's FaceDetectorYN keeps its input size between
+    # calls, so two threads (the Redaction dialog's worker and an export) take turns.
+    with _DETECTOR_LOCK:
+        detector = detector or redaction_detector()
+        for copy, scale in image_pyramid(bgr, REDACTION_DETECTION_SIDE):
+            found += scaled_detections(detector.detect(copy), scale)
     merged: list[Detection] = []
     for candidate in sorted(found, key=lambda c: c.detection.score, reverse=True):
         box = candidate.detection.box

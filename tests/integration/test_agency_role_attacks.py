@@ -136,6 +136,15 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
     )
     assert code == 0, err
     assert json.loads(out)["user"] == REVIEWER
+    # The analyst adds a redaction box to the probe (their own mark, an audited act); the
+    # enroller, who may not export, may not.
+    code, out, err = run_as(folder, ANALYST, "redaction", "add", "--search", str(search_id),
+                            "--box", "10,10,40,40", "--note", "name badge")  # fmt: skip
+    assert code == 0, err
+    assert "recorded in the audit log" in out
+    code, _, err = run_as(folder, ENROLLER, "redaction", "add", "--search", str(search_id),
+                          "--box", "60,60,30,30", "--note", "x")  # fmt: skip
+    assert code != 0
 
     # Raw SQL as each role, bypassing the program.
     now = "2026-11-30T12:00:00Z"
@@ -187,6 +196,32 @@ def test_examiners_as_database_roles_share_a_gallery_and_raw_sql_is_refused(
         (search_id, REVIEWER, now, leads["P-OBAMA"]),
     )  # fmt: skip
     assert "superseded or already confirmed" in message
+    # Redaction marks are appended in one's own name and never changed: not the analyst's own
+    # mark, not another examiner's, not in another examiner's name.
+    with agency_servers.admin(dbname) as conn:
+        mark_id, mark_user = conn.execute('SELECT id, "user" FROM redaction_marks').fetchone()
+    assert mark_user == ANALYST
+    for login in (ANALYST, REVIEWER, CHIEF):
+        assert "permission denied" in refused(
+            agency_servers, dbname, login,
+            "UPDATE redaction_marks SET x = 0 WHERE id = %s", (mark_id,),
+        )  # fmt: skip
+        assert "permission denied" in refused(
+            agency_servers, dbname, login, "DELETE FROM redaction_marks WHERE id = %s", (mark_id,)
+        )
+    message = refused(
+        agency_servers, dbname, REVIEWER,
+        "INSERT INTO redaction_marks (search_id, case_id, image_ref, kind, x, y, w, h, note, "
+        '"user", created_at) VALUES (%s, %s, %s, %s, 10, 10, 40, 40, %s, %s, %s)',
+        (search_id, "C-9", "x", "unredact", "forged", ANALYST, now),
+    )  # fmt: skip
+    assert f"recorded as {ANALYST} refused" in message
+    assert "permission denied" in refused(
+        agency_servers, dbname, ENROLLER,
+        "INSERT INTO redaction_marks (search_id, case_id, image_ref, kind, x, y, w, h, note, "
+        '"user", created_at) VALUES (%s, %s, %s, %s, 1, 1, 9, 9, %s, %s, %s)',
+        (search_id, "C-9", "x", "drawn", "x", ENROLLER, now),
+    )  # fmt: skip
     # An audit event that does not follow the head (a fork, or one written over the chain).
     message = refused(
         agency_servers, dbname, ANALYST,

@@ -13,7 +13,8 @@ and require an active row of that name in `examiners`.
 ones they hold (`add_examiner`). `TABLE_GRANTS` says what each may do, table by table and, for
 UPDATE, column by column; everyone reads every table and appends audit events and their row
 hashes (reads are recorded). Nobody is granted UPDATE or DELETE on the audit log, its row hashes,
-decisions, searches, comparison sheets or the witness; TRUNCATE is granted to no one.
+decisions, searches, comparison sheets, redaction marks or the witness; TRUNCATE is granted to no
+one.
 
 **Guards** (triggers) check what grants cannot:
 
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 APP_ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 WITNESS_TABLE = "audit_witness"
-# Every table of the schema (migrations 1-7) and the schema's version table: each is named in
+# Every table of the schema (migrations 1-8) and the schema's version table: each is named in
 # every role's grants below (tests/unit/test_agency_roles.py checks none is missing).
 TABLES = (
     "meta",
@@ -71,6 +72,7 @@ TABLES = (
     "comparison_sheets",
     "watches",
     "watch_hits",
+    "redaction_marks",
     "workstation_schema",
     WITNESS_TABLE,
 )
@@ -127,6 +129,8 @@ TABLE_GRANTS: dict[str, dict[str, str]] = {
         "cases": _CASE_UPDATE,
         "decisions": "SELECT, INSERT",
         "comparison_sheets": "SELECT, INSERT",
+        # redaction boxes and un-redactions: appended in one's own name, never changed
+        "redaction_marks": "SELECT, INSERT",
         "calibrations": "SELECT, INSERT",
         "watches": "SELECT, INSERT, UPDATE (embedding, ended_at, ended_by, end_reason, "
         "checked_face_id)",
@@ -135,6 +139,7 @@ TABLE_GRANTS: dict[str, dict[str, str]] = {
     | {
         "decisions": "SELECT, INSERT",  # confirmations only: the decision guard
         "comparison_sheets": "SELECT, INSERT",  # verification sheets only: the sheet guard
+        "redaction_marks": "SELECT, INSERT",  # whoever may export prepares its redaction
     },
 }
 # Each table's examiner columns: written as the connected role's registered examiner. (Not
@@ -148,6 +153,7 @@ EXAMINER_COLUMNS: dict[str, tuple[str, ...]] = {
     "calibrations": ("created_by",),
     "audit": ("user",),
     "comparison_sheets": ("user",),
+    "redaction_marks": ("user",),
     "watches": ("created_by", "ended_by"),
     "examiners": ("registered_by", "revoked_by"),
     "gallery_settings": ("changed_by",),

@@ -86,6 +86,7 @@ COPIED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("comparison_sheets", ("id",)),
     ("watches", ("id",)),
     ("watch_hits", ("id",)),
+    ("redaction_marks", ("id",)),
     ("audit", ("seq",)),
     ("audit_rows", ("seq", "tbl", "row_id")),
 )
@@ -100,6 +101,7 @@ NUMBERED_TABLES = (
     "comparison_sheets",
     "watches",
     "watch_hits",
+    "redaction_marks",
 )
 # Not the gallery's rows: the database's schema version (checked instead), and an agency
 # database's own witness of each event as it arrived (`audit_witness`, written by the server

@@ -218,6 +218,15 @@ def test_every_action_has_a_shortcut(window) -> None:
     assert missing == []
 
 
+def test_no_two_actions_share_a_shortcut(window) -> None:
+    owners: dict[str, list[str]] = {}
+    for key, action in window.actions.items():
+        for shortcut in action.shortcuts():
+            owners.setdefault(shortcut.toString(), []).append(key)
+    shared = {shortcut: keys for shortcut, keys in owners.items() if len(keys) > 1}
+    assert shared == {}
+
+
 def test_footage_frame_becomes_the_probe(qtbot, window, photo_paths) -> None:
     from workstation.vision.images import load_image
 

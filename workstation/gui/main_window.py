@@ -160,7 +160,7 @@ class MainWindowWidget(QMainWindow):
         self._action(
             "redaction",
             "&Redaction before export…",
-            ["Ctrl+Shift+E"],
+            ["Ctrl+Shift+R"],
             self.redaction_dialog,
             "Review which faces the exported report blurs; un-redact one with a note, or add a box",
         )

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from workstation.domain import BBox
 from workstation.errors import WorkstationError
 
 # A working copy may not grow beyond this (an 8x upscale of a 12 MP photo would be 770 MP): 50 MP
@@ -361,8 +362,8 @@ def _apply_one(bgr: np.ndarray, step: Step, where: str) -> np.ndarray:
         (x1, y1), (x2, y2) = eyes
         if math.hypot(x2 - x1, y2 - y1) < 2.0:
             raise EnhancementError(f"{where}: the two eye points are less than 2 pixels apart")
-        angle = math.degrees(math.atan2(y2 - y1, x2 - x1))
-        return _rotate(bgr, angle, ((x1 + x2) / 2.0, (y1 + y2) / 2.0))
+        angle, centre = _straighten_rotation(step)
+        return _rotate(bgr, angle, centre)
     if step.name == "brightness_contrast":
         return cv2.addWeighted(bgr, p["contrast"], bgr, 0.0, p["brightness"])
     if step.name == "gamma":
@@ -398,28 +399,143 @@ def _apply_one(bgr: np.ndarray, step: Step, where: str) -> np.ndarray:
     raise EnhancementError(f"{where}: unknown step")  # parse_step never lets one through
 
 
-def _rotate(bgr: np.ndarray, angle: float, centre: tuple[float, float]) -> np.ndarray:
-    """Rotate counter-clockwise by `angle` degrees about `centre`, on a canvas holding it all."""
+def _quarter_turns(angle: float) -> int | None:
+    """0-3 counter-clockwise quarter turns when `angle` is a multiple of 90 degrees, else None."""
+    turns = angle / 90.0
+    return int(turns) % 4 if turns == int(turns) else None
+
+
+def _rotation(
+    angle: float, centre: tuple[float, float], width: int, height: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The 2x3 matrix cv2.warpAffine is given to rotate a `width` x `height` image by `angle`
+    degrees about `centre` onto a canvas holding it all, and that canvas's (width, height)."""
     from workstation.vision.cvcompat import cv2_module
 
-    cv2 = cv2_module()
-    turns = angle / 90.0
-    if turns == int(turns):  # exact: no interpolation for quarter turns
-        quarter = int(turns) % 4
-        codes = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
-        return bgr.copy() if quarter == 0 else cv2.rotate(bgr, codes[quarter])
-    height, width = bgr.shape[:2]
-    matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    matrix = cv2_module().getRotationMatrix2D(centre, angle, 1.0)
     corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], float)
     moved = corners @ matrix.T
     left, top = np.floor(moved.min(axis=0))
     right, bottom = np.ceil(moved.max(axis=0))
     matrix[0, 2] -= left
     matrix[1, 2] -= top
-    size = (int(right - left), int(bottom - top))
+    return matrix, (int(right - left), int(bottom - top))
+
+
+def _rotate(bgr: np.ndarray, angle: float, centre: tuple[float, float]) -> np.ndarray:
+    """Rotate counter-clockwise by `angle` degrees about `centre`, on a canvas holding it all."""
+    from workstation.vision.cvcompat import cv2_module
+
+    cv2 = cv2_module()
+    quarter = _quarter_turns(angle)
+    if quarter is not None:  # exact: no interpolation for quarter turns
+        codes = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+        return bgr.copy() if quarter == 0 else cv2.rotate(bgr, codes[quarter])
+    height, width = bgr.shape[:2]
+    matrix, size = _rotation(angle, centre, width, height)
     return cv2.warpAffine(
         bgr, matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
+
+
+def _straighten_rotation(step: Step) -> tuple[float, tuple[float, float]]:
+    """(angle, centre) of a straighten step: the eye line made level, about the eyes' midpoint."""
+    p = dict(step.params)
+    (x1, y1), (x2, y2) = sorted([(p["eye1_x"], p["eye1_y"]), (p["eye2_x"], p["eye2_y"])])
+    return math.degrees(math.atan2(y2 - y1, x2 - x1)), ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
+
+
+# ---------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class Geometry:
+    """Where the steps move each point: a 3x3 affine matrix from the original's pixels to the
+    working copy's, composed over the geometric steps (crop: a translation; rotate and
+    straighten: the matrix cv2.warpAffine was given, canvas shift included, or the exact
+    quarter turn; upscale: the scale cv2.resize applied, new size over old); the photometric
+    steps move no pixel. Coordinates are continuous with pixel (i, j) covering [i, i + 1) x
+    [j, j + 1), as boxes are; OpenCV's warpAffine works on pixel centres, converted here.
+
+    Redaction marks live in the original's pixels (what the examiner sees); an enhanced
+    search's face box is in the working copy's: `backward_box` and `forward_box` carry a box
+    across (reports/redaction.py)."""
+
+    matrix: np.ndarray = field(repr=False, compare=False)  # 3x3, original -> working copy
+    original_size: tuple[int, int]  # (width, height)
+    working_size: tuple[int, int]
+
+    @property
+    def inverse(self) -> np.ndarray:
+        return np.linalg.inv(self.matrix)
+
+    def forward_point(self, x: float, y: float) -> tuple[float, float]:
+        """An original pixel position in the working copy."""
+        u, v, _ = self.matrix @ np.array([x, y, 1.0])
+        return float(u), float(v)
+
+    def backward_point(self, x: float, y: float) -> tuple[float, float]:
+        """A working-copy pixel position in the original."""
+        u, v, _ = self.inverse @ np.array([x, y, 1.0])
+        return float(u), float(v)
+
+    def forward_box(self, box: BBox) -> BBox:
+        """An original box in the working copy: the bounding box of its four mapped corners."""
+        return _bounding_box(self.matrix, box)
+
+    def backward_box(self, box: BBox) -> BBox:
+        """A working-copy box in the original: the bounding box of its four mapped corners."""
+        return _bounding_box(self.inverse, box)
+
+
+def _bounding_box(matrix: np.ndarray, box: BBox) -> BBox:
+    x0, y0, x1, y1 = box.x, box.y, box.x + box.w, box.y + box.h
+    corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x0, y1, 1.0], [x1, y1, 1.0]]) @ matrix.T
+    left, top = corners[:, 0].min(), corners[:, 1].min()
+    right, bottom = corners[:, 0].max(), corners[:, 1].max()
+    return BBox(float(left), float(top), float(right - left), float(bottom - top))
+
+
+def _translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def _step_geometry(step: Step, width: int, height: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The 3x3 matrix of one step (its input's pixels to its output's) and its output size,
+    exactly as `_apply_one` moves the pixels."""
+    p = dict(step.params)
+    if step.name == "crop":
+        return _translation(-p["x"], -p["y"]), (int(p["width"]), int(p["height"]))
+    if step.name in ("rotate", "straighten"):
+        if step.name == "rotate":
+            angle, centre = float(p["angle"]), (width / 2.0, height / 2.0)
+        else:
+            angle, centre = _straighten_rotation(step)
+        quarter = _quarter_turns(angle)
+        if quarter is not None:  # cv2.rotate: pixel (i, j) goes to another whole pixel
+            turns = {
+                0: (np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), (width, height)),
+                1: (np.array([[0, 1.0, 0], [-1.0, 0, width], [0, 0, 1.0]]), (height, width)),
+                2: (np.array([[-1.0, 0, width], [0, -1.0, height], [0, 0, 1.0]]), (width, height)),
+                3: (np.array([[0, -1.0, height], [1.0, 0, 0], [0, 0, 1.0]]), (height, width)),
+            }
+            return turns[quarter]
+        affine, size = _rotation(angle, centre, width, height)
+        centres = np.vstack([affine, [0.0, 0.0, 1.0]])  # warpAffine maps pixel centres
+        return _translation(0.5, 0.5) @ centres @ _translation(-0.5, -0.5), size
+    if step.name == "upscale":
+        size = (round(width * p["factor"]), round(height * p["factor"]))
+        scale = np.array([[size[0] / width, 0, 0], [0, size[1] / height, 0], [0, 0, 1.0]])
+        return scale, size
+    return np.eye(3), (width, height)  # photometric: no pixel moves
+
+
+def geometry(steps: Sequence[Step], original_size: tuple[int, int]) -> Geometry:
+    """The geometry of `steps` applied to an original of (width, height) pixels."""
+    matrix = np.eye(3)
+    width, height = original_size
+    for step in steps:
+        step_matrix, (width, height) = _step_geometry(step, width, height)
+        matrix = step_matrix @ matrix
+    return Geometry(matrix, (int(original_size[0]), int(original_size[1])), (width, height))
 
 
 # ---------------------------------------------------------------------- lineage

@@ -98,6 +98,50 @@ def test_pdf_shows_the_searched_face_sharp_and_bystanders_redacted(
     assert cli_main(["--gallery", str(gallery.folder), "audit", "verify"]) == 0
 
 
+@needs_poppler
+def test_pdf_of_an_enhanced_search_redacts_both_previews(
+    gallery, engine, photo_paths, tmp_path
+) -> None:
+    """A search on a working copy (crop leaving the small Biden out, rotate, upscale, gamma):
+    the PDF shows the original and the working copy with the bystanders blurred in both, and
+    the searched face sharp; un-redacting the near bystander shows him (the reading's
+    baseline)."""
+    from workstation.vision.enhancement import parse_steps
+
+    drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [photo_paths["obama"]], "Obama")))
+    path = tmp_path / "group.png"
+    spots = group_photo(engine, photo_paths, path)
+    steps = parse_steps(
+        [
+            {"step": "crop", "x": 20, "y": 60, "width": 920, "height": 620},
+            {"step": "rotate", "angle": 8.0},
+            {"step": "upscale", "factor": 1.5},
+            {"step": "gamma", "gamma": 1.2},
+        ]
+    )
+    record = search_image(gallery, engine, load_image(path), CASE, PURPOSE, steps=steps)
+    biden = engine.analyze(load_image(photo_paths["biden"]).bgr)[0].embedding
+    obama = engine.analyze(load_image(photo_paths["obama2"]).bgr)[0].embedding
+    same_person, _ = same_person_score(str(engine.model))
+
+    pdf = tmp_path / "enhanced.pdf"
+    export_case_report(gallery, CASE, pdf, render_pdf)
+    faces = _page_faces(engine, pdf, tmp_path / "pages")
+    assert _best(faces, obama) >= same_person
+    assert _best(faces, biden) < same_person
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    words = " ".join(text.split())
+    assert "in the original and in the working copy" in words
+    assert "bystanders redacted by carrying the original's boxes through the steps" in words
+
+    plan = search_redaction(gallery, record.search_id)
+    near = next(b for b in plan.boxes if inside(b.box, spots["biden_near"]))
+    unredact(gallery, record.search_id, near.box, "witness; consented to be shown")
+    shown_pdf = tmp_path / "enhanced-unredacted.pdf"
+    export_case_report(gallery, CASE, shown_pdf, render_pdf)
+    assert _best(_page_faces(engine, shown_pdf, tmp_path / "pages2"), biden) >= same_person
+
+
 def test_redaction_dialog_lists_boxes_unredacts_and_adds(
     qtbot, group_search, engine, tmp_path
 ) -> None:

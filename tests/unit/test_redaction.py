@@ -284,20 +284,3 @@ def test_cli_shows_adds_and_unredacts_and_has_no_switch_to_export_unredacted(
             ]
         )
     assert not (tmp_path / "b.json").exists()
-
-
-def test_an_enhanced_search_is_never_exported_unredacted(group_case, engine) -> None:
-    """An enhanced search's face box is in its working copy's pixels: until the redaction maps
-    its boxes between the original and the working copy, no probe image of it is drawn."""
-    from workstation.reports.redaction import ENHANCED_NOT_MAPPED
-    from workstation.vision.enhancement import parse_steps
-
-    gallery, _, path, _ = group_case
-    steps = parse_steps([{"step": "upscale", "factor": 1.5}, {"step": "gamma", "gamma": 1.2}])
-    record = search_image(gallery, engine, load_image(path), CASE, PURPOSE, steps=steps)
-    bundle = build_case_bundle(gallery, CASE)
-    plan = bundle.redactions[record.search_id]
-    assert plan.problem == ENHANCED_NOT_MAPPED
-    images = report_images(gallery, bundle)
-    shown = [k for k in images if k.endswith(f"-{record.search_id}")]
-    assert shown == [], shown

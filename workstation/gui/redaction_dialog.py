@@ -36,12 +36,13 @@ from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.progress import CancelToken
 from workstation.reports.redaction import (
+    FOUND_IN_WORKING_COPY,
     REDACTION_MARGIN,
     SOURCE_DRAWN,
     ProbeRedaction,
     RedactionBox,
     probe_pixels,
-    redacted_image,
+    redacted_original,
     search_redaction,
 )
 
@@ -64,7 +65,7 @@ def load_preview(context: AppContext, search_id: int) -> RedactionPreview:
         plan = search_redaction(gallery, search_id)
         record = gallery.search_record(search_id)
     bgr, _, _ = probe_pixels(record)
-    return RedactionPreview(plan, None if bgr is None else redacted_image(bgr, plan))
+    return RedactionPreview(plan, None if bgr is None else redacted_original(bgr, plan))
 
 
 class UnredactDialog(ReasonRequiredDialog):
@@ -198,6 +199,8 @@ class RedactionDialog(QDialog):
                 origin = "drawn by examiner"
             else:
                 origin = f"detected, score {box.score:.2f}"
+                if box.found_in == FOUND_IN_WORKING_COPY:
+                    origin += " (on the working copy only)"
             state = "redacted" if box.redacted else "SHOWN (un-redacted)"
             item = QListWidgetItem(f"{number}. {origin} · {state}")
             if box.unredacted is not None:

@@ -33,6 +33,7 @@ from workstation.errors import WorkstationError
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.redactions import RedactionMark, redaction_marks, same_box
 from workstation.gallery.store import Gallery
+from workstation.reports.enhancement_report import searched_pixels
 from workstation.vision.detection import (
     NESTED_FRACTION,
     SAME_FACE_IOU,
@@ -41,6 +42,7 @@ from workstation.vision.detection import (
     nested_fraction,
     scaled_detections,
 )
+from workstation.vision.enhancement import Geometry, geometry
 
 # YuNet's score threshold for redaction (search uses 0.6, vision/opencv_backend.py). Missing a
 # bystander is the worse error (their face leaves the agency in the report); a false detection
@@ -82,8 +84,15 @@ REDACTION_POLICY = (
 )
 
 SOURCE_DETECTED = "detected"
-ENHANCED_NOT_MAPPED = (
-    "the search was made on an enhanced working copy, whose redaction is not mapped yet"
+FOUND_IN_ORIGINAL = "original"
+FOUND_IN_WORKING_COPY = "working copy"
+# How an enhanced search's working copy is redacted (the bundle says it).
+WORKING_COPY_METHOD = (
+    "each box above (in the original's pixels) mapped through the recorded steps' geometry "
+    "(crop: a shift; rotate and straighten: the rotation applied; upscale: the scale; the "
+    "photometric steps move no pixel) to the bounding box of its four mapped corners, grown by "
+    "the same margin and obscured the same way on the working copy made again from the "
+    "unredacted original; the searched face's box in the working copy is left as searched"
 )
 SOURCE_DRAWN = "drawn by examiner"
 
@@ -143,6 +152,8 @@ class RedactionBox:
     score: float | None = None  # the detector's, for a detected box
     drawn: RedactionMark | None = None  # the examiner's mark, for a drawn box
     unredacted: RedactionMark | None = None  # the examiner's un-redaction, if any
+    # Where the detector found it: the original, or (only) an enhanced search's working copy.
+    found_in: str = FOUND_IN_ORIGINAL
 
     @property
     def redacted(self) -> bool:
@@ -152,6 +163,7 @@ class RedactionBox:
         return {
             "box": [round(v, 1) for v in self.box.as_list()],
             "source": self.source,
+            "found_in": self.found_in if self.source == SOURCE_DETECTED else None,
             "detector_score": None if self.score is None else round(self.score, 3),
             "drawn": self.drawn.to_dict() if self.drawn else None,
             "redacted": self.redacted,
@@ -168,8 +180,19 @@ class ProbeRedaction:
     image_ref: str  # the probe's SHA-256, with #frame=N for a video frame
     boxes: tuple[RedactionBox, ...] = ()
     problem: str | None = None  # why the image could not be checked (then none is shown)
-    searched_box: BBox | None = None
+    searched_box: BBox | None = None  # in the original's pixels (an enhanced search's mapped)
     unmatched_unredactions: tuple[RedactionMark, ...] = field(default_factory=tuple)
+    # An enhanced search: where the steps move the original's pixels in the working copy, the
+    # searched face's box there (as searched) and the working copy's SHA-256.
+    geometry: Geometry | None = None
+    searched_box_working: BBox | None = None
+    working_sha256: str | None = None
+
+    def working_boxes(self) -> list[BBox]:
+        """The redacted boxes carried into an enhanced search's working copy (before margin)."""
+        if self.geometry is None:
+            return []
+        return [self.geometry.forward_box(b.box) for b in self.boxes if b.redacted]
 
     @property
     def redacted_count(self) -> int:
@@ -189,6 +212,16 @@ class ProbeRedaction:
             return f"Probe image not shown: {self.problem}"
         faces = self.bystander_faces_redacted
         words = [f"{faces} bystander face{'' if faces == 1 else 's'} redacted"]
+        if self.geometry is not None:
+            words[0] += (
+                " in the original and in the working copy (boxes carried through the recorded "
+                "steps; the searched face left as searched)"
+            )
+            revealed = sum(
+                1 for b in self.boxes if b.redacted and b.found_in == FOUND_IN_WORKING_COPY
+            )
+            if revealed:
+                words.append(f"{revealed} of them found only on the working copy")
         drawn = sum(1 for b in self.boxes if b.redacted and b.source == SOURCE_DRAWN)
         if drawn:
             words.append(f"{drawn} area{'' if drawn == 1 else 's'} redacted by the examiner")
@@ -211,13 +244,33 @@ class ProbeRedaction:
             "detector_score_threshold": REDACTION_SCORE_THRESHOLD,
             "margin": REDACTION_MARGIN,
             "method": f"pixelated to {PIXEL_BLOCKS} blocks across, then Gaussian blur",
+            "coordinates": "pixels of the original image named by image_sha256",
             "searched_box": (
                 [round(v, 1) for v in self.searched_box.as_list()] if self.searched_box else None
             ),
+            "working_copy": self._working_copy_dict(),
             "bystander_faces_redacted": self.bystander_faces_redacted,
             "boxes": [b.to_dict() for b in self.boxes],
             "unmatched_unredactions": [m.to_dict() for m in self.unmatched_unredactions],
             "statement": self.statement(),
+        }
+
+    def _working_copy_dict(self) -> dict[str, Any] | None:
+        """How an enhanced search's working copy was redacted (None: not an enhanced search)."""
+        if self.geometry is None:
+            return None
+        return {
+            "working_sha256": self.working_sha256,
+            "redacted_by": WORKING_COPY_METHOD,
+            "original_to_working_matrix": [
+                [round(float(v), 6) for v in row] for row in self.geometry.matrix[:2]
+            ],
+            "searched_box": (
+                [round(v, 1) for v in self.searched_box_working.as_list()]
+                if self.searched_box_working
+                else None
+            ),
+            "boxes": [[round(v, 1) for v in b.as_list()] for b in self.working_boxes()],
         }
 
 
@@ -271,10 +324,19 @@ def plan_redaction(
     box (same image, IoU at least redactions.SAME_BOX_IOU)."""
     searched = record.face.box
     ref = image_ref(record)
-    if bgr is not None and record.probe.enhancement is not None:
-        # An enhanced search's box is in its working copy's pixels, not the original's: until
-        # the boxes are mapped between the two, neither image is shown (never unredacted).
-        bgr, problem = None, ENHANCED_NOT_MAPPED
+    lineage = record.probe.enhancement
+    moved: Geometry | None = None
+    working: np.ndarray | None = None
+    if bgr is not None and lineage is not None:
+        # An enhanced search's face box is in its working copy's pixels; the marks and the
+        # boxes are in the original's. The working copy is made again (and checked) to find
+        # the faces it shows and to carry boxes between the two.
+        working, why = searched_pixels(record, bgr)
+        if working is None:
+            bgr, problem = None, why
+        else:
+            moved = geometry(lineage.steps, (bgr.shape[1], bgr.shape[0]))
+            searched = moved.backward_box(record.face.box)
     if bgr is None:
         return ProbeRedaction(record.search_id, None, ref, problem=problem, searched_box=searched)
     boxes: list[RedactionBox] = []
@@ -282,6 +344,8 @@ def plan_redaction(
         if _same_face(detection.box, searched):
             continue  # the searched face stays sharp
         boxes.append(RedactionBox(detection.box, SOURCE_DETECTED, score=detection.score))
+    if moved is not None and working is not None:
+        boxes = _with_working_copy_faces(boxes, working, record.face.box, searched, moved, detector)
     drawn = [m for m in marks if m.kind == "drawn" and m.image_ref == ref]
     boxes += [RedactionBox(m.box, SOURCE_DRAWN, drawn=m) for m in drawn]
     unredactions = [m for m in marks if m.kind == "unredact" and m.image_ref == ref]
@@ -291,7 +355,7 @@ def plan_redaction(
         undo = next((m for m in unredactions if same_box(m.box, box.box)), None)
         if undo is not None:
             matched.add(undo.id)
-            box = RedactionBox(box.box, box.source, box.score, box.drawn, unredacted=undo)
+            box = RedactionBox(box.box, box.source, box.score, box.drawn, undo, box.found_in)
         final.append(box)
     return ProbeRedaction(
         record.search_id,
@@ -300,7 +364,43 @@ def plan_redaction(
         tuple(final),
         searched_box=searched,
         unmatched_unredactions=tuple(m for m in unredactions if m.id not in matched),
+        geometry=moved,
+        searched_box_working=record.face.box if moved is not None else None,
+        working_sha256=lineage.working_sha256 if moved is not None and lineage else None,
     )
+
+
+def _with_working_copy_faces(
+    boxes: list[RedactionBox],
+    working: np.ndarray,
+    searched_working: BBox,
+    searched_original: BBox,
+    moved: Geometry,
+    detector: Any,
+) -> list[RedactionBox]:
+    """The original's detected boxes plus the faces found on an enhanced search's working copy
+    (upscaling, brightening or straightening may reveal a face the original hides), each carried
+    back to the original's pixels; a face found on both is one box (the union), as the pyramid's
+    copies are merged. The searched face, found on the working copy where it was searched, is
+    left out."""
+    merged = list(boxes)
+    for detection in detect_faces_for_redaction(working, detector):
+        if _same_face(detection.box, searched_working):
+            continue
+        back = moved.backward_box(detection.box)
+        if _same_face(back, searched_original):
+            continue
+        for i, kept in enumerate(merged):
+            if _same_face(back, kept.box):
+                merged[i] = RedactionBox(_union(kept.box, back), kept.source, kept.score)
+                break
+        else:
+            merged.append(
+                RedactionBox(
+                    back, SOURCE_DETECTED, score=detection.score, found_in=FOUND_IN_WORKING_COPY
+                )
+            )
+    return merged
 
 
 def search_redaction(gallery: Gallery, search_id: int, detector: Any = None) -> ProbeRedaction:
@@ -338,10 +438,14 @@ def obscure(region: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(blocky, (0, 0), sigmaX=sigma, sigmaY=sigma)
 
 
-def apply_redaction(bgr: np.ndarray, boxes: Iterable[BBox], keep: BBox | None = None) -> np.ndarray:
+def apply_redaction(
+    bgr: np.ndarray, boxes: Iterable[BBox], keep: BBox | None = None, keep_whole: bool = False
+) -> np.ndarray:
     """A copy of the image with each box (grown by REDACTION_MARGIN) obscured; the pixels of
-    `keep` (the searched face) that only a margin reached stay as they were. The input is not
-    changed."""
+    `keep` (the searched face) that only a margin reached stay as they were, and with
+    `keep_whole` every pixel of `keep` does (an enhanced search's working copy: boxes carried
+    into it are bounding boxes, larger than the faces, and the searched face must stay the
+    pixels searched). The input is not changed."""
     out = bgr.copy()
     height, width = bgr.shape[:2]
     for box in boxes:
@@ -352,12 +456,15 @@ def apply_redaction(bgr: np.ndarray, boxes: Iterable[BBox], keep: BBox | None = 
         blurred = obscure(region)
         if keep is not None:
             # Margin pixels inside the searched face's box keep their values; the bystander's
-            # own box is obscured even where the two overlap (privacy first).
+            # own box is obscured even where the two overlap (privacy first), unless the whole
+            # searched box is kept.
             mask = np.zeros(region.shape[:2], dtype=bool)
             kl, kt, kr, kb = grown(keep, 0.0, width, height)
             mask[max(0, kt - top) : max(0, kb - top), max(0, kl - left) : max(0, kr - left)] = True
-            bl, bt, br, bb = grown(box, 0.0, width, height)
-            mask[max(0, bt - top) : max(0, bb - top), max(0, bl - left) : max(0, br - left)] = False
+            if not keep_whole:
+                bl, bt, br, bb = grown(box, 0.0, width, height)
+                rows = slice(max(0, bt - top), max(0, bb - top))
+                mask[rows, max(0, bl - left) : max(0, br - left)] = False
             blurred[mask] = region[mask]
         out[top:bottom, left:right] = blurred
     return out
@@ -376,9 +483,15 @@ def redacted_original(original: np.ndarray, redaction: ProbeRedaction) -> np.nda
 
 
 def redacted_searched(searched: np.ndarray, redaction: ProbeRedaction) -> np.ndarray:
-    """The pixels the face was searched on (the original, or an enhanced search's working copy)
-    as the report shows them."""
-    return redacted_image(searched, redaction)
+    """The pixels the face was searched on as the report shows them: the original redacted,
+    or an enhanced search's working copy (made again from the UNREDACTED original, so the
+    searched face is exactly what was searched) with every redacted box carried into it; the
+    searched face's box there is never changed."""
+    if redaction.geometry is None:
+        return redacted_image(searched, redaction)
+    return apply_redaction(
+        searched, redaction.working_boxes(), keep=redaction.searched_box_working, keep_whole=True
+    )
 
 
 def plan_case_redactions(
@@ -410,6 +523,8 @@ __all__ = [
     "plan_redaction",
     "probe_pixels",
     "redacted_image",
+    "redacted_original",
+    "redacted_searched",
     "redaction_detector",
     "search_redaction",
 ]

@@ -61,9 +61,15 @@ def main() -> None:
     parser.add_argument("--deletions", type=int, default=20)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ws-delete-speed"))
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--gallery",
+        type=Path,
+        help="an existing gallery to delete from instead (e.g. search_scale.py --keep's 10M one: "
+        "its subjects are deleted, so use a copy you can lose); --faces is then its size",
+    )
     args = parser.parse_args()
-    folder = args.workdir / f"g{args.faces}"
-    if not (folder / "gallery.sqlite").exists():
+    folder = args.gallery or args.workdir / f"g{args.faces}"
+    if args.gallery is None and not (folder / "gallery.sqlite").exists():
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
         build(folder, args.faces)
@@ -76,7 +82,11 @@ def main() -> None:
         step = max(1, args.faces // (args.deletions + 1))
         for n in range(args.deletions):
             kind = "scrubbed" if n % 2 == 0 else "baseline"
-            subject = f"S{(n + 1) * step:08d}"
+            # Spread over the gallery; by row, so any gallery's subject ids do.
+            row = gallery.conn.execute(
+                "SELECT id FROM subjects WHERE rowid = ?", ((n + 1) * step,)
+            ).fetchone()
+            subject = row[0]
             if kind == "baseline":
                 gallery.conn.execute("PRAGMA secure_delete = OFF")
                 gallery.checkpoint_wal = lambda: True
@@ -100,7 +110,7 @@ def main() -> None:
         },
     }
     print(json.dumps(result))
-    if not args.keep:
+    if not args.keep and args.gallery is None:
         shutil.rmtree(args.workdir, ignore_errors=True)
 
 

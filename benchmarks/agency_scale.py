@@ -63,6 +63,14 @@ def enrol(gallery: Any, data: np.ndarray) -> float:
 
     t0 = time.perf_counter()
     for start in range(0, len(data), BATCH):
+        if start:  # progress, so that a long run shows its rate before it ends
+            elapsed = time.perf_counter() - t0
+            progress = {
+                "enrolled": start,
+                "s": round(elapsed, 1),
+                "faces_per_s": round(start / elapsed),
+            }
+            print(json.dumps({**progress, "load": os.getloadavg()[0]}), file=sys.stderr, flush=True)
         stop = min(len(data), start + BATCH)
         subjects = [f"S{i:08d}" for i in range(start, stop)]
         with gallery.change(AuditAction.ENROL, {"benchmark": f"faces {start}-{stop}"}) as change:
@@ -118,6 +126,7 @@ def measure(gallery: Any, folder: Path, size: int, nq: int) -> dict[str, Any]:
         "mate_recall": round(float(mate), 4),
         "exact_mate_recall": round(float(exact_mate), 4),
         "recall_at_20": round(float(overlap), 4),
+        "load_1min": round(os.getloadavg()[0], 1),
     }
 
 

@@ -43,30 +43,31 @@ from workstation.progress import drain
 from workstation.vision.registry import create_engine
 
 folder, point, *photos = sys.argv[1:]
-state = {"batch": 0, "upserts": 0}
-upsert, commit = MilvusVectors.upsert, PostgresDatabase.commit
+state = {"batch": 0, "writes": 0}
+# An act writes its new faces' vectors with MilvusVectors.insert (a repair upserts).
+insert, commit = MilvusVectors.insert, PostgresDatabase.commit
 
 def die():
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
-def killing_upsert(self, ids, vectors):
-    if point == "mid_milvus_write" and state["batch"] == 1 and state["upserts"] == 1:
+def killing_insert(self, ids, vectors):
+    if point == "mid_milvus_write" and state["batch"] == 1 and state["writes"] == 1:
         die()  # the batch's first vector is in Milvus, its second never gets there
-    upsert(self, ids, vectors)
-    state["upserts"] += 1
+    insert(self, ids, vectors)
+    state["writes"] += 1
 
 def killing_commit(self):
-    if state["upserts"] and state["batch"] == 1 and point == "before_commit":
+    if state["writes"] and state["batch"] == 1 and point == "before_commit":
         die()  # every vector of the batch is in Milvus, no row of it committed
     commit(self)
-    if state["upserts"]:
+    if state["writes"]:
         if state["batch"] == 1 and point == "after_commit":
             die()  # committed, nothing after it (witness, index bookkeeping) ran
         state["batch"] += 1
-        state["upserts"] = 0
+        state["writes"] = 0
 
-MilvusVectors.upsert = killing_upsert
+MilvusVectors.insert = killing_insert
 PostgresDatabase.commit = killing_commit
 items = [
     item for n, photo in enumerate(photos) for item in items_for_subject(f"P-{n}", [Path(photo)])

@@ -304,3 +304,43 @@ def test_delete_from_a_fresh_connection_updates_the_index_in_place(
         assert later.index(on_message=messages.append).count == 1
         assert messages == []
     assert [e.action for e in gallery.audit_events()][-1] == "delete"
+
+
+def test_bulk_rows_are_stored_as_given_and_a_taken_subject_id_is_refused(gallery) -> None:
+    """add_subjects / add_faces_bulk write their rows in one statement per table (PostgreSQL:
+    COPY): every value reads back as given (no name, attributes, the embedding's exact bytes),
+    the event's row hashes verify, the faces are searchable, and a subject id already taken
+    refuses the act with the gallery's message."""
+    model = ModelId("synthetic-bulk-test", "3" * 64, 16)
+    vectors = np.random.default_rng(7).standard_normal((300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    subjects = [f"B-{n:03d}" for n in range(300)]
+    with gallery.change(AuditAction.ENROL, {"faces": 300}) as change:
+        change.bind_model(model)
+        change.add_subjects(
+            [(s, None if n % 2 else f"O'Brien \\ {n}\t", {"n": n}) for n, s in enumerate(subjects)]
+        )
+        ids = change.add_faces_bulk(
+            subjects,
+            vectors,
+            [f"{n:064x}" for n in range(300)],
+            model_id=str(model),
+            original_path="/bulk/é photo.jpg",
+            width=112,
+            height=112,
+            box=(0, 0, 112, 112),
+        )
+    assert gallery.subject("B-000").name == "O'Brien \\ 0\t"
+    assert gallery.subject("B-001").name is None
+    assert gallery.subject("B-002").attributes == {"n": 2}
+    stored = gallery.face_vectors([int(i) for i in ids])
+    assert all(stored[int(i)].tobytes() == vectors[n].tobytes() for n, i in enumerate(ids))
+    assert gallery.verify_audit().intact
+    _, found = gallery.index().search(vectors[123], 1)
+    assert int(found[0]) == int(ids[123])
+    with (
+        pytest.raises(GalleryError, match="already in the gallery"),
+        gallery.change(AuditAction.ENROL, {"faces": 0}) as change,
+    ):
+        change.add_subjects([("B-new", None, {}), ("B-007", None, {})])
+    assert gallery.subject("B-new") is None and gallery.subject_count() == 300

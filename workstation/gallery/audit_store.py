@@ -19,7 +19,7 @@ from workstation.audit.log import (
     stored_columns,
 )
 from workstation.audit.rows import COVERED_TABLES, UNCOVERED_META, RowEntry
-from workstation.gallery.database import Database
+from workstation.gallery.database import POSTGRESQL, Database
 
 # Each covered table's primary key (the row id of its row hashes).
 ROW_KEYS: dict[str, str] = {
@@ -49,6 +49,7 @@ INTEGER_KEYS = frozenset(
     }
 )
 CHUNK = 500  # ids per IN (...): SQLite allows 999 parameters in older builds
+ARRAY_CHUNK = 10_000  # ids per PostgreSQL array parameter
 SCAN_CHUNK = 5_000  # rows per chunk when re-hashing a whole table
 
 
@@ -85,8 +86,9 @@ def insert_event(conn: Database, event: AuditEvent, entries: list[RowEntry]) -> 
     marks = ", ".join("?" * 12)
     conn.execute(f"INSERT INTO audit ({STORED_COLUMNS}) VALUES ({marks})", stored_columns(event))
     if entries:
-        conn.executemany(
-            "INSERT INTO audit_rows (seq, tbl, row_id, sha256) VALUES (?, ?, ?, ?)",
+        conn.insert_rows(
+            "audit_rows",
+            ("seq", "tbl", "row_id", "sha256"),
             ((event.seq, table, row_id, digest) for table, row_id, digest in entries),
         )
 
@@ -167,7 +169,19 @@ def rows_by_id(conn: Database, table: str, row_ids: Iterable[str]) -> dict[str, 
     """{row id: row} for the rows that exist (every column, as stored)."""
     key = ROW_KEYS[table]
     found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(_id_values(table, row_ids)):
+    values = _id_values(table, row_ids)
+    if conn.dialect == POSTGRESQL:
+        # One array parameter per 10,000 ids: psycopg parses a query text of 500 placeholders
+        # at every call (measured: half the time of reading back 60,000 rows for their hashes).
+        array = "bigint[]" if table in INTEGER_KEYS else "text[]"
+        for chunk in _chunks(values, ARRAY_CHUNK):
+            cursor = conn.execute(
+                f'SELECT * FROM {table} WHERE "{key}" = ANY(?::{array})', (chunk,)
+            )
+            for row in _dict_rows(cursor):
+                found[str(row[key])] = row
+        return found
+    for chunk in _chunks(values):
         marks = ", ".join("?" * len(chunk))
         cursor = conn.execute(f'SELECT * FROM {table} WHERE "{key}" IN ({marks})', chunk)
         for row in _dict_rows(cursor):

@@ -286,10 +286,8 @@ class GalleryChange:
             for subject_id, name, attributes in subjects
         ]
         try:
-            self._writing().executemany(
-                "INSERT INTO subjects (id, name, attributes, created_at, created_by) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
+            self._writing().insert_rows(
+                "subjects", ("id", "name", "attributes", "created_at", "created_by"), rows
             )
         except self._conn.IntegrityError as exc:
             raise GalleryError(f"a subject with this id is already in the gallery ({exc})") from exc
@@ -527,9 +525,9 @@ class GalleryChange:
         # return them.
         image_ids = self._writing().reserve_ids("images", n)
         face_ids = np.asarray(self._writing().reserve_ids("faces", n), dtype=np.int64)
-        self._writing().executemany(
-            "INSERT INTO images (id, sha256, original_path, width, height, imported_at, "
-            "imported_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self._writing().insert_rows(
+            "images",
+            ("id", "sha256", "original_path", "width", "height", "imported_at", "imported_by"),
             (
                 (image_id, sha, original_path, width, height, now, user)
                 for image_id, sha in zip(image_ids, image_sha256, strict=True)
@@ -537,9 +535,21 @@ class GalleryChange:
         )
         box_json = json.dumps([float(v) for v in box])
         quality_json = json.dumps({"verdict": verdict.value, "reasons": []})
-        self._writing().executemany(
-            "INSERT INTO faces (id, subject_id, image_id, box, source, aligned, quality, "
-            "verdict, model_id, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._writing().insert_rows(
+            "faces",
+            (
+                "id",
+                "subject_id",
+                "image_id",
+                "box",
+                "source",
+                "aligned",
+                "quality",
+                "verdict",
+                "model_id",
+                "embedding",
+                "created_at",
+            ),
             (
                 (
                     int(face_ids[i]),

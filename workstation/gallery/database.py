@@ -64,6 +64,15 @@ class Database:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Many new rows of `table` at once (bulk enrolment, an event's row hashes): the same
+        rows as one INSERT each, written the fastest way the database has (PostgreSQL: COPY)."""
+        names = ", ".join(f'"{name}"' for name in columns)
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT and return the new row's id (`RETURNING id` in both dialects)."""
         row = self.execute(sql + " RETURNING id", params).fetchone()

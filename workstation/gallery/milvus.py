@@ -9,7 +9,8 @@ trials).
 Keeping the two in step:
 
 - **Writes** happen inside the gallery's write transaction, just before it commits, while the
-  write lock is held (`before_commit`): the faces a change added are upserted and the faces it
+  write lock is held (`before_commit`): the faces a change added are inserted (their ids are
+  new: PostgreSQL's sequence never gives an id twice, even to an act that died) and the faces it
   removed are deleted. Every workstation's writes are therefore serialised, as Milvus Lite's
   server requires, and a deletion the law requires takes the face out of searches before its
   rows are gone. If the process dies between the Milvus write and the commit, or the commit
@@ -17,8 +18,9 @@ Keeping the two in step:
 - **Repair on open**: the first search of a gallery compares the collection with the database
   (counts, the newest face id, and no vector above it); when they differ it compares every id,
   under the write lock, re-inserts the missing vectors from the stored embeddings and deletes
-  the ones with no row, and records the repair in the audit log. Upserts are idempotent (same
-  id, same vector), so a repair and a writer never duplicate a face.
+  the ones with no row, and records the repair in the audit log. A repair upserts (same id,
+  same vector: idempotent), and writers insert only ids never given before, so a repair and a
+  writer never duplicate a face.
 - **Search** asks Milvus for the nearest face ids and re-scores them exactly against the
   embeddings in the database, so a score never depends on the index type (HNSW, IVF, DiskANN):
   as in the embedded gallery, the index proposes and the stored embedding decides. Ids with no
@@ -221,13 +223,23 @@ class MilvusVectors:
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Write vectors whose ids the collection may already hold (a repair, a rebuild)."""
+        self._write(self.client.upsert, ids, vectors)
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Write vectors of new faces: ids the database's sequence never gave before, so no
+        vector with them can be in the collection. An upsert is a delete and an insert in
+        Milvus (the delete marks stay until compaction; Milvus Lite also looks each id up in
+        every segment first): an act's new faces are inserted."""
+        self._write(self.client.insert, ids, vectors)
+
+    def _write(self, call: Callable[..., Any], ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         for start in range(0, len(ids), INSERT_BATCH):
             stop = min(len(ids), start + INSERT_BATCH)
-            self.client.upsert(
-                self.settings.collection,
-                [{"id": int(ids[i]), "vector": vectors[i].tolist()} for i in range(start, stop)],
-            )
+            # One tolist() per batch, not one per row (the rows are built in Python either way).
+            rows = zip(ids[start:stop].tolist(), vectors[start:stop].tolist(), strict=True)
+            call(self.settings.collection, [{"id": i, "vector": v} for i, v in rows])
 
     def delete(self, ids: list[int]) -> None:
         for start in range(0, len(ids), INSERT_BATCH):
@@ -269,7 +281,7 @@ class MilvusVectors:
         if added and dim:
             self.ensure_collection(dim)
             for ids, vectors in added:
-                self.upsert(ids, vectors)
+                self.insert(ids, vectors)
             if sum(len(ids) for ids, _ in added) >= FLUSH_AT:
                 self.client.flush(self.settings.collection)
 

@@ -102,6 +102,21 @@ class PostgresDatabase(Database):
         with self._conn.cursor() as cursor:
             cursor.executemany(to_pyformat(sql), [list(row) for row in rows])
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        # COPY instead of executemany: measured on 20,000 faces (60,000 rows plus 60,000 row
+        # hashes), psycopg's pipelined executemany spent about 100 us of client CPU a row, COPY
+        # a tenth of that. COPY fires the same triggers (the examiner and row-hash guards),
+        # checks the same constraints and needs the same INSERT grant as INSERT.
+        names = ", ".join(f'"{name}"' for name in columns)
+        with (
+            self._conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
     def is_busy(self, exc: BaseException) -> bool:
         return isinstance(exc, self._lock_refused)
 

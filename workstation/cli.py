@@ -597,6 +597,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the login role of the first administrator (created if new, member of every "
         "role); they should be the first to open the gallery",
     )
+    gsub.add_parser(
+        "clients",
+        help="the agency client libraries this installation has (PostgreSQL: psycopg, Milvus: "
+        "pymilvus): whether it can open an agency gallery",
+    )
     g = gsub.add_parser("info", help="the --gallery's servers and counts")
     g.add_argument("--json", action="store_true")
     g = gsub.add_parser(

@@ -125,6 +125,27 @@ def test_the_agency_extra_is_optional(tmp_path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_agency_clients_names_the_libraries_or_what_is_missing() -> None:
+    """`workstation agency clients` (the installer's smoke test runs it in the frozen app)
+    loads psycopg with its libpq and pymilvus with grpc and names their versions; without
+    pymilvus it says the installation cannot open an agency gallery and exits non-zero."""
+    import psycopg
+    import pymilvus
+
+    code, out, err = run("agency", "clients")
+    assert code == 0, err
+    assert f"psycopg {psycopg.__version__}" in out and "libpq " in out
+    assert f"pymilvus {pymilvus.__version__}" in out and "grpc " in out
+    # A separate interpreter in which pymilvus cannot be imported (as without the extra).
+    script = (
+        "import sys; sys.modules['pymilvus'] = None; from workstation.cli import main; "
+        "sys.exit(main(['agency', 'clients']))"
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert child.returncode != 0
+    assert "cannot open an agency gallery: missing pymilvus" in child.stderr + child.stdout
+
+
 # ---------------------------------------------------------------------- the vector collection
 def test_a_deleted_subject_leaves_the_collection_in_the_act(agency_folder) -> None:
     with open_gallery(agency_folder, user="examiner1") as gallery:

@@ -15,7 +15,44 @@ def cmd_agency(ctx: CliContext) -> int:
         return _init(ctx)
     if ctx.args.agency_action == "add-examiner":
         return _add_examiner(ctx)
+    if ctx.args.agency_action == "clients":
+        return _clients(ctx)
     return _info(ctx)
+
+
+def _clients(ctx: CliContext) -> int:
+    """The agency client libraries this installation has, loaded as an agency gallery loads
+    them (psycopg with its libpq, pymilvus with grpc): IT's check that a workstation (the
+    installed app included) can open an agency gallery, without any server."""
+    found: list[str] = []
+    missing: list[str] = []
+    try:
+        import psycopg
+
+        libpq = psycopg.pq.version()  # loads libpq (the binary wheel's own copy when bundled)
+        found.append(
+            f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, "
+            f"libpq {libpq // 10000}.{libpq % 10000})"
+        )
+    except ImportError as exc:
+        missing.append(f"psycopg ({exc})")
+    try:
+        import grpc
+        import pymilvus
+        from pymilvus import MilvusClient  # noqa: F401  (the client an agency gallery uses)
+
+        found.append(f"pymilvus {pymilvus.__version__} (grpc {grpc.__version__})")
+    except ImportError as exc:
+        missing.append(f"pymilvus ({exc})")
+    for line in found:
+        ctx.say(line)
+    if missing:
+        raise WorkstationError(
+            "this installation cannot open an agency gallery: missing "
+            + "; ".join(missing)
+            + " (pip install 'workstation[agency]')"
+        )
+    return EXIT_OK
 
 
 def _init(ctx: CliContext) -> int:

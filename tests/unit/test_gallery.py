@@ -344,3 +344,61 @@ def test_bulk_rows_are_stored_as_given_and_a_taken_subject_id_is_refused(gallery
     ):
         change.add_subjects([("B-new", None, {}), ("B-007", None, {})])
     assert gallery.subject("B-new") is None and gallery.subject_count() == 300
+
+
+def test_a_watch_fmr_reads_back_exactly_and_an_old_float4_column_is_migrated(
+    gallery, gallery_kind, engine, photo_paths
+) -> None:
+    """The false-match rate and threshold a watch stores read back as written on both kinds
+    of gallery (PostgreSQL's REAL is a 4-byte float: 1e-4 came back as 9.99999974738e-05).
+    An agency gallery made before DOUBLE PRECISION (REAL columns, the schema before) is migrated
+    when its owner upgrades it (`agency init` again), and 1e-4 stored as a 4-byte float then
+    reads back as 1e-4, also in SQL."""
+    from workstation.gallery.schema import REAL_COLUMNS, SCHEMA_VERSION
+    from workstation.gallery.watches import add_watch, list_watches
+
+    _enrol_fixture_people(gallery, engine, photo_paths)
+    search = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-9", "robbery")
+    watch = add_watch(gallery, engine, search.search_id, "the man in the lobby", fmr=1e-4)
+    stored = list_watches(gallery)[0]
+    assert stored.fmr == 1e-4 and stored.threshold == watch.threshold
+    if gallery_kind == "embedded":
+        return
+    # The agency gallery as the previous version made it: REAL (float4) columns, one schema back.
+    db = gallery._conn
+    for table, columns in REAL_COLUMNS.items():
+        for column in columns:
+            db.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE REAL")
+    db.set_schema_version(SCHEMA_VERSION - 1)
+    # Stored as a 4-byte float: widened (any SQL arithmetic or comparison does it) it is not 1e-4.
+    widened = "SELECT fmr::double precision FROM watches"
+    assert float(db.execute(widened).fetchone()[0]) == pytest.approx(9.99999974738e-05, rel=1e-9)
+    folder = gallery.folder
+    gallery.close()
+    from workstation.gallery.agency import init_agency, read_config
+
+    config = read_config(folder)  # its owner upgrades it, as `workstation agency init` does
+    test_config = (folder / "gallery.toml").read_text()  # init writes the URL without a user
+    init_agency(
+        folder,
+        config.database_url,
+        config.vectors.uri,
+        collection=config.vectors.collection,
+        index_type=config.vectors.index_type,
+        role_prefix=config.role_prefix,
+    )
+    (folder / "gallery.toml").write_text(test_config)
+    with Gallery(folder, user="examiner1") as reopened:
+        assert reopened._conn.schema_version() == SCHEMA_VERSION
+        assert list_watches(reopened)[0].fmr == 1e-4
+        assert float(reopened._conn.execute(widened).fetchone()[0]) == 1e-4
+        tables = ", ".join(f"'{table}'" for table in REAL_COLUMNS)
+        types = reopened._conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            f"WHERE table_name IN ({tables}) AND data_type IN ('real', 'double precision')"
+        ).fetchall()
+        assert sorted((t, c) for t, c, _ in types) == sorted(
+            (t, c) for t, cols in REAL_COLUMNS.items() for c in cols
+        )
+        assert {d for _, _, d in types} == {"double precision"}
+        assert reopened.verify_audit().intact

@@ -422,6 +422,31 @@ def _migration_8(db: Database) -> None:
     )
 
 
+# The REAL columns of the schema: PostgreSQL's REAL is a 4-byte float (SQLite's is 8 bytes).
+REAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "watches": ("fmr", "threshold"),
+    "watch_hits": ("score", "fmr"),
+    "redaction_marks": ("x", "y", "w", "h"),
+}
+
+
+def _migration_9(db: Database) -> None:
+    """An agency gallery's REAL columns become DOUBLE PRECISION, as `ddl` now makes them: a
+    4-byte float turned a false-match rate of 1e-4 into 9.99999974738e-05. A stored value is
+    converted through its text, the shortest decimal that reads back as the same 4-byte float
+    (1e-4 stays 1e-4, not 9.99999974738e-05). psycopg reads a 4-byte float as that same text,
+    so a redaction mark (a row the audit chain hashes) reads back as it did and its recorded
+    hash still verifies. SQLite's REAL is already 8 bytes: nothing to do."""
+    if db.dialect == SQLITE:
+        return
+    for table, columns in REAL_COLUMNS.items():
+        changes = ", ".join(
+            f"ALTER COLUMN {column} TYPE DOUBLE PRECISION USING {column}::text::double precision"
+            for column in columns
+        )
+        db.execute(f"ALTER TABLE {table} {changes}")
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_1,
     _migration_2,
@@ -431,6 +456,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -127,7 +127,22 @@ def measure(
     index = gallery.index()
     index.search(queries[0], K)
     ready_s = time.perf_counter() - t0
-    warm = min(10, nq // 5)
+    return {
+        "kind": index.kind,
+        "enrol_s": round(enrol_s, 1),
+        "faces_per_s": round(size / enrol_s),
+        "enrol_cpu_ms_per_face": round(1000 * enrol_cpu_s / size, 2),
+        "postgres_cpu_ms_per_face": round(1000 * server_enrol_s / size, 2),
+        "ready_s": round(ready_s, 1),
+        **search_figures(index, queries, qlabels, truth),
+    }
+
+
+def search_figures(
+    index: Any, queries: np.ndarray, qlabels: np.ndarray, truth: np.ndarray
+) -> dict[str, Any]:
+    """Single searches of the top K: latency, and recall against the exact top K."""
+    warm = min(10, len(queries) // 5)
     times, results = [], []
     for n, query in enumerate(queries):
         t = time.perf_counter()
@@ -144,12 +159,6 @@ def measure(
         [len(got & set(t.tolist())) / K for got, t in zip(results, truth, strict=True)]
     )
     return {
-        "kind": index.kind,
-        "enrol_s": round(enrol_s, 1),
-        "faces_per_s": round(size / enrol_s),
-        "enrol_cpu_ms_per_face": round(1000 * enrol_cpu_s / size, 2),
-        "postgres_cpu_ms_per_face": round(1000 * server_enrol_s / size, 2),
-        "ready_s": round(ready_s, 1),
         "p50_ms": round(float(np.percentile(times, 50)), 2),
         "p95_ms": round(float(np.percentile(times, 95)), 2),
         "queries": len(times),
@@ -158,6 +167,26 @@ def measure(
         "recall_at_20": round(float(overlap), 4),
         "load_1min": round(os.getloadavg()[0], 1),
     }
+
+
+def proposal_lengths(gallery: Any, folder: Path, nq: int, lengths: list[int]) -> list[dict]:
+    """The same agency gallery searched again with each number of rows Milvus proposes
+    (milvus.PROPOSALS; K = the old behaviour, Milvus's own top K), in one run."""
+    from workstation.gallery import milvus
+
+    queries = np.load(folder / "queries.npy")[:nq]
+    qlabels = np.load(folder / "qlabels.npy")[:nq]
+    truth = np.load(folder / "truth.npy")[:nq]
+    index = gallery.index()
+    shipped = milvus.PROPOSALS
+    lines = []
+    try:
+        for length in lengths:
+            milvus.PROPOSALS = length
+            lines.append({"proposals": length, **search_figures(index, queries, qlabels, truth)})
+    finally:
+        milvus.PROPOSALS = shipped
+    return lines
 
 
 def start_postgres(workdir: Path) -> Any:
@@ -207,6 +236,11 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/ws-agency-scale")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--refit", action="store_true", help="fit the generator to ../shared/faces")
+    ap.add_argument(
+        "--proposals",
+        default="",
+        help="agency: search again proposing each of these numbers of rows (e.g. 20,400)",
+    )
     args = ap.parse_args()
     from workstation.gallery.store import open_gallery
 
@@ -241,7 +275,11 @@ def main() -> None:
                 pg_dir = workdir / "pg" if kind == "agency" else None
                 with open_gallery(folder, user="bench", create=True) as gallery:
                     result = measure(gallery, data_folder, size, args.queries, pg_dir)
-                print(json.dumps({"size": size, "gallery": kind, **result}), flush=True)
+                    print(json.dumps({"size": size, "gallery": kind, **result}), flush=True)
+                    if kind == "agency" and args.proposals:
+                        lengths = [int(n) for n in args.proposals.split(",")]
+                        for line in proposal_lengths(gallery, data_folder, args.queries, lengths):
+                            print(json.dumps({"size": size, "gallery": kind, **line}), flush=True)
                 if not args.keep and kind == "embedded":
                     shutil.rmtree(folder, ignore_errors=True)
             if not args.keep:

@@ -4,6 +4,7 @@ AppContext that shares the session's engine (loading models once keeps the suite
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gui.context import AppContext, CaseInfo
+from workstation.gui.main_window import MainWindowWidget
 from workstation.progress import drain
 
 WAIT_MS = 60_000
@@ -41,6 +43,22 @@ def make_context(folder: Path, engine, user: str = "examiner1") -> AppContext:
     context = AppContext(folder, examiner=as_examiner(folder, user))
     context._engine = engine  # share the session's models instead of loading them again
     return context
+
+
+def main_window(
+    qtbot, folder: Path, engine, user: str = "examiner1", case: CaseInfo | None = None
+) -> Iterator[MainWindowWidget]:
+    """The main window on `folder` as `user`, shown (with `case` set, if given); its workers are
+    stopped after the test. A fixture yields from it."""
+    context = make_context(folder, engine, user)
+    win = MainWindowWidget(context)
+    qtbot.addWidget(win)
+    win.show()
+    if case is not None:
+        context.set_case(case)
+    yield win
+    context.pool.cancel_all()
+    context.pool.wait()
 
 
 def shared_extras(shared_faces: Path, count: int = 4) -> list[Path]:

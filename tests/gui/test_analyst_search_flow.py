@@ -14,6 +14,7 @@ from tests.gui.analyst_support import (
     WAIT_MS,
     drop_files,
     enrol_gallery,
+    main_window,
     make_context,
     two_face_photo,
 )
@@ -24,13 +25,7 @@ from workstation.gui.main_window import MainWindowWidget
 @pytest.fixture
 def window(tmp_path: Path, qtbot, engine, photo_paths):
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
-    context = make_context(folder, engine)
-    win = MainWindowWidget(context)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    context.pool.cancel_all()
-    context.pool.wait()
+    yield from main_window(qtbot, folder, engine)
 
 
 def load_by_drop(qtbot, win: MainWindowWidget, path: Path) -> None:

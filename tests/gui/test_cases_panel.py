@@ -10,14 +10,13 @@ import pytest
 from examiners import open_as
 from PySide6.QtCore import Qt, QTimer
 
-from tests.gui.analyst_support import WAIT_MS, drop_files, enrol_gallery, make_context
+from tests.gui.analyst_support import WAIT_MS, drop_files, enrol_gallery, main_window
 from workstation.domain import CaseStatus, Decision
 from workstation.gallery.cases import archive_case
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.search import search_image
 from workstation.gui.cases_panel import PAST_RETENTION, AuthorisationDialog, CaseStatusDialog
 from workstation.gui.context import CaseInfo
-from workstation.gui.main_window import MainWindowWidget
 from workstation.vision.images import load_image
 
 
@@ -29,17 +28,14 @@ def window(tmp_path: Path, qtbot, engine, photo_paths):
         first = search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-1", "robbery")
         record_decision(gallery, first.search_id, "obama", Decision.POSSIBLE_LEAD, "same man")
         search_image(gallery, engine, load_image(photo_paths["biden"]), "C-2", "fraud")
-    context = make_context(folder, engine)
-    win = MainWindowWidget(context)
-    qtbot.addWidget(win)
-    win.show()
     # Listing the cases is a recorded read: under a standing supervision reference, in view.
-    context.set_case(CaseInfo("SUPERVISION-2026", "case supervision"))
+    supervision = CaseInfo("SUPERVISION-2026", "case supervision")
+    windows = main_window(qtbot, folder, engine, case=supervision)
+    win = next(windows)
     win.tabs.setCurrentWidget(win.cases_panel)
     qtbot.waitUntil(lambda: win.cases_panel.model.rowCount() == 2, timeout=WAIT_MS)
     yield win
-    context.pool.cancel_all()
-    context.pool.wait()
+    next(windows, None)  # stops the window's workers
 
 
 def _reload(qtbot, panel) -> None:

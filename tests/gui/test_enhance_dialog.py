@@ -11,24 +11,17 @@ import pytest
 from examiners import open_as
 from PySide6.QtCore import QTimer
 
-from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, make_context
+from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, main_window
 from workstation.gui.compare_view import probe_side
 from workstation.gui.enhance_dialog import EnhanceDialog
 from workstation.gui.footage_views import frame_probe_image
-from workstation.gui.main_window import MainWindowWidget
 from workstation.vision.enhancement import apply, parse_steps, pixels_sha256
 
 
 @pytest.fixture
 def window(tmp_path: Path, qtbot, engine, photo_paths):
     folder = enrol_gallery(tmp_path / "gallery", engine, photo_paths)
-    context = make_context(folder, engine)
-    win = MainWindowWidget(context)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    context.pool.cancel_all()
-    context.pool.wait()
+    yield from main_window(qtbot, folder, engine)
 
 
 def _edit_steps(qtbot, dialog: EnhanceDialog) -> None:

@@ -21,7 +21,7 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QLabel, QWidget
 
 from tests.footage_clips import make_clip
-from tests.gui.analyst_support import WAIT_MS, make_context
+from tests.gui.analyst_support import WAIT_MS, main_window
 from workstation.gallery.decisions import record_decision
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.search import ProbeInfo, search_face
@@ -160,14 +160,7 @@ def hostile_gallery(tmp_path: Path, engine, photo_paths: dict[str, Path]) -> Pat
 
 @pytest.fixture
 def window(hostile_gallery: Path, qtbot, engine):
-    context = make_context(hostile_gallery, engine, user=EXAMINER)
-    win = MainWindowWidget(context)
-    qtbot.addWidget(win)
-    win.show()
-    context.set_case(CASE)
-    yield win
-    context.pool.cancel_all()
-    context.pool.wait()
+    yield from main_window(qtbot, hostile_gallery, engine, user=EXAMINER, case=CASE)
 
 
 def _tab(window: MainWindowWidget, kind: type) -> QWidget:

@@ -9,13 +9,12 @@ import pytest
 from examiners import open_as
 from PySide6.QtCore import QTimer
 
-from tests.gui.analyst_support import WAIT_MS, make_context
+from tests.gui.analyst_support import WAIT_MS, main_window
 from workstation.gallery.cases import case_summaries
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.search import search_image
 from workstation.gallery.watches import list_watches
 from workstation.gui.context import CaseInfo
-from workstation.gui.main_window import MainWindowWidget
 from workstation.gui.watch_panel import WatchDialog
 from workstation.progress import drain
 from workstation.vision.images import load_image
@@ -28,13 +27,7 @@ def window(tmp_path: Path, qtbot, engine, photo_paths):
     with open_as(folder, "examiner1") as gallery:
         drain(enroll(gallery, engine, [EnrollItem("biden", photo_paths["biden"], "t", None)]))
         search_image(gallery, engine, load_image(photo_paths["obama2"]), "C-1", "robbery")
-    context = make_context(folder, engine)
-    win = MainWindowWidget(context)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    context.pool.cancel_all()
-    context.pool.wait()
+    yield from main_window(qtbot, folder, engine)
 
 
 def test_leave_a_probe_on_watch_and_get_the_notice_when_he_is_enrolled(

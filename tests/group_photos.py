@@ -47,3 +47,28 @@ def group_photo(engine, photo_paths, path: Path) -> dict[str, BBox]:
 def inside(box: BBox, square: BBox) -> bool:
     cx, cy = box.center
     return square.contains((cx, cy))
+
+
+STREET_FRAME = 5  # the frame of street_frame's clip that the footage redaction tests search
+
+
+def street_frame(engine, photo_paths, folder: Path):
+    """A one-second street clip (obama2 large on the left, Biden a bystander on the right) made
+    under `folder`: (the probed video, its frame STREET_FRAME's pixels)."""
+    from footage_clips import Appearance, make_clip
+
+    from workstation.footage import probe_video
+    from workstation.footage.video import read_frame
+
+    clip = folder / "street.mp4"
+    make_clip(
+        engine,
+        clip,
+        [
+            Appearance(photo_paths["obama2"], 0.0, 1.0, 20, 60, width=220),
+            Appearance(photo_paths["biden"], 0.0, 1.0, 320, 120, width=120),
+        ],
+        seconds=1.0,
+    )
+    video = probe_video(clip)
+    return video, read_frame(video, STREET_FRAME)

@@ -10,16 +10,14 @@ import json
 
 import numpy as np
 import pytest
-from footage_clips import Appearance, make_clip
-from group_photos import CASE, PURPOSE, group_photo, inside
+from group_photos import CASE, PURPOSE, STREET_FRAME, group_photo, inside, street_frame
 from sqlite_file import edit_database
 
 from workstation.calibration.reference import load_reference, same_person_score
 from workstation.cli import main as cli_main
 from workstation.domain import BBox
 from workstation.errors import WorkstationError
-from workstation.footage import probe_video, search_frame
-from workstation.footage.video import read_frame
+from workstation.footage import search_frame
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.redactions import add_redaction_box, redaction_marks, unredact
 from workstation.gallery.search import search_image
@@ -191,19 +189,8 @@ def test_redaction_box_outside_the_image_is_refused(group_case) -> None:
 
 def test_video_frame_bystander_is_redacted(gallery, engine, photo_paths, tmp_path) -> None:
     drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [photo_paths["obama"]], "Obama")))
-    clip = tmp_path / "street.mp4"
-    make_clip(
-        engine,
-        clip,
-        [
-            Appearance(photo_paths["obama2"], 0.0, 1.0, 20, 60, width=220),
-            Appearance(photo_paths["biden"], 0.0, 1.0, 320, 120, width=120),
-        ],
-        seconds=1.0,
-    )
-    video = probe_video(clip)
-    bgr = read_frame(video, 5)
-    record = search_frame(gallery, engine, video, 5, bgr, CASE, PURPOSE)
+    video, bgr = street_frame(engine, photo_paths, tmp_path)
+    record = search_frame(gallery, engine, video, STREET_FRAME, bgr, CASE, PURPOSE)
     bundle = build_case_bundle(gallery, CASE)
     plan = bundle.redactions[record.search_id]
     assert plan.problem is None and plan.image_ref == f"{video.sha256}#frame=5"

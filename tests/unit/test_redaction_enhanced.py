@@ -10,12 +10,10 @@ import json
 
 import numpy as np
 import pytest
-from footage_clips import Appearance, make_clip
-from group_photos import CASE, PURPOSE, group_photo, inside
+from group_photos import CASE, PURPOSE, STREET_FRAME, group_photo, inside, street_frame
 
 from workstation.calibration.reference import same_person_score
-from workstation.footage import probe_video, search_frame
-from workstation.footage.video import read_frame
+from workstation.footage import search_frame
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.progress import drain
@@ -179,18 +177,7 @@ def test_an_enhanced_video_frame_search_redacts_the_frame_and_the_working_copy(
     outside the crop is redacted in the frame the report shows; the working copy keeps the
     searched face as searched."""
     drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [photo_paths["obama"]], "Obama")))
-    clip = tmp_path / "street.mp4"
-    make_clip(
-        engine,
-        clip,
-        [
-            Appearance(photo_paths["obama2"], 0.0, 1.0, 20, 60, width=220),
-            Appearance(photo_paths["biden"], 0.0, 1.0, 320, 120, width=120),
-        ],
-        seconds=1.0,
-    )
-    video = probe_video(clip)
-    bgr = read_frame(video, 5)
+    video, bgr = street_frame(engine, photo_paths, tmp_path)
     steps = parse_steps(
         [
             {"step": "crop", "x": 0, "y": 20, "width": 300, "height": 320},
@@ -199,7 +186,7 @@ def test_an_enhanced_video_frame_search_redacts_the_frame_and_the_working_copy(
             {"step": "sharpen"},
         ]
     )
-    record = search_frame(gallery, engine, video, 5, bgr, CASE, PURPOSE, steps=steps)
+    record = search_frame(gallery, engine, video, STREET_FRAME, bgr, CASE, PURPOSE, steps=steps)
     assert record.probe.enhancement is not None
     bundle = build_case_bundle(gallery, CASE)
     plan = bundle.redactions[record.search_id]

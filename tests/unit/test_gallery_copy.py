@@ -71,7 +71,7 @@ def _rows(gallery: Gallery) -> dict[str, object]:
 
 
 def test_the_copy_knows_every_table_of_the_schema(tmp_path: Path) -> None:
-    """A migration that adds a table must add it to COPIED_TABLES (else copies refuse it)."""
+    """A migration that adds a table must add it to schema.TABLES (else copies refuse it)."""
     import sqlite3
 
     conn = sqlite3.connect(tmp_path / "schema.sqlite")

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from workstation.audit.roles import Role
 from workstation.errors import WorkstationError
 from workstation.gallery.database import Database, append_only_guard
+from workstation.gallery.schema import TABLES as SCHEMA_TABLES
 
 if TYPE_CHECKING:
     from workstation.gallery.agency import AgencyConfig
@@ -54,28 +55,10 @@ if TYPE_CHECKING:
 
 APP_ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 WITNESS_TABLE = "audit_witness"
-# Every table of the schema (migrations 1-8) and the schema's version table: each is named in
-# every role's grants below (tests/unit/test_agency_roles.py checks none is missing).
-TABLES = (
-    "meta",
-    "subjects",
-    "images",
-    "faces",
-    "cases",
-    "searches",
-    "decisions",
-    "audit",
-    "calibrations",
-    "audit_rows",
-    "examiners",
-    "gallery_settings",
-    "comparison_sheets",
-    "watches",
-    "watch_hits",
-    "redaction_marks",
-    "workstation_schema",
-    WITNESS_TABLE,
-)
+# Every table of the schema (schema.TABLES, its version table and the witness table among them):
+# each is named in every role's grants below (tests/unit/test_agency_roles.py checks none is
+# missing).
+TABLES = tuple(table.name for table in SCHEMA_TABLES)
 
 _READ = "SELECT"
 # Any examiner: read everything; record reads, index rebuilds and one's own settings changes

@@ -20,34 +20,12 @@ from workstation.audit.log import (
 )
 from workstation.audit.rows import COVERED_TABLES, UNCOVERED_META, RowEntry
 from workstation.gallery.database import POSTGRESQL, Database
+from workstation.gallery.schema import TABLE
 
-# Each covered table's primary key (the row id of its row hashes).
-ROW_KEYS: dict[str, str] = {
-    "subjects": "id",
-    "images": "id",
-    "faces": "id",
-    "cases": "id",
-    "searches": "id",
-    "decisions": "id",
-    "calibrations": "id",
-    "comparison_sheets": "id",
-    "redaction_marks": "id",
-    "examiners": "fingerprint",
-    "gallery_settings": "key",
-    "meta": "key",
-}
-assert set(ROW_KEYS) == set(COVERED_TABLES)
-INTEGER_KEYS = frozenset(
-    {
-        "images",
-        "faces",
-        "searches",
-        "decisions",
-        "calibrations",
-        "comparison_sheets",
-        "redaction_marks",
-    }
-)
+# Each covered table's primary key (the row id of its row hashes), and those whose ids are
+# integers (schema.TABLES).
+ROW_KEYS: dict[str, str] = {table: TABLE[table].key[0] for table in COVERED_TABLES}
+INTEGER_KEYS = frozenset(table for table in COVERED_TABLES if TABLE[table].numbered)
 CHUNK = 500  # ids per IN (...): SQLite allows 999 parameters in older builds
 ARRAY_CHUNK = 10_000  # ids per PostgreSQL array parameter
 SCAN_CHUNK = 5_000  # rows per chunk when re-hashing a whole table

@@ -63,50 +63,21 @@ from workstation.gallery.database import SQLITE, Database
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.moving import UNFINISHED_COPY_KEY, moved_refusal, unfinished_copy
 from workstation.gallery.photo_copies import IMAGES_DIR, fsync_folders
-from workstation.gallery.schema import SCHEMA_VERSION
+from workstation.gallery.schema import SCHEMA_VERSION, TABLES
 from workstation.gallery.store import EMBEDDED, Gallery, gallery_kind, open_database
 from workstation.hashing import sha256_bytes
 from workstation.progress import CancelToken, Progress, Work
 
-# Every table of the gallery, in the order rows must arrive (what a row points at first), each
-# with the columns it is read in order of (keyset paging: a PostgreSQL cursor would otherwise
-# hold a whole table of embeddings in memory). A table this list does not know is refused, not
-# left behind: a migration that adds a table adds it here (tests/unit/test_gallery_copy.py).
-COPIED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("meta", ("key",)),
-    ("examiners", ("fingerprint",)),
-    ("gallery_settings", ("key",)),
-    ("subjects", ("id",)),
-    ("images", ("id",)),
-    ("faces", ("id",)),
-    ("cases", ("id",)),
-    ("searches", ("id",)),
-    ("decisions", ("id",)),
-    ("calibrations", ("id",)),
-    ("comparison_sheets", ("id",)),
-    ("watches", ("id",)),
-    ("watch_hits", ("id",)),
-    ("redaction_marks", ("id",)),
-    ("audit", ("seq",)),
-    ("audit_rows", ("seq", "tbl", "row_id")),
+# The tables a copy moves, in the order their rows must arrive, with the columns each is read in
+# order of (keyset paging: a PostgreSQL cursor would otherwise hold a whole table of embeddings
+# in memory); the tables whose ids the database gives, for which the destination goes on
+# counting above the source's high-water mark (deleted ids included); and those left out. A
+# table the schema's list does not know is refused, not left behind (schema.TABLES).
+COPIED_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (table.name, table.key) for table in TABLES if table.copied
 )
-# Tables whose ids the database gives: the destination goes on counting above the source's
-# high-water mark (deleted ids included).
-NUMBERED_TABLES = (
-    "images",
-    "faces",
-    "searches",
-    "decisions",
-    "calibrations",
-    "comparison_sheets",
-    "watches",
-    "watch_hits",
-    "redaction_marks",
-)
-# Not the gallery's rows: the database's schema version (checked instead), and an agency
-# database's own witness of each event as it arrived (`audit_witness`, written by the server
-# itself): an agency destination's server witnesses the copied events as they are inserted.
-NOT_COPIED = frozenset({"workstation_schema", "audit_witness"})
+NUMBERED_TABLES = tuple(table.name for table in TABLES if table.numbered)
+NOT_COPIED = frozenset(table.name for table in TABLES if not table.copied)
 BATCH = 2_000
 
 

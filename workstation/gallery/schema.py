@@ -12,12 +12,55 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from workstation.domain import Decision
 from workstation.errors import GalleryError
 from workstation.gallery.database import SQLITE, Database, SqliteDatabase, append_only_guard
+
+
+@dataclass(frozen=True)
+class Table:
+    """What the rest of the gallery needs to know of one table of the schema."""
+
+    name: str
+    # The columns a row is found by, and a copy reads the table in the order of (keyset paging).
+    key: tuple[str, ...]
+    # Its ids are given by the database (integers from a sequence): a copied gallery goes on
+    # counting above the source's high-water mark, and row hashes name these rows by number.
+    numbered: bool = False
+    # One of the gallery's rows, moved by `gallery copy`. Not: the database's own schema version
+    # (checked instead) and an agency database's witness of each event as it arrived (written by
+    # the server itself, which witnesses the copied events as they are inserted).
+    copied: bool = True
+
+
+# Every table either kind of gallery has, in the order a copy's rows must arrive (what a row
+# points at first). The one list: the copy, the row hashes' keys and the agency's grants read it,
+# and a migration that adds a table adds it here (tests check it against the migrated databases).
+TABLES: tuple[Table, ...] = (
+    Table("meta", ("key",)),
+    Table("examiners", ("fingerprint",)),
+    Table("gallery_settings", ("key",)),
+    Table("subjects", ("id",)),
+    Table("images", ("id",), numbered=True),
+    Table("faces", ("id",), numbered=True),
+    Table("cases", ("id",)),
+    Table("searches", ("id",), numbered=True),
+    Table("decisions", ("id",), numbered=True),
+    Table("calibrations", ("id",), numbered=True),
+    Table("comparison_sheets", ("id",), numbered=True),
+    Table("watches", ("id",), numbered=True),
+    Table("watch_hits", ("id",), numbered=True),
+    Table("redaction_marks", ("id",), numbered=True),
+    Table("audit", ("seq",)),
+    Table("audit_rows", ("seq", "tbl", "row_id")),
+    Table("workstation_schema", ("version",), copied=False),
+    Table("audit_witness", ("seq",), copied=False),
+)
+TABLE = {table.name: table for table in TABLES}
 
 
 def _sql_values(enum: type[Enum]) -> str:

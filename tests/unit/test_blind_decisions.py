@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 from examiners import open_as
+from lobby_search import enrol_and_search
 from sqlite_file import edit_database
 
 from tests.unit.test_comparison_sheets import CASE, sheet
 from workstation.errors import WorkstationError
 from workstation.gallery.comparisons import record_sheet
 from workstation.gallery.decisions import confirm_lead, decisions_for, record_decision
-from workstation.gallery.enroll import enroll, items_for_subject
-from workstation.gallery.search import search_image
-from workstation.progress import drain
 from workstation.reports.bundle import RECORDS_LEFT_OUT, build_case_bundle
 from workstation.reports.sheet_report import SHEET_VERIFIED
-from workstation.vision.images import load_image
 
 NOTE = "same ear lobes, scar on the chin"
 
@@ -31,12 +28,7 @@ def examined(tmp_path: Path, engine, photo_paths):
     """examiner1 compared obama (a sheet) and called him a possible lead with a note."""
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
-        items = items_for_subject("obama", [photo_paths["obama"]], "Barack Obama")
-        items += items_for_subject("biden", [photo_paths["biden"]], "Joe Biden")
-        drain(enroll(gallery, engine, items))
-        record = search_image(
-            gallery, engine, load_image(photo_paths["obama2"]), CASE, "lobby photo"
-        )
+        record = enrol_and_search(gallery, engine, photo_paths, CASE, "lobby photo")
         first_sheet = record_sheet(gallery, record.search_id, "obama", sheet())
         lead = record_decision(gallery, record.search_id, "obama", "possible_lead", NOTE)
         record_decision(gallery, record.search_id, "biden", "excluded", "different nose")

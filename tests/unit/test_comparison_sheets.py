@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from examiners import open_as
+from lobby_search import enrol_and_search
 
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import canonical_json
 from workstation.errors import WorkstationError
 from workstation.gallery.comparisons import record_sheet, sheets_for
-from workstation.gallery.enroll import enroll, items_for_subject
-from workstation.gallery.search import search_image
 from workstation.gallery.sheets import (
     CONCLUSION_SCALE,
     EXAMINATION,
@@ -29,9 +28,7 @@ from workstation.gallery.sheets import (
     SheetInput,
     differences,
 )
-from workstation.progress import drain
 from workstation.reports.bundle import build_case_bundle
-from workstation.vision.images import load_image
 
 CASE = "2026-0777"
 
@@ -40,12 +37,7 @@ CASE = "2026-0777"
 def searched(tmp_path: Path, engine, photo_paths):
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
-        items = items_for_subject("obama", [photo_paths["obama"]], "Barack Obama")
-        items += items_for_subject("biden", [photo_paths["biden"]], "Joe Biden")
-        drain(enroll(gallery, engine, items))
-        record = search_image(
-            gallery, engine, load_image(photo_paths["obama2"]), CASE, "lobby photo"
-        )
+        record = enrol_and_search(gallery, engine, photo_paths, CASE, "lobby photo")
     return folder, record.search_id
 
 

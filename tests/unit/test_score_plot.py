@@ -9,18 +9,15 @@ from pathlib import Path
 
 import pytest
 from examiners import open_as
+from lobby_search import enrol_and_search
 
 from workstation.calibration.reference import load_mated_reference, load_reference
 from workstation.gallery.decisions import record_decision
-from workstation.gallery.enroll import enroll, items_for_subject
-from workstation.gallery.search import search_image
-from workstation.progress import drain
 from workstation.reports import score_plot as plot_data
 from workstation.reports.bundle import build_case_bundle
 from workstation.reports.case_report import report_html, report_images
 from workstation.reports.columns import cell
 from workstation.reports.score_plot import ScorePlot, score_plot, search_calibration
-from workstation.vision.images import load_image
 from workstation.vision.registry import CONFIGURATIONS, DEFAULT_CONFIGURATION, configuration
 
 CASE = "2026-0601"
@@ -30,13 +27,9 @@ CASE = "2026-0601"
 def searched(tmp_path: Path, engine, photo_paths, shared_faces):
     folder = tmp_path / "gallery"
     with open_as(folder, "examiner1") as gallery:
-        items = items_for_subject("obama", [photo_paths["obama"]], "Barack Obama")
-        items += items_for_subject("biden", [photo_paths["biden"]], "Joe Biden")
-        for path in sorted((shared_faces / "deepface").glob("*.jpg"))[:4]:
-            items += items_for_subject(path.stem, [path], None)
-        drain(enroll(gallery, engine, items))
-        record = search_image(
-            gallery, engine, load_image(photo_paths["obama2"]), CASE, "find the man in the lobby"
+        others = sorted((shared_faces / "deepface").glob("*.jpg"))[:4]
+        record = enrol_and_search(
+            gallery, engine, photo_paths, CASE, "find the man in the lobby", others
         )
         record_decision(gallery, record.search_id, "obama", "possible_lead", "ears agree")
     return folder, record.search_id

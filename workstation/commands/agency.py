@@ -61,7 +61,7 @@ def _init(ctx: CliContext) -> int:
 
     args = ctx.args
     folder = Path(args.folder)
-    config = init_agency(
+    made = init_agency(
         folder,
         args.database,
         args.vectors,
@@ -70,6 +70,7 @@ def _init(ctx: CliContext) -> int:
         dim=args.dim,
         administrator=args.administrator,
     )
+    config = made.config
     ctx.say(f"agency gallery ready: {shown(folder / 'gallery.toml')}")
     ctx.say(f"records: {shown(config.database_url)}")
     ctx.say(f"vectors: {shown(config.vectors.where)} ({config.vectors.index_type})")
@@ -78,6 +79,12 @@ def _init(ctx: CliContext) -> int:
         + ", ".join(f"{config.role_prefix}{r}" for r in APP_ROLES)
         + f" (grants and guards applied; witness table owned by {config.role_prefix}audit)"
     )
+    if made.superuser_must_run:
+        ctx.warn(
+            f"warning: {config.role_prefix}audit (the witness's owner) is still held by whoever "
+            "created it, who could grant it to themselves and rewrite the witness; a superuser "
+            "must run: " + " ".join(made.superuser_must_run)
+        )
     first = shown(args.administrator) if args.administrator else "the first examiner"
     ctx.say(
         f"next: {first} adds each examiner (`workstation agency add-examiner {shown(folder)} "

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.errors import GalleryError, WorkstationError
-from workstation.gallery.agency_roles import setup_database
+from workstation.gallery.agency_roles import audit_role_holders, setup_database
 from workstation.gallery.milvus import DEFAULT_INDEX, MilvusSettings, MilvusVectors
 from workstation.gallery.postgres import PostgresDatabase, psycopg_module
 from workstation.gallery.schema import SCHEMA_VERSION, check_schema_version, migrate
@@ -205,6 +205,16 @@ def _check_identifier(name: str, what: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class AgencyInit:
+    """What `init_agency` made: the configuration written to gallery.toml, and the statements a
+    superuser must still run so that nobody holds the audit role (see
+    `agency_roles.audit_role_holders`; none when a superuser ran `init`)."""
+
+    config: AgencyConfig
+    superuser_must_run: list[str]
+
+
 def init_agency(
     folder: Path,
     database_url: str,
@@ -214,7 +224,7 @@ def init_agency(
     role_prefix: str = DEFAULT_PREFIX,
     dim: int | None = None,
     administrator: str | None = None,
-) -> AgencyConfig:
+) -> AgencyInit:
     """Create (or upgrade) an agency gallery and write its gallery.toml; see the module docstring.
 
     Run by the database's owner: the connection is whoever libpq resolves from `database_url`
@@ -252,9 +262,10 @@ def init_agency(
         except BaseException:
             db.rollback()
             raise
+        holders = audit_role_holders(db, config)
     finally:
         db.close()
     if dim:
         MilvusVectors(config.vectors).ensure_collection(dim)
     write_config(folder, config)
-    return config
+    return AgencyInit(config, holders)

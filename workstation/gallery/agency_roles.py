@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from workstation.audit.roles import Role
-from workstation.errors import WorkstationError
+from workstation.errors import GalleryError, WorkstationError
 from workstation.gallery.database import Database, append_only_guard
 from workstation.gallery.schema import TABLES as SCHEMA_TABLES
 
@@ -168,6 +168,47 @@ def is_superuser(db: Database) -> bool:
     return bool(row and row[0])
 
 
+def _server_version(db: Database) -> int:
+    return int(db.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+
+
+def _current_user(db: Database) -> str:
+    return str(db.execute("SELECT current_user").fetchone()[0])
+
+
+def _may_grant(db: Database, role: str) -> bool:
+    """Whether the current user may grant `role` (the ADMIN option on it, or made it just now)."""
+    row = db.execute(
+        "SELECT pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') FROM pg_roles "
+        "WHERE rolname = ?",
+        (role,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def audit_role_holders(db: Database, config: AgencyConfig) -> list[str]:
+    """The statements a superuser must run so that nobody holds the audit role (none after a
+    superuser's `init`).
+
+    A DBA who is not a superuser creates the roles with CREATEROLE, and PostgreSQL (16 and
+    later) then gives the creator the ADMIN option on each role it creates, granted in the name
+    of the bootstrap superuser: `init` takes back the grant it made itself, but not that one,
+    and with it the DBA could grant themselves the audit role and rewrite the witness. Only a
+    superuser (or that grantor) can take it away.
+    """
+    rows = db.execute(
+        "SELECT m.rolname, g.rolname FROM pg_auth_members a "
+        "JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+        "JOIN pg_roles g ON g.oid = a.grantor WHERE r.rolname = ? ORDER BY 1, 2",
+        (audit_role(config),),
+    ).fetchall()
+    auditor = quote_ident(audit_role(config))
+    return [
+        f"REVOKE {auditor} FROM {quote_ident(str(member))} GRANTED BY {quote_ident(str(by))};"
+        for member, by in rows
+    ]
+
+
 # ---------------------------------------------------------------------- agency init
 def setup_database(db: Database, config: AgencyConfig, administrator: str | None = None) -> None:
     """Roles, grants, guards and the witness table (idempotent; inside the caller's transaction,
@@ -185,6 +226,15 @@ def setup_database(db: Database, config: AgencyConfig, administrator: str | None
         if exists is None:
             db.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
     superuser = is_superuser(db)
+    # Before PostgreSQL 16, CREATEROLE alone may grant any role that is not a superuser's, so
+    # there is no such refusal to make (nor a way to keep the DBA from the audit role).
+    if not superuser and _server_version(db) >= 160000 and not _may_grant(db, auditor):
+        raise GalleryError(
+            f"{auditor} owns the witness of every audit event and, as it should be, nobody "
+            f"holds it, not even {_current_user(db)}, who runs this setup: setting up or "
+            "upgrading the witness needs it, so a superuser runs `workstation agency init` "
+            "for this upgrade (a second hand, as for rewriting the witness)"
+        )
     if not superuser:
         # Handing the witness to the audit role needs membership of it (ALTER ... OWNER TO);
         # the owner role lets the DBA pass the guards (migrations, `gallery copy`).
@@ -203,11 +253,16 @@ def setup_database(db: Database, config: AgencyConfig, administrator: str | None
             f"INSERT INTO {WITNESS_TABLE} (seq, hash, witnessed_at, witnessed_by) "
             "SELECT seq, hash, clock_timestamp(), session_user FROM audit ORDER BY seq"
         )
+    # Handing a table or function to a new owner needs the owner to be allowed to create in
+    # its schema at that moment (PostgreSQL checks it unless a superuser asks): granted for
+    # this setup only; the audit role keeps no such right.
+    db.execute(f"GRANT CREATE ON SCHEMA public TO {quote_ident(auditor)}")
     db.execute(f"ALTER TABLE {WITNESS_TABLE} OWNER TO {quote_ident(auditor)}")
     _install_guards(db, config)
     _grant(db, config)
     if administrator:
         grant_app_roles(db, config, administrator, APP_ROLES, create=True)
+    db.execute(f"REVOKE CREATE ON SCHEMA public FROM {quote_ident(auditor)}")
     if not superuser:
         # The DBA keeps the owner role, not the audit role: rewriting the witness needs a
         # second hand (a superuser, or whoever the audit role is granted to).

@@ -592,6 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the collection now for this vector size (else at first enrolment)",
     )
     g.add_argument(
+        "--role-prefix",
+        metavar="PREFIX",
+        help="the start of the gallery's PostgreSQL role names (default workstation_; another "
+        "for a second gallery on the same server)",
+    )
+    g.add_argument(
         "--administrator",
         metavar="LOGIN",
         help="the login role of the first administrator (created if new, member of every "

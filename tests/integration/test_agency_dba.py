@@ -67,7 +67,12 @@ def _init(servers: Any, folder: Path, dbname: str, vectors: str) -> list[str]:
 
 
 def test_a_dba_who_is_not_a_superuser_sets_up_upgrades_and_cannot_rewrite_the_witness(
-    agency_servers, milvus_server, dba_database: str, photo_paths: dict[str, Path], tmp_path
+    agency_servers,
+    milvus_server,
+    dba_database: str,
+    photo_paths: dict[str, Path],
+    tmp_path,
+    capsys,
 ) -> None:
     import psycopg
 
@@ -75,7 +80,21 @@ def test_a_dba_who_is_not_a_superuser_sets_up_upgrades_and_cannot_rewrite_the_wi
     with agency_servers.admin() as conn:
         (superuser,) = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (DBA,))
     assert superuser == (False,)
-    _init(agency_servers, folder, dba_database, milvus_server.uri)
+    first = _init(agency_servers, folder, dba_database, milvus_server.uri)
+    assert len(first) == 1
+    # The command line says it, with the statement (run as the DBA, on the gallery just made).
+    from workstation.cli import main
+
+    code = main(
+        [
+            "agency", "init", str(folder),
+            "--database", f"postgresql://{DBA}@/{dba_database}?host={agency_servers.socket_dir}",
+            "--vectors", milvus_server.uri, "--collection", f"dba_{PID}",
+            "--role-prefix", PREFIX,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert f"a superuser must run: {first[0]}" in capsys.readouterr().err
 
     key_file = tmp_path / "analyst.pub"
     key_file.write_text(examiner(ANALYST).public_key_text())

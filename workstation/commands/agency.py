@@ -56,7 +56,7 @@ def _clients(ctx: CliContext) -> int:
 
 
 def _init(ctx: CliContext) -> int:
-    from workstation.gallery.agency import init_agency
+    from workstation.gallery.agency import DEFAULT_PREFIX, init_agency
     from workstation.gallery.agency_roles import APP_ROLES
 
     args = ctx.args
@@ -67,6 +67,7 @@ def _init(ctx: CliContext) -> int:
         args.vectors,
         collection=args.collection,
         index_type=args.index,
+        role_prefix=args.role_prefix or DEFAULT_PREFIX,
         dim=args.dim,
         administrator=args.administrator,
     )

@@ -230,10 +230,10 @@ def setup_database(db: Database, config: AgencyConfig, administrator: str | None
     # there is no such refusal to make (nor a way to keep the DBA from the audit role).
     if not superuser and _server_version(db) >= 160000 and not _may_grant(db, auditor):
         raise GalleryError(
-            f"{auditor} owns the witness of every audit event and, as it should be, nobody "
-            f"holds it, not even {_current_user(db)}, who runs this setup: setting up or "
-            "upgrading the witness needs it, so a superuser runs `workstation agency init` "
-            "for this upgrade (a second hand, as for rewriting the witness)"
+            f"{auditor}, the owner of the audit witness, is not {_current_user(db)}'s to "
+            "grant (after a hardened setup nobody holds it; or another DBA made it): setting "
+            "up or upgrading the witness needs it, so a superuser runs `workstation agency "
+            "init` for this (a second hand, as for rewriting the witness)"
         )
     if not superuser:
         # Handing the witness to the audit role needs membership of it (ALTER ... OWNER TO);

@@ -317,3 +317,61 @@ def test_closeup_searches_rank_the_mate_first(
         assert result.face.box.iou(truth) >= 0.5, (identity, side)
         first = result.candidates[0]
         assert first.subject_id == identity, (identity, side, first)
+
+
+# Photos of different people for the small-face test (public ones of the development set).
+SMALL_FACE_PHOTOS = (
+    "deepface/img1.jpg",
+    "deepface/img32.jpg",
+    "facenet_pytorch_test/paul_rudd_1.jpg",
+    "openface_examples/clapton-1.jpg",
+    "deepface/img7.jpg",
+)
+
+
+def _small_face_frames(bgr: np.ndarray, face: BBox) -> list[tuple[np.ndarray, BBox]]:
+    """The photo around `face` (a face width of context each side) shrunk until the face's box
+    is 12-24 px wide, in a plain 640x480 frame; and where the face is."""
+    cv2 = cv2_module()
+    left, top = max(0, round(face.x - face.w)), max(0, round(face.y - face.h))
+    right = min(bgr.shape[1], round(face.x + 2 * face.w))
+    bottom = min(bgr.shape[0], round(face.y + 2 * face.h))
+    around = bgr[top:bottom, left:right]
+    frames = []
+    for width in (12, 16, 20, 24):
+        factor = width / face.w
+        size = (round(around.shape[1] * factor), round(around.shape[0] * factor))
+        small = cv2.resize(around, size, interpolation=cv2.INTER_AREA)
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        x, y = 300, 200
+        frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+        truth = BBox(
+            x + (face.x - left) * factor, y + (face.y - top) * factor, width, face.h * factor
+        )
+        assert max(truth.w, truth.h) < 48  # engine.SMALL_FACE_SIDE
+        frames.append((frame, truth))
+    return frames
+
+
+def test_small_faces_are_landmarked_on_an_enlarged_copy(engine, shared_faces, monkeypatch) -> None:
+    """A face of 12-24 px is detected again on its surroundings enlarged, and aligned with those
+    landmarks: it resembles the same face at full size more than when its landmarks come from
+    its own 12-24 px (measured on CFP: rank-1 of found faces 58% -> 94%)."""
+    from workstation.vision import engine as engine_module
+
+    refined, native = [], []
+    small_side = engine_module.SMALL_FACE_SIDE
+    for name in SMALL_FACE_PHOTOS:
+        bgr = load_image(shared_faces / name).bgr
+        reference = engine.analyze(bgr)[0]
+        for frame, truth in _small_face_frames(bgr, reference.box):
+            for cosines, side in ((refined, small_side), (native, 0)):
+                monkeypatch.setattr(engine_module, "SMALL_FACE_SIDE", side)
+                found = [f for f in engine.analyze(frame) if f.box.iou(truth) >= 0.3]
+                cosines.append(float(found[0].embedding @ reference.embedding) if found else 0.0)
+    # Measured here: mean cosine 0.613 against 0.550; closer to the face at full size in 15 of
+    # the 18 frames where the face was found (two 12-16 px faces were not found either way).
+    found = [(r, n) for r, n in zip(refined, native, strict=True) if r or n]
+    assert len(found) >= 16
+    assert sum(r > n for r, n in found) >= 12
+    assert np.mean(refined) >= np.mean(native) + 0.03

@@ -177,3 +177,18 @@ def test_face_model_choices_come_from_the_registry_with_their_trade_off(
     assert load_settings().backend == "accurate"
     (event,) = _settings_events(context.gallery_dir)
     assert event.details["changes"]["backend"] == [DEFAULT_CONFIGURATION, "accurate"]
+
+
+def test_a_longer_model_summary_is_shown_whole(qtbot, context: AppContext) -> None:
+    """Switching to a model whose summary wraps to more lines grows the dialog: the summary is
+    not clipped (it was: the dialog kept the height of the summary it opened with)."""
+    dialog = SettingsDialog(context)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    summaries = {key: configuration(key).summary for key in offered_keys()}
+    longest = max(summaries, key=lambda key: len(summaries[key]))
+    dialog.backend_combo.setCurrentIndex(dialog.backend_combo.findData(longest))
+    qtbot.wait(50)
+    label = dialog.backend_summary
+    assert label.text() == summaries[longest]
+    assert label.height() >= label.heightForWidth(label.width())

@@ -176,6 +176,14 @@ class SettingsDialog(QDialog):
         insightface = chosen.needs_pack
         for widget in (self.pack_label, self.pack_combo, self.licence_label):
             widget.setVisible(insightface)
+        # A wrapped label's minimum height is its height at its narrowest: one longer summary
+        # than the one the dialog opened with was clipped. Ask for the height at the width it has.
+        self.backend_summary.setMinimumHeight(
+            self.backend_summary.heightForWidth(max(self.backend_summary.width(), 300))
+        )
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
         self.adjustSize()
         editor = self.pack_combo.lineEdit()  # None unless the combo is editable
         if insightface and self.pack_combo.count() == 0 and editor is not None:

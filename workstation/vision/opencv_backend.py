@@ -24,6 +24,16 @@ DETECTION_SCORE_THRESHOLD = 0.6
 NMS_THRESHOLD = 0.3
 
 
+# YuNet's largest stride: OpenCV's FaceDetectorYN pads its input to a multiple of it, and with
+# some sizes that padding reads memory left from the image before (measured: the same 29x26 px
+# image gave a face, none, or a box of infinite size, depending on the size of the image
+# detected before it). The image is padded here (right and bottom, black: the coordinates and,
+# for other sizes, the network's input are unchanged), so OpenCV's padding has nothing to do and
+# a search gives the same result whatever was detected before it.
+STRIDE = 32
+MIN_SIDE = 2 * STRIDE
+
+
 class YuNetDetector:
     """OpenCV's FaceDetectorYN over the verified YuNet bytes."""
 
@@ -48,6 +58,12 @@ class YuNetDetector:
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         height, width = bgr.shape[:2]
+        bottom = max(MIN_SIDE, height + (-height % STRIDE)) - height
+        right = max(MIN_SIDE, width + (-width % STRIDE)) - width
+        if bottom or right:
+            cv2 = cv2_module()
+            bgr = cv2.copyMakeBorder(bgr, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            height, width = bgr.shape[:2]
         self._detector.setInputSize((width, height))
         _, rows = self._detector.detect(bgr)
         if rows is None:

@@ -14,10 +14,10 @@ import pytest
 from workstation.calibration import groups as group_rules
 from workstation.calibration.groups import (
     MIN_GROUP_PAIRS,
-    POOLED_WORDS,
     choose_rate,
     group_of,
     group_spread,
+    pooled_words,
 )
 from workstation.calibration.histogram import ImpostorHistogram
 from workstation.calibration.impostors import group_histograms, impostor_histogram
@@ -28,6 +28,7 @@ from workstation.gallery.search import search_image
 from workstation.progress import drain
 from workstation.reports.columns import fmr_tip
 from workstation.vision.images import load_image
+from workstation.vision.registry import DEFAULT_CONFIGURATION, configuration
 
 
 # ---------------------------------------------------------------------- which attributes count
@@ -142,9 +143,24 @@ def test_a_candidate_gets_its_group_rate_else_the_highest(shared_embeddings) -> 
     assert by_name["a"]["pairs"] == tables["a"].pairs
     # No group attributes at all: the pooled rate, saying so in words.
     plain = choose_rate(pooled, {}, score, None)
-    assert plain is not None and plain.group is None and plain.basis == POOLED_WORDS
+    assert plain is not None and plain.group is None and plain.basis == pooled_words(None)
     assert plain.estimate == pooled.fmr(score)
-    assert "pooled" in POOLED_WORDS and "differ by group" in POOLED_WORDS
+    assert "pooled" in plain.basis and "differ by group" in plain.basis
+
+
+def test_the_pooled_words_quote_the_spread_measured_for_the_gallerys_model() -> None:
+    """Each shipped configuration with a measured spread quotes its own; any other model says
+    its spread was not measured and quotes the default's."""
+    for key in ("fast", "accurate"):
+        config = configuration(key)
+        model = config.expected_model_id()
+        assert model is not None
+        words = pooled_words(str(model))
+        assert config.group_spread and words.endswith(config.group_spread)
+        assert f"UTKFace, {key} configuration" in words
+    other = pooled_words("some-other-model@0123")
+    assert "not measured for this model" in other
+    assert other.endswith(configuration(DEFAULT_CONFIGURATION).group_spread)
 
 
 def test_group_tables_are_kept_in_the_stored_calibration(shared_embeddings) -> None:

@@ -25,7 +25,7 @@ The rules (docs/ACCURACY.md, "False-match rates by group"):
   recorded, or too few pairs) gets the highest rate at that score of the groups that have enough
   pairs and of the pooled table: the cautious choice, named in the words.
 - A gallery with no group attributes shows the pooled rate, saying in words that it is pooled and
-  that rates differ by group, with the spread measured on UTKFace (POOLED_WORDS).
+  that rates differ by group, with the spread measured on UTKFace (`pooled_words`).
 """
 
 from __future__ import annotations
@@ -58,19 +58,28 @@ _SEX_VALUES = {
 }
 _NOT_RECORDED = {"", "unknown", "unk", "u", "n/a", "na", "none", "not known", "not stated", "?"}
 
-# The measured spread, for galleries whose subjects carry no group attributes: the fast
-# configuration (the default), UTKFace adults, 500 photos per race-and-gender group, half of each
-# group calibrated as a mixed gallery (all stranger pairs plus the shipped table), the other half
-# measured within each group at the score where that pooled rate is 1 in 1,000
-# (benchmarks/demographics.py --check-calibration; table and limits in docs/ACCURACY.md).
-# Aggregate figures only.
-POOLED_WORDS = (
+# For galleries whose subjects carry no group attributes: the pooled rate, and how far rates
+# differed by group for the gallery's configuration (the registry's `group_spread`, measured on
+# UTKFace; aggregate figures only).
+_POOLED = (
     "pooled over all strangers: the gallery's subjects carry no sex or race, so no group's own "
-    "rate is known. Rates differ by group: measured on web photos (UTKFace, fast configuration), "
-    "where the pooled rate of a mixed gallery was 1 in 1,000, strangers of a person's own group "
-    "scored that high 1 in 2,100 (White men) to 1 in 67 (Indian women): up to 15 times the "
-    "pooled rate"
+    "rate is known. Rates differ by group: "
 )
+
+
+def pooled_words(model_id: str | None) -> str:
+    """The words shown with a pooled rate, for the configuration that made `model_id`."""
+    from workstation.vision.registry import (
+        DEFAULT_CONFIGURATION,
+        configuration,
+        configuration_for_model,
+    )
+
+    config = configuration_for_model(model_id) if model_id else None
+    if config is not None and config.group_spread:
+        return _POOLED + config.group_spread
+    default = configuration(DEFAULT_CONFIGURATION)
+    return _POOLED + "not measured for this model; " + default.group_spread
 
 
 def _clean(value: Any) -> str | None:
@@ -112,18 +121,20 @@ def choose_rate(
     groups: Mapping[str, ImpostorHistogram],
     score: float,
     candidate_group: str | None,
+    model_id: str | None = None,
 ) -> GroupRate | None:
     """The FMR at `score` for a candidate of `candidate_group` (None: not recorded).
 
-    `pooled` is the calibration's pooled table, `groups` the within-group tables. None when the
-    pooled table is empty.
+    `pooled` is the calibration's pooled table, `groups` the within-group tables, `model_id` the
+    model they were counted with (it chooses the measured spread quoted with a pooled rate).
+    None when the pooled table is empty.
     """
     pooled_estimate = pooled.fmr(score)
     if pooled_estimate is None:
         return None
     usable = {g: h for g, h in groups.items() if h.pairs >= MIN_GROUP_PAIRS}
     if not usable:
-        return GroupRate(pooled_estimate, None, POOLED_WORDS)
+        return GroupRate(pooled_estimate, None, pooled_words(model_id))
     own = usable.get(candidate_group) if candidate_group is not None else None
     if own is not None:
         estimate = own.fmr(score)

@@ -106,7 +106,7 @@ class Calibration:
         """
         if not self.usable:
             return None
-        return choose_rate(self.histogram, self.groups, score, candidate_group)
+        return choose_rate(self.histogram, self.groups, score, candidate_group, self.model_id)
 
     def group_spread(self) -> dict[str, Any] | None:
         """Each group's rate at the score of a pooled 1 in 1,000 (None without groups)."""

@@ -196,9 +196,9 @@ def cmd_calibrate(ctx: CliContext) -> int:
     if spread:
         ctx.say(f"by group (sex and race of the subjects): {spread['text']}")
     else:
-        from workstation.calibration.groups import POOLED_WORDS
+        from workstation.calibration.groups import pooled_words
 
-        ctx.say(f"every search's false-match rate is {POOLED_WORDS}")
+        ctx.say(f"every search's false-match rate is {pooled_words(gallery.model_id)}")
     return EXIT_OK
 
 

@@ -74,6 +74,10 @@ class FaceModelConfig:
     offered: bool = True  # False: measured by the benchmarks, not offered to users
     needs_pack: bool = False  # an insightface pack must be chosen
     licence: str = ""
+    # How far false-match rates differed by group for this configuration, measured on UTKFace
+    # (benchmarks/demographics.py --check-calibration; docs/ACCURACY.md), in words shown with a
+    # pooled rate; empty: not measured (the words then say so and quote the default's).
+    group_spread: str = ""
 
     def expected_model_id(self) -> ModelId | None:
         """The model id its embeddings carry, from the manifest alone (no model is loaded);
@@ -203,6 +207,11 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
             "03112341442fa1958c1172e15678f48c23974b82c0c3f287588b5a871a813cdf",
         ),
         licence="YuNet MIT, SFace Apache-2.0",
+        group_spread=(
+            "measured on web photos (UTKFace, fast configuration), where the pooled rate of a "
+            "mixed gallery was 1 in 1,000, strangers of a person's own group scored that high "
+            "1 in 2,100 (White men) to 1 in 67 (Indian women): up to 15 times the pooled rate"
+        ),
     ),
     FaceModelConfig(
         key="accurate",
@@ -227,6 +236,11 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
             "7713e6ada3edb8da3f7ce2eee7586346e95adc59175f721f888fe6f641922554",
         ),
         licence="YuNet MIT, SFace Apache-2.0, dlib models CC0 (public domain)",
+        group_spread=(
+            "measured on web photos (UTKFace, accurate configuration), where the pooled rate of "
+            "a mixed gallery was 1 in 1,000, strangers of a person's own group scored that high "
+            "1 in 5,200 (White men) to 1 in 43 (Asian women): up to 23 times the pooled rate"
+        ),
     ),
     FaceModelConfig(
         key="opencv",

@@ -35,6 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from workstation.calibration.histogram import FmrEstimate, ImpostorHistogram
+from workstation.vision.registry import (
+    DEFAULT_CONFIGURATION,
+    configuration,
+    configuration_for_model,
+)
 
 # With fewer within-group impostor pairs than this, a group's rate is not used on its own: its
 # floor would be worse than 1 in 1,000 (the pooled table's own minimum, MIN_IMPOSTOR_PAIRS), too
@@ -69,12 +74,6 @@ _POOLED = (
 
 def pooled_words(model_id: str | None) -> str:
     """The words shown with a pooled rate, for the configuration that made `model_id`."""
-    from workstation.vision.registry import (
-        DEFAULT_CONFIGURATION,
-        configuration,
-        configuration_for_model,
-    )
-
     config = configuration_for_model(model_id) if model_id else None
     if config is not None and config.group_spread:
         return _POOLED + config.group_spread

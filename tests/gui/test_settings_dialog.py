@@ -169,14 +169,15 @@ def test_face_model_choices_come_from_the_registry_with_their_trade_off(
     combo = dialog.backend_combo
     assert tuple(combo.itemData(i) for i in range(combo.count())) == offered_keys()
     assert combo.currentData() == DEFAULT_CONFIGURATION
-    combo.setCurrentIndex(combo.findData("accurate"))
-    assert dialog.backend_summary.text() == configuration("accurate").summary
+    other = next(k for k in offered_keys() if k != DEFAULT_CONFIGURATION and k != "insightface")
+    combo.setCurrentIndex(combo.findData(other))
+    assert dialog.backend_summary.text() == configuration(other).summary
     assert dialog.backend_summary.isVisible() and not dialog.licence_label.isVisible()
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT_MS):
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
-    assert load_settings().backend == "accurate"
+    assert load_settings().backend == other
     (event,) = _settings_events(context.gallery_dir)
-    assert event.details["changes"]["backend"] == [DEFAULT_CONFIGURATION, "accurate"]
+    assert event.details["changes"]["backend"] == [DEFAULT_CONFIGURATION, other]
 
 
 def test_a_longer_model_summary_is_shown_whole(qtbot, context: AppContext) -> None:
@@ -187,8 +188,11 @@ def test_a_longer_model_summary_is_shown_whole(qtbot, context: AppContext) -> No
     dialog.show()
     summaries = {key: configuration(key).summary for key in offered_keys()}
     longest = max(summaries, key=lambda key: len(summaries[key]))
-    dialog.backend_combo.setCurrentIndex(dialog.backend_combo.findData(longest))
-    qtbot.wait(50)
-    label = dialog.backend_summary
-    assert label.text() == summaries[longest]
-    assert label.height() >= label.heightForWidth(label.width())
+    shortest = min(summaries, key=lambda key: len(summaries[key]))
+    # Every way round: from the shortest to the longest and back, then through all of them.
+    for key in (longest, shortest, longest, *summaries):
+        dialog.backend_combo.setCurrentIndex(dialog.backend_combo.findData(key))
+        qtbot.wait(50)
+        label = dialog.backend_summary
+        assert label.text() == summaries[key]
+        assert label.height() >= label.heightForWidth(label.width()), key

@@ -177,14 +177,17 @@ class SettingsDialog(QDialog):
         for widget in (self.pack_label, self.pack_combo, self.licence_label):
             widget.setVisible(insightface)
         # A wrapped label's minimum height is its height at its narrowest: one longer summary
-        # than the one the dialog opened with was clipped. Ask for the height at the width it has.
-        self.backend_summary.setMinimumHeight(
-            self.backend_summary.heightForWidth(max(self.backend_summary.width(), 300))
-        )
-        layout = self.layout()
-        if layout is not None:
-            layout.activate()
-        self.adjustSize()
+        # than the one the dialog opened with was clipped. Ask for the height at the width it
+        # has, and again once the dialog has resized (its width, and so the wrapping, may move).
+        label, layout = self.backend_summary, self.layout()
+        for _ in range(3):
+            needed = label.heightForWidth(max(label.width(), 300))
+            if needed == label.minimumHeight():
+                break
+            label.setMinimumHeight(needed)
+            if layout is not None:
+                layout.activate()
+            self.adjustSize()
         editor = self.pack_combo.lineEdit()  # None unless the combo is editable
         if insightface and self.pack_combo.count() == 0 and editor is not None:
             editor.setPlaceholderText(f"no pack found under {insightface_models_root()}")

@@ -4,9 +4,9 @@ index from the database (time and peak memory) and deleting a subject's faces.
 Synthetic identities stand in for real faces: each identity is a centre on the unit sphere and
 each photo of it the centre plus noise, L2-normalised. The generator's four parameters are fitted
 so that the mated and non-mated cosine-similarity distributions (mean and standard deviation)
-match those the default model (YuNet + SFace) gives on the labelled photos of ../shared/faces;
-the fitted figures are printed first. Nothing here assumes 128 dimensions (`--dim 256` for a
-fused SFace + dlib vector).
+match those the default configuration (`accurate` since 1 December 2026, `fast` before) gives
+on the labelled photos of ../shared/faces; the fitted figures are printed first. Nothing here
+assumes 128 dimensions (`--dim 256` for the default's fused SFace + dlib vector).
 
 For each size a real gallery is made: one face per identity, written to SQLite in bulk. Then,
 for the product (this checkout) and, with `--baseline COMMIT`, for the code at that commit

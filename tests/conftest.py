@@ -34,6 +34,15 @@ def shared_faces_dir() -> Path | None:
 TEST_LOGIN = "examiner1"
 
 
+def same_person_line(model_id: object) -> float:
+    """The score the product reads as "probably the same person" for this model (strangers
+    reach it about 1 in 630 in its shipped reference table). Tests compare scores with it, not
+    with numbers of one model's scale: a fused model's strangers score about 0.6, SFace's 0.0."""
+    from workstation.calibration.reference import same_person_score
+
+    return same_person_score(str(model_id))[0]
+
+
 @pytest.fixture(autouse=True)
 def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path / "user-data"))

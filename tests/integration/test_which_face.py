@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import same_person_line
 
 from workstation.cli import main
 from workstation.domain import BBox, FaceChoice
@@ -72,8 +73,9 @@ def test_compare_uses_the_face_it_is_told(two_people, photo_paths, gallery) -> N
     (largest,) = compare_json(gallery, str(path), biden)
     (by_number,) = compare_json(gallery, "--face-a", "1", str(path), biden)
     (by_box,) = compare_json(gallery, "--box-a", box_text(biden_box), str(path), biden)
-    assert largest["score"] < 0.4 < by_number["score"]
-    assert by_box["score"] > 0.6
+    same = same_person_line(largest["model_id"])
+    assert largest["score"] < same < by_number["score"]
+    assert by_box["score"] > same
     assert by_number["face_a"]["face_index"] == 1
     assert by_box["face_a"]["source"] == "manual" and by_box["face_a"]["aligned"]
     assert by_box["face_a"]["box"] == [float(v) for v in box_text(biden_box).split(",")]
@@ -207,9 +209,10 @@ def test_pairs_file_box_and_face_columns(two_people, photo_paths, gallery, tmp_p
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["error"] is None for r in rows] == [True, True, True, False]
-    assert rows[0]["face_a"]["source"] == "manual" and rows[0]["score"] > 0.6
-    assert rows[1]["face_a"]["face_index"] == 1 and rows[1]["score"] > 0.6
-    assert rows[2]["score"] < 0.4
+    same = same_person_line(rows[0]["model_id"])
+    assert rows[0]["face_a"]["source"] == "manual" and rows[0]["score"] > same
+    assert rows[1]["face_a"]["face_index"] == 1 and rows[1]["score"] > same
+    assert rows[2]["score"] < same
     assert "line 5" in rows[3]["error"] and "X,Y,W,H" in rows[3]["error"]
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import same_person_line
 
 from workstation.cli import main
 from workstation.errors import GalleryError, WorkstationError
@@ -61,7 +62,8 @@ def test_small_gallery_uses_the_fixed_strict_threshold(twice_enrolled: Gallery) 
     assert twice_enrolled.model_id is not None
     expected = score_like_sface(twice_enrolled.model_id, DEFAULT_DUPLICATE_THRESHOLD)
     assert expected is not None and threshold == expected[0] and "too few" in why
-    assert abs(threshold - DEFAULT_DUPLICATE_THRESHOLD) < 0.05  # SFace+flip: about SFace's scale
+    # Stricter than the score read as "probably the same person", on any model's scale.
+    assert threshold > same_person_line(twice_enrolled.model_id)
     sface_alone = (
         "sface-2021dec-int8bq@fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
     )

@@ -40,6 +40,11 @@ def accurate() -> FaceEngine:
 
 
 @pytest.fixture(scope="module")
+def fast() -> FaceEngine:
+    return create_engine("fast")
+
+
+@pytest.fixture(scope="module")
 def photos(photo_paths: dict[str, Path]) -> dict[str, np.ndarray]:
     return {name: load_image(path).bgr for name, path in photo_paths.items()}
 
@@ -104,9 +109,10 @@ def test_altered_dlib_model_is_refused(tmp_path: Path) -> None:
         )
 
 
-def test_mirror_averaging_adds_the_mirror_image(engine, photos) -> None:
+def test_mirror_averaging_adds_the_mirror_image(fast, photos) -> None:
+    engine = fast
     plain = create_engine("opencv")
-    assert isinstance(engine.embedder, MirrorAveraged)  # the shipped default mirrors
+    assert isinstance(engine.embedder, MirrorAveraged)
     face = plain.detect(photos["obama"])[0]
     prepared = plain.prepare(photos["obama"], face.box, face.landmarks)
     (crop,) = prepared
@@ -183,8 +189,9 @@ def test_same_person_score_follows_the_model_scale() -> None:
 
 
 def test_a_gallery_of_one_configuration_refuses_another_until_reembedded(
-    gallery, engine, accurate, photo_paths
+    gallery, fast, accurate, photo_paths
 ) -> None:
+    engine = fast
     items = items_for_subject("P-OBAMA", [photo_paths["obama"]], "Barack Obama")
     items += items_for_subject("P-BIDEN", [photo_paths["biden"]], "Joe Biden")
     drain(enroll(gallery, engine, items))

@@ -191,10 +191,12 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
         key="fast",
         label="Fast: SFace, with its mirror image (shipped)",
         summary=(
-            "YuNet finds faces, SFace (OpenCV) embeds each face and its mirror image. The quick "
-            "choice: enrolment needs about half the CPU of 'accurate' (measured); on CFP (500 "
+            "YuNet finds faces, SFace (OpenCV) embeds each face and its mirror image. One model "
+            "instead of two: enrolment needs about 0.7-0.85 times the CPU of 'accurate' "
+            "(measured), and fewer true pairs are accepted at the same false-match rate (CFP "
+            "frontal pairs: 99.14% against 99.54% at 1 in 1,000; 99.56% told apart); on CFP (500 "
             "people) the right person first 99.4% of the time from a frontal photo, 82.2% from "
-            "a profile; 99.56% of frontal pairs told apart (docs/ACCURACY.md)."
+            "a profile (docs/ACCURACY.md)."
         ),
         model_files=(YUNET, SFACE),
         build_embedder=_build_fast,
@@ -221,9 +223,8 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
             "embed the face and its mirror image, and their scores are combined. More true "
             "pairs accepted at the same false-match rate than 'fast' (CFP frontal pairs: 99.54% "
             "against 99.14% at 1 in 1,000; 99.73% told apart) and better on profiles (rank-1 "
-            "83.0% against 82.2%), at about twice the CPU per photo and four times per face: "
-            "enrolling a large gallery takes hours longer. Changing it means re-embedding the "
-            "gallery (workstation reembed)."
+            "83.0% against 82.2%), for about 1.2-1.4 times the CPU per photo. Changing it means "
+            "re-embedding the gallery (workstation reembed)."
         ),
         model_files=(YUNET, SFACE, DLIB_RESNET, DLIB_LANDMARKS),
         build_embedder=_build_accurate,
@@ -294,9 +295,10 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
     ),
 )
 
-# The configuration of a new gallery when settings name none (chosen by measurement: see
+# The configuration of a new gallery when settings name none (chosen by measurement: the most
+# accurate one that enrols at least 15 photos/s on 2 cores at the speed the rule was set at; see
 # docs/ACCURACY.md, "Choosing the default").
-DEFAULT_CONFIGURATION = "fast"
+DEFAULT_CONFIGURATION = "accurate"
 
 
 def offered_keys() -> tuple[str, ...]:

@@ -9,6 +9,7 @@ close. The clip is written with cv2.VideoWriter (mp4v, 25 fps) into a temporary 
 deleted afterwards.
 
 Run:  python benchmarks/footage_speed.py [--seconds 30] [--every 0.2] [--detect-side 640]
+      [--configs accurate,fast]   (each configuration scans the same clip in turn)
 Speed = seconds of video scanned / wall-clock seconds of scan_video (hashing, decoding,
 detection, linking and template embedding included; model loading excluded).
 """
@@ -95,6 +96,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=0.2)
     parser.add_argument("--detect-side", type=int, nargs="+", default=[640])
+    parser.add_argument(
+        "--configs",
+        default="",
+        help="registry configurations, comma-separated (default: the default)",
+    )
     args = parser.parse_args()
 
     from workstation.footage import ScanOptions, scan_video
@@ -103,11 +109,9 @@ def main() -> None:
     from workstation.vision.registry import create_engine
 
     cv2 = cv2_module()
-    engine = create_engine()
-    print(
-        f"cores: {os.cpu_count()}, OpenCV {cv2.__version__} threads {cv2.getNumThreads()}, "
-        f"model {engine.description}"
-    )
+    engines = [create_engine(key or None) for key in args.configs.split(",")]
+    engine = engines[0]
+    print(f"cores: {os.cpu_count()}, OpenCV {cv2.__version__} threads {cv2.getNumThreads()}")
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "bench_720p25.mp4"
         started = time.perf_counter()
@@ -122,10 +126,11 @@ def main() -> None:
             pass
         decode = time.perf_counter() - started
         print(f"decode only (grab every frame): {args.seconds / decode:.1f}x real time")
-        for side in args.detect_side:
+        for side, scanner in ((side, e) for side in args.detect_side for e in engines):
             options = ScanOptions(every_s=args.every, detect_side=side)
-            result = drain(scan_video(engine, clip, options))
+            result = drain(scan_video(scanner, clip, options))
             print(
+                f"{scanner.description}: "
                 f"scan every {args.every} s ({1 / args.every:.0f} samples/s), detect side {side}: "
                 f"{result.speed_x_realtime:.1f}x real time ({result.elapsed_s:.1f} s for "
                 f"{result.scanned_s:.0f} s of video; {result.samples} samples, "

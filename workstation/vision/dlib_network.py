@@ -347,14 +347,14 @@ def onnx_model(network: DlibNetwork) -> bytes:
         if op.kind == "con":
             assert layer.weights is not None and layer.bias is not None
             weights, bias = layer.weights, layer.bias
-            following = layers[index] if index < len(layers) else None
-            if following is not None and following.op.kind == "affine":
-                # A frozen batch normalisation after a convolution is the same convolution
-                # with scaled filters and a shifted bias.
-                assert following.scale is not None and following.shift is not None
-                weights = weights * following.scale[:, None, None, None]
-                bias = bias * following.scale + following.shift
-                index += 1
+            # Every convolution of this network is followed by a frozen batch normalisation
+            # (network_ops), which is the same convolution with scaled filters and shifted bias.
+            following = layers[index]
+            assert following.op.kind == "affine"
+            assert following.scale is not None and following.shift is not None
+            weights = weights * following.scale[:, None, None, None]
+            bias = bias * following.scale + following.shift
+            index += 1
             padding = 0 if op.stride != 1 else op.size // 2
             current = graph.node(
                 "Conv",
@@ -365,14 +365,6 @@ def onnx_model(network: DlibNetwork) -> bytes:
             )
             side = _output_side(shape[1], op.size, op.stride, padding)
             shape = (op.filters, side, side)
-        elif op.kind == "affine":
-            assert layer.scale is not None and layer.shift is not None
-            scaled = graph.node(
-                "Mul", [current, graph.constant("g", layer.scale.reshape(1, -1, 1, 1))]
-            )
-            current = graph.node(
-                "Add", [scaled, graph.constant("beta", layer.shift.reshape(1, -1, 1, 1))]
-            )
         elif op.kind == "relu":
             current = graph.node("Relu", [current])
         elif op.kind in ("max_pool", "avg_pool"):

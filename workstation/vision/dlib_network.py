@@ -28,6 +28,7 @@ Each `affine` layer (a frozen batch normalisation) is folded into the convolutio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -409,16 +410,24 @@ def onnx_model(network: DlibNetwork) -> bytes:
     )
 
 
+@lru_cache(maxsize=2)
+def _compiled(data: bytes) -> tuple[bytes, tuple[float, float, float]]:
+    """The ONNX bytes and channel means of a weights file, read and written once a process:
+    enrolment builds one engine per worker from the same verified bytes."""
+    network = read_network(data)
+    return onnx_model(network), network.channel_means
+
+
 class DlibResNetRunner:
     """The network on OpenCV's DNN module, like the detector and SFace: it follows OpenCV's
     thread count (one thread a worker during enrolment, vision/cvcompat.serial_inference)."""
 
     def __init__(self, data: bytes) -> None:
-        network = read_network(data)
-        self._means = np.array(network.channel_means, dtype=np.float32).reshape(1, 1, 1, 3)
+        model, means = _compiled(data)
+        self._means = np.array(means, dtype=np.float32).reshape(1, 1, 1, 3)
         cv2 = cv2_module()
         try:
-            self._net = cv2.dnn.readNetFromONNX(np.frombuffer(onnx_model(network), np.uint8))
+            self._net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8))
         except cv2.error as exc:
             raise ModelError(f"OpenCV cannot run dlib's network ({exc})") from exc
 

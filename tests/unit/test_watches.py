@@ -10,11 +10,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlite_file import edit_database
 
 from workstation.audit.actions import AuditAction
+from workstation.audit.rows import COVERED_LATER
 from workstation.cli import main
 from workstation.errors import CaseStatusError, WorkstationError
 from workstation.gallery.cases import archive_case
+from workstation.gallery.change import GalleryChange
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
@@ -28,6 +31,8 @@ from workstation.gallery.watches import (
 )
 from workstation.progress import drain
 from workstation.vision.images import load_image
+
+(FLAG,) = COVERED_LATER
 
 
 @pytest.fixture
@@ -182,3 +187,89 @@ def test_watch_command_line(tmp_path: Path, photo_paths: dict[str, Path]) -> Non
     assert "0 watch(es)" in out
     code, out, _ = run(*g, "watch", "list", "--all", "--json", *sup)
     assert json.loads(out)["end_reason"] == "identified"
+
+
+# ------------------------------------------------------------------ row hashes
+def _fire(gallery: Gallery, engine, photo_paths: dict[str, Path]) -> None:
+    """Obama enrolled: the watch fires, so the gallery holds a watch and a watch hit."""
+    report = drain(enroll(gallery, engine, items_for_subject("P-NEW", [photo_paths["obama"]])))
+    assert len(report.watch_hits) == 1
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("UPDATE watches SET threshold = 0.1", "differs from what event"),
+        ("UPDATE watches SET end_reason = 'x', ended_at = '2026-01-01'", "watch 1 differs"),
+        ("UPDATE watch_hits SET score = 0.99", "watch hit 1 differs"),
+        ("DELETE FROM watch_hits", "watch hit 1 was written by event"),
+        (
+            "INSERT INTO watch_hits (watch_id, search_id, subject_id, face_id, score, "
+            "created_at) SELECT watch_id, search_id, 'P-BIDEN', 1, 0.9, created_at "
+            "FROM watch_hits",
+            "watch hit 2 was not written by any audited act",
+        ),
+    ],
+)
+def test_watches_and_hits_edited_outside_the_program_are_named(
+    watched, engine, photo_paths, sql: str, words: str
+) -> None:
+    """A watch's threshold lowered (more alerts), an ended watch's reason, a hit's score, a hit
+    removed or one added by hand: each breaks `audit verify`, naming the row."""
+    gallery, _, _ = watched
+    _fire(gallery, engine, photo_paths)
+    with Gallery(gallery.folder, user="examiner1") as other:  # each write vouched for once
+        end_watch(other, 1, "solved")
+    assert gallery.verify_audit().intact
+    edit_database(gallery.folder, sql)
+    report = gallery.verify_audit()
+    assert not report.intact and words in (report.problem or ""), report.problem
+
+
+def test_an_upgraded_gallerys_watches_are_hashed_once_by_the_first_examiner_to_open_it(
+    tmp_path: Path, engine, photo_paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gallery whose watches were written before the chain covered them is not called
+    tampered: `audit verify` leaves them out until an examiner opens it, whose opening hashes
+    them as found, in an act of its own and once; from then on they are held to those hashes."""
+    # What an older version wrote: watch rows without row hashes, and no flag.
+    original_touch = GalleryChange._touch
+
+    def touch_as_before(self, table, row_ids, removed=False):
+        if table not in ("watches", "watch_hits"):
+            original_touch(self, table, row_ids, removed)
+
+    folder = tmp_path / "older"
+    with monkeypatch.context() as older_version:
+        older_version.setattr(GalleryChange, "_touch", touch_as_before)
+        older_version.setattr(GalleryChange, "cover_later_tables", lambda self, keys: {})
+        with Gallery(folder, user="examiner1") as old:
+            drain(enroll(old, engine, items_for_subject("P-BIDEN", [photo_paths["biden"]])))
+            probe = load_image(photo_paths["obama2"])
+            search = search_image(old, engine, probe, "C-1", "robbery")
+            watch = add_watch(old, engine, search.search_id, "unknown man in the lobby")
+            assert old.meta(FLAG) is None
+
+    with Gallery(folder, read_only=True) as upgraded:
+        report = upgraded.verify_audit()
+    assert report.intact, report.problem  # the watch rows are not yet held to anything
+
+    with Gallery(folder, user="examiner1") as opened:
+        event = opened.audit_events()[-1]
+        assert event.action == AuditAction.ROWS_ADOPTED.value and event.user == "examiner1"
+        assert event.details == {"tables": {"watches": 1, "watch_hits": 0}, "covered": [FLAG]}
+        assert opened.verify_audit().intact
+        _fire(opened, engine, photo_paths)
+    with Gallery(folder, user="examiner1") as again:  # once only
+        assert sum(e.action == "rows_adopted" for e in again.audit_events()) == 1
+        assert again.verify_audit().intact
+    edit_database(folder, "UPDATE watches SET threshold = 0.1 WHERE id = ?", (watch.id,))
+    with Gallery(folder, read_only=True) as later:
+        report = later.verify_audit()
+    assert not report.intact and "watch 1 differs" in (report.problem or ""), report.problem
+    # Removing the flag, to have the watches left out again, is itself named.
+    edit_database(folder, "UPDATE watches SET threshold = ? WHERE id = ?", (watch.threshold, 1))
+    edit_database(folder, "DELETE FROM meta WHERE key = ?", (FLAG,))
+    with Gallery(folder, read_only=True) as later:
+        report = later.verify_audit()
+    assert not report.intact and FLAG in (report.problem or ""), report.problem

@@ -58,6 +58,9 @@ class AuditAction(str, Enum):
     # redaction, and a box they un-redact (shown in exports) with a note.
     REDACTION_BOX = "redaction_box"
     UNREDACT = "unredact"
+    # Rows of tables the chain came to cover after they were written (watches and their hits,
+    # rows.COVERED_LATER), hashed as found by the first examiner to open the upgraded gallery.
+    ROWS_ADOPTED = "rows_adopted"
 
     def __str__(self) -> str:
         return self.value

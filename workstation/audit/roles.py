@@ -99,6 +99,7 @@ _REQUIRED: dict[AuditAction, frozenset[Role]] = {
     AuditAction.INDEX_REBUILD: ANY_ROLE,
     AuditAction.SETTINGS_CHANGE: ANY_ROLE,
     AuditAction.GENESIS: ANY_ROLE,
+    AuditAction.ROWS_ADOPTED: ANY_ROLE,
     # Consulting records is open to every registered examiner; what they may do with what they
     # read is held to their roles by the act itself. An unregistered login records nothing, so
     # it reads nothing either.
@@ -137,6 +138,7 @@ _ACT_WORDS: dict[AuditAction, str] = {
     AuditAction.UNREDACT: "un-redact a face in an export",
     AuditAction.SETTINGS_CHANGE: "change the gallery's settings",
     AuditAction.VIEW: "consult the gallery's records",
+    AuditAction.ROWS_ADOPTED: "vouch for rows written before they were hashed",
 }
 
 

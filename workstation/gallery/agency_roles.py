@@ -125,6 +125,15 @@ TABLE_GRANTS: dict[str, dict[str, str]] = {
         "redaction_marks": "SELECT, INSERT",  # whoever may export prepares its redaction
     },
 }
+
+
+def roles_inserting(table: str) -> frozenset[Role]:
+    """The app roles whose database role may add rows to `table`."""
+    return frozenset(
+        Role(role) for role, grants in TABLE_GRANTS.items() if "INSERT" in grants[table]
+    )
+
+
 # Each table's examiner columns: written as the connected role's registered examiner. (Not
 # cases.authorised_by: the person who authorised the searches is often not an examiner.)
 EXAMINER_COLUMNS: dict[str, tuple[str, ...]] = {

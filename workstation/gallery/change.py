@@ -29,7 +29,7 @@ import numpy as np
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import AuditEvent, audited_action, new_event, utc_now
 from workstation.audit.roles import Role, refusal
-from workstation.audit.rows import RowEntry, row_sha256, rows_digest
+from workstation.audit.rows import COVERED_LATER, RowEntry, row_sha256, rows_digest
 from workstation.domain import (
     CaseAuthorisation,
     CaseStatus,
@@ -185,13 +185,27 @@ class GalleryChange:
         for row_id in row_ids:
             self._rows[(table, str(row_id))] = removed
 
-    def touch_every_row(self) -> int:
-        """Note every covered row as written (an adopted gallery's baseline); returns how many."""
+    def touch_every_row(self, tables: Iterable[str] | None = None) -> int:
+        """Note every covered row (of `tables`, default all) as written: an adopted gallery's
+        baseline; returns how many."""
         before = len(self._rows)
-        for table, key in audit_store.ROW_KEYS.items():
+        for table in audit_store.ROW_KEYS if tables is None else tables:
+            key = audit_store.ROW_KEYS[table]
             ids = [str(r[0]) for r in self._conn.execute(f'SELECT "{key}" FROM {table}')]
             self._touch(table, (i for i in ids if not audit_store.uncovered(table, i)))
         return len(self._rows) - before
+
+    def cover_later_tables(self, keys: Iterable[str]) -> dict[str, int]:
+        """Hash, as found, the rows of the tables the chain came to cover later (`keys` of
+        rows.COVERED_LATER) and mark the gallery as covering them; rows hashed per table."""
+        counts: dict[str, int] = {}
+        for key in keys:
+            for table in COVERED_LATER[key]:
+                counts[table] = self.touch_every_row([table])
+            self.gallery._set_meta(key, utc_now())
+            self._touch("meta", [key])
+        self._wrote = True
+        return counts
 
     def _row_entries(self) -> list[RowEntry]:
         """The hashes of the rows written since the last event, read back as stored."""
@@ -645,19 +659,24 @@ class GalleryChange:
         columns["created_by"] = self.acting.name
         names = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
-        return self._writing().insert(
+        watch_id = self._writing().insert(
             f"INSERT INTO watches ({names}) VALUES ({marks})", list(columns.values())
         )
+        self._touch("watches", [watch_id])
+        return watch_id
 
     def end_watches(self, watch_ids: Sequence[int], reason: str) -> None:
         """End watches: their probe embedding is deleted (NULL), when and why are kept."""
         now = utc_now()
         for watch_id in watch_ids:
-            self._writing().execute(
+            cursor = self._writing().execute(
                 "UPDATE watches SET embedding = NULL, ended_at = ?, ended_by = ?, "
                 "end_reason = ? WHERE id = ? AND ended_at IS NULL",
                 (now, self.acting.name, reason, int(watch_id)),
             )
+            # A watch that had already ended is not rewritten, nor re-vouched for.
+            if cursor.rowcount:
+                self._touch("watches", [watch_id])
 
     def watch_searched(self, watch_id: int, checked_face_id: int) -> None:
         """Faces up to `checked_face_id` have been searched for this watch."""
@@ -665,6 +684,7 @@ class GalleryChange:
             "UPDATE watches SET checked_face_id = ? WHERE id = ?",
             (int(checked_face_id), int(watch_id)),
         )
+        self._touch("watches", [watch_id])
 
     def add_watch_hit(
         self,
@@ -676,11 +696,13 @@ class GalleryChange:
         fmr: float | None,
         fmr_text: str | None,
     ) -> int:
-        return self._writing().insert(
+        hit_id = self._writing().insert(
             "INSERT INTO watch_hits (watch_id, search_id, subject_id, face_id, score, fmr, "
             "fmr_text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (watch_id, search_id, subject_id, face_id, round(score, 5), fmr, fmr_text, utc_now()),
         )
+        self._touch("watch_hits", [hit_id])
+        return hit_id
 
     def add_decision(
         self,

@@ -44,8 +44,14 @@ import numpy as np
 
 from workstation.audit.actions import AuditAction
 from workstation.audit.log import AuditEvent
-from workstation.audit.roles import ALL_ROLES, refusal
-from workstation.audit.rows import RowEntry, row_sha256, row_word
+from workstation.audit.roles import ALL_ROLES, Role, refusal
+from workstation.audit.rows import (
+    COVERED_LATER,
+    COVERED_TABLES,
+    RowEntry,
+    row_sha256,
+    row_word,
+)
 from workstation.audit.verify import ChainReport, check_rows, verify_events
 from workstation.audit.witness import (
     GalleryHead,
@@ -345,8 +351,61 @@ class Gallery:
             # A new gallery (or one that never recorded anything): its creator is its first
             # administrator. An older gallery with unsigned events is adopted explicitly.
             self._genesis(adopting=False)
+        else:
+            self._cover_later_tables()
         # Photo copies a crash left without a row (see gallery.photo_copies), removed at open.
         self.orphans_removed = self._remove_orphan_photos()
+
+    def _covered_tables(self) -> list[str]:
+        """The tables whose rows the chain covers in this gallery: all, but those covered later
+        (rows.COVERED_LATER) in a gallery upgraded since and not yet opened by an examiner,
+        whose rows there no event has hashed yet. (The flag is a covered row itself: removed
+        outside the program, `audit verify` names it.)"""
+        pending = {
+            table
+            for key, tables in COVERED_LATER.items()
+            if self.meta(key) is None
+            for table in tables
+        }
+        return [table for table in COVERED_TABLES if table not in pending]
+
+    def _roles_writing_meta(self) -> frozenset[Role]:
+        """Who may write `meta` here: anyone on a PC; on an agency's database, the roles its
+        grants let add rows to it."""
+        if self.kind != AGENCY:
+            return ALL_ROLES
+        from workstation.gallery.agency_roles import roles_inserting
+
+        return roles_inserting("meta")
+
+    def _cover_later_tables(self) -> None:
+        """An upgraded gallery's rows in the tables the chain came to cover later (watches and
+        their hits) are hashed as found, once, by the first registered examiner to open it, in
+        an act of their own (rows.COVERED_LATER): from then on `audit verify` holds them to
+        those hashes, and the event says who vouched for them and when."""
+        if all(self.meta(key) is not None for key in COVERED_LATER):
+            return
+        if self.genesis_event() is None:
+            return  # an older gallery not yet adopted: its adoption hashes every row
+        try:
+            change = self.open_change(save_index=False)
+        except (IdentityError, GalleryError) as exc:
+            # Someone who may not act here (not registered, revoked; the gallery moved): the
+            # gallery still opens for what they may do, and the next examiner does this.
+            log.info("%s: rows to hash left for a registered examiner (%s)", self.folder, exc)
+            return
+        try:
+            # Checked again under the write lock: another process may have done it meanwhile.
+            missing = [key for key in COVERED_LATER if self.meta(key) is None]
+            if not missing or not change.acting.roles & self._roles_writing_meta():
+                change.rollback()
+                return
+            counts = change.cover_later_tables(missing)
+            change.record(AuditAction.ROWS_ADOPTED, {"tables": counts, "covered": missing})
+            change.commit()
+        except BaseException:
+            change.rollback()
+            raise
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -588,6 +647,8 @@ class Gallery:
             self._change = change
             change.add_examiner(entry["fingerprint"], name, key.public_text, ALL_ROLES)
             baseline = change.touch_every_row() if adopting else 0
+            # Its rows are covered from the start (an adopted gallery's by the baseline above).
+            change.cover_later_tables(COVERED_LATER)
             event = change.record(
                 AuditAction.GENESIS,
                 {
@@ -1253,7 +1314,9 @@ class Gallery:
             )
             if report.intact and rows and report.genesis_seq is not None:
                 checked, problem = check_rows(
-                    audit_store.DatabaseRowSource(self._conn), skip=audit_store.uncovered
+                    audit_store.DatabaseRowSource(self._conn),
+                    tables=self._covered_tables(),
+                    skip=audit_store.uncovered,
                 )
                 report.rows_checked = checked
                 if problem is not None:

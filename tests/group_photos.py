@@ -58,7 +58,7 @@ def street_frame(engine, photo_paths, folder: Path):
     from footage_clips import Appearance, make_clip
 
     from workstation.footage import probe_video
-    from workstation.footage.video import read_frame
+    from workstation.vision.video import read_frame
 
     clip = folder / "street.mp4"
     make_clip(

@@ -17,7 +17,6 @@ from workstation.cli import main
 from workstation.errors import CaseRequiredError, IdentityError
 from workstation.footage.scan import ScanOptions, ScanResult
 from workstation.footage.search import record_scan
-from workstation.footage.video import VideoInfo
 from workstation.gallery.reads import (
     ID_LIST_LIMIT,
     Read,
@@ -26,6 +25,7 @@ from workstation.gallery.reads import (
     record_read,
 )
 from workstation.gallery.store import Gallery
+from workstation.vision.video import VideoInfo
 
 CASE = ["--case", "2026-0042", "--purpose", "armed robbery"]
 

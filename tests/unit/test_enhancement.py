@@ -239,7 +239,7 @@ def test_a_footage_frame_is_the_original_of_its_working_copy(
     from footage_clips import Appearance, make_clip
 
     from workstation.footage.search import search_frame
-    from workstation.footage.video import probe_video, read_frame
+    from workstation.vision.video import probe_video, read_frame
 
     clip = tmp_path / "dark.mp4"
     make_clip(engine, clip, [Appearance(photo_paths["obama2"], 0.0, 1.0, 100, 60)], seconds=1.0)

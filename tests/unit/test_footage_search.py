@@ -22,11 +22,11 @@ from workstation.footage import (
     search_frame,
     search_track,
 )
-from workstation.footage.video import read_frame
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.progress import drain
 from workstation.vision.engine import select_face
 from workstation.vision.images import load_image
+from workstation.vision.video import read_frame
 
 
 @pytest.fixture(scope="module")

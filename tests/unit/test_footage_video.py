@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workstation.footage.video import FrameReader, VideoError, VideoInfo, probe_video, timecode
 from workstation.vision.cvcompat import cv2_module
+from workstation.vision.video import FrameReader, VideoError, VideoInfo, probe_video, timecode
 
 
 def _numbered_clip(path: Path, frames: int = 30, fps: float = 10.0, fourcc: str = "MJPG") -> None:

@@ -43,7 +43,7 @@ def _replay(ctx: CliContext) -> int:
         return EXIT_OK
     original = Path(args.original)
     if lineage.original_kind == "video frame":
-        from workstation.footage.video import probe_video, read_frame
+        from workstation.vision.video import probe_video, read_frame
 
         frame = record.probe.frame or {}
         video = probe_video(original)

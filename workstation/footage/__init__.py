@@ -15,7 +15,7 @@ from workstation.footage.search import (
     search_track,
 )
 from workstation.footage.tracks import Track
-from workstation.footage.video import FrameReader, VideoError, VideoInfo, probe_video, timecode
+from workstation.vision.video import FrameReader, VideoError, VideoInfo, probe_video, timecode
 
 __all__ = [
     "Appearance",

@@ -35,12 +35,12 @@ from workstation.footage.tracks import (
     TrackLinker,
     quality_weight,
 )
-from workstation.footage.video import VideoError, VideoInfo, open_capture, probe_video, timecode
 from workstation.hashing import sha256_file
 from workstation.progress import CancelToken, Progress
 from workstation.vision.alignment import align_face
 from workstation.vision.engine import FaceEngine
 from workstation.vision.quality import assess_quality
+from workstation.vision.video import VideoError, VideoInfo, open_capture, probe_video, timecode
 
 DEFAULT_EVERY_S = 0.2
 DEFAULT_DETECT_SIDE = 640

@@ -26,7 +26,6 @@ from workstation.domain import BBox, Face, ModelId
 from workstation.errors import GalleryError, NoFaceError
 from workstation.footage.scan import ScanResult
 from workstation.footage.tracks import Track
-from workstation.footage.video import VideoInfo, timecode
 from workstation.gallery.reads import Read, require_read_case
 from workstation.gallery.search import (
     DEFAULT_TOP_K,
@@ -38,6 +37,7 @@ from workstation.gallery.search import (
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, l2_normalise, select_face
 from workstation.vision.enhancement import Enhancement, Step, enhance, pixels_sha256
+from workstation.vision.video import VideoInfo, timecode
 
 
 def find_threshold(model: ModelId | str | None) -> tuple[float, str]:

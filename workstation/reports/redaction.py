@@ -295,7 +295,7 @@ def probe_pixels(record: SearchRecord) -> tuple[np.ndarray | None, str | None, s
     probe = record.probe
     try:
         if probe.frame:
-            from workstation.footage.video import probe_video, read_frame
+            from workstation.vision.video import probe_video, read_frame
 
             video = probe_video(str(probe.frame.get("video_path")))
             if video.sha256 != probe.sha256:

@@ -9,13 +9,16 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from footage_clips import Appearance, make_clip
 from sqlite_file import edit_database
 
 from workstation.audit.actions import AuditAction
 from workstation.audit.rows import COVERED_LATER
 from workstation.cli import main
 from workstation.errors import CaseStatusError, WorkstationError
+from workstation.footage import scan_video, search_frame, search_track
 from workstation.gallery.cases import archive_case
 from workstation.gallery.change import GalleryChange
 from workstation.gallery.enroll import enroll, items_for_subject
@@ -31,6 +34,7 @@ from workstation.gallery.watches import (
 )
 from workstation.progress import drain
 from workstation.vision.images import load_image
+from workstation.vision.video import probe_video, read_frame
 
 (FLAG,) = COVERED_LATER
 
@@ -150,6 +154,40 @@ def test_bad_watch_requests_are_refused_in_words(watched, engine, photo_paths, t
     with pytest.raises(WorkstationError, match=r"probe\.jpg"):
         add_watch(gallery, engine, moved.search_id, "x")
     assert len(gallery.watch_rows()) == 1  # only the fixture's
+
+
+def test_a_face_in_a_video_frame_is_watched_from_that_frame_read_again(
+    gallery: Gallery, engine, photo_paths: dict[str, Path], tmp_path: Path
+) -> None:
+    """A face chosen in a frame of footage, the usual cold-case probe, is left on watch: its
+    embedding is made again from that frame of the very video searched (SHA-256 checked) and
+    fires on the person's later enrolment. A face track (a template of several frames) is
+    refused in words, and so is a video changed since its search."""
+    clip = tmp_path / "lobby.mp4"
+    make_clip(engine, clip, [Appearance(photo_paths["obama2"], 0.0, 2.0, 100, 60)], 2.0)
+    drain(enroll(gallery, engine, items_for_subject("P-BIDEN", [photo_paths["biden"]])))
+    video = probe_video(clip)
+    frame = read_frame(video, 5)
+    search = search_frame(gallery, engine, video, 5, frame, "C-1", "robbery")
+    watch = add_watch(gallery, engine, search.search_id, "man in the lobby footage")
+    (row,) = gallery.watch_rows(watch_id=watch.id)
+    watched_vector = np.frombuffer(row["embedding"], dtype=np.float32)
+    searched_vector = engine.analyze(frame)[0].embedding
+    assert float(watched_vector @ searched_vector) > 0.9999  # the face searched, as searched
+
+    report = drain(enroll(gallery, engine, items_for_subject("P-NEW", [photo_paths["obama"]])))
+    (hit,) = report.watch_hits
+    assert hit.subject_id == "P-NEW" and hit.watch_id == watch.id
+
+    scan = drain(scan_video(engine, clip))
+    tracked = search_track(gallery, scan, scan.tracks[0], "C-1", "robbery")
+    with pytest.raises(WorkstationError, match="face track"):
+        add_watch(gallery, engine, tracked.search_id, "x")
+    make_clip(engine, clip, [Appearance(photo_paths["obama2"], 0.0, 2.0, 120, 60)], 2.0)
+    with pytest.raises(WorkstationError, match=r"lobby\.mp4.*SHA-256 differs"):
+        add_watch(gallery, engine, search.search_id, "x")
+    assert len(gallery.watch_rows()) == 1
+    assert gallery.verify_audit().intact
 
 
 def test_watch_command_line(tmp_path: Path, photo_paths: dict[str, Path]) -> None:

@@ -164,39 +164,62 @@ def watch_until(text: str | None, today: date | None = None) -> str:
 
 
 def probe_embedding(gallery: Gallery, engine: FaceEngine, search_id: int) -> np.ndarray:
-    """The embedding of the face a search searched, recomputed from its stored probe photo.
+    """The embedding of the face a search searched, recomputed from its stored probe: the photo,
+    or the frame of the video (read again at its index).
 
-    Refused (in words) when the photo is gone or no longer the file searched (SHA-256), when the
-    probe was a video frame, or when the engine is not the search's model.
+    Refused (in words) when the photo or video is gone or no longer the file searched (SHA-256),
+    when the probe was a face track (a template of many frames), or when the engine is not the
+    search's model.
     """
     from workstation.vision.enhancement import working_copy_of
-    from workstation.vision.images import load_image
 
     record = gallery.search_record(search_id)
-    if record.probe.frame:
+    frame = record.probe.frame
+    if frame and "track_id" in frame:
         raise WorkstationError(
-            f"search {search_id} searched a video frame: save the frame as a photo and search "
-            "it to leave it on watch"
+            f"search {search_id} searched a face track (a template of several frames): search "
+            "one frame of the track to leave it on watch"
         )
     if str(engine.model) != record.model_id:
         raise WorkstationError(
             f"search {search_id} was made with {record.model_id}; the loaded model is "
             f"{engine.model}"
         )
-    path = Path(record.probe.path)
-    image = load_image(path)  # ImageError names the file when it is gone or unreadable
-    if image.sha256 != record.probe.sha256:
-        raise WorkstationError(
-            f"{path}: this is not the photo search {search_id} searched (its SHA-256 differs); "
-            "the probe cannot be watched"
-        )
+    bgr = _probe_pixels(search_id, record.probe.path, record.probe.sha256, frame)
     face = record.face
     # As searched: aligned on its landmarks, or the box unaligned (a drawn box without them);
     # an enhanced search's face is in its working copy, made again and checked by SHA-256.
     lineage = record.probe.enhancement
-    bgr = working_copy_of(image.bgr, lineage) if lineage else image.bgr
+    if lineage:
+        bgr = working_copy_of(bgr, lineage)
     landmarks = face.landmarks if face.aligned else None
     return engine.embed_faces(bgr, [(face.box, landmarks)])[0]
+
+
+def _probe_pixels(
+    search_id: int, path_text: str, sha256: str, frame: dict[str, Any] | None
+) -> np.ndarray:
+    """The probe's pixels, from the very file searched (its SHA-256 checked)."""
+    from workstation.vision.images import load_image
+    from workstation.vision.video import probe_video, read_frame
+
+    if not frame:
+        path = Path(path_text)
+        image = load_image(path)  # ImageError names the file when it is gone or unreadable
+        if image.sha256 != sha256:
+            raise WorkstationError(
+                f"{path}: this is not the photo search {search_id} searched (its SHA-256 "
+                "differs); the probe cannot be watched"
+            )
+        return image.bgr
+    path = Path(str(frame["video_path"]))
+    video = probe_video(path)  # VideoError names the file when it is gone or unreadable
+    if video.sha256 != sha256:
+        raise WorkstationError(
+            f"{path}: this is not the video search {search_id} searched (its SHA-256 differs); "
+            "the probe cannot be watched"
+        )
+    return read_frame(video, int(frame["frame_index"]))
 
 
 def add_watch(

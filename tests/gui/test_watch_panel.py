@@ -82,3 +82,38 @@ def test_leave_a_probe_on_watch_and_get_the_notice_when_he_is_enrolled(
         (case,) = case_summaries(gallery)
         assert case.examiners == ("examiner1",) and case.searches == 2
         assert gallery.verify_audit().intact
+
+
+@pytest.fixture
+def frame_window(tmp_path: Path, qtbot, engine, photo_paths):
+    """Biden enrolled; a face in a frame of lobby footage (obama2's face) searched in case C-1."""
+    from footage_clips import Appearance, make_clip
+
+    from workstation.footage import search_frame
+    from workstation.vision.video import probe_video, read_frame
+
+    clip = tmp_path / "lobby.mp4"
+    make_clip(engine, clip, [Appearance(photo_paths["obama2"], 0.0, 1.0, 100, 60)], 1.0)
+    folder = tmp_path / "gallery"
+    with open_as(folder, "examiner1") as gallery:
+        drain(enroll(gallery, engine, [EnrollItem("biden", photo_paths["biden"], "t", None)]))
+        video = probe_video(clip)
+        search_frame(gallery, engine, video, 4, read_frame(video, 4), "C-1", "robbery")
+    yield from main_window(qtbot, folder, engine)
+
+
+def test_a_face_found_in_footage_is_left_on_watch_from_the_search_tab(qtbot, frame_window) -> None:
+    page = frame_window.search_page
+    with qtbot.waitSignal(page.candidates.searches_loaded, timeout=WAIT_MS):
+        frame_window.context.set_case(CaseInfo("C-1", "robbery"))
+    qtbot.waitUntil(lambda: page.watch_button.isEnabled(), timeout=WAIT_MS)
+    assert page.candidates.current_search.probe.frame["frame_index"] == 4
+
+    def answer(dialog: WatchDialog) -> None:
+        dialog.reason_edit.setPlainText("man in the lobby footage")
+        QTimer.singleShot(0, dialog.accept)
+
+    page.watch_dialog_opened.connect(answer)
+    with qtbot.waitSignal(page.watch_added, timeout=WAIT_MS) as added:
+        page.watch_button.click()
+    assert added.args[0].reason == "man in the lobby footage" and added.args[0].active

@@ -21,7 +21,8 @@ from workstation import identity
 from workstation.audit.roles import ALL_ROLES, Role
 from workstation.domain import examiner_key
 from workstation.gallery.examiners import register_examiner
-from workstation.gallery.store import Gallery, gallery_kind
+from workstation.gallery.opening import gallery_kind
+from workstation.gallery.store import Gallery
 from workstation.identity import Examiner
 
 

@@ -21,7 +21,8 @@ from workstation.cli import main
 from workstation.gallery import audit_store, schema
 from workstation.gallery.admin import delete_subject
 from workstation.gallery.database import SqliteDatabase
-from workstation.gallery.store import INDEX_FILES_GLOB, Gallery
+from workstation.gallery.opening import INDEX_FILES_GLOB
+from workstation.gallery.store import Gallery
 from workstation.vision.images import load_image
 
 NAME = "Zebulon Quintavalle-Deletable"

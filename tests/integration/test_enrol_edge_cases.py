@@ -17,7 +17,7 @@ import pytest
 
 from workstation.audit.actions import AuditAction
 from workstation.cli import main
-from workstation.gallery import store
+from workstation.gallery import opening, store
 from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.store import Gallery
 
@@ -138,6 +138,7 @@ def test_a_busy_gallery_is_said_in_one_line_naming_it_and_its_holder(
         "--gallery", str(gallery), "enroll", "--subject", "S-1", str(photo_paths["obama"])
     )
     assert code == 0, err
+    monkeypatch.setattr(opening, "BUSY_TIMEOUT_SECONDS", 1.0)
     monkeypatch.setattr(store, "BUSY_TIMEOUT_SECONDS", 1.0)
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD_WRITE_LOCK, str(gallery / "gallery.sqlite")],

@@ -433,18 +433,18 @@ def test_an_act_committed_while_verify_runs_is_not_a_rollback(
     """Another examiner's act (or a read the app records) may commit while `audit verify` runs.
     Its head is witnessed after its commit, so verify reads the witnesses before the chain: the
     act lands between the two reads here, and the chain read afterwards holds it."""
-    import workstation.gallery.store as store
+    import workstation.gallery.audit_trail as audit_trail
 
     folder = tmp_path / "g"
     _export(folder, n=1)
-    original = store.read_witnesses
+    original = audit_trail.read_witnesses
 
     def witnesses_then_another_act(folders: list[Path]) -> tuple[list, list[str]]:
         lines = original(folders)
         _export(folder, n=2)  # commits and witnesses event 2 before the chain is read
         return lines
 
-    monkeypatch.setattr(store, "read_witnesses", witnesses_then_another_act)
+    monkeypatch.setattr(audit_trail, "read_witnesses", witnesses_then_another_act)
     with Gallery(folder) as gallery:
         report = gallery.verify_audit()
     assert report.intact, report.problem

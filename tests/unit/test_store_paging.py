@@ -7,7 +7,8 @@ from pathlib import Path
 from synthetic_subjects import add_synthetic_subjects, faces_for, name_for
 
 from workstation.audit.actions import AuditAction
-from workstation.gallery.store import Gallery, SubjectInfo
+from workstation.gallery.store import Gallery
+from workstation.gallery.subject_reads import SubjectInfo
 
 COUNT = 1_500
 

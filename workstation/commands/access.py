@@ -9,7 +9,7 @@ from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, shown
 
 
 def cmd_permissions(ctx: CliContext) -> int:
-    from workstation.gallery.store import gallery_kind
+    from workstation.gallery.opening import gallery_kind
     from workstation.paths import config_dir, data_dir
     from workstation.permissions import access_policy, exposure, fix_tree
 

@@ -73,7 +73,7 @@ def _key(ctx: CliContext) -> int:
         out = Path(ctx.args.out)
         out.write_text(key.public_text + "\n", encoding="ascii")
         ctx.say(f"public key written to {shown(out)}")
-    from workstation.gallery.store import gallery_kind
+    from workstation.gallery.opening import gallery_kind
 
     if gallery_kind(ctx.gallery_dir) is not None:
         gallery = ctx.gallery(read_only=True)

@@ -12,7 +12,8 @@ from workstation.progress import Progress, drain
 
 def cmd_gallery(ctx: CliContext) -> int:
     from workstation.gallery.copy import copy_gallery
-    from workstation.gallery.store import gallery_kind, no_gallery_message, open_gallery
+    from workstation.gallery.opening import gallery_kind, no_gallery_message
+    from workstation.gallery.store import open_gallery
 
     source_folder = Path(ctx.args.source).expanduser()
     if gallery_kind(source_folder) is None:

@@ -19,7 +19,8 @@ from workstation.domain import BBox
 from workstation.errors import GalleryError, ImageError, WorkstationError
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.reads import Read, record_read, require_read_case, retention_consulted
-from workstation.gallery.store import Gallery, SubjectInfo
+from workstation.gallery.store import Gallery
+from workstation.gallery.subject_reads import SubjectInfo
 from workstation.progress import CancelToken, Progress, Work
 from workstation.vision.engine import FaceEngine
 

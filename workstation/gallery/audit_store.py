@@ -19,7 +19,7 @@ from workstation.audit.log import (
     stored_columns,
 )
 from workstation.audit.rows import COVERED_TABLES, UNCOVERED_META, RowEntry
-from workstation.gallery.database import POSTGRESQL, Database
+from workstation.gallery.database import POSTGRESQL, Database, chunks, dict_rows
 from workstation.gallery.schema import TABLE
 
 # Each covered table's primary key (the row id of its row hashes), and those whose ids are
@@ -127,16 +127,6 @@ def event_row_entries(conn: Database, seq: int) -> list[RowEntry]:
     return [(r[0], r[1], r[2]) for r in conn.execute(sql, (seq,))]
 
 
-def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _dict_rows(cursor: Any) -> list[dict[str, Any]]:
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
-
-
 def _id_values(table: str, row_ids: Iterable[str]) -> list[Any]:
     if table in INTEGER_KEYS:
         return [int(row_id) for row_id in row_ids]
@@ -152,17 +142,17 @@ def rows_by_id(conn: Database, table: str, row_ids: Iterable[str]) -> dict[str, 
         # One array parameter per 10,000 ids: psycopg parses a query text of 500 placeholders
         # at every call (measured: half the time of reading back 60,000 rows for their hashes).
         array = "bigint[]" if table in INTEGER_KEYS else "text[]"
-        for chunk in _chunks(values, ARRAY_CHUNK):
+        for chunk in chunks(values, ARRAY_CHUNK):
             cursor = conn.execute(
                 f'SELECT * FROM {table} WHERE "{key}" = ANY(?::{array})', (chunk,)
             )
-            for row in _dict_rows(cursor):
+            for row in dict_rows(cursor):
                 found[str(row[key])] = row
         return found
-    for chunk in _chunks(values):
+    for chunk in chunks(values, CHUNK):
         marks = ", ".join("?" * len(chunk))
         cursor = conn.execute(f'SELECT * FROM {table} WHERE "{key}" IN ({marks})', chunk)
-        for row in _dict_rows(cursor):
+        for row in dict_rows(cursor):
             found[str(row[key])] = row
     return found
 
@@ -188,7 +178,7 @@ class DatabaseRowSource:
 
     def latest_row_entries(self, table: str, row_ids: list[str]) -> dict[str, tuple[int, Any]]:
         latest: dict[str, tuple[int, Any]] = {}
-        for chunk in _chunks([str(r) for r in row_ids]):
+        for chunk in chunks([str(r) for r in row_ids], CHUNK):
             marks = ", ".join("?" * len(chunk))
             sql = (
                 f"SELECT row_id, seq, sha256 FROM audit_rows WHERE tbl = ? AND row_id IN ({marks})"

@@ -62,9 +62,10 @@ from workstation.gallery.change import GalleryChange
 from workstation.gallery.database import SQLITE, Database
 from workstation.gallery.index_build import rebuild_index
 from workstation.gallery.moving import UNFINISHED_COPY_KEY, moved_refusal, unfinished_copy
+from workstation.gallery.opening import EMBEDDED, gallery_kind, open_database
 from workstation.gallery.photo_copies import IMAGES_DIR, fsync_folders
 from workstation.gallery.schema import SCHEMA_VERSION, TABLES
-from workstation.gallery.store import EMBEDDED, Gallery, gallery_kind, open_database
+from workstation.gallery.store import Gallery
 from workstation.hashing import sha256_bytes
 from workstation.progress import CancelToken, Progress, Work
 

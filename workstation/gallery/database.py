@@ -332,3 +332,16 @@ def append_only_guard(
         f"CREATE TRIGGER {delete_name}_truncate BEFORE TRUNCATE ON {table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {delete_name}()"
     )
+
+
+def dict_rows(cursor: Any) -> list[dict[str, Any]]:
+    """A query's rows as dicts keyed by column name (both databases' cursors)."""
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """`values` in lists of at most `size`: SQLite allows at most 999 parameters per statement
+    in older builds."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -197,7 +197,7 @@ def set_witness_folder(gallery: Gallery, folder: str | None) -> str | None:
     """
     from pathlib import Path
 
-    from workstation.gallery.store import WITNESS_FOLDER_SETTING
+    from workstation.gallery.opening import WITNESS_FOLDER_SETTING
 
     value = str(Path(folder).expanduser().resolve()) if folder else None
     if value is not None:

@@ -35,7 +35,7 @@ from workstation.gallery.hygiene import (
     scan_duplicate_subjects,
 )
 from workstation.gallery.reads import Read, duplicates_consulted, record_read_once
-from workstation.gallery.store import FaceRecord
+from workstation.gallery.subject_reads import FaceRecord
 from workstation.gui.context import AppContext
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey, thumb_key
 from workstation.gui.reason_dialog import ReasonRequiredDialog

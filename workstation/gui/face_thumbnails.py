@@ -21,7 +21,7 @@ from PySide6.QtGui import QPixmap
 from workstation.domain import BBox
 from workstation.errors import WorkstationError
 from workstation.gallery.photos import ALTERED, load_verified_photo
-from workstation.gallery.store import FaceRecord
+from workstation.gallery.subject_reads import FaceRecord
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.progress import CancelToken

@@ -42,7 +42,8 @@ from PySide6.QtWidgets import (
 from workstation.audit.roles import Role
 from workstation.gallery.admin import delete_subject
 from workstation.gallery.reads import Read, id_list, record_read_once
-from workstation.gallery.store import FaceRecord, Gallery, SubjectInfo
+from workstation.gallery.store import Gallery
+from workstation.gallery.subject_reads import FaceRecord, SubjectInfo
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.enrol_panel import EnrolWidget
 from workstation.gui.face_thumbnails import FaceThumbnailCache, ThumbKey

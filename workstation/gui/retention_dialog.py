@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.gallery.admin import apply_retention, retention_list
-from workstation.gallery.store import SubjectInfo
+from workstation.gallery.subject_reads import SubjectInfo
 from workstation.gui.context import AppContext
 from workstation.gui.reason_dialog import ReasonRequiredDialog
 from workstation.gui.text import make_plain

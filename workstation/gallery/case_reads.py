@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from workstation.domain import Decision, DecisionRecord
 from workstation.errors import GalleryError
+from workstation.gallery.case_writes import CALIBRATION_COLUMNS
 from workstation.gallery.database import Database, chunks, dict_rows
 from workstation.gallery.records import SearchRecord, record_from_row
 from workstation.gallery.sheets import (
@@ -27,10 +28,7 @@ from workstation.gallery.sheets import (
 _DECISION_COLUMNS = (
     'id, search_id, subject_id, decision, note, "user", created_at, confirms, key_fingerprint'
 )
-_CALIBRATION_COLUMNS = (
-    "id, sha256, created_at, created_by, model_id, sources, impostor_pairs, gallery_pairs, "
-    "reference_pairs, generation, gallery_faces, gallery_subjects, histogram, details"
-)
+_CALIBRATION_COLUMNS = ", ".join(("id", *CALIBRATION_COLUMNS))
 
 
 def _decision(row: tuple[Any, ...]) -> DecisionRecord:

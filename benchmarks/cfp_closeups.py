@@ -1,0 +1,136 @@
+"""Close-ups of people the team never tuned on: is the whole face found, and the mate ranked first?
+
+Issue 10 part 1's defect was close-up faces (a face filling a large photo) found as a partial face
+and searched misaligned. tests/unit/test_closeups.py and benchmarks/detect_scales.py check the
+fix on the development photos; this checks it on CFP (research use only), whose people and
+photos played no part in choosing the detection scales:
+
+- gallery: frontal/01 of all 500 people, analysed as enrolment would (largest face);
+- probes: frontal/02 of `--people` people (seeded sample), each cropped tight around its face
+  (10% margin, like a mugshot) and scaled to 150...4,000 px on its longer side, and cut to two
+  portrait frames (1,950x2,600, a phone close-up; 1,080x1,920, a phone video still) around it;
+- per size: the main face found (IoU >= 0.5 with the face found at the photo's own size,
+  mapped into the close-up), a second "face" reported besides it (a phantom), the mate ranked
+  first among the 500 for the detected face and for a box drawn around the true face (the
+  app's "draw a box").
+
+CFP photos are small (about 250 px), so every close-up above that is an enlargement: softer than
+a real high-resolution close-up, which makes detection harder, not easier.
+
+Run: python benchmarks/cfp_closeups.py --cfp /work/datasets/cfp [--people 100] [--config accurate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+from detect_scales import _fit, scaled, tight_crop
+
+from workstation.vision.images import load_image
+from workstation.vision.registry import DEFAULT_CONFIGURATION, create_engine
+
+SIDES = (150, 400, 800, 1200, 1800, 2400, 4000)
+PORTRAITS = ((1950, 2600), (1080, 1920))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cfp", type=Path, required=True, help="folder cfp.sh installed")
+    parser.add_argument("--people", type=int, default=100)
+    parser.add_argument("--config", default=DEFAULT_CONFIGURATION)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    engine = create_engine(args.config)
+    started = time.perf_counter()
+    subject_ids, vectors = [], []
+    with open(args.cfp / "gallery.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            faces = engine.analyze(load_image(Path(row["image"])).bgr)
+            if faces:
+                subject_ids.append(row["subject_id"])
+                vectors.append(_unit(faces[0].embedding))
+    gallery = np.array(vectors, dtype=np.float32)
+    seconds = time.perf_counter() - started
+    print(f"{args.config}: gallery of {len(subject_ids)} people in {seconds:.0f} s")
+
+    with open(args.cfp / "probes_frontal.csv", newline="") as handle:
+        probes = list(csv.DictReader(handle))
+    sample = random.Random(args.seed).sample(probes, args.people)
+    labels = ["own size"] + [f"{side} px" for side in SIDES] + [f"{w}x{h}" for w, h in PORTRAITS]
+    tally = {
+        label: {"found": 0, "phantom": 0, "rank1": 0, "box_rank1": 0, "n": 0} for label in labels
+    }
+    lowest_iou = dict.fromkeys(labels, 1.0)
+    misses: list[str] = []
+
+    def first(vector: np.ndarray) -> str:
+        return subject_ids[int(np.argmax(gallery @ _unit(vector)))]
+
+    for done, row in enumerate(sample, 1):
+        bgr = load_image(Path(row["image"])).bgr
+        at_own_size = engine.analyze(bgr)
+        if not at_own_size:
+            misses.append(f"{row['image']}: no face at its own size")
+            continue
+        face = at_own_size[0].box
+        crop, box = tight_crop(bgr, face)
+        cases = [("own size", bgr, face)]
+        cases += [(f"{side} px", *scaled(crop, box, _fit(crop, side))) for side in SIDES]
+        for width, height in PORTRAITS:
+            portrait, portrait_box = tight_crop(bgr, face, aspect=width / height)
+            cases.append((f"{width}x{height}", *scaled(portrait, portrait_box, (width, height))))
+        for label, image, truth in cases:
+            cell = tally[label]
+            cell["n"] += 1
+            found = engine.analyze(image)
+            if found:
+                overlap = found[0].box.iou(truth)
+                lowest_iou[label] = min(lowest_iou[label], overlap)
+                cell["found"] += overlap >= 0.5
+                cell["phantom"] += len(found) > 1
+                if first(found[0].embedding) == row["subject_id"]:
+                    cell["rank1"] += 1
+                else:
+                    misses.append(f"{row['image']} {label}: another person first")
+            else:
+                misses.append(f"{row['image']} {label}: no face found")
+            if first(engine.analyze_box(image, truth).embedding) == row["subject_id"]:
+                cell["box_rank1"] += 1
+            else:
+                misses.append(f"{row['image']} {label}: drawn box, another person first")
+        if done % 20 == 0:
+            print(f"  {done} probes", flush=True)
+
+    print(
+        f"\n{args.config}, {args.people} CFP people (frontal/02 against a gallery of "
+        f"{len(subject_ids)} frontal/01 photos):"
+    )
+    print(
+        "| close-up | main face found | phantom face | mate first | drawn box: mate first "
+        "| lowest IoU |"
+    )
+    print("|---|---|---|---|---|---|")
+    for label in labels:
+        cell = tally[label]
+        n = cell["n"]
+        print(
+            f"| {label} | {cell['found']}/{n} | {cell['phantom']}/{n} | {cell['rank1']}/{n} | "
+            f"{cell['box_rank1']}/{n} | {lowest_iou[label]:.2f} |"
+        )
+    print(f"\n{len(misses)} misses" + ("" if not misses else ":"))
+    for line in misses:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()

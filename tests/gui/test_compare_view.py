@@ -200,3 +200,59 @@ def test_score_plot_marks_this_candidate_and_hides_in_blind_review(qtbot, setup)
     # Blind review hides scores, so it hides the plot too.
     candidates.model.set_blind(True)
     assert dialog.score_plot.plot is None and "blind review" in dialog.score_plot.message
+
+
+@pytest.fixture
+def frame_setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):
+    """A face chosen in frame 5 of lobby footage (obama2's face), searched in the case."""
+    from footage_clips import Appearance, make_clip
+
+    from workstation.footage import search_frame
+    from workstation.vision.video import probe_video, read_frame
+
+    folder = enrol_gallery(
+        tmp_path / "gallery", engine, photo_paths, shared_extras(shared_faces, 2)
+    )
+    clip = tmp_path / "lobby.mp4"
+    make_clip(engine, clip, [Appearance(photo_paths["obama2"], 0.0, 2.0, 40, 60, 60)], 2.0)
+    video = probe_video(clip)
+    with open_as(folder, "examiner1") as gallery:
+        search_frame(gallery, engine, video, 5, read_frame(video, 5), CASE.case_id, CASE.purpose)
+    context = make_context(folder, engine)
+    context.set_case(CASE)
+    candidates = CandidatesWidget(context)
+    qtbot.addWidget(candidates)
+    with qtbot.waitSignal(candidates.searches_loaded, timeout=WAIT_MS):
+        candidates.reload()
+    yield context, candidates, video
+    context.pool.cancel_all()
+    context.pool.wait()
+
+
+def test_a_footage_search_compares_against_its_own_frame(qtbot, frame_setup) -> None:
+    """A search of a face in a video frame, reopened later: Compare reads that frame again from
+    the video (it was refused as a missing photo). With another frame of the same video open
+    (it carries the same video hash; the face has moved 60 px a second), Compare still shows
+    the frame searched."""
+    from workstation.gui.compare_view import probe_side
+    from workstation.gui.imaging import bgr_to_qimage
+    from workstation.vision.video import frame_image, read_frame
+
+    context, candidates, video = frame_setup
+    search = candidates.current_search
+    assert search.probe.frame["frame_index"] == 5
+    dialog = open_dialog(qtbot, context, candidates, None)
+    assert "Candidate 1 of" in dialog.header.text()
+    assert metadata(dialog, "Source file", 0) == f"{video.path}#frame=5"
+    assert "(the video's; frame 5 at" in metadata(dialog, "SHA-256", 0)
+    assert "modified" in metadata(dialog, "Date", 0)
+
+    searched = probe_side(search, None).photo
+    other = frame_image(video, 15, read_frame(video, 15))
+    assert (
+        probe_side(search, other).photo
+        == searched
+        != probe_side(search, None).photo.copy(0, 0, 9, 9)
+    )
+
+    assert searched != bgr_to_qimage(other.bgr)  # the frames differ: the check means something

@@ -14,8 +14,8 @@ from PySide6.QtCore import QTimer
 from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, main_window
 from workstation.gui.compare_view import probe_side
 from workstation.gui.enhance_dialog import EnhanceDialog
-from workstation.gui.footage_views import frame_probe_image
 from workstation.vision.enhancement import apply, parse_steps, pixels_sha256
+from workstation.vision.video import frame_image
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_a_footage_frame_enhanced_records_the_frames_own_sha256(qtbot, window, p
     info = type(
         "Info", (), {"path": Path("/videos/lobby.mp4"), "sha256": "ab" * 32, "file_bytes": 9}
     )()
-    frame = frame_probe_image(info, 42, bgr)
+    frame = frame_image(info, 42, bgr)
     lineage = {"video_path": "/videos/lobby.mp4", "video_sha256": "ab" * 32, "frame_index": 42}
     with qtbot.waitSignal(probe.probe_loaded, timeout=WAIT_MS):
         probe.load_frame(frame, lineage)

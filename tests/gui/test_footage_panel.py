@@ -16,8 +16,8 @@ from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext, CaseInfo
 from workstation.gui.footage_panel import FootagePanelWidget
-from workstation.gui.footage_views import FRAME_FORMAT
 from workstation.progress import drain
+from workstation.vision.video import FRAME_FORMAT
 
 WAIT_MS = 60_000
 

@@ -108,6 +108,11 @@ def test_a_face_found_in_footage_is_left_on_watch_from_the_search_tab(qtbot, fra
         frame_window.context.set_case(CaseInfo("C-1", "robbery"))
     qtbot.waitUntil(lambda: page.watch_button.isEnabled(), timeout=WAIT_MS)
     assert page.candidates.current_search.probe.frame["frame_index"] == 4
+    # The probe shown is the frame searched, read again from the video (it was said to be
+    # "not on this PC" before), with its lineage for a new search from it.
+    qtbot.waitUntil(lambda: page.probe.image is not None, timeout=WAIT_MS)
+    assert str(page.probe.image.path).endswith("lobby.mp4#frame=4")
+    assert page.probe.lineage["frame_index"] == 4 and len(page.probe.faces) == 1
 
     def answer(dialog: WatchDialog) -> None:
         dialog.reason_edit.setPlainText("man in the lobby footage")

@@ -33,6 +33,7 @@ from workstation.domain import (
 )
 from workstation.gallery.sheets import SheetsView
 from workstation.vision.enhancement import Enhancement
+from workstation.vision.video import FRAME_LINEAGE_KEYS
 
 if TYPE_CHECKING:
     from workstation.vision.images import LoadedImage
@@ -368,10 +369,6 @@ def facts_for(
     }
 
 
-# The lineage keys footage searches have always put in their params: older rows' frame lineage.
-_LINEAGE_KEYS = ("video_path", "video_sha256", "frame_index", "time_s", "timecode", "fps")
-
-
 def record_from_row(
     row: Mapping[str, Any],
     decisions: Iterable[DecisionRecord],
@@ -391,7 +388,8 @@ def record_from_row(
     frame = facts.get("probe_frame")
     enhancement = facts.get("probe_enhancement")
     if frame is None and "frame_index" in params and "video_sha256" in params:
-        frame = {k: params[k] for k in _LINEAGE_KEYS if k in params}
+        # Older rows kept the frame's lineage among the search's params (the same keys).
+        frame = {k: params[k] for k in FRAME_LINEAGE_KEYS if k in params}
     return SearchRecord(
         search_id=int(row["id"]),
         case_id=row["case_id"],

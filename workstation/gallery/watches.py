@@ -25,7 +25,6 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -171,6 +170,7 @@ def probe_embedding(gallery: Gallery, engine: FaceEngine, search_id: int) -> np.
     when the probe was a face track (a template of many frames), or when the engine is not the
     search's model.
     """
+    from workstation.gallery.probe_source import recorded_probe_image
     from workstation.vision.enhancement import working_copy_of
 
     record = gallery.search_record(search_id)
@@ -185,7 +185,7 @@ def probe_embedding(gallery: Gallery, engine: FaceEngine, search_id: int) -> np.
             f"search {search_id} was made with {record.model_id}; the loaded model is "
             f"{engine.model}"
         )
-    bgr = _probe_pixels(search_id, record.probe.path, record.probe.sha256, frame)
+    bgr = recorded_probe_image(record).bgr
     face = record.face
     # As searched: aligned on its landmarks, or the box unaligned (a drawn box without them);
     # an enhanced search's face is in its working copy, made again and checked by SHA-256.
@@ -194,32 +194,6 @@ def probe_embedding(gallery: Gallery, engine: FaceEngine, search_id: int) -> np.
         bgr = working_copy_of(bgr, lineage)
     landmarks = face.landmarks if face.aligned else None
     return engine.embed_faces(bgr, [(face.box, landmarks)])[0]
-
-
-def _probe_pixels(
-    search_id: int, path_text: str, sha256: str, frame: dict[str, Any] | None
-) -> np.ndarray:
-    """The probe's pixels, from the very file searched (its SHA-256 checked)."""
-    from workstation.vision.images import load_image
-    from workstation.vision.video import probe_video, read_frame
-
-    if not frame:
-        path = Path(path_text)
-        image = load_image(path)  # ImageError names the file when it is gone or unreadable
-        if image.sha256 != sha256:
-            raise WorkstationError(
-                f"{path}: this is not the photo search {search_id} searched (its SHA-256 "
-                "differs); the probe cannot be watched"
-            )
-        return image.bgr
-    path = Path(str(frame["video_path"]))
-    video = probe_video(path)  # VideoError names the file when it is gone or unreadable
-    if video.sha256 != sha256:
-        raise WorkstationError(
-            f"{path}: this is not the video search {search_id} searched (its SHA-256 differs); "
-            "the probe cannot be watched"
-        )
-    return read_frame(video, int(frame["frame_index"]))
 
 
 def add_watch(

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from workstation.domain import Candidate, FaceSource
 from workstation.errors import ImageError
+from workstation.gallery.probe_source import is_recorded_probe, recorded_probe_image
 from workstation.gallery.reads import Read, record_read_once
 from workstation.gallery.records import SearchRecord
 from workstation.gallery.sheets import ANNOTATION_SIDE, Annotation
@@ -52,7 +53,7 @@ from workstation.reports.columns import cell, name_words
 from workstation.reports.score_plot import ScorePlot, score_plot
 from workstation.vision.alignment import face_view
 from workstation.vision.enhancement import working_copy_of
-from workstation.vision.images import LoadedImage, load_image
+from workstation.vision.images import LoadedImage
 
 # Aligned crops are rendered larger than the model's 112 px for viewing; the ACE-V sheet's
 # annotations are in these pixels (the report redraws the same crop: sheets.ANNOTATION_SPACE).
@@ -97,15 +98,11 @@ def _file_date(path: str) -> str:
 
 
 def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
-    """The probe as it was searched; re-read from its file unless the same photo is open."""
+    """The probe as it was searched: the photo or frame open if it is the one searched, else
+    read again from its file (a frame from its video), checked by SHA-256."""
     probe = search.probe
-    if image is None or image.sha256 != probe.sha256:
-        image = load_image(probe.path)
-        if image.sha256 != probe.sha256:
-            raise ImageError(
-                f"{probe.path}: the file has changed since search {search.search_id} "
-                "(its SHA-256 differs); the recorded probe cannot be shown"
-            )
+    if image is None or not is_recorded_probe(search, image):
+        image = recorded_probe_image(search)
     face = search.face
     box = face.box.as_list()
     # An enhanced search's box is in its working copy: made again from the original, checked.
@@ -116,8 +113,13 @@ def probe_side(search: SearchRecord, image: LoadedImage | None) -> FaceSide:
     metadata = {
         "Source file": probe.path,
         "SHA-256": probe.sha256
+        + (
+            f" (the video's; frame {probe.frame['frame_index']} at {probe.frame.get('timecode')})"
+            if probe.frame
+            else ""
+        )
         + (f" (original); working copy {lineage.working_sha256}" if lineage else ""),
-        "Date": _file_date(probe.path),
+        "Date": _file_date(str(probe.frame["video_path"]) if probe.frame else probe.path),
         "Face": f"{how}, box {box}, {face.faces_found} face(s) in photo"
         + (
             f"; searched on an enhanced working copy ({lineage.summary}, OpenCV "

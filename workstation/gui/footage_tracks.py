@@ -34,13 +34,13 @@ from workstation.gallery.gate import note_request
 from workstation.gallery.records import SearchRecord
 from workstation.gui.context import AppContext
 from workstation.gui.footage_player import FootagePlayerWidget
-from workstation.gui.footage_views import frame_probe_image
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.tasks import TaskWidget
 from workstation.gui.text import make_plain, tooltip
 from workstation.progress import CancelToken
 from workstation.reports.columns import Align, Surface, columns_for
 from workstation.vision.images import LoadedImage
+from workstation.vision.video import frame_image
 
 ROLE_TRACK_ID = Qt.ItemDataRole.UserRole + 1
 FOOTAGE_COLUMNS = columns_for(Surface.FOOTAGE_TAB)
@@ -277,7 +277,7 @@ class FootageTracksWidget(QWidget):
         info, index, bgr = self.player.info, self.player.frame_index, self.player.frame_bgr
         if info is None or bgr is None:
             return None
-        image = frame_probe_image(info, index, bgr)
+        image = frame_image(info, index, bgr)
         lineage = info.lineage(index)
         self.probe_lineage = lineage
         self._lineages[str(image.path)] = lineage

@@ -4,10 +4,8 @@ strip of track appearances, and the colours and conversions they share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -28,12 +26,9 @@ from PySide6.QtWidgets import (
 
 from workstation.footage import (
     Track,
-    VideoInfo,
     timecode,
 )
-from workstation.vision.images import LoadedImage
 
-FRAME_FORMAT = "video frame"
 TRACK_COLORS = [
     QColor(31, 119, 180),
     QColor(255, 127, 14),
@@ -48,18 +43,6 @@ TRACK_COLORS = [
 
 def track_color(track_id: int) -> QColor:
     return TRACK_COLORS[(track_id - 1) % len(TRACK_COLORS)]
-
-
-def frame_probe_image(info: VideoInfo, frame_index: int, bgr: np.ndarray) -> LoadedImage:
-    """A frame as a probe image: path "<video>#frame=N", sha256 = the video file's hash."""
-    return LoadedImage(
-        path=Path(f"{info.path}#frame={frame_index}"),
-        sha256=info.sha256,
-        bgr=np.ascontiguousarray(bgr),
-        format=FRAME_FORMAT,
-        exif_rotated=False,
-        file_bytes=info.file_bytes,
-    )
 
 
 # ---------------------------------------------------------------------- timeline

@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.domain import BBox, Face, FaceSource, Verdict
+from workstation.gallery.probe_source import recorded_probe_image
+from workstation.gallery.records import SearchRecord
 from workstation.gui.canvas import ProbeCanvasView
 from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
@@ -36,6 +38,7 @@ from workstation.vision.images import (
     iter_image_files,
     load_image,
 )
+from workstation.vision.video import FRAME_LINEAGE_KEYS
 
 
 @dataclasses.dataclass
@@ -233,6 +236,30 @@ class ProbePanelWidget(QWidget):
             yield Progress(1, 2, f"finding faces in {path.name}")
             faces = context.engine().analyze(image.bgr)
             return LoadedProbe(image, faces, bgr_to_qimage(image.bgr))
+
+        self._start(work, self._on_probe_ready, self._on_load_failed)
+
+    def load_recorded(self, search: SearchRecord) -> None:
+        """Show the probe a recorded search searched (a second examiner reviewing it, a case
+        reopened): its photo, or its frame read again from the video, checked by SHA-256 on a
+        worker; a search made from a frame again records the frame's lineage."""
+        self.show_error("")
+        frame = search.probe.frame
+        self._next_lineage = (
+            {key: frame[key] for key in FRAME_LINEAGE_KEYS if key in frame} if frame else None
+        )
+        self._queue, self._queue_pos = [], -1
+        self.queue_label.setText("")
+        context = self.context
+        where = f"the probe of search {search.search_id}"
+        self.context.status_message.emit(f"Opening {where} ...")
+
+        def work(cancel: CancelToken) -> Work[LoadedProbe]:
+            yield Progress(0, 2, f"reading {where}")
+            image = recorded_probe_image(search)
+            yield Progress(1, 2, f"finding faces in {where}")
+            faces = context.engine().analyze(image.bgr)
+            return LoadedProbe(image, faces, bgr_to_qimage(image.bgr), from_file=frame is None)
 
         self._start(work, self._on_probe_ready, self._on_load_failed)
 

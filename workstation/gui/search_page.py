@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -174,19 +173,13 @@ class SearchPageWidget(QWidget):
         self._update_buttons()
 
     def _on_search_chosen(self, search: SearchRecord | None) -> None:
-        """Show a recorded search's probe photo when no photo is open (e.g. for the second
-        examiner reviewing a colleague's search)."""
+        """Show a recorded search's probe (its photo, or its frame of the video) when no photo
+        is open, e.g. for the second examiner reviewing a colleague's search; a probe whose
+        file is gone or changed is said in words, its record and candidates still shown."""
         self._update_buttons()
         if search is None or self.probe.image is not None or self.probe.busy:
             return
-        path = Path(search.probe.path)
-        if path.is_file():
-            self.probe.load_path(path)
-        else:
-            self.context.status_message.emit(
-                f"{search.probe.path}: the probe photo of search {search.search_id} is not on "
-                "this PC; its record and candidates are shown without it"
-            )
+        self.probe.load_recorded(search)
 
     def _on_case_changed(self, _case: CaseInfo | None) -> None:
         self.candidates.reload()

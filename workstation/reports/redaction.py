@@ -289,26 +289,16 @@ def image_ref(record: SearchRecord) -> str:
 def probe_pixels(record: SearchRecord) -> tuple[np.ndarray | None, str | None, str | None]:
     """(the probe image's pixels, their SHA-256, None) once checked against the search's recorded
     SHA-256, or (None, None, why not). A video frame is read from the video after checking the
-    video's SHA-256."""
-    from workstation.vision.images import load_image
+    video's SHA-256; its own hash is that of its raw pixels."""
+    from workstation.gallery.probe_source import recorded_probe_image
 
-    probe = record.probe
     try:
-        if probe.frame:
-            from workstation.vision.video import probe_video, read_frame
-
-            video = probe_video(str(probe.frame.get("video_path")))
-            if video.sha256 != probe.sha256:
-                return None, None, f"the video {video.path} has changed since the search"
-            bgr = read_frame(video, int(probe.frame.get("frame_index") or 0))
-            digest = hashlib.sha256(np.ascontiguousarray(bgr).tobytes()).hexdigest()
-            return bgr, digest, None
-        loaded = load_image(probe.path)
+        image = recorded_probe_image(record)
     except WorkstationError as exc:
         return None, None, str(exc)
-    if loaded.sha256 != probe.sha256:
-        return None, None, f"{probe.path} has changed since the search (SHA-256 differs)"
-    return loaded.bgr, loaded.sha256, None
+    if not record.probe.frame:
+        return image.bgr, image.sha256, None
+    return image.bgr, hashlib.sha256(image.bgr.tobytes()).hexdigest(), None
 
 
 def plan_redaction(

@@ -19,7 +19,7 @@ import numpy as np
 from workstation.errors import WorkstationError
 from workstation.hashing import sha256_file
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.images import is_image_path
+from workstation.vision.images import LoadedImage, is_image_path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg"})
 
@@ -244,6 +244,25 @@ class FrameReader:
             )
         self._next = index + 1
         return frame
+
+
+# What a frame's lineage holds (`VideoInfo.lineage`): the video, the frame, its time.
+FRAME_LINEAGE_KEYS = ("video_path", "video_sha256", "frame_index", "time_s", "timecode", "fps")
+# The `format` of a video frame taken as a probe image (it has no file of its own).
+FRAME_FORMAT = "video frame"
+
+
+def frame_image(info: VideoInfo, frame_index: int, bgr: np.ndarray) -> LoadedImage:
+    """A frame as a probe image: path "<video>#frame=N", sha256 = the video file's SHA-256 (the
+    video is the evidence; the frame index locates the pixels in it), format FRAME_FORMAT."""
+    return LoadedImage(
+        path=Path(f"{info.path}#frame={frame_index}"),
+        sha256=info.sha256,
+        bgr=np.ascontiguousarray(bgr),
+        format=FRAME_FORMAT,
+        exif_rotated=False,
+        file_bytes=info.file_bytes,
+    )
 
 
 def read_frame(info: VideoInfo, index: int) -> np.ndarray:

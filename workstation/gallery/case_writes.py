@@ -8,7 +8,7 @@ are split by module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,11 +17,11 @@ from workstation.audit.log import utc_now
 from workstation.domain import CaseAuthorisation, CaseStatus, Decision
 from workstation.errors import CaseStatusError, WorkstationError
 from workstation.gallery.case_rules import case_move_refusal
+from workstation.gallery.change_part import ChangePart
 from workstation.gallery.database import Database
 
 if TYPE_CHECKING:
-    from workstation.gallery.examiners import RegisteredExaminer
-    from workstation.gallery.store import Gallery
+    pass
 
 
 # The columns a calibration row is stored with (its id is given by the database).
@@ -42,24 +42,9 @@ CALIBRATION_COLUMNS = (
 )
 
 
-class CaseWrites:
+class CaseWrites(ChangePart):
     """Cases, searches, decisions, sheets, redaction marks, watches, calibrations (a part of
     `GalleryChange`)."""
-
-    if TYPE_CHECKING:
-        _conn: Database
-        gallery: Gallery
-        acting: RegisteredExaminer
-        _added: list[tuple[np.ndarray, np.ndarray]]
-        _removed: list[int]
-        _files: list[str]
-        _faces_changed: bool
-        _scrub: bool
-        _rows: dict[tuple[str, str], bool]
-
-        def _writing(self) -> Database: ...
-
-        def _touch(self, table: str, row_ids: Iterable[Any], removed: bool = False) -> None: ...
 
     def ensure_case(self, case_id: str, purpose: str) -> bool:
         """Create the case if new; True when it was created."""

@@ -19,30 +19,14 @@ from workstation.audit.rows import row_sha256
 from workstation.domain import Face, Verdict
 from workstation.errors import GalleryError
 from workstation.gallery import audit_store
-from workstation.gallery.database import Database
+from workstation.gallery.change_part import ChangePart
 
 if TYPE_CHECKING:
-    from workstation.gallery.examiners import RegisteredExaminer
-    from workstation.gallery.store import Gallery
+    pass
 
 
-class SubjectWrites:
+class SubjectWrites(ChangePart):
     """Subjects, photos, faces and their embeddings (a part of `GalleryChange`)."""
-
-    if TYPE_CHECKING:
-        _conn: Database
-        gallery: Gallery
-        acting: RegisteredExaminer
-        _added: list[tuple[np.ndarray, np.ndarray]]
-        _removed: list[int]
-        _files: list[str]
-        _faces_changed: bool
-        _scrub: bool
-        _rows: dict[tuple[str, str], bool]
-
-        def _writing(self) -> Database: ...
-
-        def _touch(self, table: str, row_ids: Iterable[Any], removed: bool = False) -> None: ...
 
     def add_subject(
         self, subject_id: str, name: str | None = None, attributes: dict[str, Any] | None = None

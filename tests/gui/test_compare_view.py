@@ -25,13 +25,18 @@ def setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):
     face = engine.analyze(image.bgr)[0]
     with open_as(folder, "examiner1") as gallery:
         search_face(gallery, face, ProbeInfo.from_image(image), CASE.case_id, CASE.purpose)
+    yield from _case_searches(qtbot, folder, engine, image)
+
+
+def _case_searches(qtbot, folder: Path, engine, extra):
+    """The app's context on the case and its searches' candidate list (yields them, `extra`)."""
     context = make_context(folder, engine)
     context.set_case(CASE)
     candidates = CandidatesWidget(context)
     qtbot.addWidget(candidates)
     with qtbot.waitSignal(candidates.searches_loaded, timeout=WAIT_MS):
         candidates.reload()
-    yield context, candidates, image
+    yield context, candidates, extra
     context.pool.cancel_all()
     context.pool.wait()
 
@@ -218,15 +223,7 @@ def frame_setup(tmp_path: Path, qtbot, engine, photo_paths, shared_faces):
     video = probe_video(clip)
     with open_as(folder, "examiner1") as gallery:
         search_frame(gallery, engine, video, 5, read_frame(video, 5), CASE.case_id, CASE.purpose)
-    context = make_context(folder, engine)
-    context.set_case(CASE)
-    candidates = CandidatesWidget(context)
-    qtbot.addWidget(candidates)
-    with qtbot.waitSignal(candidates.searches_loaded, timeout=WAIT_MS):
-        candidates.reload()
-    yield context, candidates, video
-    context.pool.cancel_all()
-    context.pool.wait()
+    yield from _case_searches(qtbot, folder, engine, video)
 
 
 def test_a_footage_search_compares_against_its_own_frame(qtbot, frame_setup) -> None:

@@ -17,7 +17,13 @@ photos played no part in choosing the detection scales:
 CFP photos are small (about 250 px), so every close-up above that is an enlargement: softer than
 a real high-resolution close-up, which makes detection harder, not easier.
 
+With --small, the other end: each face with its surroundings (one face width each side) shrunk
+to a face of 20-40 px and pasted into a 3,840x2,160 frame (a 4K still), searched with and without
+the frame's full-resolution tiles (vision/detection.py TILE_SIDE), same run: found (IoU >= 0.4),
+mate first, the detector's score of the faces found, other detections, CPU per frame.
+
 Run: python benchmarks/cfp_closeups.py --cfp /work/datasets/cfp [--people 100] [--config accurate]
+     [--small]
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from pathlib import Path
 import numpy as np
 from detect_scales import _fit, scaled, tight_crop
 
+from workstation.domain import BBox
+from workstation.vision.cvcompat import cv2_module
 from workstation.vision.images import load_image
 from workstation.vision.registry import DEFAULT_CONFIGURATION, create_engine
 
 SIDES = (150, 400, 800, 1200, 1800, 2400, 4000)
 PORTRAITS = ((1950, 2600), (1080, 1920))
+SMALL_WIDTHS = (20, 24, 28, 32, 40)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -48,6 +57,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=100)
     parser.add_argument("--config", default=DEFAULT_CONFIGURATION)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--small", action="store_true", help="small faces in a 4K frame")
     args = parser.parse_args()
 
     engine = create_engine(args.config)
@@ -66,6 +76,9 @@ def main() -> None:
     with open(args.cfp / "probes_frontal.csv", newline="") as handle:
         probes = list(csv.DictReader(handle))
     sample = random.Random(args.seed).sample(probes, args.people)
+    if args.small:
+        small_faces(engine, sample, subject_ids, gallery)
+        return
     labels = ["own size"] + [f"{side} px" for side in SIDES] + [f"{w}x{h}" for w, h in PORTRAITS]
     tally = {
         label: {"found": 0, "phantom": 0, "rank1": 0, "box_rank1": 0, "n": 0} for label in labels
@@ -130,6 +143,68 @@ def main() -> None:
     print(f"\n{len(misses)} misses" + ("" if not misses else ":"))
     for line in misses:
         print("  " + line)
+
+
+def small_faces(
+    engine, sample: list[dict[str, str]], subject_ids: list[str], gallery: np.ndarray
+) -> None:
+    cv2 = cv2_module()
+    rng = np.random.default_rng(5)
+    frame = cv2.resize(
+        cv2.GaussianBlur(rng.integers(60, 190, (540, 960, 3), dtype=np.uint8), (0, 0), 2),
+        (3840, 2160),
+    )
+    modes = {"copies only (before)": False, "with tiles": True}
+    keys = [(mode, width) for mode in modes for width in SMALL_WIDTHS]
+    found, first, others = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
+    scores: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    seconds: dict[str, list[float]] = {mode: [] for mode in modes}
+    for done, row in enumerate(sample, 1):
+        bgr = load_image(Path(row["image"])).bgr
+        at_own_size = engine.detect(bgr)
+        if not at_own_size:
+            continue
+        face = at_own_size[0].box
+        around = BBox(face.x - face.w, face.y - face.h, face.w * 3, face.h * 3)
+        crop, inner = tight_crop(bgr, around)
+        face_in_crop = BBox(inner.x + face.w, inner.y + face.h, face.w, face.h)
+        for width in SMALL_WIDTHS:
+            factor = width / face.w
+            size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+            small, truth = scaled(crop, face_in_crop, size)
+            x, y = 1000 + 37 * (done % 20), 700 + 23 * (done % 15)
+            canvas = frame.copy()
+            canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+            truth = BBox(truth.x + x, truth.y + y, truth.w, truth.h)
+            for mode, tiles in modes.items():
+                started = time.thread_time()
+                faces = engine.analyze(canvas, full_resolution=tiles)
+                seconds[mode].append(time.thread_time() - started)
+                matches = [f for f in faces if f.box.iou(truth) >= 0.4]
+                others[(mode, width)] += len(faces) - len(matches)
+                if matches:
+                    found[(mode, width)] += 1
+                    scores[(mode, width)].append(matches[0].quality.detector_score or 0.0)
+                    first[(mode, width)] += (
+                        subject_ids[int(np.argmax(gallery @ _unit(matches[0].embedding)))]
+                        == row["subject_id"]
+                    )
+        if done % 10 == 0:
+            print(f"  {done} probes", flush=True)
+    n = len(sample)
+    print(f"\nSmall faces in a 3,840x2,160 frame, {n} CFP people, against {len(subject_ids)}:")
+    print("| face width | detection | found | mate first | lowest score | other detections |")
+    print("|---|---|---|---|---|---|")
+    for width in SMALL_WIDTHS:
+        for mode in modes:
+            key = (mode, width)
+            low = f"{min(scores[key]):.2f}" if scores[key] else "-"
+            print(
+                f"| {width} px | {mode} | {found[key]}/{n} | {first[key]}/{n} | {low} | "
+                f"{others[key]} |"
+            )
+    for mode in modes:
+        print(f"{mode}: analysis of a frame, median {np.median(seconds[mode]) * 1000:.0f} ms CPU")
 
 
 if __name__ == "__main__":

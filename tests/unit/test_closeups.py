@@ -27,10 +27,15 @@ from workstation.vision.detection import (
     MAX_SCALE_STEP,
     RELIABLE_FACE_SIDE,
     SMALLEST_DETECTION_SIDE,
+    TILE_MIN_SCORE,
+    TILE_OVERLAP,
+    TILE_SIDE,
     Detection,
     ScaledDetection,
     detection_sides,
+    full_resolution_tiles,
     merge_detections,
+    tile_detections,
 )
 from workstation.vision.images import load_image
 from workstation.vision.registry import create_engine
@@ -205,6 +210,71 @@ def test_small_face_in_a_4k_frame_is_found(engine, obama) -> None:
         matches = [f for f in faces if f.box.iou(truth) >= 0.5]
         assert len(matches) == 1, (width, [f.box.as_list() for f in faces], truth.as_list())
         assert float(matches[0].embedding @ reference.embedding) >= 0.5
+
+
+def test_small_faces_of_a_4k_frame_are_found_at_its_own_resolution(engine, obama) -> None:
+    """Faces of 16-24 px in a 3,840x2,160 frame are 8-12 px in the 1,920 px copy, too small for
+    the detector there: the frame's full-resolution tiles find them (the 16 and 18 px ones were
+    not found before), and they are embedded close to the face at its own size."""
+    cv2 = cv2_module()
+    bgr, reference = obama
+    rng = np.random.default_rng(7)
+    frame = cv2.resize(
+        cv2.GaussianBlur(rng.integers(60, 190, (540, 960, 3), dtype=np.uint8), (0, 0), 2),
+        (3840, 2160),
+    )
+    face = reference.box
+    context = BBox(face.x - face.w, face.y - face.h, face.w * 3, face.h * 3)
+    missed_before = 0
+    # One across a tile's edge (tiles start every 896 px): it lies whole in the next tile.
+    for width, (x, y) in ((16, (1500, 900)), (18, (880, 1700)), (24, (2650, 400))):
+        small, box = closeup(bgr, context, round(max(context.w, context.h) * width / face.w), 0)
+        truth = BBox(x + box.x + box.w / 3, y + box.y + box.h / 3, box.w / 3, box.h / 3)
+        canvas = frame.copy()
+        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+        without = engine.detect(canvas, full_resolution=False)
+        faces = engine.analyze(canvas)
+        matches = [f for f in faces if f.box.iou(truth) >= 0.4]
+        missed_before += not any(d.box.iou(truth) >= 0.4 for d in without)
+        assert len(matches) == 1, (width, [f.box.as_list() for f in faces], truth.as_list())
+        assert float(matches[0].embedding @ reference.embedding) >= 0.5  # measured 0.87-0.95
+    assert missed_before >= 2  # the first copy alone misses the 16 and 18 px faces
+
+
+def test_tiles_cover_a_large_photo_with_overlap_and_only_a_large_one() -> None:
+    image = np.zeros((2160, 3840, 3), dtype=np.uint8)
+    assert list(full_resolution_tiles(image[:1080, :1920], 1920)) == []
+    tiles = list(full_resolution_tiles(image, 1920))
+    covered = np.zeros(image.shape[:2], dtype=np.int32)
+    for tile, (left, top) in tiles:
+        assert tile.shape[:2] == (TILE_SIDE, TILE_SIDE)
+        covered[top : top + TILE_SIDE, left : left + TILE_SIDE] += 1
+    assert covered.min() >= 1
+    # Any face up to TILE_OVERLAP px lies whole in some tile.
+    for cx, cy in ((895, 500), (1791, 1100), (3840 - 64, 2160 - 64), (2000, 1030)):
+        x, y = cx - TILE_OVERLAP // 2, cy - TILE_OVERLAP // 2
+        assert any(
+            left <= x
+            and x + TILE_OVERLAP <= left + TILE_SIDE
+            and top <= y
+            and y + TILE_OVERLAP <= top + TILE_SIDE
+            for _, (left, top) in tiles
+        ), (cx, cy)
+
+
+def test_a_tile_counts_only_for_a_face_too_small_for_the_first_copy() -> None:
+    first = _seen(100, 100, 400, 0.9, side_in_copy=200)  # first copy at half size
+    big, small, weak = (
+        _seen(1500, 100, 400, 0.95, 400).detection,  # 200 px in the first copy: left to it
+        _seen(2000, 900, 40, 0.7, 40).detection,  # 20 px there
+        _seen(2500, 900, 40, TILE_MIN_SCORE - 0.05, 40).detection,
+    )
+    on_tiles = tile_detections([big, small, weak], (0, 0), first_scale=0.5)
+    assert [d.detection for d in on_tiles] == [small] and all(d.tile for d in on_tiles)
+    assert merge_detections([first, *on_tiles]) == [first.detection, small]
+    # A tile's detection inside a face the copies saw whole is a part of it (a close-up's eye).
+    eye = _seen(200, 200, 60, 0.9, 60).detection
+    assert merge_detections([first, *tile_detections([eye], (0, 0), 0.5)]) == [first.detection]
 
 
 # Photos whose close-up, boxed by hand, was searched misaligned before (cosine 0.63-0.73 to the

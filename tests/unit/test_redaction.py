@@ -271,3 +271,24 @@ def test_cli_shows_adds_and_unredacts_and_has_no_switch_to_export_unredacted(
             ]
         )
     assert not (tmp_path / "b.json").exists()
+
+
+def test_a_small_bystander_in_a_4k_frame_is_found_for_redaction(engine, photo_paths) -> None:
+    """A face of 16 px in a 3,840x2,160 frame is 8 px in the 1,920 px copy the redaction
+    detector sees: its full-resolution tiles find it, so it is not exported unredacted."""
+    cv2 = cv2_module()
+    bgr = load_image(photo_paths["obama"]).bgr
+    face = engine.detect(bgr)[0].box
+    side = round(face.w * 3)
+    x0, y0 = max(0, round(face.x - face.w)), max(0, round(face.y - face.h))
+    crop = bgr[y0 : y0 + side, x0 : x0 + side]
+    small = cv2.resize(crop, None, fx=16 / face.w, fy=16 / face.w, interpolation=cv2.INTER_AREA)
+    frame = np.full((2160, 3840, 3), 120, dtype=np.uint8)
+    x, y = 2650, 400
+    frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+    truth = BBox(x + (face.x - x0) * 16 / face.w, y + (face.y - y0) * 16 / face.w, 16, 16)
+    found = detect_faces_for_redaction(frame)
+    assert any(inside(truth, d.box) or d.box.iou(truth) >= 0.3 for d in found), (
+        [d.box.as_list() for d in found],
+        truth.as_list(),
+    )

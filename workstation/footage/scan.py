@@ -245,7 +245,7 @@ def _detect(
     that a close-up filling the frame is found whole); align and assess each face from the
     full-resolution frame."""
     pending = []
-    for det in engine.detect(frame, max_side=options.detect_side):
+    for det in engine.detect(frame, max_side=options.detect_side, full_resolution=False):
         if det.score < options.min_detector_score:
             continue
         crop = align_face(frame, det.landmarks)

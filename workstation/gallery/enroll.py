@@ -413,7 +413,7 @@ def _prepare(
             # The manifest names the face: only it is analysed (the rest is not looked at).
             faces = [engine.analyze_box(image.bgr, item.box)]
         else:
-            faces = engine.analyze(image.bgr, max_side=ENROL_DETECTION_SIDE)
+            faces = engine.analyze(image.bgr, max_side=ENROL_DETECTION_SIDE, full_resolution=False)
     except NoFaceError as exc:
         return failed(str(exc))
     except Exception as exc:  # a model failure on one photo must not stop the batch

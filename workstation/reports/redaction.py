@@ -38,9 +38,12 @@ from workstation.vision.detection import (
     NESTED_FRACTION,
     SAME_FACE_IOU,
     Detection,
+    first_copy_scale,
+    full_resolution_tiles,
     image_pyramid,
     nested_fraction,
     scaled_detections,
+    tile_detections,
 )
 from workstation.vision.enhancement import Geometry, geometry
 
@@ -131,6 +134,11 @@ def detect_faces_for_redaction(bgr: np.ndarray, detector: Any = None) -> list[De
         detector = detector or redaction_detector()
         for copy, scale in image_pyramid(bgr, REDACTION_DETECTION_SIDE):
             found += scaled_detections(detector.detect(copy), scale)
+        # A large frame's small faces are found on its full-resolution tiles (see TILE_SIDE), at
+        # the redaction threshold: a face missed here would be shown unredacted.
+        first_scale = first_copy_scale(bgr, REDACTION_DETECTION_SIDE)
+        for tile, corner in full_resolution_tiles(bgr, REDACTION_DETECTION_SIDE):
+            found += tile_detections(detector.detect(tile), corner, first_scale, min_score=0.0)
     merged: list[Detection] = []
     for candidate in sorted(found, key=lambda c: c.detection.score, reverse=True):
         box = candidate.detection.box

@@ -64,6 +64,25 @@ FRAGMENT_MAX_SCORE = 0.8
 EXTRA_COPY_MIN_SCORE = 0.8
 
 
+# A photo larger than the first copy's side (`max_side`) is shrunk for it, and its small faces
+# with it: a face of 24 px in a 3,840x2,160 frame is 12 px in the 1,920 px copy, below what the
+# detector finds. Measured (CFP faces with their surroundings pasted into a 4K frame, 40 people):
+# found at 20 px 0/40, 24 px 2/40, 28 px 9/40, 32 px 16/40, 40 px 29/40. Such a photo is then
+# also seen at its own resolution, in overlapping tiles; a tile's detection counts only for a
+# face too small for the first copy (under TILE_FACE_SIDE there): larger faces are seen whole on
+# the copies, and a tile's edge would cut them into fragments.
+TILE_SIDE = 1024
+# Neighbouring tiles share this many pixels, so a face up to this size lies whole in one tile.
+TILE_OVERLAP = 128
+TILE_FACE_SIDE = 48
+# A tile's detection must score at least this (the detector's own threshold is 0.6): the 24
+# photos of ../shared/faces over 1,920 px gained one "face" at 0.65 with tiles, on the fingers of
+# a raised hand, and none at 0.7; the small faces tiles find score 0.81-0.93 (benchmarks/
+# cfp_closeups.py --small). Cost: detection of those 24 photos 389 -> 1,139 ms of CPU each
+# (search and probe analysis only; enrolment and footage scans do not tile).
+TILE_MIN_SCORE = 0.7
+
+
 @dataclass(frozen=True)
 class Detection:
     box: BBox
@@ -119,12 +138,55 @@ def image_pyramid(bgr: np.ndarray, max_side: int) -> Iterator[tuple[np.ndarray, 
         yield previous, scale
 
 
+def full_resolution_tiles(
+    bgr: np.ndarray, max_side: int
+) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+    """(tile, its top-left corner) covering a photo larger than `max_side` at its own
+    resolution (see TILE_SIDE); nothing for a photo the first copy sees whole."""
+    height, width = bgr.shape[:2]
+    if max(height, width) <= max_side:
+        return
+    step = TILE_SIDE - TILE_OVERLAP
+    for top in _tile_starts(height, step):
+        for left in _tile_starts(width, step):
+            yield bgr[top : top + TILE_SIDE, left : left + TILE_SIDE], (left, top)
+
+
+def _tile_starts(length: int, step: int) -> list[int]:
+    """Tile origins along one side: every `step`, the last one flush with the end."""
+    if length <= TILE_SIDE:
+        return [0]
+    starts = list(range(0, length - TILE_SIDE, step))
+    return [*starts, length - TILE_SIDE]
+
+
+def tile_detections(
+    found: Iterable[Detection],
+    corner: tuple[int, int],
+    first_scale: float,
+    min_score: float = TILE_MIN_SCORE,
+) -> list[ScaledDetection]:
+    """Detections made on a full-resolution tile, in the photo's pixels: those of faces too
+    small for the first copy (at `first_scale` of the photo), scoring `min_score` or more."""
+    return [
+        ScaledDetection(rescale_detection(d, 1.0, corner), 1.0, tile=True)
+        for d in found
+        if max(d.box.w, d.box.h) * first_scale < TILE_FACE_SIDE and d.score >= min_score
+    ]
+
+
+def first_copy_scale(bgr: np.ndarray, max_side: int) -> float:
+    """The scale of the first (largest) copy the detector sees: 1 unless the photo is larger."""
+    return min(1.0, max_side / max(1, *bgr.shape[:2]))
+
+
 @dataclass(frozen=True)
 class ScaledDetection:
     """A detection mapped back to the photo, with the size it had in the copy it came from."""
 
     detection: Detection
     scale: float  # of the copy it was made on, relative to the photo
+    tile: bool = False  # made on a full-resolution tile (see TILE_SIDE)
 
     @property
     def side_in_copy(self) -> float:
@@ -184,17 +246,19 @@ def merge_detections(candidates: Iterable[ScaledDetection]) -> list[Detection]:
     at which a detection was made, then its score, that decides.
     """
     candidates = list(candidates)
-    first_scale = max((c.scale for c in candidates), default=1.0)
-    on_first = [c.detection.box for c in candidates if c.scale == first_scale]
+    copies = [c for c in candidates if not c.tile]
+    first_scale = max((c.scale for c in copies), default=1.0)
+    on_first = [c.detection.box for c in copies if c.scale == first_scale]
     ranked = sorted(
         (
             c
             for c in candidates
-            if c.scale == first_scale
+            if c.tile  # kept by `tile_detections` only for faces too small for the first copy
+            or c.scale == first_scale
             or c.detection.score >= EXTRA_COPY_MIN_SCORE
             or any(_same_face(c.detection.box, box) for box in on_first)
         ),
-        key=lambda c: (c.in_reliable_range, c.detection.score),
+        key=lambda c: (c.in_reliable_range, not c.tile, c.detection.score),
         reverse=True,
     )
     kept: list[Detection] = []

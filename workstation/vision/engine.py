@@ -22,10 +22,13 @@ from workstation.vision.alignment import align_face, crop_box
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.detection import (
     Detection,
+    first_copy_scale,
+    full_resolution_tiles,
     image_pyramid,
     merge_detections,
     rescale_detection,
     scaled_detections,
+    tile_detections,
 )
 from workstation.vision.quality import assess_quality
 
@@ -125,19 +128,28 @@ class FaceEngine:
     def model(self) -> ModelId:
         return self.embedder.model
 
-    def detect(self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE) -> list[Detection]:
+    def detect(
+        self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE, full_resolution: bool = True
+    ) -> list[Detection]:
         """Faces in the image, largest first (face 0 is the main face).
 
         Detection runs on a copy at most `max_side` pixels on its longer side and on smaller
         copies down to about 320 px, so that close-ups are found whole (see
         vision/detection.py); the detections are merged into one per face and mapped back to
-        the full image. Enrolment passes a smaller side than search, since it only wants the
-        main face and detection cost grows with the pixel count.
+        the full image. A photo larger than `max_side` is also seen at its own resolution in
+        tiles, for the faces too small to be found on the first copy (`full_resolution`; see
+        TILE_SIDE). Enrolment passes a smaller side than search and no tiles, since it only
+        wants the main face and detection cost grows with the pixel count; so does a footage
+        scan, which detects on every sampled frame.
         """
         found = []
         with self._lock:
             for copy, scale in image_pyramid(bgr, max_side):
                 found += scaled_detections(self.detector.detect(copy), scale)
+            if full_resolution:
+                first_scale = first_copy_scale(bgr, max_side)
+                for tile, corner in full_resolution_tiles(bgr, max_side):
+                    found += tile_detections(self.detector.detect(tile), corner, first_scale)
         faces = sorted(merge_detections(found), key=lambda d: d.box.area, reverse=True)
         return self._refine_small_faces(bgr, faces)
 
@@ -169,9 +181,11 @@ class FaceEngine:
             prepared = [self.embedder.prepare(bgr, box, points) for box, points in faces]
             return l2_normalise(self.embedder.embed(prepared))
 
-    def analyze(self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE) -> list[Face]:
+    def analyze(
+        self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE, full_resolution: bool = True
+    ) -> list[Face]:
         """Every detected face, embedded and assessed, largest first (see `detect`)."""
-        detections = self.detect(bgr, max_side)
+        detections = self.detect(bgr, max_side, full_resolution)
         if not detections:
             return []
         crops = [align_face(bgr, d.landmarks) for d in detections]

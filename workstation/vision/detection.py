@@ -71,7 +71,13 @@ EXTRA_COPY_MIN_SCORE = 0.8
 # also seen at its own resolution, in overlapping tiles; a tile's detection counts only for a
 # face too small for the first copy (under TILE_FACE_SIDE there): larger faces are seen whole on
 # the copies, and a tile's edge would cut them into fragments.
-TILE_SIDE = 1024
+# Tiles bound the memory the detector needs for a very large photo (a 48-megapixel one); their
+# overlap costs pixels, so they are as large as that allows (a 4K frame: 4 tiles, 1.1 times its
+# pixels; 1,024 px tiles were 15, 1.9 times).
+TILE_SIDE = 2048
+# A photo at most this much larger than the first copy keeps most of its small faces' pixels
+# there (a 2,400 px photo's 20 px face is 16 px in the 1,920 px copy): no tiles.
+TILE_ABOVE = 1.25
 # Neighbouring tiles share this many pixels, so a face up to this size lies whole in one tile.
 TILE_OVERLAP = 128
 TILE_FACE_SIDE = 48
@@ -141,23 +147,25 @@ def image_pyramid(bgr: np.ndarray, max_side: int) -> Iterator[tuple[np.ndarray, 
 def full_resolution_tiles(
     bgr: np.ndarray, max_side: int
 ) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
-    """(tile, its top-left corner) covering a photo larger than `max_side` at its own
-    resolution (see TILE_SIDE); nothing for a photo the first copy sees whole."""
+    """(tile, its top-left corner) covering a photo over TILE_ABOVE times `max_side` at its own
+    resolution, in equal tiles of at most TILE_SIDE sharing TILE_OVERLAP px with their
+    neighbours; nothing for a photo the first copy sees whole or nearly so."""
     height, width = bgr.shape[:2]
-    if max(height, width) <= max_side:
+    if max(height, width) <= max_side * TILE_ABOVE:
         return
-    step = TILE_SIDE - TILE_OVERLAP
-    for top in _tile_starts(height, step):
-        for left in _tile_starts(width, step):
-            yield bgr[top : top + TILE_SIDE, left : left + TILE_SIDE], (left, top)
+    for top, tile_height in _tile_spans(height):
+        for left, tile_width in _tile_spans(width):
+            yield bgr[top : top + tile_height, left : left + tile_width], (left, top)
 
 
-def _tile_starts(length: int, step: int) -> list[int]:
-    """Tile origins along one side: every `step`, the last one flush with the end."""
+def _tile_spans(length: int) -> list[tuple[int, int]]:
+    """(start, length) of equal tiles along one side, at most TILE_SIDE long, each sharing
+    TILE_OVERLAP px with the next: the detector sees about as many pixels as the photo has."""
     if length <= TILE_SIDE:
-        return [0]
-    starts = list(range(0, length - TILE_SIDE, step))
-    return [*starts, length - TILE_SIDE]
+        return [(0, length)]
+    count = math.ceil((length - TILE_OVERLAP) / (TILE_SIDE - TILE_OVERLAP))
+    span = math.ceil((length + (count - 1) * TILE_OVERLAP) / count)
+    return [(min(i * (span - TILE_OVERLAP), length - span), span) for i in range(count)]
 
 
 def tile_detections(

@@ -87,7 +87,9 @@ def test_init_writes_a_shareable_gallery_toml_and_is_repeatable(agency_servers, 
             assert code == 0, err
             assert "agency gallery ready" in out
         text = (folder / CONFIG_NAME).read_text()
-        assert "postgres:" not in text and "pw" not in text  # each examiner connects as themselves
+        # Each examiner connects as themselves: neither the user nor the password is shared. (Not
+        # "pw" alone: the test server's random socket folder may contain those letters.)
+        assert "postgres:" not in text and ":pw@" not in text and '"pw"' not in text
         assert read_config(folder).database_url == shareable_url(url)
         # The test's server trusts the local socket; an examiner's libpq names the role.
         with agency_servers.admin("init_test") as conn:

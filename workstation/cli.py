@@ -34,6 +34,7 @@ from workstation.commands.redaction import cmd_redaction
 from workstation.commands.watches import cmd_watch
 from workstation.domain import Decision
 from workstation.errors import WorkstationError
+from workstation.footage import DEFAULT_MIN_FACE_PX, SMALLEST_MIN_FACE_PX
 from workstation.permissions import restrict_process
 from workstation.vision.registry import DEFAULT_CONFIGURATION, offered_keys
 
@@ -297,12 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample a frame this often (default 0.2)",
     )
     p.add_argument(
-        "--detect-side",
+        "--min-face",
         type=int,
-        default=640,
+        default=DEFAULT_MIN_FACE_PX,
         metavar="PX",
-        help="longer side of the copy the detector sees (default 640; larger finds smaller "
-        "faces, slower)",
+        help=f"smallest face to look for, px wide in the video's own frame (default "
+        f"{DEFAULT_MIN_FACE_PX}, at least {SMALLEST_MIN_FACE_PX}; smaller is slower: the detector "
+        "sees a larger copy of every sampled frame)",
     )
     p.add_argument(
         "--top", type=int, default=20, metavar="K", help="candidates per track (default 20)"

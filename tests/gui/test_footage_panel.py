@@ -11,7 +11,7 @@ from examiners import open_as
 from footage_clips import Appearance, make_clip
 from PySide6.QtCore import QPoint, Qt
 
-from workstation.footage import FrameReader
+from workstation.footage import DEFAULT_MIN_FACE_PX, FrameReader
 from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.store import Gallery
 from workstation.gui.context import AppContext, CaseInfo
@@ -234,3 +234,39 @@ def test_a_scan_asks_for_a_case_first_and_is_recorded_against_it(qtbot, context,
     assert (written[0].case_id, written[0].purpose) == ("C-78", "lobby camera 2")
     assert written[0].user == "examiner1"
     assert written[0].details["video"]["sha256"] == panel.info.sha256
+
+
+def test_the_smallest_face_asked_for_is_scanned_recorded_and_shown(qtbot, context, clip) -> None:
+    panel = FootagePanelWidget(context)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.video_opened, timeout=WAIT_MS):
+        panel.open_video(clip)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    assert panel.min_face_spin.value() == DEFAULT_MIN_FACE_PX
+    panel.min_face_spin.setValue(200)
+    with qtbot.waitSignal(panel.scan_finished, timeout=WAIT_MS) as finished:
+        qtbot.mouseClick(panel.scan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    result = finished.args[0]
+    assert result.options.min_face_px == 200
+    # The status says which faces were not looked for (a small clip: the detector's own limit).
+    assert f"narrower than {result.smallest_face_px} px" in panel.status_label.text()
+    with Gallery(context.gallery_dir) as gallery:
+        event = gallery.audit_events()[-1]
+    assert event.action == "footage_scan"
+    assert event.details["options"]["min_face_px"] == 200
+    assert event.details["smallest_face_px"] == result.smallest_face_px
+
+
+def test_the_smallest_face_tooltip_says_what_it_costs_on_the_open_video(
+    qtbot, context, clip
+) -> None:
+    panel = FootagePanelWidget(context)
+    qtbot.addWidget(panel)
+    assert "Smallest face to look for" in panel.min_face_spin.toolTip()
+    with qtbot.waitSignal(panel.video_opened, timeout=WAIT_MS):
+        panel.open_video(clip)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    info = panel.info
+    assert f"This video ({info.width}x{info.height})" in panel.min_face_spin.toolTip()
+    assert "reliably from about 28 px" in panel.min_face_spin.toolTip()  # a small clip

@@ -326,8 +326,9 @@ def test_footage_scan_finds_a_closeup_filling_the_frame(engine, obama, tmp_path)
     for _ in range(10):
         writer.write(image)
     writer.release()
-    for side in (640, 1280):  # the default, and the larger side an examiner sets for small faces
-        result = drain(scan_video(engine, path, ScanOptions(every_s=0.2, detect_side=side)))
+    for min_face in (40, 20):  # the default, and the frame's full resolution
+        result = drain(scan_video(engine, path, ScanOptions(every_s=0.2, min_face_px=min_face)))
+        side = result.options.detect_side
         assert len(result.tracks) == 1, (side, [t.summary() for t in result.tracks])
         track = result.tracks[0]
         assert all(o.box.iou(truth) >= 0.5 for o in track.observations), side

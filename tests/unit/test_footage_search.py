@@ -199,3 +199,32 @@ def test_footage_command_finds_a_gallery_subject(enrolled, clip) -> None:
     )
     code, _, err = _run([*argv, "--find-subject", "S-NOBODY", str(clip)])
     assert code == 1 and "S-NOBODY" in err and "not in the gallery" in err
+
+
+def test_footage_command_says_which_faces_it_did_not_look_for(enrolled, clip) -> None:
+    folder = str(enrolled.folder)
+    enrolled.close()
+    argv = ["--gallery", folder, "footage", "--case", "C9", "--purpose", "p", "--top", "1"]
+    code, out, err = _run([*argv, "--min-face", "200", str(clip)])
+    assert code == 0, err
+    # A 480 px clip is searched at its own size whatever is asked: the detector's own limit.
+    assert "faces narrower than 28 px in the frame were not looked for" in out
+    code, out, err = _run([*argv, "--min-face", "12", str(clip)])
+    assert code != 0 and "--min-face must be at least 20 px" in err and "Traceback" not in err
+
+
+def test_case_report_says_what_the_scan_behind_a_track_search_did_not_look_for(
+    enrolled, scanned
+) -> None:
+    import html
+    import re
+
+    from workstation.reports.bundle import build_case_bundle
+    from workstation.reports.case_report import report_html
+
+    search_track(enrolled, scanned, scanned.tracks[0], "CASE-8", "robbery lead")
+    page = report_html(build_case_bundle(enrolled, "CASE-8"), "case.json", "0" * 64)
+    visible = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert "Footage scan" in visible
+    assert "one frame in every 0.2 s searched for faces" in visible
+    assert f"faces narrower than {scanned.smallest_face_px} px were not looked for" in visible

@@ -192,6 +192,7 @@ def _print_legend(ctx: CliContext) -> None:
 def cmd_footage(ctx: CliContext) -> int:
     from workstation.audit.actions import AuditAction
     from workstation.footage import (
+        SMALLEST_MIN_FACE_PX,
         ScanOptions,
         probe_video,
         record_scan,
@@ -208,6 +209,11 @@ def cmd_footage(ctx: CliContext) -> int:
     case_id, purpose = require_case(args.case, args.purpose)
     if args.every <= 0:
         raise WorkstationError(f"--every must be a positive number of seconds, got {args.every}")
+    if args.min_face < SMALLEST_MIN_FACE_PX:
+        raise WorkstationError(
+            f"--min-face must be at least {SMALLEST_MIN_FACE_PX} px (the detector's limit at the "
+            f"frame's full resolution), got {args.min_face}"
+        )
     gallery = ctx.gallery()
     require_case_open_for(gallery, case_id, AuditAction.FOOTAGE_SCAN)  # before the scan's work
     engine = ctx.engine()
@@ -231,12 +237,17 @@ def cmd_footage(ctx: CliContext) -> int:
         scan_video(
             engine,
             info.path,
-            ScanOptions(every_s=args.every, detect_side=args.detect_side),
+            ScanOptions(every_s=args.every, min_face_px=args.min_face),
             info=info,
         ),
         show,
     )
     record_scan(gallery, scan, case_id, purpose)
+    if not args.json:
+        ctx.say(
+            f"{scan.samples} frames searched at {scan.options.detect_side} px: faces narrower than "
+            f"{scan.smallest_face_px} px in the frame were not looked for (--min-face)"
+        )
     if args.find_subject:
         return _print_subject_segments(ctx, scan, case_id, purpose)
     failures = 0

@@ -4,7 +4,13 @@ Qt-free, like the rest of the core; the GUI's footage panel and the `footage` CL
 built on it.
 """
 
-from workstation.footage.scan import ScanOptions, ScanResult, scan_video
+from workstation.footage.scan import (
+    DEFAULT_MIN_FACE_PX,
+    SMALLEST_MIN_FACE_PX,
+    ScanOptions,
+    ScanResult,
+    scan_video,
+)
 from workstation.footage.search import (
     Appearance,
     find_person,
@@ -18,6 +24,8 @@ from workstation.footage.tracks import Track
 from workstation.vision.video import FrameReader, VideoError, VideoInfo, probe_video, timecode
 
 __all__ = [
+    "DEFAULT_MIN_FACE_PX",
+    "SMALLEST_MIN_FACE_PX",
     "Appearance",
     "FrameReader",
     "ScanOptions",

@@ -3,10 +3,14 @@
 Where the time goes, and how it is kept down (measured in benchmarks/footage_speed.py):
 - Decoding: a reader thread decodes ahead while the detector works (both release the GIL);
   frames between samples are only `grab()`bed (decoded, never converted to BGR).
-- Detection runs on every sample, on a copy whose longer side is at most `detect_side`
-  (640 px by default: YuNet at 1280x720 costs about 4x as much as at 640x360 and still finds
-  faces down to about 20 px in the full frame), and on a 320 px copy for faces too large for
-  it (a close-up filling the frame). Landmarks are mapped back and faces are aligned from the
+- Detection runs on every sample, on a copy just large enough for the smallest face the
+  examiner asked for (`min_face_px`, in the video's own pixels: see `detection_side`), and on a
+  320 px copy for faces too large for it (a close-up filling the frame). Its cost grows with the
+  copy's pixels (a 1080p clip: 4.0x real time at 640 px, 2.6x at 896, 1.2x at 1,344, 0.7x at
+  its own 1,920), so the examiner trades speed for small faces, and the scan's record says
+  which faces it did not look for. A fixed copy size would do the opposite of what a better
+  camera should: the old 640 px copy found faces from about 56 px in 720p footage, 84 px in
+  1080p and 168 px in 4K. Landmarks are mapped back and faces are aligned from the
   full-resolution frame.
 - Embedding (the most expensive step per face) runs only where linking needs it and, when a
   track closes, on its best few frames for the template.
@@ -17,6 +21,7 @@ kept and `ScanResult.damage` says where and why.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -43,21 +48,57 @@ from workstation.vision.quality import assess_quality
 from workstation.vision.video import VideoError, VideoInfo, open_capture, probe_video, timecode
 
 DEFAULT_EVERY_S = 0.2
-DEFAULT_DETECT_SIDE = 640
+# The detector finds a face reliably from about this width (px) in the copy it sees. Measured on
+# CFP faces with their surroundings pasted into 1,920x1,080 frames (benchmarks/cfp_closeups.py
+# --footage, 40 people): 90-98% found where a face is 27-30 px in the copy, 55-60% at 19-21 px,
+# under 10% at 14 px and less.
+RELIABLE_FACE_IN_COPY = 28
+# The smallest face (px wide in the video's own frame) a scan looks for unless told otherwise.
+# A 720p video is then searched at 640 px, as every video was before (4.3x real time at 5
+# samples/s on 2 cores: issue 5's goal of 4x holds); a 1080p one at 896 px (2.6x; faces from 60
+# px, where the old fixed 640 px copy found them only from about 84 px), a 4K one at 1,792. The
+# examiner asks for smaller faces when the footage needs it (40 px: 1.2x real time on 1080p).
+DEFAULT_MIN_FACE_PX = 60
+# Below this the detector's own limit is reached at the frame's full resolution.
+SMALLEST_MIN_FACE_PX = 20
+# A scan never detects on a copy smaller than this (or than the frame): a 640 px pass is cheap,
+# and a small video (640x480, a D1 camera's 704x576) is then searched at about its own size,
+# for every face the detector can find in it, whatever smallest face was asked for.
+SMALLEST_SCAN_SIDE = 640
 # A file that stops decoding this far before its declared frame count is reported as damaged.
 _EARLY_END_TOLERANCE = 0.02
+
+
+def detection_side(frame_width: int, frame_height: int, min_face_px: int) -> int:
+    """The longer side of the copy a scan detects on, so that a face `min_face_px` wide in the
+    frame is RELIABLE_FACE_IN_COPY px there; at least SMALLEST_SCAN_SIDE, and never larger than
+    the frame itself."""
+    longer = max(1, frame_width, frame_height)
+    wanted = math.ceil(longer * RELIABLE_FACE_IN_COPY / max(1, min_face_px))
+    return min(longer, max(wanted, SMALLEST_SCAN_SIDE))
+
+
+def smallest_face_seen(frame_width: int, frame_height: int, detect_side: int) -> int:
+    """The smallest face (px wide in the frame) a scan at `detect_side` finds reliably."""
+    longer = max(1, frame_width, frame_height)
+    scale = min(1.0, detect_side / longer)
+    return max(SMALLEST_MIN_FACE_PX, math.ceil(RELIABLE_FACE_IN_COPY / scale))
 
 
 @dataclass(frozen=True)
 class ScanOptions:
     every_s: float = DEFAULT_EVERY_S  # sample a frame this often (seconds of video)
-    detect_side: int = DEFAULT_DETECT_SIDE  # longer side of the copy the detector sees
+    # The smallest face to look for, px wide in the video's own frame (see detection_side).
+    min_face_px: int = DEFAULT_MIN_FACE_PX
     min_detector_score: float = 0.6
     link: LinkOptions = field(default_factory=LinkOptions)
+    # Set by scan_video from the video's size and `min_face_px`: what the detector saw.
+    detect_side: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "every_s": self.every_s,
+            "min_face_px": self.min_face_px,
             "detect_side": self.detect_side,
             "min_detector_score": self.min_detector_score,
             "iou_min": self.link.iou_min,
@@ -90,6 +131,13 @@ class ScanResult:
         return self.frames_decoded / self.video.fps
 
     @property
+    def smallest_face_px(self) -> int:
+        """The narrowest face (px, in the video's frame) this scan finds reliably: narrower
+        ones were not looked for, and a report must say so."""
+        width, height = self.video.width, self.video.height
+        return smallest_face_seen(width, height, self.options.detect_side or max(width, height))
+
+    @property
     def speed_x_realtime(self) -> float:
         return self.scanned_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
@@ -107,6 +155,7 @@ class ScanResult:
             "samples": self.samples,
             "faces_detected": self.faces_detected,
             "embeddings_computed": self.embeddings_computed,
+            "smallest_face_px": self.smallest_face_px,
             "elapsed_s": round(self.elapsed_s, 3),
             "damage": self.damage,
             "cancelled": self.cancelled,
@@ -163,6 +212,11 @@ def scan_video(
     options = options or ScanOptions()
     if options.every_s <= 0:
         raise ValueError(f"the sampling interval must be positive, got {options.every_s}")
+    if options.min_face_px < SMALLEST_MIN_FACE_PX:
+        raise ValueError(
+            f"the smallest face to look for must be at least {SMALLEST_MIN_FACE_PX} px (the "
+            f"detector's limit at full resolution), got {options.min_face_px}"
+        )
     cancel = cancel or CancelToken()
     started = time.perf_counter()
     if info is None:
@@ -172,8 +226,13 @@ def scan_video(
     step = max(1, round(options.every_s * info.fps))
     total = info.frame_count
     linker = TrackLinker(engine, options.link)
-    # Record the linking threshold actually used (it depends on the model when not given).
-    options = replace(options, link=replace(options.link, similarity_min=linker.similarity_min))
+    # Record the linking threshold actually used (it depends on the model when not given) and
+    # the size of the copy the detector sees in this video.
+    options = replace(
+        options,
+        link=replace(options.link, similarity_min=linker.similarity_min),
+        detect_side=detection_side(info.width, info.height, options.min_face_px),
+    )
     capture = open_capture(info.path)
     frames: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
@@ -244,8 +303,10 @@ def _detect(
     """Detect on reduced copies (the engine's several scales, the largest `detect_side` long, so
     that a close-up filling the frame is found whole); align and assess each face from the
     full-resolution frame."""
+    height, width = frame.shape[:2]
+    side = options.detect_side or detection_side(width, height, options.min_face_px)
     pending = []
-    for det in engine.detect(frame, max_side=options.detect_side, full_resolution=False):
+    for det in engine.detect(frame, max_side=side, full_resolution=False):
         if det.score < options.min_detector_score:
             continue
         crop = align_face(frame, det.landmarks)

@@ -57,6 +57,7 @@ def track_lineage(scan: ScanResult, track: Track) -> dict[str, Any]:
             b.observation.frame_index for b in track.best if b.embedding is not None
         ],
         "sample_every_s": scan.options.every_s,
+        "smallest_face_px": scan.smallest_face_px,
     }
 
 
@@ -75,6 +76,7 @@ def record_scan(
             {
                 "video": scan.video.to_dict(),
                 "options": scan.options.to_dict(),
+                "smallest_face_px": scan.smallest_face_px,
                 "frames_decoded": scan.frames_decoded,
                 "samples": scan.samples,
                 "damage": scan.damage,

@@ -237,6 +237,20 @@ def _param_text(params: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _scan_limits(frame: Mapping[str, Any] | None) -> str | None:
+    """What the footage scan behind a track's search looked at, and what it did not look for
+    (None for a photo, or a frame chosen by hand)."""
+    if not frame or frame.get("track_id") is None:
+        return None
+    text = (
+        f"track {frame['track_id']}, {frame.get('track_start_s')} to {frame.get('track_end_s')} s "
+        f"of the video, one frame in every {frame.get('sample_every_s')} s searched for faces"
+    )
+    if frame.get("smallest_face_px"):
+        text += f"; faces narrower than {frame['smallest_face_px']} px were not looked for"
+    return text
+
+
 def _row(label: str, value: Any, mono: bool = False, strong: bool = False) -> dict[str, Any]:
     return {
         "label": label,
@@ -279,6 +293,7 @@ def _search_view(
             if probe.frame
             else []
         ),
+        *([_row("Footage scan", scan)] if (scan := _scan_limits(probe.frame)) else []),
         *[_row(label, value, mono=mono) for label, value, mono in enhancement_rows(record)],
         _row("How the face was chosen", face.how_chosen),
         _row("Probe quality", f"{face.quality.verdict.value.upper()}: {reasons}"),

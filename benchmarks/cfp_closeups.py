@@ -22,8 +22,12 @@ to a face of 20-40 px and pasted into a 3,840x2,160 frame (a 4K still), searched
 the frame's full-resolution tiles (vision/detection.py TILE_SIDE), same run: found (IoU >= 0.4),
 mate first, the detector's score of the faces found, other detections, CPU per frame.
 
+With --footage, the same in a 1,920x1,080 frame (a CCTV camera's) with faces of 20-80 px, detected
+as a footage scan does (workstation/footage/scan.py: one copy sized for the smallest face asked
+for, no tiles) for several smallest-face settings and the old fixed 640 px copy.
+
 Run: python benchmarks/cfp_closeups.py --cfp /work/datasets/cfp [--people 100] [--config accurate]
-     [--small]
+     [--small | --footage]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import argparse
 import csv
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +50,8 @@ from workstation.vision.registry import DEFAULT_CONFIGURATION, create_engine
 SIDES = (150, 400, 800, 1200, 1800, 2400, 4000)
 PORTRAITS = ((1950, 2600), (1080, 1920))
 SMALL_WIDTHS = (20, 24, 28, 32, 40)
+FOOTAGE_WIDTHS = (20, 24, 28, 32, 40, 48, 60, 80)
+FOOTAGE_MIN_FACES = (60, 40, 20)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -58,6 +65,7 @@ def main() -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIGURATION)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--small", action="store_true", help="small faces in a 4K frame")
+    parser.add_argument("--footage", action="store_true", help="small faces in a 1080p frame")
     args = parser.parse_args()
 
     engine = create_engine(args.config)
@@ -77,7 +85,15 @@ def main() -> None:
         probes = list(csv.DictReader(handle))
     sample = random.Random(args.seed).sample(probes, args.people)
     if args.small:
-        small_faces(engine, sample, subject_ids, gallery)
+        modes = {
+            "copies only (before)": lambda frame: engine.analyze(frame, full_resolution=False),
+            "with tiles": lambda frame: engine.analyze(frame, full_resolution=True),
+        }
+        small_faces(engine, sample, subject_ids, gallery, (3840, 2160), SMALL_WIDTHS, modes)
+        return
+    if args.footage:
+        modes = footage_modes(engine)
+        small_faces(engine, sample, subject_ids, gallery, (1920, 1080), FOOTAGE_WIDTHS, modes)
         return
     labels = ["own size"] + [f"{side} px" for side in SIDES] + [f"{w}x{h}" for w, h in PORTRAITS]
     tally = {
@@ -145,17 +161,39 @@ def main() -> None:
         print("  " + line)
 
 
+def footage_modes(engine) -> dict[str, Callable[[np.ndarray], list]]:
+    """A footage scan's detection (scan.py `_detect`: one copy, no tiles) at the old fixed 640 px
+    and at the copy each smallest-face setting gives a 1080p frame."""
+    from workstation.footage.scan import detection_side
+
+    sides = {"fixed 640 px (before)": 640}
+    for min_face in FOOTAGE_MIN_FACES:
+        side = detection_side(1920, 1080, min_face)
+        sides[f"faces from {min_face} px ({side} px copy)"] = side
+    return {
+        label: (lambda frame, side=side: engine.analyze(frame, side, full_resolution=False))
+        for label, side in sides.items()
+    }
+
+
 def small_faces(
-    engine, sample: list[dict[str, str]], subject_ids: list[str], gallery: np.ndarray
+    engine,
+    sample: list[dict[str, str]],
+    subject_ids: list[str],
+    gallery: np.ndarray,
+    frame_size: tuple[int, int],
+    widths: tuple[int, ...],
+    modes: dict[str, Callable[[np.ndarray], list]],
 ) -> None:
     cv2 = cv2_module()
     rng = np.random.default_rng(5)
     frame = cv2.resize(
         cv2.GaussianBlur(rng.integers(60, 190, (540, 960, 3), dtype=np.uint8), (0, 0), 2),
-        (3840, 2160),
+        frame_size,
     )
-    modes = {"copies only (before)": False, "with tiles": True}
-    keys = [(mode, width) for mode in modes for width in SMALL_WIDTHS]
+    # Where the faces go (a few px apart from one person to the next): the same for a frame size.
+    left, top = (1000, 700) if frame_size[0] > 2000 else (500, 300)
+    keys = [(mode, width) for mode in modes for width in widths]
     found, first, others = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
     scores: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -168,18 +206,18 @@ def small_faces(
         around = BBox(face.x - face.w, face.y - face.h, face.w * 3, face.h * 3)
         crop, inner = tight_crop(bgr, around)
         face_in_crop = BBox(inner.x + face.w, inner.y + face.h, face.w, face.h)
-        for width in SMALL_WIDTHS:
+        for width in widths:
             factor = width / face.w
             size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
             small, truth = scaled(crop, face_in_crop, size)
-            x, y = 1000 + 37 * (done % 20), 700 + 23 * (done % 15)
+            x, y = left + 37 * (done % 20), top + 23 * (done % 15)
             canvas = frame.copy()
             canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
             truth = BBox(truth.x + x, truth.y + y, truth.w, truth.h)
-            for mode, tiles in modes.items():
-                started = time.thread_time()
-                faces = engine.analyze(canvas, full_resolution=tiles)
-                seconds[mode].append(time.thread_time() - started)
+            for mode, analyse in modes.items():
+                started = time.process_time()  # OpenCV's own threads included
+                faces = analyse(canvas)
+                seconds[mode].append(time.process_time() - started)
                 matches = [f for f in faces if f.box.iou(truth) >= 0.4]
                 others[(mode, width)] += len(faces) - len(matches)
                 if matches:
@@ -192,10 +230,13 @@ def small_faces(
         if done % 10 == 0:
             print(f"  {done} probes", flush=True)
     n = len(sample)
-    print(f"\nSmall faces in a 3,840x2,160 frame, {n} CFP people, against {len(subject_ids)}:")
+    print(
+        f"\nSmall faces in a {frame_size[0]:,}x{frame_size[1]:,} frame, {n} CFP people, against "
+        f"{len(subject_ids)}:"
+    )
     print("| face width | detection | found | mate first | lowest score | other detections |")
     print("|---|---|---|---|---|---|")
-    for width in SMALL_WIDTHS:
+    for width in widths:
         for mode in modes:
             key = (mode, width)
             low = f"{min(scores[key]):.2f}" if scores[key] else "-"
@@ -204,7 +245,10 @@ def small_faces(
                 f"{others[key]} |"
             )
     for mode in modes:
-        print(f"{mode}: analysis of a frame, median {np.median(seconds[mode]) * 1000:.0f} ms CPU")
+        print(
+            f"{mode}: analysis of a frame, median {np.median(seconds[mode]) * 1000:.0f} ms CPU "
+            "(the process's, all threads)"
+        )
 
 
 if __name__ == "__main__":

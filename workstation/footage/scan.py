@@ -231,7 +231,12 @@ def scan_video(
     options = replace(
         options,
         link=replace(options.link, similarity_min=linker.similarity_min),
-        detect_side=detection_side(info.width, info.height, options.min_face_px),
+        # (a video that declares no frame size is sized from each frame instead: `_detect`)
+        detect_side=(
+            detection_side(info.width, info.height, options.min_face_px)
+            if info.width and info.height
+            else None
+        ),
     )
     capture = open_capture(info.path)
     frames: queue.Queue = queue.Queue(maxsize=4)

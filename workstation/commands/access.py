@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workstation.audit.actions import AuditAction
-from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, shown
+from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, Subparsers, shown
 
 
 def cmd_permissions(ctx: CliContext) -> int:
@@ -39,3 +39,19 @@ def cmd_permissions(ctx: CliContext) -> int:
         )
     exposed = [f for f in folders if exposure(f, policy)]
     return EXIT_FAILED if exposed else EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_permissions_parser(sub: Subparsers) -> None:
+    """The `permissions` command and its arguments."""
+    p = sub.add_parser(
+        "permissions",
+        help="show who may read the gallery, data and settings folders; --fix restricts them",
+    )
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="give every folder and file the private modes (owner, or owner and "
+        "WORKSTATION_GROUP); audited",
+    )
+    p.set_defaults(func=cmd_permissions)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from workstation.commands.context import EXIT_OK, CliContext, shown
+from workstation.commands.context import EXIT_OK, CliContext, Subparsers, shown
 from workstation.errors import WorkstationError
 
 
@@ -151,3 +151,85 @@ def _info(ctx: CliContext) -> int:
     for key, value in info.items():
         ctx.say(f"{key}: {shown(str(value))}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_agency_parser(sub: Subparsers) -> None:
+    """The `agency` command and its arguments."""
+    p = sub.add_parser(
+        "agency",
+        help="an agency gallery shared by many workstations (records in PostgreSQL, vectors in "
+        "Milvus): set it up, see what this workstation connects to",
+    )
+    gsub = p.add_subparsers(dest="agency_action", metavar="ACTION", required=True)
+    g = gsub.add_parser(
+        "init",
+        help="create (or upgrade) an agency gallery and write DIR/gallery.toml (run by the "
+        "database's owner)",
+    )
+    g.add_argument("folder", metavar="DIR", help="the gallery folder examiners open")
+    g.add_argument(
+        "--database",
+        required=True,
+        metavar="URL",
+        help="PostgreSQL connection URL, e.g. postgresql://dbhost/gallery or "
+        "postgresql:///gallery?host=/socket/dir (its user, if any, runs the setup)",
+    )
+    g.add_argument(
+        "--vectors",
+        required=True,
+        metavar="URI",
+        help="Milvus: http://host:19530, or a local path ending in .db for Milvus Lite",
+    )
+    g.add_argument("--collection", default="faces", help="Milvus collection (default faces)")
+    g.add_argument(
+        "--index",
+        default="HNSW",
+        choices=("HNSW", "IVF_FLAT", "IVF_SQ8", "DISKANN", "FLAT"),
+        help="Milvus index type (default HNSW)",
+    )
+    g.add_argument(
+        "--dim",
+        type=int,
+        help="create the collection now for this vector size (else at first enrolment)",
+    )
+    g.add_argument(
+        "--role-prefix",
+        metavar="PREFIX",
+        help="the start of the gallery's PostgreSQL role names (default workstation_; another "
+        "for a second gallery on the same server)",
+    )
+    g.add_argument(
+        "--administrator",
+        metavar="LOGIN",
+        help="the login role of the first administrator (created if new, member of every "
+        "role); they should be the first to open the gallery",
+    )
+    gsub.add_parser(
+        "clients",
+        help="the agency client libraries this installation has (PostgreSQL: psycopg, Milvus: "
+        "pymilvus): whether it can open an agency gallery",
+    )
+    g = gsub.add_parser("info", help="the --gallery's servers and counts")
+    g.add_argument("--json", action="store_true")
+    g = gsub.add_parser(
+        "add-examiner",
+        help="give an examiner's PostgreSQL login role the gallery's roles and, with --key, "
+        "register their key in the same audited act (administrator)",
+    )
+    g.add_argument("folder", metavar="DIR", help="the agency gallery folder (gallery.toml)")
+    g.add_argument("login", metavar="LOGIN", help="their login: the PostgreSQL role they use")
+    g.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        metavar="ROLE",
+        help="administrator, enroller, analyst or reviewer (repeat, or separate with commas)",
+    )
+    g.add_argument(
+        "--key",
+        metavar="FILE",
+        help="their public key file (`workstation examiners key --out FILE`), registered in "
+        "the same act",
+    )
+    p.set_defaults(func=cmd_agency)

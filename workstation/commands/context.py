@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 from workstation.errors import WorkstationError
 from workstation.identity import Examiner
@@ -206,3 +206,28 @@ def settings_gallery() -> Path | None:
 
 
 # ---------------------------------------------------------------------- enroll
+
+
+# ---------------------------------------------------------------------- arguments
+# The subcommands' parser, as each commands module receives it to declare its own commands.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def authorisation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--authorised-by", metavar="NAME", help="who approved the case's searches (optional)"
+    )
+    parser.add_argument("--authorised-at", metavar="DATE", help="when they approved them")
+    parser.add_argument(
+        "--authorisation", metavar="REF", help="the approval's reference (e.g. order number)"
+    )
+
+
+def read_case_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--case and --purpose on a command that consults records (the read is recorded)."""
+    parser.add_argument(
+        "--case",
+        metavar="ID",
+        help=f"case number {what} serves (required: consultation is recorded in the audit log)",
+    )
+    parser.add_argument("--purpose", metavar="TEXT", help=f"purpose of {what} (required)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, shown
+from workstation.commands.context import EXIT_FAILED, EXIT_OK, CliContext, Subparsers, shown
 from workstation.errors import WorkstationError
 
 
@@ -78,3 +78,24 @@ def _replay(ctx: CliContext) -> int:
             ctx.say(f"  {line}")
         ctx.say(result.verdict)
     return EXIT_OK if result.original_matches and result.matches else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------- arguments
+def add_enhance_parser(sub: Subparsers) -> None:
+    """The `enhance` command and its arguments."""
+    p = sub.add_parser(
+        "enhance",
+        help="probe enhancement: list the steps, or replay a search's recorded steps on its "
+        "original and check the working copy's SHA-256",
+    )
+    esub = p.add_subparsers(dest="enhance_action", metavar="ACTION", required=True)
+    esub.add_parser("steps", help="the enhancement steps, their parameters and bounds")
+    e = esub.add_parser(
+        "replay",
+        help="recompute a search's working copy from the original (photo, or the video for a "
+        "frame) and say whether its SHA-256 is the recorded one",
+    )
+    e.add_argument("--search", type=int, required=True, metavar="ID", help="the search")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("original", metavar="ORIGINAL_FILE")
+    p.set_defaults(func=cmd_enhance)

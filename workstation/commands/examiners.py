@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from workstation.commands.context import EXIT_OK, CliContext, shown
+from workstation.commands.context import (
+    EXIT_OK,
+    CliContext,
+    Subparsers,
+    authorisation_arguments,
+    shown,
+)
 from workstation.errors import WorkstationError
 
 
@@ -186,3 +193,105 @@ def _list_cases(ctx: CliContext) -> int:
     past = sum(s.past_retention for s in summaries)
     ctx.say(f"{len(summaries)} case(s)" + (f", {past} past their retention date" if past else ""))
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_cases_parser(sub: Subparsers) -> None:
+    """The `cases` command and its arguments."""
+    p = sub.add_parser(
+        "cases",
+        help="the list of cases (status, examiners, searches, leads, retention); close, reopen, "
+        "archive a case; record who authorised its searches",
+    )
+
+    def list_options(parser: argparse.ArgumentParser, default: object) -> None:
+        # The list's options are read before or after `list`; a subcommand's own default
+        # would otherwise overwrite a value given before it.
+        parser.add_argument("--json", action="store_true", default=default, help="JSON lines")
+        parser.add_argument(
+            "--past-retention",
+            action="store_true",
+            default=default,
+            help="only the cases past their retention date",
+        )
+        # Listing cases is a supervisory consultation, recorded against a case (a standing
+        # reference such as SUPERVISION-2026); dest differs from the acts' positional CASE.
+        parser.add_argument(
+            "--case",
+            dest="read_case",
+            metavar="ID",
+            default=None if default is False else default,
+            help="case number the listing serves (required: it is recorded in the audit log; "
+            "e.g. the agency's standing supervision reference)",
+        )
+        parser.add_argument(
+            "--purpose",
+            dest="read_purpose",
+            metavar="TEXT",
+            default=None if default is False else default,
+            help="purpose of the listing (required)",
+        )
+
+    list_options(p, False)
+    csub = p.add_subparsers(dest="cases_action", metavar="ACTION")
+    c = csub.add_parser("list", help="every case (the default)")
+    list_options(c, argparse.SUPPRESS)
+    for action, words in (
+        ("close", "close a case: no new work on it until it is reopened (audited)"),
+        ("reopen", "reopen a closed case (audited)"),
+        ("archive", "archive a case: read-only for good; it can still be exported (audited)"),
+    ):
+        c = csub.add_parser(action, help=words)
+        c.add_argument("case", metavar="CASE")
+        c.add_argument("--reason", required=True, metavar="TEXT", help="why (audited)")
+        if action != "reopen":
+            c.add_argument(
+                "--retain-until",
+                metavar="YYYY-MM-DD",
+                help="keep the case's records until this date (default: 2 years from today"
+                + ("" if action == "close" else ", or the date set when it was closed")
+                + ")",
+            )
+    c = csub.add_parser(
+        "authorise", help="record who approved the case's searches, when, and the reference"
+    )
+    c.add_argument("case", metavar="CASE")
+    authorisation_arguments(c)
+    p.set_defaults(func=cmd_cases)
+
+
+def add_examiners_parser(sub: Subparsers) -> None:
+    """The `examiners` command and its arguments."""
+    p = sub.add_parser(
+        "examiners",
+        help="your examiner key; who may act in the gallery (administrators register, revoke)",
+    )
+    esub = p.add_subparsers(dest="examiners_action", metavar="ACTION", required=True)
+    e = esub.add_parser(
+        "key", help="print your public key and fingerprint (made on first use) for an administrator"
+    )
+    e.add_argument("--out", metavar="FILE", help="also write the public key to FILE")
+    e = esub.add_parser("list", help="the registered examiners, their roles and keys")
+    e.add_argument("--json", action="store_true")
+    e = esub.add_parser("add", help="register an examiner's public key with roles (administrator)")
+    e.add_argument("name", metavar="NAME", help="their login on their workstation")
+    e.add_argument("--key", required=True, metavar="FILE", help="their public key file")
+    e.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        metavar="ROLE",
+        help="administrator, enroller, analyst or reviewer (repeat, or separate with commas)",
+    )
+    e = esub.add_parser("revoke", help="revoke an examiner's key (administrator; needs a reason)")
+    e.add_argument("name", metavar="NAME_OR_FINGERPRINT")
+    e.add_argument("--reason", required=True, metavar="TEXT")
+    e = esub.add_parser("roles", help="change an examiner's roles (administrator)")
+    e.add_argument("name", metavar="NAME_OR_FINGERPRINT")
+    e.add_argument("--role", action="append", required=True, metavar="ROLE")
+    esub.add_parser(
+        "adopt",
+        help="make a gallery from an older version accountable: you become its first "
+        "administrator (once)",
+    )
+    p.set_defaults(func=cmd_examiners)

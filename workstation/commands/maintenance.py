@@ -11,6 +11,8 @@ from workstation.commands.context import (
     EXIT_FAILED,
     EXIT_OK,
     CliContext,
+    Subparsers,
+    read_case_options,
     shown,
 )
 from workstation.errors import WorkstationError
@@ -287,3 +289,98 @@ def cmd_retention(ctx: CliContext) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+
+
+# ---------------------------------------------------------------------- arguments
+def add_index_parser(sub: Subparsers) -> None:
+    """The `index` command and its arguments."""
+    p = sub.add_parser("index", help="the FAISS index (derived from the database)")
+    isub = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
+    isub.add_parser("rebuild", help="rebuild the index from the database")
+    i = isub.add_parser("info", help="what the index holds")
+    i.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+
+def add_models_parser(sub: Subparsers) -> None:
+    """The `models` command and its arguments."""
+    p = sub.add_parser(
+        "models", help="list model files, verify their hashes, list insightface packs"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+
+def add_reembed_parser(sub: Subparsers) -> None:
+    """The `reembed` command and its arguments."""
+    p = sub.add_parser("reembed", help="re-compute every embedding with the selected model")
+    p.set_defaults(func=cmd_reembed)
+
+
+def add_settings_parser(sub: Subparsers) -> None:
+    """The `settings` command and its arguments."""
+    p = sub.add_parser("settings", help="show or change settings (changes are audited)")
+    tsub = p.add_subparsers(dest="settings_action", metavar="ACTION")
+    t = tsub.add_parser(
+        "set", help="set one setting: gallery, backend, insightface_pack, model_dir, top_k"
+    )
+    t.add_argument("key")
+    t.add_argument("value")
+    p.set_defaults(func=cmd_settings)
+
+
+def add_calibrate_parser(sub: Subparsers) -> None:
+    """The `calibrate` command and its arguments."""
+    p = sub.add_parser(
+        "calibrate",
+        help="recompute the false-match-rate calibration from the gallery (audited)",
+    )
+    p.add_argument("--reason", metavar="TEXT", help="why (kept in the audit log)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def add_duplicates_parser(sub: Subparsers) -> None:
+    """The `duplicates` command and its arguments."""
+    p = sub.add_parser(
+        "duplicates", help="list subject pairs that are probably one person enrolled twice"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="similarity threshold (default: strict, from a false-match rate of 1e-5)",
+    )
+    read_case_options(p, "the listing")
+    p.add_argument("--json", action="store_true", help="one JSON line per pair")
+    p.set_defaults(func=cmd_duplicates)
+
+
+def add_merge_parser(sub: Subparsers) -> None:
+    """The `merge` command and its arguments."""
+    p = sub.add_parser(
+        "merge", help="merge subject MERGE_ID into KEEP_ID (needs a reason; audited)"
+    )
+    p.add_argument("keep_id", metavar="KEEP_ID")
+    p.add_argument("merge_id", metavar="MERGE_ID")
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.set_defaults(func=cmd_merge)
+
+
+def add_retention_parser(sub: Subparsers) -> None:
+    """The `retention` command and its arguments."""
+    p = sub.add_parser(
+        "retention",
+        help="delete every subject enrolled more than DAYS days ago (one audited act listing "
+        "their ids); --dry-run lists them",
+    )
+    p.add_argument("--older-than", required=True, type=int, metavar="DAYS")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="e.g. the rule that applies")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would go; change nothing (the listing is recorded: --case, --purpose)",
+    )
+    read_case_options(p, "the --dry-run listing")
+    p.add_argument("--json", action="store_true", help="one JSON line per subject")
+    p.set_defaults(func=cmd_retention)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workstation.commands.context import EXIT_OK, CliContext, shown
+from workstation.commands.context import EXIT_OK, CliContext, Subparsers, shown
 from workstation.errors import WorkstationError
 from workstation.progress import Progress, drain
 
@@ -47,3 +47,25 @@ def cmd_gallery(ctx: CliContext) -> int:
         "it records nothing more (`audit verify` still checks it)"
     )
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_gallery_parser(sub: Subparsers) -> None:
+    """The `gallery` command and its arguments."""
+    p = sub.add_parser("gallery", help="move a gallery (embedded <-> agency)")
+    gallery_sub = p.add_subparsers(dest="gallery_action", metavar="ACTION", required=True)
+    g = gallery_sub.add_parser(
+        "copy",
+        help="move the gallery SRC into DEST (a new folder, or an agency gallery just made by "
+        "`agency init`): every record with its id, photos checked, vectors rebuilt, the audit "
+        "chain kept; SRC records nothing afterwards (administrator)",
+    )
+    g.add_argument("source", metavar="SRC", help="the gallery folder to move")
+    g.add_argument("destination", metavar="DEST", help="where it goes")
+    g.add_argument(
+        "--database-role",
+        metavar="ROLE",
+        help="an agency DEST: the PostgreSQL role that writes the copied rows (its owner; "
+        "default: your login's role)",
+    )
+    p.set_defaults(func=cmd_gallery)

@@ -11,11 +11,15 @@ from workstation.commands.context import (
     EXIT_FAILED,
     EXIT_OK,
     CliContext,
+    Subparsers,
+    authorisation_arguments,
+    read_case_options,
     saved_settings,
     shown,
 )
 from workstation.domain import LARGEST_FACE, FaceChoice
 from workstation.errors import WorkstationError
+from workstation.footage import DEFAULT_MIN_FACE_PX, SMALLEST_MIN_FACE_PX
 
 if TYPE_CHECKING:
     from workstation.gallery.records import SearchRecord
@@ -491,3 +495,129 @@ def _read_pairs(path: Path) -> list[_Pair]:
 
 
 # ---------------------------------------------------------------------- subjects
+
+
+# ---------------------------------------------------------------------- arguments
+def add_enroll_parser(sub: Subparsers) -> None:
+    """The `enroll` command and its arguments."""
+    p = sub.add_parser("enroll", help="enrol photos into the gallery")
+    p.add_argument(
+        "--manifest",
+        metavar="FILE.csv",
+        help="CSV with columns subject_id,image (optional name; other columns kept as attributes)",
+    )
+    p.add_argument("--subject", metavar="ID", help="subject id for the photos given")
+    p.add_argument("--name", metavar="N", help="subject name")
+    p.add_argument("--json", action="store_true", help="one JSON line per photo")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help="photos or folders (searched recursively)"
+    )
+    p.set_defaults(func=cmd_enroll)
+
+
+def add_search_parser(sub: Subparsers) -> None:
+    """The `search` command and its arguments."""
+    p = sub.add_parser(
+        "search", help="search the gallery with probe photos (needs a case and a purpose)"
+    )
+    p.add_argument("--case", metavar="ID", help="case number (required)")
+    p.add_argument("--purpose", metavar="TEXT", help="purpose of the search (required)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--box", metavar="X,Y,W,H", help="search the face inside this box (drawn by hand)"
+    )
+    group.add_argument("--face", type=int, metavar="N", help="search face N (0 = largest)")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        metavar="K",
+        help="number of candidates (default: the saved setting, 20 unless changed)",
+    )
+    p.add_argument(
+        "--note",
+        metavar="TEXT",
+        help="examiner's note kept with the search (required to search a poor-quality face)",
+    )
+    p.add_argument(
+        "--enhance",
+        metavar="STEPS",
+        help="search a working copy made by these enhancement steps (a JSON list such as "
+        '\'[{"step": "gamma", "gamma": 1.5}]\', or a file holding one; `workstation enhance '
+        "steps` lists them); the original is never changed and the steps are recorded",
+    )
+    authorisation_arguments(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per probe per line")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_search)
+
+
+def add_footage_parser(sub: Subparsers) -> None:
+    """The `footage` command and its arguments."""
+    p = sub.add_parser(
+        "footage",
+        help="scan a video for faces, follow each as a track and search every track (needs a "
+        "case and a purpose)",
+    )
+    p.add_argument("--case", metavar="ID", help="case number (required)")
+    p.add_argument("--purpose", metavar="TEXT", help="purpose of the search (required)")
+    p.add_argument(
+        "--every",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="sample a frame this often (default 0.2)",
+    )
+    p.add_argument(
+        "--min-face",
+        type=int,
+        default=DEFAULT_MIN_FACE_PX,
+        metavar="PX",
+        help=f"smallest face to look for, px wide in the video's own frame (default "
+        f"{DEFAULT_MIN_FACE_PX}, at least {SMALLEST_MIN_FACE_PX}; smaller is slower: the detector "
+        "sees a larger copy of every sampled frame)",
+    )
+    p.add_argument(
+        "--top", type=int, default=20, metavar="K", help="candidates per track (default 20)"
+    )
+    p.add_argument("--note", metavar="TEXT", help="examiner's note kept with each search")
+    p.add_argument(
+        "--find-subject",
+        metavar="ID",
+        help="instead of searching each track, mark where this gallery subject appears "
+        "(time segments; audited)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per track per line")
+    p.add_argument("video", metavar="VIDEO")
+    p.set_defaults(func=cmd_footage)
+
+
+def add_compare_parser(sub: Subparsers) -> None:
+    """The `compare` command and its arguments."""
+    p = sub.add_parser(
+        "compare",
+        help="1:1 comparison of a face in each of two photos (the largest, unless told which)",
+    )
+    p.add_argument(
+        "--pairs",
+        metavar="FILE.csv",
+        help='CSV with columns image_a,image_b and optional box_a,box_b ("X,Y,W,H") or '
+        "face_a,face_b (face numbers)",
+    )
+    for side in ("a", "b"):
+        which = p.add_mutually_exclusive_group()
+        which.add_argument(
+            f"--face-{side}",
+            type=int,
+            metavar="N",
+            help=f"use face N of photo {side.upper()} (0 = largest)",
+        )
+        which.add_argument(
+            f"--box-{side}",
+            metavar="X,Y,W,H",
+            help=f"use the face inside this box of photo {side.upper()} (drawn by hand)",
+        )
+    read_case_options(p, "the comparison")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.set_defaults(func=cmd_compare)

@@ -10,8 +10,11 @@ from workstation.commands.context import (
     EXIT_FAILED,
     EXIT_OK,
     CliContext,
+    Subparsers,
+    read_case_options,
     shown,
 )
+from workstation.domain import Decision
 from workstation.errors import WorkstationError
 
 
@@ -224,3 +227,90 @@ def cmd_export(ctx: CliContext) -> int:
         f"search(es); audit head before the export {report.bundle.head_hash}"
     )
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_subjects_parser(sub: Subparsers) -> None:
+    """The `subjects` command and its arguments."""
+    p = sub.add_parser("subjects", help="list subjects, or delete one")
+    read_case_options(p, "the listing")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--query", metavar="TEXT", help="only ids or names containing TEXT")
+    ssub = p.add_subparsers(dest="subjects_action", metavar="ACTION")
+    d = ssub.add_parser("delete", help="delete a subject (needs a reason; audited)")
+    d.add_argument("subject_id", metavar="ID")
+    d.add_argument("--reason", required=True, metavar="TEXT")
+    p.set_defaults(func=cmd_subjects)
+
+
+def add_audit_parser(sub: Subparsers) -> None:
+    """The `audit` command and its arguments."""
+    p = sub.add_parser("audit", help="verify or show the audit log")
+    asub = p.add_subparsers(dest="audit_action", metavar="ACTION", required=True)
+    v = asub.add_parser(
+        "verify",
+        help="walk the signed chain, re-hash every record and hold the chain to every witness "
+        "of its head; exit 0 when intact, 1 when not",
+    )
+    v.add_argument(
+        "--head",
+        metavar="SEQ:HASH",
+        help="also check the chain still holds this head (as a report prints it)",
+    )
+    w = asub.add_parser(
+        "witness-folder",
+        help="set (or, with --clear, remove) the agency witness folder, a network share or "
+        "write-once store every examiner's program appends the head to (administrator)",
+    )
+    w.add_argument("folder", nargs="?", metavar="FOLDER")
+    w.add_argument("--clear", action="store_true")
+    s = asub.add_parser(
+        "show",
+        help="list the audit events of the case given with --case (the reading is recorded "
+        "against it), of another case (--of-case) or all of them (--all)",
+    )
+    read_case_options(s, "reading the log")
+    shown_events = s.add_mutually_exclusive_group()
+    shown_events.add_argument("--of-case", metavar="ID", help="show this case's events instead")
+    shown_events.add_argument("--all", action="store_true", help="show every event")
+    s.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit)
+
+
+def add_decide_parser(sub: Subparsers) -> None:
+    """The `decide` command and its arguments."""
+    p = sub.add_parser(
+        "decide", help="record a decision on a candidate, or confirm another examiner's lead"
+    )
+    p.add_argument("--search", type=int, metavar="ID")
+    p.add_argument("--subject", metavar="ID")
+    p.add_argument("--decision", choices=[d.value.replace("_", "-") for d in Decision.recordable()])
+    p.add_argument(
+        "--confirm",
+        type=int,
+        metavar="DECISION_ID",
+        help="confirm a possible lead (second examiner)",
+    )
+    p.add_argument("--note", metavar="TEXT")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_decide)
+
+
+def add_export_parser(sub: Subparsers) -> None:
+    """The `export` command and its arguments."""
+    p = sub.add_parser(
+        "export", help="write a case's JSON evidence bundle and, with --pdf, its report (audited)"
+    )
+    p.add_argument("--case", required=True, metavar="ID")
+    p.add_argument(
+        "--out", metavar="FILE.json", help="the JSON evidence bundle (default: beside the PDF)"
+    )
+    p.add_argument(
+        "--pdf", metavar="FILE.pdf", help="also write the case report as a PDF (from the bundle)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files that already exist (without it, an existing file is refused)",
+    )
+    p.set_defaults(func=cmd_export)

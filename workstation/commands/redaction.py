@@ -10,7 +10,7 @@ log keeps (docs/ACCOUNTABILITY.md, "Redaction on export").
 
 from __future__ import annotations
 
-from workstation.commands.context import EXIT_OK, CliContext, shown
+from workstation.commands.context import EXIT_OK, CliContext, Subparsers, shown
 from workstation.domain import BBox
 from workstation.errors import WorkstationError
 
@@ -69,3 +69,28 @@ def cmd_redaction(ctx: CliContext) -> int:
         )
     ctx.say(plan.statement())
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_redaction_parser(sub: Subparsers) -> None:
+    """The `redaction` command and its arguments."""
+    p = sub.add_parser(
+        "redaction",
+        help="what exports redact in a search's probe image (bystanders' faces, by default; "
+        "there is no switch to export unredacted): list it, add a box, un-redact one box",
+    )
+    rsub = p.add_subparsers(dest="redaction_action", metavar="ACTION", required=True)
+    r = rsub.add_parser("show", help="the boxes an export of this search's probe redacts")
+    r.add_argument("--search", type=int, required=True, metavar="ID")
+    r.add_argument("--json", action="store_true", help="the bundle's redaction record as JSON")
+    r = rsub.add_parser("add", help="add a box to the redaction (a missed face, a tattoo, a badge)")
+    r.add_argument("--search", type=int, required=True, metavar="ID")
+    r.add_argument("--box", required=True, metavar="X,Y,W,H", help="in the probe image's pixels")
+    r.add_argument("--note", metavar="TEXT", help="what it hides (audited)")
+    r = rsub.add_parser("unredact", help="show one redaction box unredacted in exports (audited)")
+    r.add_argument("--search", type=int, required=True, metavar="ID")
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--box", metavar="X,Y,W,H", help="the box, as `redaction show` lists it")
+    where.add_argument("--number", type=int, metavar="N", help="box N of `redaction show`")
+    r.add_argument("--note", required=True, metavar="TEXT", help="why it may be shown (audited)")
+    p.set_defaults(func=cmd_redaction)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workstation.commands.context import EXIT_OK, CliContext, shown
+from workstation.commands.context import EXIT_OK, CliContext, Subparsers, read_case_options, shown
 
 
 def cmd_watch(ctx: CliContext) -> int:
@@ -55,3 +55,35 @@ def cmd_watch(ctx: CliContext) -> int:
             )
     ctx.say(f"{len(watches)} watch(es)")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- arguments
+def add_watch_parser(sub: Subparsers) -> None:
+    """The `watch` command and its arguments."""
+    p = sub.add_parser(
+        "watch",
+        help="cold-case watch: leave a searched probe on watch; each enrolment searches it "
+        "against the new faces",
+    )
+    wsub = p.add_subparsers(dest="watch_action", metavar="ACTION", required=True)
+    w = wsub.add_parser("add", help="leave a search's probe on watch (audited on its case)")
+    w.add_argument("--search", type=int, required=True, metavar="ID", help="the search")
+    w.add_argument("--reason", required=True, metavar="TEXT", help="why it stays unresolved")
+    w.add_argument(
+        "--until", metavar="YYYY-MM-DD", help="the last day it is searched (default: 90 days)"
+    )
+    w.add_argument(
+        "--fmr",
+        type=float,
+        default=1e-4,
+        metavar="RATE",
+        help="false-match rate of the threshold a new face must reach (default 1e-4: 1 in 10,000)",
+    )
+    w = wsub.add_parser("list", help="the watches with their hits (active ones; --all: every one)")
+    w.add_argument("--all", action="store_true", help="ended and expired watches too")
+    w.add_argument("--json", action="store_true", help="one JSON object per watch per line")
+    read_case_options(w, "the listing")
+    w = wsub.add_parser("end", help="end a watch (its probe embedding is deleted)")
+    w.add_argument("watch", type=int, metavar="ID")
+    w.add_argument("--reason", required=True, metavar="TEXT", help="why (audited)")
+    p.set_defaults(func=cmd_watch)

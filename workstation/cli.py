@@ -27,6 +27,7 @@ from workstation.commands.examiners import (
     add_cases_parser,
     add_examiners_parser,
 )
+from workstation.commands.footage import add_footage_parser
 from workstation.commands.maintenance import (
     add_calibrate_parser,
     add_duplicates_parser,
@@ -41,7 +42,6 @@ from workstation.commands.moving import add_gallery_parser
 from workstation.commands.probes import (
     add_compare_parser,
     add_enroll_parser,
-    add_footage_parser,
     add_search_parser,
 )
 from workstation.commands.records import (

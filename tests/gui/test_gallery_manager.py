@@ -22,12 +22,8 @@ from workstation.gui.enrol_panel import (
     plan_folder,
 )
 from workstation.gui.face_thumbnails import FaceThumbnailCache
-from workstation.gui.gallery_manager import (
-    PAGE_SIZE,
-    GalleryManagerWidget,
-    SubjectFacesModel,
-    SubjectListModel,
-)
+from workstation.gui.gallery_manager import GalleryManagerWidget
+from workstation.gui.subject_models import PAGE_SIZE, SubjectFacesModel, SubjectListModel
 
 WAIT_MS = 120_000
 

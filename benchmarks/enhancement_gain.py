@@ -34,7 +34,8 @@ import numpy as np
 
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.engine import FaceEngine
-from workstation.vision.enhancement import Step, apply, parse_steps
+from workstation.vision.enhancement import apply
+from workstation.vision.enhancement_steps import Step, parse_steps
 from workstation.vision.images import load_image
 from workstation.vision.registry import create_engine
 

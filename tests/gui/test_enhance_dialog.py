@@ -14,7 +14,8 @@ from PySide6.QtCore import QTimer
 from tests.gui.analyst_support import CASE, WAIT_MS, enrol_gallery, main_window
 from workstation.gui.compare_view import probe_side
 from workstation.gui.enhance_dialog import EnhanceDialog
-from workstation.vision.enhancement import apply, parse_steps, pixels_sha256
+from workstation.vision.enhancement import apply, pixels_sha256
+from workstation.vision.enhancement_steps import parse_steps
 from workstation.vision.video import frame_image
 
 

@@ -106,7 +106,7 @@ def test_pdf_of_an_enhanced_search_redacts_both_previews(
     the PDF shows the original and the working copy with the bystanders blurred in both, and
     the searched face sharp; un-redacting the near bystander shows him (the reading's
     baseline)."""
-    from workstation.vision.enhancement import parse_steps
+    from workstation.vision.enhancement_steps import parse_steps
 
     drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [photo_paths["obama"]], "Obama")))
     path = tmp_path / "group.png"

@@ -16,7 +16,8 @@ from workstation.cli import main
 from workstation.reports.bundle import build_case_bundle
 from workstation.reports.case_report import report_html, report_images
 from workstation.reports.enhancement_report import NO_ENHANCEMENT
-from workstation.vision.enhancement import apply, parse_steps, pixels_sha256
+from workstation.vision.enhancement import apply, pixels_sha256
+from workstation.vision.enhancement_steps import parse_steps
 from workstation.vision.images import load_image
 
 STEPS = [

@@ -16,17 +16,19 @@ from workstation.gallery.enroll import enroll, items_for_subject
 from workstation.gallery.search import search_image
 from workstation.progress import drain
 from workstation.vision.enhancement import (
-    STEP_SPECS,
     Enhancement,
-    EnhancementError,
-    Step,
     apply,
     enhance,
-    load_steps,
-    parse_steps,
     pixels_sha256,
     replay,
     working_copy_of,
+)
+from workstation.vision.enhancement_steps import (
+    STEP_SPECS,
+    EnhancementError,
+    Step,
+    load_steps,
+    parse_steps,
 )
 from workstation.vision.images import load_image
 

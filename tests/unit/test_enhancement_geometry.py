@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from workstation.domain import BBox
-from workstation.vision.enhancement import apply, geometry, parse_steps
+from workstation.vision.enhancement import apply, geometry
+from workstation.vision.enhancement_steps import parse_steps
 from workstation.vision.images import load_image
 
 # A 5 x 5 white square with a black ring on a real photo: a landmark whose centre survives

@@ -35,7 +35,7 @@ from workstation.reports.redaction import (
 )
 from workstation.vision.alignment import face_view
 from workstation.vision.cvcompat import cv2_module
-from workstation.vision.enhancement import parse_steps
+from workstation.vision.enhancement_steps import parse_steps
 from workstation.vision.images import load_image
 
 

@@ -15,7 +15,7 @@ def cmd_enhance(ctx: CliContext) -> int:
 
 
 def _print_steps(ctx: CliContext) -> int:
-    from workstation.vision.enhancement import STEP_SPECS
+    from workstation.vision.enhancement_steps import STEP_SPECS
 
     for spec in STEP_SPECS.values():
         ctx.say(f"{spec.name}: {spec.does}")

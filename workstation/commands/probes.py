@@ -77,7 +77,7 @@ def cmd_search(ctx: CliContext) -> int:
     from workstation.domain import BBox
     from workstation.gallery.cases import case_authorisation, require_case_open_for
     from workstation.gallery.search import require_case, search_image
-    from workstation.vision.enhancement import load_steps
+    from workstation.vision.enhancement_steps import load_steps
 
     args = ctx.args
     case_id, purpose = require_case(args.case, args.purpose)

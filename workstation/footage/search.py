@@ -36,7 +36,8 @@ from workstation.gallery.search import (
 )
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, l2_normalise, select_face
-from workstation.vision.enhancement import Enhancement, Step, enhance, pixels_sha256
+from workstation.vision.enhancement import Enhancement, enhance, pixels_sha256
+from workstation.vision.enhancement_steps import Step
 from workstation.vision.video import VideoInfo, timecode
 
 

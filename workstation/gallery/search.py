@@ -29,7 +29,8 @@ from workstation.gallery.records import (
 )
 from workstation.gallery.store import Gallery
 from workstation.vision.engine import FaceEngine, select_face
-from workstation.vision.enhancement import Step, enhance
+from workstation.vision.enhancement import enhance
+from workstation.vision.enhancement_steps import Step
 from workstation.vision.images import LoadedImage
 
 __all__ = [

@@ -36,7 +36,8 @@ from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage
 from workstation.gui.text import make_plain
 from workstation.progress import CancelToken
-from workstation.vision.enhancement import STEP_SPECS, Param, Step, apply, parse_step
+from workstation.vision.enhancement import apply
+from workstation.vision.enhancement_steps import STEP_SPECS, Param, Step, parse_step
 
 PREVIEW_SIDE = 360  # each preview's longest side on screen, in pixels
 

@@ -31,7 +31,8 @@ from workstation.gui.context import AppContext
 from workstation.gui.imaging import bgr_to_qimage, verdict_color
 from workstation.gui.text import make_plain
 from workstation.progress import CancelToken, Progress, Work
-from workstation.vision.enhancement import Enhancement, Step, enhance, pixels_sha256
+from workstation.vision.enhancement import Enhancement, enhance, pixels_sha256
+from workstation.vision.enhancement_steps import Step
 from workstation.vision.images import (
     IMAGE_FORMATS_TEXT,
     LoadedImage,

@@ -190,22 +190,32 @@ def test_enrolment_of_a_closeup_gets_the_whole_face(engine, obama, side) -> None
     assert float(faces[0].embedding @ reference.embedding) >= SAME_FACE_MIN_COSINE
 
 
-def test_small_face_in_a_4k_frame_is_found(engine, obama) -> None:
+def _textured_4k_frame(seed: int) -> np.ndarray:
+    """A 3,840x2,160 frame of soft texture: a 4K still's background."""
     cv2 = cv2_module()
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(60, 190, (540, 960, 3), dtype=np.uint8)
+    return cv2.resize(cv2.GaussianBlur(noise, (0, 0), 2), (3840, 2160))
+
+
+def _pasted_face(
+    frame: np.ndarray, bgr: np.ndarray, face: BBox, width: int, corner: tuple[int, int]
+) -> tuple[np.ndarray, BBox]:
+    """A copy of `frame` with the photo around `face` (one face width of context each side)
+    shrunk so the face is `width` px wide and pasted at `corner`; and the face's box there."""
+    x, y = corner
+    context = BBox(face.x - face.w, face.y - face.h, face.w * 3, face.h * 3)
+    small, box = closeup(bgr, context, round(max(context.w, context.h) * width / face.w), 0)
+    canvas = frame.copy()
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return canvas, BBox(x + box.x + box.w / 3, y + box.y + box.h / 3, box.w / 3, box.h / 3)
+
+
+def test_small_face_in_a_4k_frame_is_found(engine, obama) -> None:
     bgr, reference = obama
-    rng = np.random.default_rng(5)
-    frame = cv2.resize(
-        cv2.GaussianBlur(rng.integers(60, 190, (540, 960, 3), dtype=np.uint8), (0, 0), 2),
-        (3840, 2160),
-    )
-    for width, (x, y) in ((60, (2900, 1500)), (40, (700, 300))):
-        face = reference.box
-        # The photo around the face (one face width of context each side), face `width` wide.
-        context = BBox(face.x - face.w, face.y - face.h, face.w * 3, face.h * 3)
-        small, box = closeup(bgr, context, round(max(context.w, context.h) * width / face.w), 0)
-        truth = BBox(x + box.x + box.w / 3, y + box.y + box.h / 3, box.w / 3, box.h / 3)
-        canvas = frame.copy()
-        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    frame = _textured_4k_frame(5)
+    for width, corner in ((60, (2900, 1500)), (40, (700, 300))):
+        canvas, truth = _pasted_face(frame, bgr, reference.box, width, corner)
         faces = engine.analyze(canvas)
         matches = [f for f in faces if f.box.iou(truth) >= 0.5]
         assert len(matches) == 1, (width, [f.box.as_list() for f in faces], truth.as_list())
@@ -216,22 +226,12 @@ def test_small_faces_of_a_4k_frame_are_found_at_its_own_resolution(engine, obama
     """Faces of 16-24 px in a 3,840x2,160 frame are 8-12 px in the 1,920 px copy, too small for
     the detector there: the frame's full-resolution tiles find them (the 16 and 18 px ones were
     not found before), and they are embedded close to the face at its own size."""
-    cv2 = cv2_module()
     bgr, reference = obama
-    rng = np.random.default_rng(7)
-    frame = cv2.resize(
-        cv2.GaussianBlur(rng.integers(60, 190, (540, 960, 3), dtype=np.uint8), (0, 0), 2),
-        (3840, 2160),
-    )
-    face = reference.box
-    context = BBox(face.x - face.w, face.y - face.h, face.w * 3, face.h * 3)
+    frame = _textured_4k_frame(7)
     missed_before = 0
     # One across a tile's edge (tiles start every 896 px): it lies whole in the next tile.
-    for width, (x, y) in ((16, (1500, 900)), (18, (880, 1700)), (24, (2650, 400))):
-        small, box = closeup(bgr, context, round(max(context.w, context.h) * width / face.w), 0)
-        truth = BBox(x + box.x + box.w / 3, y + box.y + box.h / 3, box.w / 3, box.h / 3)
-        canvas = frame.copy()
-        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    for width, corner in ((16, (1500, 900)), (18, (880, 1700)), (24, (2650, 400))):
+        canvas, truth = _pasted_face(frame, bgr, reference.box, width, corner)
         without = engine.detect(canvas, full_resolution=False)
         faces = engine.analyze(canvas)
         matches = [f for f in faces if f.box.iou(truth) >= 0.4]

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from workstation.errors import GalleryError, WorkstationError
-from workstation.gallery.agency_roles import audit_role_holders, setup_database
+from workstation.gallery.agency_roles import audit_role_holders
+from workstation.gallery.agency_setup import setup_database
 from workstation.gallery.milvus import DEFAULT_INDEX, MilvusSettings, MilvusVectors
 from workstation.gallery.postgres import PostgresDatabase, psycopg_module
 from workstation.gallery.schema import SCHEMA_VERSION, check_schema_version, migrate

@@ -251,6 +251,8 @@ def test_the_smallest_face_asked_for_is_scanned_recorded_and_shown(qtbot, contex
     assert result.options.min_face_px == 200
     # The status says which faces were not looked for (a small clip: the detector's own limit).
     assert f"narrower than {result.smallest_face_px} px" in panel.status_label.text()
+    # and the track list keeps saying it after the status has moved on
+    assert f"narrower than {result.smallest_face_px} px" in panel.tracks.tracks_label.text()
     with Gallery(context.gallery_dir) as gallery:
         event = gallery.audit_events()[-1]
     assert event.action == "footage_scan"

@@ -112,7 +112,9 @@ class FootageTracksWidget(QWidget):
         buttons.addWidget(self.find_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Tracks", self))
+        # Says, for as long as the tracks show, which faces the scan did not look for.
+        self.tracks_label = QLabel("Tracks", self)
+        layout.addWidget(self.tracks_label)
         layout.addWidget(self.track_list, 3)
         layout.addWidget(self.note_edit)
         layout.addLayout(buttons)
@@ -133,12 +135,16 @@ class FootageTracksWidget(QWidget):
     def clear(self) -> None:
         """A new video: no tracks, no candidates."""
         self.scan = None
+        self.tracks_label.setText("Tracks")
         self.track_list.clear()
         self.results.setRowCount(0)
         self._update_enabled()
 
     def set_scan(self, scan: ScanResult) -> None:
         self.scan = scan
+        self.tracks_label.setText(
+            f"Tracks (faces narrower than {scan.smallest_face_px} px not looked for)"
+        )
         self.track_list.clear()
         for track in scan.tracks:
             self.track_list.addItem(self._track_item(track))

@@ -210,7 +210,8 @@ def test_footage_command_says_which_faces_it_did_not_look_for(enrolled, clip) ->
     # A 480 px clip is searched at its own size whatever is asked: the detector's own limit.
     assert "faces narrower than 28 px in the frame were not looked for" in out
     code, out, err = _run([*argv, "--min-face", "12", str(clip)])
-    assert code != 0 and "--min-face must be at least 20 px" in err and "Traceback" not in err
+    assert code != 0 and "smallest face to look for must be at least 20 px" in err
+    assert "got 12" in err and "Traceback" not in err and "sha256" not in out  # before hashing
 
 
 def test_case_report_says_what_the_scan_behind_a_track_search_did_not_look_for(

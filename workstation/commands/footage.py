@@ -16,6 +16,7 @@ def cmd_footage(ctx: CliContext) -> int:
     from workstation.audit.actions import AuditAction
     from workstation.footage import (
         ScanOptions,
+        check_scan_options,
         probe_video,
         record_scan,
         scan_video,
@@ -29,13 +30,8 @@ def cmd_footage(ctx: CliContext) -> int:
 
     args = ctx.args
     case_id, purpose = require_case(args.case, args.purpose)
-    if args.every <= 0:
-        raise WorkstationError(f"--every must be a positive number of seconds, got {args.every}")
-    if args.min_face < SMALLEST_MIN_FACE_PX:
-        raise WorkstationError(
-            f"--min-face must be at least {SMALLEST_MIN_FACE_PX} px (the detector's limit at the "
-            f"frame's full resolution), got {args.min_face}"
-        )
+    options = ScanOptions(every_s=args.every, min_face_px=args.min_face)
+    check_scan_options(options)  # before hashing the video
     gallery = ctx.gallery()
     require_case_open_for(gallery, case_id, AuditAction.FOOTAGE_SCAN)  # before the scan's work
     engine = ctx.engine()
@@ -59,7 +55,7 @@ def cmd_footage(ctx: CliContext) -> int:
         scan_video(
             engine,
             info.path,
-            ScanOptions(every_s=args.every, min_face_px=args.min_face),
+            options,
             info=info,
         ),
         show,

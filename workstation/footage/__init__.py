@@ -9,6 +9,7 @@ from workstation.footage.scan import (
     SMALLEST_MIN_FACE_PX,
     ScanOptions,
     ScanResult,
+    check_scan_options,
     scan_video,
 )
 from workstation.footage.search import (
@@ -33,6 +34,7 @@ __all__ = [
     "Track",
     "VideoError",
     "VideoInfo",
+    "check_scan_options",
     "find_person",
     "find_subject",
     "find_threshold",

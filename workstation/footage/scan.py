@@ -190,6 +190,20 @@ def _reader(
         out.put((_END, index))
 
 
+def check_scan_options(options: ScanOptions) -> None:
+    """Refuse settings a scan cannot honour (ValueError, in words); a surface calls it before
+    the slow work of opening and hashing the video."""
+    if options.every_s <= 0:
+        raise ValueError(
+            f"the sampling interval must be a positive number of seconds, got {options.every_s}"
+        )
+    if options.min_face_px < SMALLEST_MIN_FACE_PX:
+        raise ValueError(
+            f"the smallest face to look for must be at least {SMALLEST_MIN_FACE_PX} px (the "
+            f"detector's limit at full resolution), got {options.min_face_px}"
+        )
+
+
 def scan_video(
     engine: FaceEngine,
     path: Path | str,
@@ -210,13 +224,7 @@ def scan_video(
         VideoError: the file is missing, empty, not a video, or no frame decodes.
     """
     options = options or ScanOptions()
-    if options.every_s <= 0:
-        raise ValueError(f"the sampling interval must be positive, got {options.every_s}")
-    if options.min_face_px < SMALLEST_MIN_FACE_PX:
-        raise ValueError(
-            f"the smallest face to look for must be at least {SMALLEST_MIN_FACE_PX} px (the "
-            f"detector's limit at full resolution), got {options.min_face_px}"
-        )
+    check_scan_options(options)
     cancel = cancel or CancelToken()
     started = time.perf_counter()
     if info is None:

@@ -272,3 +272,6 @@ def test_the_smallest_face_tooltip_says_what_it_costs_on_the_open_video(
     info = panel.info
     assert f"This video ({info.width}x{info.height})" in panel.min_face_spin.toolTip()
     assert "reliably from about 28 px" in panel.min_face_spin.toolTip()  # a small clip
+    panel.min_face_spin.setValue(20)  # under the detector's reliable size: the frame enlarged
+    assert "(enlarged)" in panel.min_face_spin.toolTip()
+    assert "reliably from about 20 px" in panel.min_face_spin.toolTip()

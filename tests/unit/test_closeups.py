@@ -24,6 +24,7 @@ from workstation.gallery.store import Gallery
 from workstation.progress import drain
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.detection import (
+    ENLARGED_MIN_SCORE,
     MAX_SCALE_STEP,
     RELIABLE_FACE_SIDE,
     SMALLEST_DETECTION_SIDE,
@@ -34,7 +35,9 @@ from workstation.vision.detection import (
     ScaledDetection,
     detection_sides,
     full_resolution_tiles,
+    image_pyramid,
     merge_detections,
+    scaled_detections,
     tile_detections,
 )
 from workstation.vision.images import load_image
@@ -241,6 +244,22 @@ def test_small_faces_of_a_4k_frame_are_found_at_its_own_resolution(engine, obama
     assert missed_before >= 2  # the first copy alone misses the 16 and 18 px faces
 
 
+def test_an_enlarged_copy_is_made_only_when_asked_and_its_weak_detections_do_not_count() -> None:
+    photo = np.zeros((1080, 1920, 3), dtype=np.uint8)
+    # Asked for a copy larger than the photo: the photo itself, unless enlarging is asked for.
+    assert next(image_pyramid(photo, 2688))[0].shape[1] == 1920
+    enlarged = list(image_pyramid(photo, 2688, enlarge=True))
+    assert enlarged[0][0].shape[:2] == (1512, 2688) and enlarged[0][1] == pytest.approx(1.4)
+    assert enlarged[-1][0].shape[1] == SMALLEST_DETECTION_SIDE  # close-ups still seen whole
+    # On an enlarged copy a detection counts from ENLARGED_MIN_SCORE (pieces of large faces and
+    # texture score 0.61-0.66 there); mapped back to the photo's pixels.
+    weak = _seen(140, 140, 28, ENLARGED_MIN_SCORE - 0.05, 28).detection
+    strong = _seen(280, 280, 28, 0.9, 28).detection
+    kept = scaled_detections([weak, strong], 1.4)
+    assert [round(k.detection.box.x) for k in kept] == [200]
+    assert [len(scaled_detections([weak], scale)) for scale in (1.0, 0.5)] == [1, 1]
+
+
 def test_tiles_cover_a_large_photo_with_overlap_and_only_a_large_one() -> None:
     image = np.zeros((2160, 3840, 3), dtype=np.uint8)
     assert list(full_resolution_tiles(image[:1080, :1920], 1920)) == []
@@ -326,7 +345,7 @@ def test_footage_scan_finds_a_closeup_filling_the_frame(engine, obama, tmp_path)
     for _ in range(10):
         writer.write(image)
     writer.release()
-    for min_face in (40, 20):  # the default, and the frame's full resolution
+    for min_face in (40, 20):  # and the frame enlarged, as for the smallest faces
         result = drain(scan_video(engine, path, ScanOptions(every_s=0.2, min_face_px=min_face)))
         side = result.options.detect_side
         assert len(result.tracks) == 1, (side, [t.summary() for t in result.tracks])

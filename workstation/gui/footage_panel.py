@@ -173,15 +173,18 @@ class FootagePanelWidget(QWidget):
         text = (
             "Smallest face to look for, px wide in the video's own frame. Smaller faces need a "
             "larger copy of every sampled frame: the scan is slower (a 1080p video: about twice "
-            "as slow at 40 px as at 60 px). The scan reports which faces it did not look for."
+            "as slow at 40 px as at 60 px; under 28 px the frame is enlarged). The scan reports "
+            "which faces it did not look for."
         )
         info = self.info
         if info is not None:
             side = detection_side(info.width, info.height, self.min_face_spin.value())
             seen = smallest_face_seen(info.width, info.height, side)
+            enlarged = " (enlarged)" if side > max(info.width, info.height) else ""
             text += (
                 f"\n\nThis video ({info.width}x{info.height}): the detector sees each frame at "
-                f"{side} px on its longer side and finds faces reliably from about {seen} px."
+                f"{side} px on its longer side{enlarged} and finds faces reliably from about "
+                f"{seen} px."
             )
         self.min_face_spin.setToolTip(tooltip(text))
 

@@ -87,6 +87,12 @@ TILE_FACE_SIDE = 48
 # cfp_closeups.py --small). Cost: detection of those 24 photos 389 -> 1,139 ms of CPU each
 # (search and probe analysis only; enrolment and footage scans do not tile).
 TILE_MIN_SCORE = 0.7
+# A detection on a copy enlarged beyond the photo (`image_pyramid(..., enlarge=True)`: a footage
+# scan asked for faces under the detector's reliable size) must score at least this. Enlarging
+# the 140 development photos 1.4 times added 7 detections found nowhere at their own size, all
+# scoring 0.61-0.66 (pieces of large faces, a patch of texture); the small faces enlarging finds
+# score 0.80 and more (benchmarks/cfp_closeups.py --footage: 320 faces of 20-80 px).
+ENLARGED_MIN_SCORE = 0.7
 
 
 @dataclass(frozen=True)
@@ -109,15 +115,17 @@ def rescale_detection(
     )
 
 
-def detection_sides(longer_side: int, max_side: int) -> list[int]:
+def detection_sides(longer_side: int, max_side: int, enlarge: bool = False) -> list[int]:
     """Longer sides of the copies the detector sees, largest first.
 
-    The first copy is the photo itself, or a copy `max_side` long when the photo is larger.
+    The first copy is the photo itself, or a copy `max_side` long when the photo is larger (or,
+    with `enlarge`, smaller: a footage scan asked for faces smaller than the detector finds at
+    the frame's own size).
     Smaller copies follow, in equal steps of at most MAX_SCALE_STEP, down to
     SMALLEST_DETECTION_SIDE, so that every face from about 20 px in the first copy to the whole
     photo is inside the detector's reliable range on at least one copy.
     """
-    first = max(1, min(longer_side, max_side))
+    first = max(1, max_side if enlarge else min(longer_side, max_side))
     if first <= SMALLEST_DETECTION_SIDE * _SMALLEST_SLACK:
         return [first]
     ratio = first / SMALLEST_DETECTION_SIDE
@@ -126,21 +134,26 @@ def detection_sides(longer_side: int, max_side: int) -> list[int]:
     return [first] + [round(first / step**i) for i in range(1, steps + 1)]
 
 
-def image_pyramid(bgr: np.ndarray, max_side: int) -> Iterator[tuple[np.ndarray, float]]:
+def image_pyramid(
+    bgr: np.ndarray, max_side: int, enlarge: bool = False
+) -> Iterator[tuple[np.ndarray, float]]:
     """(copy, scale) for each side of `detection_sides`; scale maps the photo onto the copy.
 
     Each copy is shrunk from the previous one (area averaging), which costs far less than
-    shrinking the full photo each time.
+    shrinking the full photo each time. With `enlarge`, a photo smaller than `max_side` is first
+    enlarged to it (bicubic), so that its smallest faces reach a size the detector finds.
     """
     cv2 = cv2_module()
     height, width = bgr.shape[:2]
     longer = max(height, width)
     previous = bgr
-    for side in detection_sides(longer, max_side):
-        scale = min(1.0, side / longer)
+    for side in detection_sides(longer, max_side, enlarge):
+        scale = side / longer if enlarge else min(1.0, side / longer)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         if size != (previous.shape[1], previous.shape[0]):
-            previous = cv2.resize(previous, size, interpolation=cv2.INTER_AREA)
+            larger = size[0] > previous.shape[1]
+            interpolation = cv2.INTER_CUBIC if larger else cv2.INTER_AREA
+            previous = cv2.resize(previous, size, interpolation=interpolation)
         yield previous, scale
 
 
@@ -220,10 +233,12 @@ class ScaledDetection:
 
 
 def scaled_detections(found: Iterable[Detection], scale: float) -> list[ScaledDetection]:
-    """Detections made on a copy at `scale`, mapped back to the photo's pixels."""
+    """Detections made on a copy at `scale`, mapped back to the photo's pixels (on an enlarged
+    copy, those scoring ENLARGED_MIN_SCORE or more)."""
     return [
         ScaledDetection(rescale_detection(d, 1.0 / scale) if scale != 1.0 else d, scale)
         for d in found
+        if scale <= 1.0 or d.score >= ENLARGED_MIN_SCORE
     ]
 
 

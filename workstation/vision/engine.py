@@ -129,7 +129,11 @@ class FaceEngine:
         return self.embedder.model
 
     def detect(
-        self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE, full_resolution: bool = True
+        self,
+        bgr: np.ndarray,
+        max_side: int = MAX_DETECTION_SIDE,
+        full_resolution: bool = True,
+        enlarge: bool = False,
     ) -> list[Detection]:
         """Faces in the image, largest first (face 0 is the main face).
 
@@ -140,11 +144,12 @@ class FaceEngine:
         tiles, for the faces too small to be found on the first copy (`full_resolution`; see
         TILE_SIDE). Enrolment passes a smaller side than search and no tiles, since it only
         wants the main face and detection cost grows with the pixel count; so does a footage
-        scan, which detects on every sampled frame.
+        scan, which detects on every sampled frame; a scan asked for faces smaller than the
+        detector finds at the frame's own size `enlarge`s it to `max_side` instead.
         """
         found = []
         with self._lock:
-            for copy, scale in image_pyramid(bgr, max_side):
+            for copy, scale in image_pyramid(bgr, max_side, enlarge):
                 found += scaled_detections(self.detector.detect(copy), scale)
             if full_resolution:
                 first_scale = first_copy_scale(bgr, max_side)
@@ -182,10 +187,14 @@ class FaceEngine:
             return l2_normalise(self.embedder.embed(prepared))
 
     def analyze(
-        self, bgr: np.ndarray, max_side: int = MAX_DETECTION_SIDE, full_resolution: bool = True
+        self,
+        bgr: np.ndarray,
+        max_side: int = MAX_DETECTION_SIDE,
+        full_resolution: bool = True,
+        enlarge: bool = False,
     ) -> list[Face]:
         """Every detected face, embedded and assessed, largest first (see `detect`)."""
-        detections = self.detect(bgr, max_side, full_resolution)
+        detections = self.detect(bgr, max_side, full_resolution, enlarge)
         if not detections:
             return []
         crops = [align_face(bgr, d.landmarks) for d in detections]

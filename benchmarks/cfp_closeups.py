@@ -51,7 +51,7 @@ SIDES = (150, 400, 800, 1200, 1800, 2400, 4000)
 PORTRAITS = ((1950, 2600), (1080, 1920))
 SMALL_WIDTHS = (20, 24, 28, 32, 40)
 FOOTAGE_WIDTHS = (20, 24, 28, 32, 40, 48, 60, 80)
-FOOTAGE_MIN_FACES = (60, 40, 20)
+FOOTAGE_MIN_FACES = (60, 40, 28, 20)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -162,8 +162,9 @@ def main() -> None:
 
 
 def footage_modes(engine) -> dict[str, Callable[[np.ndarray], list]]:
-    """A footage scan's detection (scan.py `_detect`: one copy, no tiles) at the old fixed 640 px
-    and at the copy each smallest-face setting gives a 1080p frame."""
+    """A footage scan's detection (scan.py `_detect`: one copy, no tiles, the frame enlarged for
+    faces under 28 px) at the old fixed 640 px and at the copy each smallest-face setting gives
+    a 1080p frame."""
     from workstation.footage.scan import detection_side
 
     sides = {"fixed 640 px (before)": 640}
@@ -171,7 +172,11 @@ def footage_modes(engine) -> dict[str, Callable[[np.ndarray], list]]:
         side = detection_side(1920, 1080, min_face)
         sides[f"faces from {min_face} px ({side} px copy)"] = side
     return {
-        label: (lambda frame, side=side: engine.analyze(frame, side, full_resolution=False))
+        label: (
+            lambda frame, side=side: engine.analyze(
+                frame, side, full_resolution=False, enlarge=side > max(frame.shape[:2])
+            )
+        )
         for label, side in sides.items()
     }
 

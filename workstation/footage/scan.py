@@ -6,12 +6,12 @@ Where the time goes, and how it is kept down (measured in benchmarks/footage_spe
 - Detection runs on every sample, on a copy just large enough for the smallest face the
   examiner asked for (`min_face_px`, in the video's own pixels: see `detection_side`), and on a
   320 px copy for faces too large for it (a close-up filling the frame). Its cost grows with the
-  copy's pixels (a 1080p clip: 4.0x real time at 640 px, 2.6x at 896, 1.2x at 1,344, 0.7x at
-  its own 1,920), so the examiner trades speed for small faces, and the scan's record says
-  which faces it did not look for. A fixed copy size would do the opposite of what a better
-  camera should: the old 640 px copy found faces from about 56 px in 720p footage, 84 px in
-  1080p and 168 px in 4K. Landmarks are mapped back and faces are aligned from the
-  full-resolution frame.
+  copy's pixels (a 1080p clip: 3.0x real time at 640 px, 2.5x at 896, 1.3x at 1,344, 0.7x at
+  its own 1,920, 0.3x enlarged to 2,688), so the examiner trades speed for small faces, and the
+  scan's record says which faces it did not look for. A fixed copy size would do the opposite
+  of what a better camera should: the old 640 px copy found faces from about 56 px in 720p
+  footage, 84 px in 1080p and 168 px in 4K. Landmarks are mapped back and faces are aligned
+  from the full-resolution frame.
 - Embedding (the most expensive step per face) runs only where linking needs it and, when a
   track closes, on its best few frames for the template.
 
@@ -54,10 +54,10 @@ DEFAULT_EVERY_S = 0.2
 # the copy, 55-60% at 19-21 px, under 10% at 14 px and less.
 RELIABLE_FACE_IN_COPY = 28
 # The smallest face (px wide in the video's own frame) a scan looks for unless told otherwise.
-# A 720p video is then searched at 640 px, as every video was before (4.3x real time at 5
-# samples/s on 2 cores: issue 5's goal of 4x holds); a 1080p one at 896 px (2.6x; faces from 60
+# A 720p video is then searched at 640 px, as every video was before (4.3-4.4x real time at 5
+# samples/s on 2 cores: issue 5's goal of 4x holds); a 1080p one at 896 px (2.5x; faces from 60
 # px, where the old fixed 640 px copy found them only from about 84 px), a 4K one at 1,792. The
-# examiner asks for smaller faces when the footage needs it (40 px: 1.2x real time on 1080p).
+# examiner asks for smaller faces when the footage needs it (40 px: 1.3x real time on 1080p).
 DEFAULT_MIN_FACE_PX = 60
 # The smallest face a scan may be asked for. Faces under RELIABLE_FACE_IN_COPY are looked for on
 # the frame enlarged (bicubic) until they are that size: at 1.4 times, 20 px faces of a 1080p

@@ -176,15 +176,14 @@ def test_scan_refuses_a_smallest_face_below_the_detectors_limit(engine, two_peop
         drain(scan_video(engine, two_people, ScanOptions(min_face_px=12)))
 
 
-@pytest.fixture(scope="module")
-def small_face_1080p(engine, photo_paths, tmp_path_factory) -> Path:
-    """A 1080p clip in which Obama's face is about 44 px wide (a face some metres from a CCTV
-    camera), standing still for 1 s."""
-    path = tmp_path_factory.mktemp("clips") / "small_face_1080p.mp4"
+def _still_face_1080p(engine, photo: Path, path: Path, corner: tuple[int, int], width: int) -> Path:
+    """A 1 s, 5 fps 1080p clip with `photo`'s face standing still at `corner`, pasted `width` px
+    wide (the face is about 55% of that)."""
+    x, y = corner
     make_clip(
         engine,
         path,
-        [Appearance(photo_paths["obama"], 0.0, 1.0, 900, 500, width=80)],
+        [Appearance(photo, 0.0, 1.0, x, y, width=width)],
         seconds=1.0,
         fps=5.0,
         size=(1920, 1080),
@@ -192,13 +191,26 @@ def small_face_1080p(engine, photo_paths, tmp_path_factory) -> Path:
     return path
 
 
+def _face_at_own_size(engine, photo: Path) -> np.ndarray:
+    from workstation.vision.images import load_image
+
+    return engine.analyze(load_image(photo).bgr)[0].embedding
+
+
+@pytest.fixture(scope="module")
+def small_face_1080p(engine, photo_paths, tmp_path_factory) -> Path:
+    """A 1080p clip in which Obama's face is about 44 px wide (a face some metres from a CCTV
+    camera), standing still for 1 s."""
+    path = tmp_path_factory.mktemp("clips") / "small_face_1080p.mp4"
+    return _still_face_1080p(engine, photo_paths["obama"], path, (900, 500), 80)
+
+
 def test_small_face_in_1080p_footage_is_found_and_the_record_says_what_was_not_looked_for(
     engine, small_face_1080p, photo_paths, gallery
 ) -> None:
     from workstation.footage import record_scan
-    from workstation.vision.images import load_image
 
-    reference = engine.analyze(load_image(photo_paths["obama"]).bgr)[0].embedding
+    reference = _face_at_own_size(engine, photo_paths["obama"])
     result = drain(scan_video(engine, small_face_1080p, ScanOptions(min_face_px=40)))
     assert result.smallest_face_px <= 40 and result.options.detect_side < 1920
     assert len(result.tracks) == 1, [t.summary() for t in result.tracks]
@@ -223,17 +235,8 @@ def test_small_face_in_1080p_footage_is_found_and_the_record_says_what_was_not_l
 def test_a_20_px_face_is_looked_for_on_the_frame_enlarged(engine, photo_paths, tmp_path) -> None:
     """Faces under the detector's reliable size (28 px) are looked for on the frame enlarged
     until they reach it: asked for faces from 20 px, a 1080p scan detects on a 2,688 px copy."""
-    from workstation.vision.images import load_image
-
     path = tmp_path / "tiny_face_1080p.mp4"
-    make_clip(
-        engine,
-        path,
-        [Appearance(photo_paths["obama"], 0.0, 1.0, 1200, 300, width=38)],
-        seconds=1.0,
-        fps=5.0,
-        size=(1920, 1080),
-    )
+    _still_face_1080p(engine, photo_paths["obama"], path, (1200, 300), 38)
     result = drain(scan_video(engine, path, ScanOptions(min_face_px=20)))
     assert result.options.detect_side == 2688 and result.smallest_face_px == 20
     assert len(result.tracks) == 1, [t.summary() for t in result.tracks]
@@ -241,5 +244,5 @@ def test_a_20_px_face_is_looked_for_on_the_frame_enlarged(engine, photo_paths, t
     assert 10 < track.best_observation.box.w < 28  # the detector's box: about 16 px
     # Mapped back to the frame's own pixels: the box lies where the face was pasted.
     assert 1200 <= track.best_observation.box.x <= 1200 + 38
-    reference = engine.analyze(load_image(photo_paths["obama"]).bgr)[0].embedding
+    reference = _face_at_own_size(engine, photo_paths["obama"])
     assert float(track.template @ reference) >= same_person_line(track.model)  # measured 0.85

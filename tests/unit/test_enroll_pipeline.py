@@ -148,3 +148,19 @@ def test_enrolment_killed_mid_batch_leaves_a_consistent_gallery(
         report = drain(enroll(gallery, engine, _items(shared_faces, 30), batch_size=8))
         assert report.skipped == kept
     assert _assert_consistent(folder) == kept + report.enrolled
+
+
+def test_faiss_openmp_threads_wait_passively_unless_the_environment_says_otherwise() -> None:
+    # Spinning OpenMP threads took CPU from enrolment's inference threads (issue 10 part 5);
+    # libgomp reads the policy when FAISS loads, always after the package is imported.
+    probe = "import os, workstation, faiss; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    default = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert default.stdout.strip() == "PASSIVE", default.stderr
+    chosen = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+        capture_output=True,
+        text=True,
+    )
+    assert chosen.stdout.strip() == "ACTIVE", chosen.stderr

@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from workstation.domain import BBox
-from workstation.gallery.enroll import ENROL_DETECTION_SIDE
 from workstation.vision.cvcompat import cv2_module
 from workstation.vision.detection import Detection, rescale_detection
-from workstation.vision.engine import MAX_DETECTION_SIDE, FaceEngine
+from workstation.vision.engine import ENROL_DETECTION_SIDE, MAX_DETECTION_SIDE, FaceEngine
 from workstation.vision.images import load_image
 from workstation.vision.registry import create_engine
 

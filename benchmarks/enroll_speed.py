@@ -42,7 +42,7 @@ from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.store import Gallery
 from workstation.progress import drain
 from workstation.vision.alignment import align_face
-from workstation.vision.images import load_image
+from workstation.vision.images import decode_image, load_image, read_input_file
 from workstation.vision.quality import assess_quality
 from workstation.vision.registry import create_engine
 
@@ -90,11 +90,12 @@ def stages(engine, items: list[EnrollItem]) -> dict:
     times: dict[str, list[float]] = {
         k: [] for k in ("decode", "detect", "align", "embed", "quality")
     }
+    side = engine.enrol_detection_side  # as enrolment does: its copy, its reduced decode
     for item in items:
         t0 = time.perf_counter()
-        image = load_image(item.image)
+        image = decode_image(read_input_file(item.image), item.image, at_least=side)
         t1 = time.perf_counter()
-        detections = engine.detect(image.bgr)
+        detections = engine.detect(image.bgr, side, full_resolution=False)
         t2 = time.perf_counter()
         times["decode"].append(t1 - t0)
         times["detect"].append(t2 - t1)

@@ -252,3 +252,29 @@ def test_manifest_box_column_enrols_the_face_in_the_box(two_people, photo_paths,
     with Gallery(Path(gallery)) as opened:
         (face,) = opened.faces_of("P-BIDEN")
     assert BBox(*face.box).iou(biden_box) >= 0.5 and face.source == "manual" and face.aligned
+
+
+@pytest.mark.parametrize("key", ["fast", "accurate"])
+def test_enrolment_embeds_the_main_face_only_and_counts_the_others(
+    key, two_people, tmp_path
+) -> None:
+    # Enrolment keeps the largest face; the other is counted (the photo is listed for review)
+    # and not embedded. The main face comes out exactly as the full analysis gives it, on the
+    # configuration's own detection copy.
+    from workstation.gallery.enroll import enroll, items_for_subject
+    from workstation.gallery.store import Gallery
+    from workstation.progress import drain
+    from workstation.vision.registry import create_engine
+
+    path, biden_box = two_people
+    engine = create_engine(key)
+    with Gallery(tmp_path / "g", user="examiner1") as gallery:
+        report = drain(enroll(gallery, engine, items_for_subject("P-OBAMA", [path])))
+        (outcome,) = report.outcomes
+        assert outcome.status == "enrolled" and outcome.other_faces == 1
+        stored = gallery.face_vectors([outcome.face_id])[outcome.face_id]
+        (face,) = gallery.faces_of("P-OBAMA")
+    bgr = load_image(path).bgr
+    every = engine.analyze(bgr, max_side=engine.enrol_detection_side, full_resolution=False)
+    assert len(every) == 2 and BBox(*face.box).iou(biden_box) < 0.1
+    assert np.allclose(stored, every[0].embedding, atol=1e-5)

@@ -45,7 +45,7 @@ from workstation.paths import path_text, text_of
 from workstation.progress import CancelToken, Progress, Work
 from workstation.tabular import DELIMITERS, read_table
 from workstation.vision.cvcompat import serial_inference
-from workstation.vision.engine import FaceEngine
+from workstation.vision.engine import FaceEngine, MainFace
 from workstation.vision.images import decode_image, iter_image_files, read_input_file
 
 ENROLLED, SKIPPED, FAILED = "enrolled", "skipped", "failed"
@@ -56,12 +56,6 @@ PIPELINE_WORKERS = 2
 # Photos per transaction, and the longest a prepared photo waits to be written.
 BATCH_PHOTOS = 16
 BATCH_SECONDS = 1.0
-# Enrolment keeps the largest face only, so it detects on a smaller copy than search does
-# (detection cost grows with pixels: 2.3x less than at 1920 px on large photos); the face is
-# still aligned and embedded from the full-resolution pixels. Measured on the 58 photos of
-# ../shared/faces larger than this: the embedding moves from the 1920 px one by as much as
-# rescaling the photo by 0.9 does (median cosine 0.975 both); at 960 px it moved further (0.965).
-ENROL_DETECTION_SIDE = 1280
 # A long enrolment saves the vector index this often (between batches).
 INDEX_SAVE_SECONDS = 30.0
 # Below this many photos, loading a second engine instance costs more than it saves.
@@ -394,35 +388,48 @@ def _prepare(
         prepared.sha256, prepared.duplicate = digest, True
         prepared.times["decode"] = time.perf_counter() - start
         return prepared
+    # Faces are looked for on a copy of the configuration's enrolment side: a large JPEG is
+    # decoded at a reduced size no smaller than that (a manifest's box is in the photo's own
+    # pixels, so that photo is decoded in full).
+    at_least = engine.enrol_detection_side if item.box is None else None
     try:
-        image = decode_image(data, item.image)
+        image = decode_image(data, item.image, at_least=at_least)
     except ImageError as exc:
         return failed(str(exc).removeprefix(f"{item.image}: "))
     decoded = time.perf_counter()
     prepared.times["decode"] = decoded - start
     prepared.sha256 = image.sha256
+    width, height = image.photo_size
     prepared.image = {
-        "width": image.width,
-        "height": image.height,
+        "width": width,
+        "height": height,
         "format": image.format,
         "file_bytes": image.file_bytes,
         "frames": image.frames,
     }
+    main: MainFace | None
     try:
         if item.box is not None:
             # The manifest names the face: only it is analysed (the rest is not looked at).
-            faces = [engine.analyze_box(image.bgr, item.box)]
+            main = MainFace(engine.analyze_box(image.bgr, item.box), others=0)
         else:
-            faces = engine.analyze(image.bgr, max_side=ENROL_DETECTION_SIDE, full_resolution=False)
+            # Only the main face is embedded: the others are counted (the photo is then listed
+            # for review), never enrolled.
+            main = engine.analyze_main_face(
+                image.bgr,
+                max_side=engine.enrol_detection_side,
+                scale=image.scale,
+                full_pixels=lambda: decode_image(data, item.image).bgr,
+            )
     except NoFaceError as exc:
         return failed(str(exc))
     except Exception as exc:  # a model failure on one photo must not stop the batch
         return failed(f"face analysis failed ({exc})")
     finally:
         prepared.times["analyze"] = time.perf_counter() - decoded
-    if not faces:
+    if main is None:
         return failed("no face found in the photo" + _frames_note(image.frames, image.format))
-    prepared.face, prepared.others = faces[0], len(faces) - 1
+    prepared.face, prepared.others = main.face, main.others
     copied = time.perf_counter()
     prepared.stored = stored_relative(prepared.sha256, item.image.suffix)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -36,6 +37,13 @@ from workstation.vision.quality import assess_quality
 # too large for it (vision/detection.py); landmarks are mapped back and the face is aligned from
 # the full-resolution pixels.
 MAX_DETECTION_SIDE = 1920
+# Enrolment keeps the largest face only, so it detects on a smaller copy than search does
+# (detection cost grows with pixels: 2.3x less than at 1920 px on large photos); the face is
+# still aligned and embedded from the full-resolution pixels. Measured on the 58 photos of
+# ../shared/faces larger than this: the embedding moves from the 1920 px one by as much as
+# rescaling the photo by 0.9 does (median cosine 0.975 both); at 960 px it moved further (0.965).
+# A configuration may choose a smaller side (vision/registry.py, `enrol_detection_side`).
+ENROL_DETECTION_SIDE = 1280
 # A drawn box is searched for a face in a crop this much larger on every side (fraction of side).
 MANUAL_BOX_MARGIN = 0.5
 # A drawn box is scaled, enlarged or shrunk without limit, to this many pixels before the
@@ -60,6 +68,18 @@ SMALL_FACE_TARGET_SIDE = 96
 # At most this many small faces per photo are detected again (a crowd's faces, largest first):
 # each costs a detector pass on a crop of about 200 px.
 MAX_REFINED_FACES = 64
+
+
+# A face found on a photo decoded at a reduced size (enrolment's large JPEGs) is aligned from that
+# decode when its eyes are at least this far apart there: the recogniser's input is smaller
+# still (SFace's 112 px crop puts the eyes 35 px apart), so the reduced decode holds all the
+# detail the crop can keep. A smaller face is aligned from the photo decoded in full.
+REDUCED_MIN_INTER_EYE_PX = 64
+
+
+def _inter_eye(detection: Detection) -> float:
+    (left_x, left_y), (right_x, right_y) = detection.landmarks[0], detection.landmarks[1]
+    return float(np.hypot(right_x - left_x, right_y - left_y))
 
 
 class Detector(Protocol):
@@ -96,6 +116,14 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+@dataclass(frozen=True)
+class MainFace:
+    """A photo's main (largest) face, analysed, and how many other faces it shows."""
+
+    face: Face
+    others: int
+
+
 class FaceEngine:
     """Detects and embeds faces. One instance is safe to share: inference is serialised."""
 
@@ -106,6 +134,8 @@ class FaceEngine:
         self._lock = threading.Lock()
         # The registry key of the configuration that built this engine (None when built by hand).
         self.configuration: str | None = None
+        # The longer side of the copy enrolment detects on (the configuration's choice).
+        self.enrol_detection_side = ENROL_DETECTION_SIDE
         # How to load another instance of the same models (set by create_engine), and the
         # instances loaded so far: parallel inference needs one instance per thread.
         self.factory: Callable[[], FaceEngine] | None = None
@@ -195,10 +225,46 @@ class FaceEngine:
     ) -> list[Face]:
         """Every detected face, embedded and assessed, largest first (see `detect`)."""
         detections = self.detect(bgr, max_side, full_resolution, enlarge)
+        return self._analysed(bgr, detections)
+
+    def analyze_main_face(
+        self,
+        bgr: np.ndarray,
+        max_side: int,
+        scale: float = 1.0,
+        full_pixels: Callable[[], np.ndarray] | None = None,
+    ) -> MainFace | None:
+        """The main face analysed, the others only counted (None: no face). Enrolment keeps
+        the main face alone, so embedding the others would be spent for nothing.
+
+        `bgr` may be the photo decoded at `scale` of its size (a large JPEG, see decode_image's
+        `at_least`): faces are found on it, and the main face is aligned from it when its eyes
+        are at least REDUCED_MIN_INTER_EYE_PX apart there, else from `full_pixels()` (the photo
+        decoded in full). Either way the face's box and landmarks, and its quality, are in the
+        photo's own pixels.
+        """
+        detections = self.detect(bgr, max_side, full_resolution=False)
+        if not detections:
+            return None
+        main, others = detections[0], len(detections) - 1
+        if scale != 1.0 and full_pixels is not None and _inter_eye(main) < REDUCED_MIN_INTER_EYE_PX:
+            return MainFace(
+                self._analysed(full_pixels(), [rescale_detection(main, 1 / scale)])[0], others
+            )
+        return MainFace(self._analysed(bgr, [main], scale)[0], others)
+
+    def _analysed(
+        self, bgr: np.ndarray, detections: list[Detection], scale: float = 1.0
+    ) -> list[Face]:
+        """Each detection aligned, embedded and assessed, in the given order; `bgr` is the
+        photo at `scale` of its size, and the faces are returned in the photo's own pixels."""
         if not detections:
             return []
         crops = [align_face(bgr, d.landmarks) for d in detections]
         embeddings = self.embed_faces(bgr, [(d.box, d.landmarks) for d in detections])
+        in_photo = (
+            [rescale_detection(d, 1 / scale) for d in detections] if scale != 1.0 else detections
+        )
         return [
             Face(
                 index=i,
@@ -206,11 +272,12 @@ class FaceEngine:
                 landmarks=d.landmarks,
                 source=FaceSource.DETECTED,
                 aligned=True,
+                # In the photo's pixels: the eye distance it reports is the photo's own.
                 quality=assess_quality(crop, d.landmarks, d.score, aligned=True),
                 embedding=embeddings[i],
                 model=self.model,
             )
-            for i, (d, crop) in enumerate(zip(detections, crops, strict=True))
+            for i, (d, crop) in enumerate(zip(in_photo, crops, strict=True))
         ]
 
     def analyze_box(self, bgr: np.ndarray, box: BBox) -> Face:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 import hashlib
 import io
+import math
 import os
 import stat
 import warnings
@@ -46,8 +47,10 @@ _SINGLE_PICTURE_FORMATS = frozenset({"JPEG", "MPO"})
 # crafted file cannot exhaust memory (a 100 MP RGB image is 300 MB decoded).
 MAX_PIXELS = 100_000_000
 MAX_FILE_BYTES = 512 * 1024 * 1024
-# EXIF orientations that turn or mirror the stored pixels (1 is upright).
+# EXIF orientations that turn or mirror the stored pixels (1 is upright); of them, those that
+# turn the photo a quarter (its width becomes its height).
 _TURNED = frozenset(range(2, 9))
+_SWAPS_SIDES = frozenset(range(5, 9))
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class LoadedImage:
     file_bytes: int
     # Frames (pages) in the file; only the first is decoded.
     frames: int = 1
+    # Decoded pixels per pixel of the photo: below 1 when a large JPEG was decoded at a reduced
+    # size (decode_image's `at_least`); `photo_size` is then the photo's own (upright) size.
+    scale: float = 1.0
+    own_size: tuple[int, int] | None = None
 
     @property
     def frame_note(self) -> str | None:
@@ -80,6 +87,11 @@ class LoadedImage:
     @property
     def height(self) -> int:
         return int(self.bgr.shape[0])
+
+    @property
+    def photo_size(self) -> tuple[int, int]:
+        """(width, height) of the photo itself, whatever size it was decoded at."""
+        return self.own_size or (self.width, self.height)
 
 
 def is_image_path(path: Path) -> bool:
@@ -160,8 +172,17 @@ def _require_regular(path: Path, mode: int) -> None:
     raise ImageError(f"{path}: {kind}, not an image file; only regular files are read")
 
 
-def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Decode bytes already read from `path` (the path is used for messages and lineage)."""
+def decode_image(
+    data: bytes, path: Path, max_pixels: int = MAX_PIXELS, at_least: int | None = None
+) -> LoadedImage:
+    """Decode bytes already read from `path` (the path is used for messages and lineage).
+
+    With `at_least`, a JPEG at least twice that size on its longer side is decoded at 1/2, 1/4
+    or 1/8 of its size (JPEG's own DCT scaling, several times cheaper than decoding in full and
+    shrinking), its longer side still at least `at_least`; `scale` and `photo_size` say so.
+    Enrolment uses it: it detects on a copy of that size anyway (see
+    FaceEngine.analyze_main_face for when it still needs the full pixels).
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     digest = hashlib.sha256(data).hexdigest()
@@ -182,6 +203,8 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
                 image_format = image.format or "unknown"
                 frames = _frame_count(image)
                 orientation = image.getexif().get(0x0112, 1)
+                if at_least is not None and image_format == "JPEG":
+                    _reduce_while_decoding(image, at_least)
                 image.load()
                 # exif_transpose copies the whole photo even when there is nothing to turn
                 # (orientation 1 or none): asked only when the tag says to turn or flip.
@@ -203,6 +226,8 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
     # One copy out of Pillow, one swap of the channels by OpenCV: numpy's reversed-stride copy
     # (array[:, :, ::-1]) took several times longer on large photos (issue 10 part 5).
     bgr = cv2_module().cvtColor(np.asarray(rgb, dtype=np.uint8), cv2_module().COLOR_RGB2BGR)
+    own_size = (height, width) if orientation in _SWAPS_SIDES else (width, height)
+    scale = bgr.shape[1] / own_size[0]
     return LoadedImage(
         path=path,
         sha256=digest,
@@ -211,7 +236,20 @@ def decode_image(data: bytes, path: Path, max_pixels: int = MAX_PIXELS) -> Loade
         exif_rotated=orientation not in (None, 1),
         file_bytes=len(data),
         frames=frames,
+        scale=scale,
+        own_size=own_size if scale != 1.0 else None,
     )
+
+
+def _reduce_while_decoding(image: PILImage, at_least: int) -> None:
+    """Ask Pillow's JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) that keeps the
+    longer side at least `at_least` (nothing when the photo is under twice that)."""
+    width, height = image.size
+    longer = max(width, height)
+    if longer < 2 * at_least:
+        return
+    factor = at_least / longer
+    image.draft(None, (math.ceil(width * factor), math.ceil(height * factor)))
 
 
 def _frame_count(image: PILImage) -> int:

@@ -32,7 +32,7 @@ computed once through the product's own detector and embedders and cached under
 fusion code, and checked against create_engine(configuration) on real photos first.
     python benchmarks/accuracy.py --cfp /work/datasets/cfp [--workers 2] [--folds 10]
 With --sface-only, only SFace's two views are computed (their own cache file, seeded with the
-photos the full cache has) and only the SFace configurations (`opencv`, `fast`) are printed:
+photos the full cache has) and only the SFace configurations (`fast`, `fast-mirror`) are printed:
 dlib's two views cost about 8 times SFace's on the CPU.
 """
 
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument(
         "--sface-only",
         action="store_true",
-        help="CFP: SFace's views only (the opencv and fast configurations; dlib costs 8x more)",
+        help="CFP: SFace's views only (configurations fast and fast-mirror; dlib costs 8x more)",
     )
     args = parser.parse_args()
     if args.cfp is not None:

@@ -6,8 +6,8 @@ cosine similarity): no photo, crop, embedding, file name, identity or pair label
 docs/ACCURACY.md for why that may be shipped while the photos may not.
 
 One table per configuration of workstation/vision/registry.py (a fused ensemble's scores are on
-their own scale). The table of the 'opencv' configuration (SFace alone) keeps its original name
-and file, so calibrations stored with it stay verifiable.
+their own scale). Tables keep the names and files they were first published under (TABLE_STEMS),
+so calibrations stored with them stay verifiable.
 
 With `--table mated` it writes the same configuration's mated table instead: the scores of the
 pairs of two photos of one person (every same-identity pair), shown beside the strangers' in the
@@ -33,6 +33,12 @@ from workstation.vision.registry import DEFAULT_CONFIGURATION, create_engine
 OUT = Path(__file__).resolve().parents[1] / "resources" / "calibration"
 
 
+# Shipped tables keep the names they were published under, which stored calibrations cite:
+# SFace alone ('fast' since 1 December 2026, 'opencv' before) and SFace with its mirror image
+# ('fast-mirror' now, 'fast' before).
+TABLE_STEMS = {"fast": "opencv", "fast-mirror": "fast"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("faces", nargs="?", type=Path, default=DEFAULT_FACES)
@@ -40,10 +46,11 @@ def main() -> None:
     parser.add_argument("--table", choices=("impostors", "mated"), default="impostors")
     args = parser.parse_args()
     faces_dir = args.faces
+    stem = TABLE_STEMS.get(args.config, args.config)
     engine = create_engine(args.config)
     data = embed_labelled(engine, faces_dir.resolve())
     if args.table == "mated":
-        write_mated(args.config, engine.model, data)
+        write_mated(stem, engine.model, data)
         return
     scores = impostor_scores(data)
     histogram = ImpostorHistogram.from_scores(scores)
@@ -51,8 +58,8 @@ def main() -> None:
     identities = {i for i, ok in zip(data.identities, data.ok, strict=True) if ok}
     table = {
         "schema": 1,
-        "name": "dev-faces-v1" if args.config == "opencv" else f"dev-faces-v1:{args.config}",
-        "configuration": args.config,
+        "name": "dev-faces-v1" if stem == "opencv" else f"dev-faces-v1:{stem}",
+        "configuration": stem,
         "model_id": str(model),
         "description": (
             "Scores between photos of different people: the different-identity pairs within "
@@ -67,11 +74,7 @@ def main() -> None:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     # Named by configuration: a fused model's name is long and full of punctuation.
-    out = OUT / (
-        f"{model.name}.impostors.json"
-        if args.config == "opencv"
-        else f"{args.config}.impostors.json"
-    )
+    out = OUT / (f"{model.name}.impostors.json" if stem == "opencv" else f"{stem}.impostors.json")
     out.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {out}: {histogram.pairs} impostor pairs, max score {scores.max():.4f}")
     print(f"resource calibration/{out.name} sha256 {table['sha256']}")

@@ -21,10 +21,10 @@ from workstation.vision.images import load_image
 from workstation.vision.registry import configuration, create_engine
 
 CACHE = Path("/work/cache/recognition")
-CONFIGS = ("opencv", "fast", "dlib", "fused-noflip", "accurate")
+CONFIGS = ("fast", "fast-mirror", "dlib", "fused-noflip", "accurate")
 LABELS = {
-    "opencv": "SFace (single model)",
-    "fast": "SFace + mirror",
+    "fast": "SFace (single model)",
+    "fast-mirror": "SFace + mirror",
     "dlib": "dlib ResNet alone",
     "fused-noflip": "SFace + dlib fused",
     "accurate": "fused, both mirrored",
@@ -157,7 +157,7 @@ def check_composition(
             raise SystemExit(f"composition of {key} differs from the product's engine")
 
 
-SFACE_CONFIGS = ("opencv", "fast")
+SFACE_CONFIGS = ("fast", "fast-mirror")
 
 
 def run_cfp(args: argparse.Namespace) -> None:

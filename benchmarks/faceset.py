@@ -216,9 +216,9 @@ def config_vectors(views: dict[str, np.ndarray], key: str) -> np.ndarray:
     sface, dlib = views["sface"], views["dlib"]
     sface_flip = l2_normalise(views["sface"] + views["sface_mirror"])
     dlib_flip = l2_normalise(views["dlib"] + views["dlib_mirror"])
-    if key == "opencv":
-        return sface
     if key == "fast":
+        return sface
+    if key == "fast-mirror":
         return sface_flip
     if key == "dlib":
         return dlib

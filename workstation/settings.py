@@ -21,7 +21,7 @@ from typing import Any
 from workstation.errors import WorkstationError
 from workstation.paths import config_dir
 from workstation.permissions import make_private_dir
-from workstation.vision.registry import DEFAULT_CONFIGURATION, offered_keys
+from workstation.vision.registry import DEFAULT_CONFIGURATION, current_key, offered_keys
 
 # 2: the recent lists moved out to history.json (a version-1 file's lists are carried over).
 SETTINGS_SCHEMA = 2
@@ -155,7 +155,10 @@ def load_settings(path: Path | None = None) -> Settings:
     if raw is None:
         return Settings()
     known = {spec.key for spec in declared_settings()}
-    return Settings(**{k: v for k, v in raw.items() if k in known})
+    values = {k: v for k, v in raw.items() if k in known}
+    if isinstance(values.get("backend"), str):
+        values["backend"] = current_key(values["backend"])
+    return Settings(**values)
 
 
 def changes_between(before: Settings, after: Settings) -> dict[str, list[Any]]:

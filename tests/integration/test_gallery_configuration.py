@@ -24,9 +24,16 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 def test_the_gallery_s_configuration_wins_over_the_setting() -> None:
-    opencv_id = str(configuration("opencv").expected_model_id())
-    assert DEFAULT_CONFIGURATION != "opencv"
-    assert configuration_key_for_gallery(opencv_id, DEFAULT_CONFIGURATION) == "opencv"
+    mirror_id = str(configuration("fast-mirror").expected_model_id())
+    assert DEFAULT_CONFIGURATION != "fast-mirror"
+    assert configuration_key_for_gallery(mirror_id, DEFAULT_CONFIGURATION) == "fast-mirror"
+    # 'opencv' became 'fast' (same embeddings): its galleries are 'fast' galleries.
+    assert (
+        configuration_key_for_gallery(
+            str(configuration("opencv").expected_model_id()), DEFAULT_CONFIGURATION
+        )
+        == "fast"
+    )
     assert configuration_key_for_gallery(None, "accurate") == "accurate"  # a new gallery
     # Not a listed configuration (e.g. an insightface pack): the setting decides.
     assert configuration_key_for_gallery("some-pack/w600k:abc:512", "fast") == "fast"
@@ -40,7 +47,7 @@ def test_an_older_gallery_is_searched_with_its_own_configuration(
         "--gallery",
         gallery,
         "--backend",
-        "opencv",
+        "fast-mirror",
         "enroll",
         "--subject",
         "P-OBAMA",
@@ -50,10 +57,10 @@ def test_an_older_gallery_is_searched_with_its_own_configuration(
     search = ("search", "--case", "2026-0101", "--purpose", "upgrade test", "--json")
     code, out, err = run("--gallery", gallery, *search, str(photo_paths["obama2"]))
     assert code == 0, err
-    assert "built with the 'opencv' face model configuration" in err
+    assert "built with the 'fast-mirror' face model configuration" in err
     record = json.loads(out.splitlines()[0])
     assert record["candidates"][0]["subject_id"] == "P-OBAMA"
-    assert record["model_id"] == str(configuration("opencv").expected_model_id())
+    assert record["model_id"] == str(configuration("fast-mirror").expected_model_id())
     # Asked for another configuration explicitly: refused, in words, naming reembed.
     code, _, err = run(
         "--gallery",

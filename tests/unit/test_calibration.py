@@ -154,7 +154,7 @@ def test_shipped_reference_table_loads_for_its_model_only() -> None:
     table = load_reference(SFACE)
     assert table is not None
     assert table.histogram.pairs >= 3000 and table.photos > 100 and table.identities > 20
-    assert table.sha256 == configuration("opencv").reference.sha256
+    assert table.sha256 == configuration("fast").reference.sha256
     assert load_reference("some-other-model@" + "0" * 64) is None
     only = reference_only("some-other-model@" + "0" * 64)
     assert only.impostor_pairs == 0 and not only.usable
@@ -167,7 +167,7 @@ def test_a_reference_table_not_matching_its_pinned_hash_is_refused(
 
     altered = [
         dataclasses.replace(c, reference=ReferenceTableSpec(c.reference.resource, "0" * 64))
-        if c.key == "opencv" and c.reference is not None
+        if c.key == "fast" and c.reference is not None
         else c
         for c in registry.CONFIGURATIONS
     ]

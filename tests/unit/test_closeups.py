@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from workstation.domain import BBox, Verdict
-from workstation.gallery.enroll import ENROL_DETECTION_SIDE, EnrollItem, enroll
+from workstation.gallery.enroll import EnrollItem, enroll
 from workstation.gallery.search import search_image
 from workstation.gallery.store import Gallery
 from workstation.progress import drain
@@ -40,8 +40,9 @@ from workstation.vision.detection import (
     scaled_detections,
     tile_detections,
 )
+from workstation.vision.engine import ENROL_DETECTION_SIDE
 from workstation.vision.images import load_image
-from workstation.vision.registry import create_engine
+from workstation.vision.registry import FAST_ENROL_DETECTION_SIDE, create_engine
 
 CLOSEUP_SIDES = (150, 400, 800, 1200, 1800, 2400, 4000)
 PORTRAIT = (1950, 2600)
@@ -184,13 +185,14 @@ def test_closeup_is_found_whole_at_every_size(engine, obama, side) -> None:
     assert face.quality.verdict is not Verdict.POOR
 
 
+@pytest.mark.parametrize("enrol_side", [ENROL_DETECTION_SIDE, FAST_ENROL_DETECTION_SIDE])
 @pytest.mark.parametrize("side", [1800, 4000, PORTRAIT])
-def test_enrolment_of_a_closeup_gets_the_whole_face(engine, obama, side) -> None:
+def test_enrolment_of_a_closeup_gets_the_whole_face(engine, obama, side, enrol_side) -> None:
     bgr, reference = obama
     image, truth = closeup(bgr, reference.box, side)
-    faces = engine.analyze(image, max_side=ENROL_DETECTION_SIDE)
-    assert len(faces) == 1 and faces[0].box.iou(truth) >= 0.5
-    assert float(faces[0].embedding @ reference.embedding) >= SAME_FACE_MIN_COSINE
+    main = engine.analyze_main_face(image, max_side=enrol_side)
+    assert main is not None and main.others == 0 and main.face.box.iou(truth) >= 0.5
+    assert float(main.face.embedding @ reference.embedding) >= SAME_FACE_MIN_COSINE
 
 
 def _textured_4k_frame(seed: int) -> np.ndarray:

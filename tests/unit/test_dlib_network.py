@@ -33,7 +33,7 @@ def weights() -> ModelFile:
 @pytest.fixture(scope="module")
 def chips(photo_paths: dict[str, Path], weights: ModelFile) -> np.ndarray:
     """dlib's own 150 px chips of every face in the test photos, cut by the product."""
-    detector = create_engine("opencv")
+    detector = create_engine("fast")
     embedder = DlibResNetEmbedder(weights, load_verified(DLIB_LANDMARKS))
     found = []
     for path in sorted(photo_paths.values()):

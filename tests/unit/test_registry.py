@@ -87,3 +87,12 @@ def test_engine_module_imports_no_backend() -> None:
     ).stdout
     for module in ("registry", "opencv_backend", "dlib_backend", "insightface_backend"):
         assert f"workstation.vision.{module}" not in out
+
+
+def test_each_configuration_enrols_on_its_own_detection_copy() -> None:
+    # 'fast' detects on a 640 px copy when enrolling (its speed, issue 10 part 5); the others on
+    # 1,280 px. The engine carries the side, so enrolment needs no knowledge of configurations.
+    assert configuration("fast").enrol_detection_side == registry.FAST_ENROL_DETECTION_SIDE == 640
+    assert create_engine("fast").enrol_detection_side == 640
+    for key in ("accurate", "fast-mirror"):
+        assert create_engine(key).enrol_detection_side == 1280

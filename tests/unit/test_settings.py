@@ -25,7 +25,7 @@ from workstation.settings import (
     settings_path,
     with_setting,
 )
-from workstation.vision.registry import offered_keys
+from workstation.vision.registry import configuration, offered_keys
 
 
 def _events(gallery: Gallery) -> list:
@@ -39,7 +39,10 @@ def test_each_setting_is_declared_once_with_default_label_and_check() -> None:
     assert Settings().values() == {key: spec.default for key, spec in specs.items()}
     assert engine_keys() == {"backend", "insightface_pack", "model_dir"}
     assert specs["top_k"].check(0) == "the number of candidates must be 1 to 1000, not 0"
-    assert specs["backend"].check("magic") is not None and specs["backend"].check("opencv") is None
+    assert (
+        specs["backend"].check("magic") is not None
+        and specs["backend"].check("fast-mirror") is None
+    )
 
 
 def test_typed_values_are_parsed_and_checked() -> None:
@@ -137,3 +140,16 @@ def test_recent_lists_of_an_older_settings_file_are_carried_over() -> None:
     history = load_history()
     assert history.recent_cases == ["C-9"] and history.recent_files == ["/tmp/a.jpg"]
     assert history_path().exists()  # carried over once, kept from then on
+
+
+def test_a_settings_file_naming_a_renamed_configuration_loads_as_its_new_name() -> None:
+    # 'opencv' (SFace, one view) became 'fast' on 1 December 2026; a file saved before must
+    # still load, with the configuration that gives the same embeddings.
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text(json.dumps({"schema": 1, "backend": "opencv"}), encoding="utf-8")
+    loaded = load_settings()
+    assert loaded.backend == "fast"
+    loaded.validate()
+    assert str(configuration("opencv").expected_model_id()) == str(
+        configuration("fast").expected_model_id()
+    )

@@ -138,7 +138,7 @@ def score_like_sface(model_id: str, sface_score: float) -> tuple[float, str] | N
     from workstation.vision.registry import configuration
 
     own = load_reference(model_id)
-    sface_id = configuration("opencv").expected_model_id()
+    sface_id = configuration("fast").expected_model_id()  # SFace, one view
     sface = load_reference(str(sface_id)) if sface_id is not None else None
     if own is None or sface is None:
         return None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from workstation.domain import ModelId
 from workstation.errors import ModelError
-from workstation.vision.engine import Detector, Embedder, FaceEngine
+from workstation.vision.engine import ENROL_DETECTION_SIDE, Detector, Embedder, FaceEngine
 from workstation.vision.models import load_manifest, load_verified
 
 YUNET = "yunet-2023mar-int8bq"
@@ -35,6 +35,15 @@ SIGMA_SFACE = 0.0970
 SIGMA_SFACE_FLIP = 0.0978
 SIGMA_DLIB = 0.0404
 SIGMA_DLIB_FLIP = 0.0403
+# The fast configuration enrols on a 640 px copy instead of 1,280 (vision/engine.py
+# ENROL_DETECTION_SIDE), which also lets a large JPEG be decoded at a reduced size: detection and
+# decoding were most of enrolment's CPU, and issue 10 part 5 asks 'fast' for 40 photos/s on 2
+# cores. Measured on the 140 development photos against SFace alone at 1,280 px (1 December
+# 2026; docs/PERFORMANCE.md, "Keeping it fast"): same-person pairs above every stranger pair
+# 99.77% both, highest stranger 0.481 against 0.485; each embedding's cosine to the 1,280 px
+# one median 0.998, lowest 0.891; 5 photos' face counts differ (a 12 px face and a 0.62
+# detection not found; three detections of 0.63-0.76 elsewhere added: listed for review).
+FAST_ENROL_DETECTION_SIDE = 640
 # Weights of the members in the z-normalised sum. Equal: no weight was tuned on a test set.
 WEIGHT_SFACE = 1.0
 WEIGHT_DLIB = 1.0
@@ -78,6 +87,9 @@ class FaceModelConfig:
     # (benchmarks/demographics.py --check-calibration; docs/ACCURACY.md), in words shown with a
     # pooled rate; empty: not measured (the words then say so and quote the default's).
     group_spread: str = ""
+    # The longer side of the copy enrolment detects faces on (search always uses the larger
+    # MAX_DETECTION_SIDE plus tiles): enrolment keeps the main face only.
+    enrol_detection_side: int = ENROL_DETECTION_SIDE
 
     def expected_model_id(self) -> ModelId | None:
         """The model id its embeddings carry, from the manifest alone (no model is loaded);
@@ -117,11 +129,11 @@ def _fused(members: list[tuple[Embedder, float, float]]) -> Embedder:
     return FusedEmbedder(members)
 
 
-def _build_opencv(options: EngineOptions) -> tuple[Embedder, Detector | None]:
+def _build_fast(options: EngineOptions) -> tuple[Embedder, Detector | None]:
     return _sface(options), None
 
 
-def _build_fast(options: EngineOptions) -> tuple[Embedder, Detector | None]:
+def _build_fast_mirror(options: EngineOptions) -> tuple[Embedder, Detector | None]:
     return _mirrored(_sface(options)), None
 
 
@@ -171,8 +183,8 @@ def _mirrored_id(model: ModelId) -> ModelId:
 
 
 _EXPECTED_IDS: dict[str, Callable[[], ModelId]] = {
-    "opencv": lambda: _manifest_id(SFACE),
-    "fast": lambda: _mirrored_id(_manifest_id(SFACE)),
+    "fast": lambda: _manifest_id(SFACE),
+    "fast-mirror": lambda: _mirrored_id(_manifest_id(SFACE)),
     "dlib": _dlib_id,
     "fused-noflip": lambda: _fused_id(
         [(_manifest_id(SFACE), WEIGHT_SFACE, SIGMA_SFACE), (_dlib_id(), WEIGHT_DLIB, SIGMA_DLIB)]
@@ -189,31 +201,33 @@ _EXPECTED_IDS: dict[str, Callable[[], ModelId]] = {
 CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
     FaceModelConfig(
         key="fast",
-        label="Fast: SFace, with its mirror image (shipped)",
+        label="Fast: SFace, one view (shipped)",
         summary=(
-            "YuNet finds faces, SFace (OpenCV) embeds each face and its mirror image. One model "
-            "instead of two: enrolment needs about 0.7-0.85 times the CPU of 'accurate' "
-            "(measured), and fewer true pairs are accepted at the same false-match rate (CFP "
-            "frontal pairs: 99.14% against 99.54% at 1 in 1,000; 99.56% told apart); on CFP (500 "
-            "people) the right person first 99.4% of the time from a frontal photo, 82.2% from "
-            "a profile (docs/ACCURACY.md)."
+            "YuNet finds faces (on a copy of at most 640 px when enrolling), SFace (OpenCV) "
+            "embeds each face once. Made for enrolling large galleries: about 2.5 times the "
+            "photos per second of 'accurate' (measured), for fewer true pairs accepted at the "
+            "same false-match rate (CFP frontal pairs: 98.71% against 99.54% at 1 in 1,000; "
+            "99.43% told apart against 99.73%) and fewer profiles found first (79.8% against "
+            "83.0%; docs/ACCURACY.md)."
         ),
         model_files=(YUNET, SFACE),
         build_embedder=_build_fast,
         reference=ReferenceTableSpec(
-            "calibration/fast.impostors.json",
-            "6fbc6336572e2d4b76ba56a62418e0736a7df273319a4224e9ffe1f89be5da34",
+            "calibration/sface-2021dec-int8bq.impostors.json",
+            "71e8d02e14626df099785ccbd82c445f78855753efa655d9ff3f3aa6332eb64d",
         ),
         mated_reference=ReferenceTableSpec(
-            "calibration/fast.mated.json",
-            "03112341442fa1958c1172e15678f48c23974b82c0c3f287588b5a871a813cdf",
+            "calibration/opencv.mated.json",
+            "9a10435ead6f05a799d8c3930ebb7cc07e9d97b2462f50cf94507d86427e73d2",
         ),
         licence="YuNet MIT, SFace Apache-2.0",
         group_spread=(
-            "measured on web photos (UTKFace, fast configuration), where the pooled rate of a "
-            "mixed gallery was 1 in 1,000, strangers of a person's own group scored that high "
-            "1 in 2,100 (White men) to 1 in 67 (Indian women): up to 15 times the pooled rate"
+            "measured on web photos (UTKFace, fast configuration: SFace, one view), where the "
+            "pooled rate of a mixed gallery was 1 in 1,000, strangers of a person's own group "
+            "scored that high 1 in 1,700 (White men) to 1 in 70 (Indian women): up to 14 times "
+            "the pooled rate"
         ),
+        enrol_detection_side=FAST_ENROL_DETECTION_SIDE,
     ),
     FaceModelConfig(
         key="accurate",
@@ -222,8 +236,9 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
             "YuNet finds faces; SFace and dlib's ResNet, two independently trained models, each "
             "embed the face and its mirror image, and their scores are combined. More true "
             "pairs accepted at the same false-match rate than 'fast' (CFP frontal pairs: 99.54% "
-            "against 99.14% at 1 in 1,000; 99.73% told apart) and better on profiles (rank-1 "
-            "83.0% against 82.2%), for about 1.2-1.4 times the CPU per photo. Changing it means "
+            "against 98.71% at 1 in 1,000; 99.73% told apart against 99.43%) and better on "
+            "profiles (right person first 83.0% against 79.8%), for about 2.5 times the CPU per "
+            "photo of 'fast'. Changing it means "
             "re-embedding the gallery (workstation reembed)."
         ),
         model_files=(YUNET, SFACE, DLIB_RESNET, DLIB_LANDMARKS),
@@ -244,24 +259,33 @@ CONFIGURATIONS: tuple[FaceModelConfig, ...] = (
         ),
     ),
     FaceModelConfig(
-        key="opencv",
-        label="SFace alone (galleries made before mirror averaging)",
+        key="fast-mirror",
+        label="SFace with its mirror image ('fast' galleries made before 1 December 2026)",
         summary=(
-            "YuNet + SFace, one view per face: how galleries were built before mirror averaging. "
+            "YuNet finds faces, SFace (OpenCV) embeds each face and its mirror image: what "
+            "'fast' was until 1 December 2026, when it became one view for speed. CFP frontal "
+            "pairs: 99.14% accepted at 1 in 1,000 (99.56% told apart); the right person first "
+            "99.4% of the time from a frontal photo, 82.2% from a profile (docs/ACCURACY.md). "
             "Keep it for such a gallery, or move the gallery to 'fast' or 'accurate' with "
             "`workstation reembed`."
         ),
         model_files=(YUNET, SFACE),
-        build_embedder=_build_opencv,
+        build_embedder=_build_fast_mirror,
         reference=ReferenceTableSpec(
-            "calibration/sface-2021dec-int8bq.impostors.json",
-            "71e8d02e14626df099785ccbd82c445f78855753efa655d9ff3f3aa6332eb64d",
+            "calibration/fast.impostors.json",
+            "6fbc6336572e2d4b76ba56a62418e0736a7df273319a4224e9ffe1f89be5da34",
         ),
         mated_reference=ReferenceTableSpec(
-            "calibration/opencv.mated.json",
-            "9a10435ead6f05a799d8c3930ebb7cc07e9d97b2462f50cf94507d86427e73d2",
+            "calibration/fast.mated.json",
+            "03112341442fa1958c1172e15678f48c23974b82c0c3f287588b5a871a813cdf",
         ),
         licence="YuNet MIT, SFace Apache-2.0",
+        group_spread=(
+            "measured on web photos (UTKFace, SFace with its mirror image), where the pooled "
+            "rate of a mixed gallery was 1 in 1,000, strangers of a person's own group scored "
+            "that high 1 in 2,100 (White men) to 1 in 67 (Indian women): up to 15 times the "
+            "pooled rate"
+        ),
     ),
     FaceModelConfig(
         key="insightface",
@@ -310,8 +334,20 @@ def all_keys() -> tuple[str, ...]:
     return tuple(config.key for config in CONFIGURATIONS)
 
 
+# Keys that named a configuration under another name: settings written before the change still
+# load. 'opencv' (SFace, one view) became 'fast' on 1 December 2026; what 'fast' was is
+# 'fast-mirror', and a gallery built with it keeps using it (configuration_key_for_gallery).
+RENAMED_KEYS = {"opencv": "fast"}
+
+
+def current_key(key: str) -> str:
+    """The key a configuration goes by now (see RENAMED_KEYS)."""
+    return RENAMED_KEYS.get(key, key)
+
+
 def configuration(key: str) -> FaceModelConfig:
     """The configuration named `key`; ModelError naming the choices when there is none."""
+    key = current_key(key)
     for config in CONFIGURATIONS:
         if config.key == key:
             return config
@@ -369,13 +405,14 @@ def create_engine(
     insightface_pack: Path | str | None = None,
 ) -> FaceEngine:
     """Build the engine of a configuration (DEFAULT_CONFIGURATION when `backend` is None)."""
-    key = backend or DEFAULT_CONFIGURATION
-    config = configuration(key)
+    config = configuration(backend or DEFAULT_CONFIGURATION)
+    key = config.key
     options = EngineOptions(model_dir=model_dir, insightface_pack=insightface_pack)
     embedder, own_detector = config.build_embedder(options)
     detector = own_detector if own_detector is not None else _detector(options)
     description = f"{config.label.split(' (')[0]}: {detector.name} + {embedder.model.name}"
     engine = FaceEngine(detector, embedder, description=description)
-    engine.configuration = key
+    engine.configuration = config.key
+    engine.enrol_detection_side = config.enrol_detection_side
     engine.factory = lambda: create_engine(key, model_dir, insightface_pack)
     return engine

@@ -393,7 +393,7 @@ def _prepare(
     # pixels, so that photo is decoded in full).
     at_least = engine.enrol_detection_side if item.box is None else None
     try:
-        image = decode_image(data, item.image, at_least=at_least)
+        image = decode_image(data, item.image, at_least=at_least, sha256=digest)
     except ImageError as exc:
         return failed(str(exc).removeprefix(f"{item.image}: "))
     decoded = time.perf_counter()
@@ -419,7 +419,7 @@ def _prepare(
                 image.bgr,
                 max_side=engine.enrol_detection_side,
                 scale=image.scale,
-                full_pixels=lambda: decode_image(data, item.image).bgr,
+                full_pixels=lambda: decode_image(data, item.image, sha256=digest).bgr,
             )
     except NoFaceError as exc:
         return failed(str(exc))

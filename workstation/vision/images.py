@@ -65,9 +65,8 @@ class LoadedImage:
     file_bytes: int
     # Frames (pages) in the file; only the first is decoded.
     frames: int = 1
-    # Decoded pixels per pixel of the photo: below 1 when a large JPEG was decoded at a reduced
-    # size (decode_image's `at_least`); `photo_size` is then the photo's own (upright) size.
-    scale: float = 1.0
+    # The photo's own (upright) size when a large JPEG was decoded at a reduced size
+    # (decode_image's `at_least`); None when `bgr` is the photo at its own size.
     own_size: tuple[int, int] | None = None
 
     @property
@@ -92,6 +91,11 @@ class LoadedImage:
     def photo_size(self) -> tuple[int, int]:
         """(width, height) of the photo itself, whatever size it was decoded at."""
         return self.own_size or (self.width, self.height)
+
+    @property
+    def scale(self) -> float:
+        """Decoded pixels per pixel of the photo (below 1 for a reduced decode)."""
+        return self.width / self.photo_size[0]
 
 
 def is_image_path(path: Path) -> bool:
@@ -173,7 +177,11 @@ def _require_regular(path: Path, mode: int) -> None:
 
 
 def decode_image(
-    data: bytes, path: Path, max_pixels: int = MAX_PIXELS, at_least: int | None = None
+    data: bytes,
+    path: Path,
+    max_pixels: int = MAX_PIXELS,
+    at_least: int | None = None,
+    sha256: str | None = None,
 ) -> LoadedImage:
     """Decode bytes already read from `path` (the path is used for messages and lineage).
 
@@ -181,11 +189,12 @@ def decode_image(
     or 1/8 of its size (JPEG's own DCT scaling, several times cheaper than decoding in full and
     shrinking), its longer side still at least `at_least`; `scale` and `photo_size` say so.
     Enrolment uses it: it detects on a copy of that size anyway (see
-    FaceEngine.analyze_main_face for when it still needs the full pixels).
+    FaceEngine.analyze_main_face for when it still needs the full pixels). `sha256`: the
+    bytes' digest when the caller has it already (a large photo is not hashed twice).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256 or hashlib.sha256(data).hexdigest()
     if not data:
         raise ImageError(f"{path}: file is empty")
     try:
@@ -227,7 +236,6 @@ def decode_image(
     # (array[:, :, ::-1]) took several times longer on large photos (issue 10 part 5).
     bgr = cv2_module().cvtColor(np.asarray(rgb, dtype=np.uint8), cv2_module().COLOR_RGB2BGR)
     own_size = (height, width) if orientation in _SWAPS_SIDES else (width, height)
-    scale = bgr.shape[1] / own_size[0]
     return LoadedImage(
         path=path,
         sha256=digest,
@@ -236,8 +244,7 @@ def decode_image(
         exif_rotated=orientation not in (None, 1),
         file_bytes=len(data),
         frames=frames,
-        scale=scale,
-        own_size=own_size if scale != 1.0 else None,
+        own_size=own_size if own_size != (bgr.shape[1], bgr.shape[0]) else None,
     )
 
 

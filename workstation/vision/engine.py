@@ -31,7 +31,7 @@ from workstation.vision.detection import (
     scaled_detections,
     tile_detections,
 )
-from workstation.vision.quality import assess_quality
+from workstation.vision.quality import assess_quality, inter_eye_px
 
 # Detection runs on a copy whose longer side is at most this, and on smaller copies for faces
 # too large for it (vision/detection.py); landmarks are mapped back and the face is aligned from
@@ -75,11 +75,6 @@ MAX_REFINED_FACES = 64
 # still (SFace's 112 px crop puts the eyes 35 px apart), so the reduced decode holds all the
 # detail the crop can keep. A smaller face is aligned from the photo decoded in full.
 REDUCED_MIN_INTER_EYE_PX = 64
-
-
-def _inter_eye(detection: Detection) -> float:
-    (left_x, left_y), (right_x, right_y) = detection.landmarks[0], detection.landmarks[1]
-    return float(np.hypot(right_x - left_x, right_y - left_y))
 
 
 class Detector(Protocol):
@@ -247,7 +242,8 @@ class FaceEngine:
         if not detections:
             return None
         main, others = detections[0], len(detections) - 1
-        if scale != 1.0 and full_pixels is not None and _inter_eye(main) < REDUCED_MIN_INTER_EYE_PX:
+        too_small = inter_eye_px(main.landmarks) < REDUCED_MIN_INTER_EYE_PX
+        if scale != 1.0 and full_pixels is not None and too_small:
             return MainFace(
                 self._analysed(full_pixels(), [rescale_detection(main, 1 / scale)])[0], others
             )

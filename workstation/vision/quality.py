@@ -48,6 +48,12 @@ def sharpness(aligned_bgr: np.ndarray) -> float:
     return float(cv2.Laplacian(centre, cv2.CV_64F).var())
 
 
+def inter_eye_px(landmarks: Landmarks) -> float:
+    """Distance between the two eye landmarks, in the pixels of the landmarks."""
+    (left_x, left_y), (right_x, right_y) = landmarks[0], landmarks[1]
+    return float(np.hypot(right_x - left_x, right_y - left_y))
+
+
 def pose_from_landmarks(landmarks: Landmarks) -> tuple[float, float, float, float]:
     """Estimate (inter-eye px, yaw, pitch, roll) in degrees from five landmarks.
 
@@ -60,7 +66,7 @@ def pose_from_landmarks(landmarks: Landmarks) -> tuple[float, float, float, floa
     points = np.asarray(landmarks, dtype=np.float64)
     left_eye, right_eye, nose, mouth_left, mouth_right = points
     eye_vector = right_eye - left_eye
-    inter_eye = float(np.hypot(*eye_vector))
+    inter_eye = inter_eye_px(landmarks)
     roll = math.degrees(math.atan2(eye_vector[1], eye_vector[0]))
     # Express points in a frame where the eye line is horizontal.
     angle = -math.radians(roll)

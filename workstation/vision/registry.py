@@ -406,7 +406,6 @@ def create_engine(
 ) -> FaceEngine:
     """Build the engine of a configuration (DEFAULT_CONFIGURATION when `backend` is None)."""
     config = configuration(backend or DEFAULT_CONFIGURATION)
-    key = config.key
     options = EngineOptions(model_dir=model_dir, insightface_pack=insightface_pack)
     embedder, own_detector = config.build_embedder(options)
     detector = own_detector if own_detector is not None else _detector(options)
@@ -414,5 +413,5 @@ def create_engine(
     engine = FaceEngine(detector, embedder, description=description)
     engine.configuration = config.key
     engine.enrol_detection_side = config.enrol_detection_side
-    engine.factory = lambda: create_engine(key, model_dir, insightface_pack)
+    engine.factory = lambda: create_engine(config.key, model_dir, insightface_pack)
     return engine
